@@ -1,0 +1,1 @@
+"""The shared, versioned language of Patient Journeys: definitions, commands and events."""

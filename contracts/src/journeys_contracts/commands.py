@@ -1,0 +1,64 @@
+"""Commands on `journeys.commands.v1`: requests, in the imperative, that the executor decides on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import Field, TypeAdapter
+
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.wire import UtcDatetime, WireModel
+
+
+class CommandBase(WireModel):
+    run_id: UUID
+
+
+class StartRun(CommandBase):
+    """Start a run of `definition` (the journey's immutable snapshot) for one patient."""
+
+    type: Literal["journeys.command.start_run.v1"] = "journeys.command.start_run.v1"
+    journey_id: UUID
+    patient_id: str
+    patient_context: dict[str, Any]
+    definition: JourneyDefinition
+    requested_at: UtcDatetime
+
+
+class FireTimer(CommandBase):
+    """A timer came due; the executor applies it only if the run still waits on `timer_id`."""
+
+    type: Literal["journeys.command.fire_timer.v1"] = "journeys.command.fire_timer.v1"
+    timer_id: UUID
+    due_at: UtcDatetime
+    fired_at: UtcDatetime
+
+
+class CancelRun(CommandBase):
+    """Stop a run that has not ended; its pending timer, if any, is cancelled with it."""
+
+    type: Literal["journeys.command.cancel_run.v1"] = "journeys.command.cancel_run.v1"
+    requested_at: UtcDatetime
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class RecordDelivery(CommandBase):
+    """The outcome of handing message `message_id` to a channel."""
+
+    type: Literal["journeys.command.record_delivery.v1"] = "journeys.command.record_delivery.v1"
+    message_id: UUID
+    channel: str
+    delivered: bool
+    reason: str | None = None
+    at: UtcDatetime
+
+
+Command = Annotated[StartRun | FireTimer | CancelRun | RecordDelivery, Field(discriminator="type")]
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+COMMAND_TYPES: tuple[type[CommandBase], ...] = (StartRun, FireTimer, CancelRun, RecordDelivery)
+
+
+def decode_command(data: bytes) -> Command:
+    """Parse a command value; raises pydantic.ValidationError on anything malformed."""
+    return COMMAND_ADAPTER.validate_json(data)

@@ -1,0 +1,227 @@
+"""Journey definitions: the wire shape upstream systems submit, and its graph rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Operator = Literal[
+    "==", "!=", ">", ">=", "<", "<=",
+    "eq", "ne", "gt", "gte", "lt", "lte",
+    "in", "not_in", "exists", "contains",
+]  # fmt: skip
+
+NodeId = Annotated[str, Field(min_length=1, max_length=200)]
+
+_EXAMPLE: dict[str, Any] = {
+    "name": "Hip replacement recovery",
+    "start_node_id": "welcome",
+    "nodes": [
+        {"id": "welcome", "type": "MESSAGE", "message": "Welcome!", "next_node_id": "age_check"},
+        {
+            "id": "age_check",
+            "type": "CONDITIONAL",
+            "condition": {"field": "age", "operator": ">", "value": 65},
+            "on_true_next_node_id": "wait",
+            "on_false_next_node_id": None,
+        },
+        {"id": "wait", "type": "DELAY", "duration_seconds": 86400, "next_node_id": "checkin"},
+        {
+            "id": "checkin",
+            "type": "MESSAGE",
+            "message": "How is your recovery going?",
+            "next_node_id": None,
+        },
+    ],
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Strict):
+    """A test of one patient-context field; `field` is a dotted path (`patient.` optional)."""
+
+    field: Annotated[str, Field(min_length=1, max_length=200)]
+    operator: Operator
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> Condition:
+        if self.operator in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"operator '{self.operator}' needs a list value")
+        # `0 in (None, True, False)` is true in Python: test the type, not equality.
+        if self.operator == "exists" and not (self.value is None or isinstance(self.value, bool)):
+            raise ValueError("operator 'exists' takes no value, or true/false")
+        if self.operator in (">", ">=", "<", "<=", "gt", "gte", "lt", "lte") and (
+            isinstance(self.value, bool) or not isinstance(self.value, int | float | str)
+        ):
+            raise ValueError(f"operator '{self.operator}' needs a number or string value")
+        return self
+
+
+class MessageNode(_Strict):
+    """Send `message` to the patient, then continue to `next_node_id`."""
+
+    id: NodeId
+    type: Literal["MESSAGE"]
+    message: Annotated[str, Field(min_length=1, max_length=10_000)]
+    next_node_id: NodeId | None = None
+
+
+class DelayNode(_Strict):
+    """Wait `duration_seconds`, surviving any restart, then continue."""
+
+    id: NodeId
+    type: Literal["DELAY"]
+    # strict: `true` or `"5"` must be a 422, never a coerced 1- or 5-second delay.
+    duration_seconds: Annotated[
+        float, Field(strict=True, ge=0, le=5 * 366 * 86400, allow_inf_nan=False)
+    ]
+    next_node_id: NodeId | None = None
+
+
+class ConditionalNode(_Strict):
+    """Evaluate `condition` against the patient context and branch."""
+
+    id: NodeId
+    type: Literal["CONDITIONAL"]
+    condition: Condition
+    on_true_next_node_id: NodeId | None = None
+    on_false_next_node_id: NodeId | None = None
+
+
+Node = Annotated[MessageNode | DelayNode | ConditionalNode, Field(discriminator="type")]
+
+
+class JourneyDefinition(_Strict):
+    """A journey as submitted: a graph of nodes entered at `start_node_id`."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"examples": [_EXAMPLE]}
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    start_node_id: NodeId
+    nodes: Annotated[list[Node], Field(min_length=1, max_length=1000)]
+
+    def node(self, node_id: str) -> MessageNode | DelayNode | ConditionalNode:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+
+@dataclass(frozen=True)
+class GraphError:
+    """One broken graph rule, located like a pydantic error (`loc` under the body)."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+
+
+def successors(node: MessageNode | DelayNode | ConditionalNode) -> Iterator[tuple[str, str]]:
+    """Yield (field name, target id) for every outgoing edge of a node."""
+    if isinstance(node, ConditionalNode):
+        if node.on_true_next_node_id is not None:
+            yield "on_true_next_node_id", node.on_true_next_node_id
+        if node.on_false_next_node_id is not None:
+            yield "on_false_next_node_id", node.on_false_next_node_id
+    elif node.next_node_id is not None:
+        yield "next_node_id", node.next_node_id
+
+
+def graph_errors(definition: JourneyDefinition) -> list[GraphError]:
+    """Check the graph rules of DESIGN.md section 2; an empty list means the graph is sound."""
+    errors: list[GraphError] = []
+    index: dict[str, int] = {}
+    for i, node in enumerate(definition.nodes):
+        if node.id in index:
+            errors.append(
+                GraphError(
+                    ("nodes", i, "id"),
+                    f"node id '{node.id}' repeats the id of nodes[{index[node.id]}]",
+                )
+            )
+        else:
+            index[node.id] = i
+    if definition.start_node_id not in index:
+        errors.append(
+            GraphError(
+                ("start_node_id",),
+                f"start_node_id '{definition.start_node_id}' does not match any node id",
+            )
+        )
+    for i, node in enumerate(definition.nodes):
+        for field, target in successors(node):
+            if target not in index:
+                errors.append(
+                    GraphError(("nodes", i, field), f"'{target}' does not match any node id")
+                )
+    if errors:
+        return errors
+    errors.extend(_unreachable(definition, index))
+    errors.extend(_delay_free_cycles(definition, index))
+    return errors
+
+
+def _unreachable(definition: JourneyDefinition, index: dict[str, int]) -> list[GraphError]:
+    seen = {definition.start_node_id}
+    stack = [definition.start_node_id]
+    while stack:
+        for _, target in successors(definition.nodes[index[stack.pop()]]):
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return [
+        GraphError(
+            ("nodes", i, "id"),
+            f"node '{n.id}' is unreachable from start_node_id '{definition.start_node_id}'",
+        )
+        for i, n in enumerate(definition.nodes)
+        if n.id not in seen
+    ]
+
+
+def _delay_free_cycles(definition: JourneyDefinition, index: dict[str, int]) -> list[GraphError]:
+    """Find cycles that can loop without waiting: edges leaving a positive DELAY are cut."""
+
+    def edges(node_id: str) -> list[str]:
+        node = definition.nodes[index[node_id]]
+        if isinstance(node, DelayNode) and node.duration_seconds > 0:
+            return []
+        # Both branches of a CONDITIONAL may name one node: walk it (and report its cycle) once.
+        return list(dict.fromkeys(target for _, target in successors(node)))
+
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(index, white)
+    errors: list[GraphError] = []
+    for root in index:
+        if colour[root] != white:
+            continue
+        path: list[str] = [root]
+        iters = [iter(edges(root))]
+        colour[root] = grey
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                colour[path.pop()] = black
+                iters.pop()
+            elif colour[nxt] == grey:
+                cycle = [*path[path.index(nxt) :], nxt]
+                errors.append(
+                    GraphError(
+                        ("nodes", index[nxt], "id"),
+                        f"cycle {' -> '.join(cycle)} can loop without passing a DELAY "
+                        "with duration_seconds > 0",
+                    )
+                )
+            elif colour[nxt] == white:
+                colour[nxt] = grey
+                path.append(nxt)
+                iters.append(iter(edges(nxt)))
+    return errors

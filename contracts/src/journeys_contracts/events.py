@@ -1,0 +1,145 @@
+"""Events on `journeys.events.v1`: facts, in the past tense, that other teams build on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import Field, TypeAdapter
+
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.wire import UtcDatetime, WireModel
+
+
+class EventBase(WireModel):
+    """Every event names its run and patient and carries a gapless per-run `seq` (1, 2, …)."""
+
+    run_id: UUID
+    journey_id: UUID
+    patient_id: str
+    seq: Annotated[int, Field(ge=1)]
+    occurred_at: UtcDatetime
+
+
+class RunStarted(EventBase):
+    type: Literal["journeys.run.started.v1"] = "journeys.run.started.v1"
+    journey_name: str
+    start_node_id: str
+    patient_context: dict[str, Any]
+    definition: JourneyDefinition
+
+
+class NodeEntered(EventBase):
+    type: Literal["journeys.node.entered.v1"] = "journeys.node.entered.v1"
+    node_id: str
+    node_type: Literal["MESSAGE", "DELAY", "CONDITIONAL"]
+
+
+class MessageRequested(EventBase):
+    type: Literal["journeys.message.requested.v1"] = "journeys.message.requested.v1"
+    node_id: str
+    message_id: UUID
+    message: str
+
+
+class MessageSent(EventBase):
+    type: Literal["journeys.message.sent.v1"] = "journeys.message.sent.v1"
+    node_id: str
+    message_id: UUID
+    channel: str
+
+
+class MessageFailed(EventBase):
+    type: Literal["journeys.message.failed.v1"] = "journeys.message.failed.v1"
+    node_id: str
+    message_id: UUID
+    channel: str
+    reason: str
+
+
+class ConditionEvaluated(EventBase):
+    type: Literal["journeys.condition.evaluated.v1"] = "journeys.condition.evaluated.v1"
+    node_id: str
+    field: str
+    operator: str
+    result: bool
+    next_node_id: str | None
+    note: str | None = None
+
+
+class DelayStarted(EventBase):
+    type: Literal["journeys.delay.started.v1"] = "journeys.delay.started.v1"
+    node_id: str
+    timer_id: UUID
+    duration_seconds: float
+    due_at: UtcDatetime
+
+
+class DelayElapsed(EventBase):
+    type: Literal["journeys.delay.elapsed.v1"] = "journeys.delay.elapsed.v1"
+    node_id: str
+    timer_id: UUID
+    due_at: UtcDatetime
+    fired_at: UtcDatetime
+
+
+class RunCompleted(EventBase):
+    type: Literal["journeys.run.completed.v1"] = "journeys.run.completed.v1"
+    last_node_id: str | None
+
+
+class RunFailed(EventBase):
+    type: Literal["journeys.run.failed.v1"] = "journeys.run.failed.v1"
+    node_id: str | None
+    reason: str
+
+
+class RunCancelled(EventBase):
+    type: Literal["journeys.run.cancelled.v1"] = "journeys.run.cancelled.v1"
+    node_id: str | None
+    reason: str | None = None
+    cancelled_timer_id: UUID | None = None
+
+
+Event = Annotated[
+    RunStarted
+    | NodeEntered
+    | MessageRequested
+    | MessageSent
+    | MessageFailed
+    | ConditionEvaluated
+    | DelayStarted
+    | DelayElapsed
+    | RunCompleted
+    | RunFailed
+    | RunCancelled,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_TYPES: tuple[type[EventBase], ...] = (
+    RunStarted,
+    NodeEntered,
+    MessageRequested,
+    MessageSent,
+    MessageFailed,
+    ConditionEvaluated,
+    DelayStarted,
+    DelayElapsed,
+    RunCompleted,
+    RunFailed,
+    RunCancelled,
+)
+TERMINAL_EVENT_TYPES = frozenset(
+    {RunCompleted.model_fields["type"].default, RunFailed.model_fields["type"].default,
+     RunCancelled.model_fields["type"].default}
+)  # fmt: skip
+
+
+def decode_event(data: bytes) -> Event:
+    """Parse an event value; raises pydantic.ValidationError on anything malformed."""
+    return EVENT_ADAPTER.validate_json(data)
+
+
+def type_of(model: type[WireModel]) -> str:
+    """The `type` (and CloudEvents `ce_type`) of a command or event class."""
+    return str(model.model_fields["type"].default)

@@ -1,0 +1,1 @@
+"""Shared runtime for the services: settings, Kafka clients, topics, logging, metrics, ops HTTP."""

@@ -1,0 +1,1 @@
+"""The Patient Journeys HTTP API: validates requests, publishes commands, reads the read models."""

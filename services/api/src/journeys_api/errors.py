@@ -1,0 +1,91 @@
+"""Error answers: 4xx naming the field and the reason, 503 with Retry-After, never a trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from journeys_api.metrics import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+# Only these keys leave the API: `input` and `ctx` would echo the body, i.e. patient data.
+_ERROR_KEYS = ("type", "loc", "msg")
+
+Loc = Sequence[str | int]
+
+
+class UnavailableError(Exception):
+    """A dependency (`kafka` or `postgres`) is out of reach; the client should retry later."""
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(f"{dependency} unavailable: {reason}")
+        self.dependency = dependency
+        self.reason = reason
+
+
+def invalid(loc: Loc, msg: str, error_type: str = "value_error") -> RequestValidationError:
+    """One validation error in FastAPI's shape, for rules pydantic cannot express."""
+    return RequestValidationError([{"type": error_type, "loc": tuple(loc), "msg": msg}])
+
+
+def not_found(kind: str, ident: object) -> HTTPException:
+    return HTTPException(404, f"{kind} {ident} not found")
+
+
+def sanitized(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{key: error[key] for key in _ERROR_KEYS if key in error} for error in errors]
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": sanitized(exc.errors())}, status_code=422)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _unavailable_response(request: Request, dependency: str, reason: str) -> JSONResponse:
+    UNAVAILABLE.labels(dependency).inc()
+    log.warning(
+        "dependency unavailable",
+        extra={"dependency": dependency, "reason": reason, "path": request.url.path},
+    )
+    return JSONResponse(
+        {"detail": f"{dependency} is unavailable, retry later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UnavailableError)
+    return _unavailable_response(request, exc.dependency, exc.reason)
+
+
+async def _postgres(request: Request, exc: Exception) -> JSONResponse:
+    return _unavailable_response(request, "postgres", type(exc).__name__)
+
+
+async def _kafka(request: Request, exc: Exception) -> JSONResponse:
+    return _unavailable_response(request, "kafka", type(exc).__name__)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers; unexpected exceptions are answered by the request middleware."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(UnavailableError, _unavailable)
+    app.add_exception_handler(psycopg.OperationalError, _postgres)
+    app.add_exception_handler(KafkaError, _kafka)

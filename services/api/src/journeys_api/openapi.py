@@ -1,0 +1,151 @@
+"""The OpenAPI document: named examples of every route's answers, nulls kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from journeys_api.examples import (
+    DESIGN_JOURNEY,
+    JOURNEY_ID,
+    JOURNEY_VIEW,
+    NAMED,
+    PATIENT_CONTEXT,
+    RUN_ID,
+    RUN_VIEW,
+    TIMELINE,
+    error,
+    json_example,
+    response,
+)
+
+UNAVAILABLE = response(
+    "Kafka or PostgreSQL is out of reach; retry after `Retry-After` seconds",
+    postgres=json_example("database down", {"detail": "postgres is unavailable, retry later"}),
+    kafka=json_example("broker down", {"detail": "kafka is unavailable, retry later"}),
+)
+UNAVAILABLE["headers"] = {
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+}
+
+JOURNEY_EXAMPLES: dict[str, Any] = {
+    "design": json_example("The journey of DESIGN.md", DESIGN_JOURNEY),
+    "dangling": json_example(
+        "Rejected (422): a next node that does not exist",
+        {**DESIGN_JOURNEY, "nodes": [
+            {"id": "welcome", "type": "MESSAGE", "message": "Welcome!",
+             "next_node_id": "nowhere"}]},
+    ),
+}  # fmt: skip
+
+PATIENT_EXAMPLES: dict[str, Any] = {
+    "patient": json_example("A patient context; `id` names the patient", PATIENT_CONTEXT),
+    "numeric id": json_example("An integer id is taken as its decimal string", {"id": 4711}),
+}
+
+_NODE_LOC: list[str | int] = ["body", "nodes", 0, "next_node_id"]
+VALIDATION: dict[str, dict[str, Any]] = {
+    "journey": response(
+        "The definition breaks a rule; each error names its field",
+        dangling=json_example("dangling next node",
+                              error(_NODE_LOC, "'nowhere' does not match any node id")),
+        cycle=json_example("delay-free cycle", error(
+            ["body", "nodes", 0, "id"],
+            "cycle a -> b -> a can loop without passing a DELAY with duration_seconds > 0")),
+        operator=json_example("unknown operator", error(
+            ["body", "nodes", 1, "CONDITIONAL", "condition", "operator"],
+            "Input should be '==', '!=', '>', '>=', '<', '<=', 'eq', 'ne', 'gt', 'gte', 'lt', "
+            "'lte', 'in', 'not_in', 'exists' or 'contains'", "literal_error")),
+    ),
+    "trigger": response(
+        "The patient context or a header is malformed",
+        missing_id=json_example("no patient id", error(
+            ["body", "id"], "Field required: the patient context needs an id", "missing")),
+        reused_key=json_example("Idempotency-Key reused with another body", error(
+            ["header", "idempotency-key"],
+            "Idempotency-Key was already used for this journey with a different request body")),
+    ),
+    "cursor": response(
+        "A query parameter is malformed",
+        cursor=json_example("foreign cursor",
+                            error(["query", "cursor"], "cursor is not one this API issued")),
+    ),
+    "journeyId": response(
+        "The journey id is not a UUID",
+        journeyId=json_example("malformed journey id", error(
+            ["path", "journeyId"], "Input should be a valid UUID, invalid character: expected "
+            "an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-], found `x` at 1",
+            "uuid_parsing")),
+    ),
+    "runId": response(
+        "The run id is not a UUID",
+        runId=json_example("malformed run id", error(
+            ["path", "runId"], "Input should be a valid UUID, invalid length: expected length "
+            "32 for simple format, found 3", "uuid_parsing")),
+    ),
+}  # fmt: skip
+
+NOT_FOUND: dict[str, dict[str, Any]] = {
+    kind: response(
+        f"No {kind} has this id",
+        unknown=json_example(f"unknown {kind}", {"detail": f"{kind} {ident} not found"}),
+    )
+    for kind, ident in (("journey", JOURNEY_ID), ("run", RUN_ID))
+}
+
+TOO_LARGE = response(
+    "The body exceeds `API_MAX_BODY_BYTES`",
+    too_large=json_example(
+        "body too large", {"detail": "request body exceeds the limit of 1048576 bytes"}
+    ),
+)
+
+CONFLICT = response(
+    "The run has already ended",
+    ended=json_example("completed run", {
+        "detail": f"Expected a run that has not ended, but run {RUN_ID} is completed"}),
+)  # fmt: skip
+
+CANCEL_EXAMPLES: dict[str, Any] = {
+    "reason": json_example("With a reason", {"reason": "patient opted out"}),
+    "empty": json_example("Without a reason", {}),
+}
+
+_SCHEMA_EXAMPLES = {"JourneyView": [JOURNEY_VIEW], "RunView": [RUN_VIEW], "RunTimeline": [TIMELINE]}
+
+
+def keep_null_examples(app: FastAPI) -> None:
+    """FastAPI drops every null from the document, examples included: put the examples back.
+
+    Without this the DESIGN.md journey would lose `"on_false_next_node_id": null`, the very
+    way a branch ends a run.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        document = generate()
+        if fresh:
+            _restore(document)
+            schemas = document.get("components", {}).get("schemas", {})
+            for name, examples in _SCHEMA_EXAMPLES.items():
+                if name in schemas:
+                    schemas[name]["examples"] = examples
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _restore(node: Any) -> None:
+    """Replace every named example's value by the original, found by its unique summary."""
+    if isinstance(node, dict):
+        summary = node.get("summary")
+        if "value" in node and isinstance(summary, str) and summary in NAMED:
+            node["value"] = NAMED[summary]
+            return
+        for child in node.values():
+            _restore(child)
+    elif isinstance(node, list):
+        for child in node:
+            _restore(child)

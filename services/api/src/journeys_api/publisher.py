@@ -1,0 +1,118 @@
+"""The Kafka side: one idempotent producer (acks=all), reconnecting while Kafka is away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
+
+from journeys_api.errors import UnavailableError
+from journeys_contracts.commands import CancelRun, StartRun
+from journeys_contracts.envelope import CloudEvent
+from journeys_contracts.journeys import JourneyDefined
+from journeys_runtime import kafka
+from journeys_runtime.topics import PartitionMismatchError, Topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/journeys/api"
+Record = JourneyDefined | StartRun | CancelRun
+RETRY_MAX_SECONDS = 10.0
+
+
+class Publisher:
+    """Sends records with their CloudEvent headers; `UnavailableError` when Kafka is away.
+
+    A failed first connection does not stop the API from starting: it keeps retrying in the
+    background, `/ready` answers 503 and writes answer 503 meanwhile.
+    """
+
+    def __init__(
+        self, bootstrap: str, topics: Topics, partitions: int, *, create_topics: bool,
+        timeout: float,
+    ) -> None:  # fmt: skip
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._partitions = partitions
+        self._create_topics = create_topics
+        self._timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._retry: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """One attempt now (a partition mismatch is fatal), then retries in the background."""
+        try:
+            await self._connect()
+        except PartitionMismatchError:
+            raise
+        except Exception as exc:
+            log.warning("kafka unreachable at start, retrying", extra={"error": repr(exc)})
+            self._retry = asyncio.create_task(self._keep_connecting(), name="kafka-connect")
+
+    async def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    async def ready(self, max_wait: float) -> bool:
+        """Kafka answers a metadata request within `max_wait` seconds."""
+        if self._producer is None:
+            return False
+        try:
+            async with asyncio.timeout(max_wait):
+                return bool(await self._producer.client.force_metadata_update())
+        except (TimeoutError, KafkaError):
+            return False
+
+    async def send(self, topic: str, key: str, record: Record, *, subject: str,
+                   event_id: str) -> RecordMetadata:  # fmt: skip
+        """Wait until Kafka has the record (acks=all); its partition and offset come back."""
+        if self._producer is None:
+            raise UnavailableError("kafka", "not connected")
+        headers = CloudEvent(event_id, record.type, SOURCE, subject, datetime.now(UTC)).headers()
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._producer.send_and_wait(
+                    topic, record.to_json(), key.encode(), headers=headers
+                )
+        except TimeoutError as exc:
+            raise UnavailableError("kafka", "no acknowledgement in time") from exc
+        except KafkaError as exc:
+            raise UnavailableError("kafka", type(exc).__name__) from exc
+
+    async def _connect(self) -> None:
+        if self._create_topics:
+            await ensure_topics(self._bootstrap, self._topics, self._partitions)
+        producer = kafka.producer(self._bootstrap)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
+        log.info("kafka producer connected")
+
+    async def _keep_connecting(self) -> None:
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+                return
+            except Exception as exc:
+                log.warning("kafka still unreachable", extra={"error": repr(exc)})
+                delay = min(delay * 2, RETRY_MAX_SECONDS)

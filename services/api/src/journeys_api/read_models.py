@@ -1,0 +1,104 @@
+"""Queries over the projector's read models (`journeys`, `runs`, `run_events`); read only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from journeys_api.pagination import Key
+
+Row = dict[str, Any]
+
+_JOURNEYS = sql.SQL("SELECT journey_id, definition, created_at FROM journeys")
+_RUNS = sql.SQL(
+    "SELECT run_id, journey_id, patient_id, status, current_node_id, patient_context, "
+    "created_at, updated_at, wake_at, error FROM runs"
+)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    journey_id: UUID | None = None
+    patient_id: str | None = None
+    status: str | None = None
+
+
+class ReadModels:
+    """Every query takes one pooled connection for one statement (autocommit reads)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    async def _all(self, query: sql.Composable, params: Any) -> list[Row]:
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            return await cur.fetchall()
+
+    async def _one(self, query: sql.Composable, params: Any) -> Row | None:
+        rows = await self._all(query, params)
+        return rows[0] if rows else None
+
+    async def journey(self, journey_id: UUID) -> Row | None:
+        return await self._one(sql.SQL("{} WHERE journey_id = %s").format(_JOURNEYS), (journey_id,))
+
+    async def journeys(self, after: Key | None, limit: int) -> list[Row]:
+        """Up to `limit` journeys after the cursor key, oldest first."""
+        where, params = _after(after, "journey_id", [], [])
+        return await self._all(
+            sql.SQL("{} {} ORDER BY created_at, journey_id LIMIT %s").format(_JOURNEYS, where),
+            [*params, limit],
+        )
+
+    async def run(self, run_id: UUID) -> Row | None:
+        return await self._one(sql.SQL("{} WHERE run_id = %s").format(_RUNS), (run_id,))
+
+    async def runs(self, filters: RunFilter, after: Key | None, limit: int) -> list[Row]:
+        """Up to `limit` runs matching every given filter, after the cursor key, oldest first."""
+        conditions: list[sql.Composable] = []
+        params: list[Any] = []
+        for column, value in (
+            ("journey_id", filters.journey_id),
+            ("patient_id", filters.patient_id),
+            ("status", filters.status),
+        ):
+            if value is not None:
+                conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                params.append(value)
+        where, params = _after(after, "run_id", conditions, params)
+        return await self._all(
+            sql.SQL("{} {} ORDER BY created_at, run_id LIMIT %s").format(_RUNS, where),
+            [*params, limit],
+        )
+
+    async def run_events(self, run_id: UUID) -> list[Row] | None:
+        """The run's events in seq order; None when the run is unknown."""
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "SELECT seq, type, occurred_at, data FROM run_events "
+                "WHERE run_id = %s ORDER BY seq",
+                (run_id,),
+            )
+            events = await cur.fetchall()
+            if events:
+                return events
+            await cur.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,))
+            return [] if await cur.fetchone() else None
+
+
+def _after(
+    key: Key | None, id_column: str, conditions: list[sql.Composable], params: list[Any]
+) -> tuple[sql.Composable, list[Any]]:
+    if key is not None:
+        conditions = [
+            *conditions,
+            sql.SQL("(created_at, {}) > (%s, %s)").format(sql.Identifier(id_column)),
+        ]
+        params = [*params, key.created_at, key.id]
+    if not conditions:
+        return sql.SQL(""), params
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions), params

@@ -1,0 +1,116 @@
+"""The process's clients: the PostgreSQL pool, the Kafka producer and the projection waiter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from uuid import UUID
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from journeys_api.consistency import ProjectionWaiter
+from journeys_api.definitions import JourneyDefinitions
+from journeys_api.metrics import READ_YOUR_WRITES_SECONDS, READ_YOUR_WRITES_TIMEOUTS
+from journeys_api.publisher import Publisher, Record
+from journeys_api.read_models import ReadModels
+from journeys_api.settings import ApiSettings
+from journeys_contracts.keys import patient_key
+from journeys_runtime.topics import Topics
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
+    set_json_loads(orjson.loads, conn)
+
+
+class Resources:
+    """Built with the app, started by its lifespan; nothing here is touched by validation."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            settings.database_url,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            timeout=settings.db_pool_timeout_seconds,
+            kwargs={"connect_timeout": settings.db_connect_timeout_seconds},
+            configure=_configure,
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+            name="api",
+        )
+        self.read_models = ReadModels(self.pool)
+        self.journeys = JourneyDefinitions(self.read_models, settings.journey_cache_size)
+        self.publisher = Publisher(
+            settings.kafka_bootstrap_servers, self.topics, settings.partitions,
+            create_topics=settings.ensure_topics, timeout=settings.produce_timeout_seconds,
+        )  # fmt: skip
+        self.waiter = ProjectionWaiter(
+            settings.database_url,
+            settings.read_your_writes_poll_seconds,
+            settings.db_connect_timeout_seconds,
+        )
+
+    def patient_key(self, patient_id: str) -> str:
+        return patient_key(self.settings.patient_key_secret.get_secret_value(), patient_id)
+
+    async def start(self) -> None:
+        # Neither PostgreSQL nor Kafka has to be up for the API to start: /ready tells.
+        await self.pool.open(wait=False)
+        await self.waiter.start()
+        await self.publisher.start()
+
+    async def stop(self) -> None:
+        await self.publisher.stop()
+        await self.waiter.stop()
+        await self.pool.close()
+
+    async def publish(
+        self, topic: str, key: str, record: Record, *, subject: UUID, event_id: str,
+        wait: bool = True,
+    ) -> None:  # fmt: skip
+        """Produce `record`; with `wait`, return once the read models include it (bounded)."""
+        metadata = await self.publisher.send(
+            topic, key, record, subject=str(subject), event_id=event_id
+        )
+        if not wait:
+            return
+        kind = topic.removeprefix(self.topics.prefix)
+        started = time.perf_counter()
+        reached = await self.waiter.wait(
+            topic, metadata.partition, metadata.offset,
+            self.settings.read_your_writes_timeout_seconds,
+        )  # fmt: skip
+        READ_YOUR_WRITES_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        if not reached:
+            READ_YOUR_WRITES_TIMEOUTS.labels(kind).inc()
+            log.warning(
+                "read-your-writes wait timed out; answering anyway, the record is in Kafka",
+                extra={"topic": kind, "partition": metadata.partition,
+                       "offset": metadata.offset, "subject": str(subject)},
+            )  # fmt: skip
+
+    async def ready(self) -> dict[str, bool]:
+        max_wait = min(READY_TIMEOUT_SECONDS, self.settings.db_pool_timeout_seconds)
+        postgres, kafka = await asyncio.gather(
+            self._postgres_ready(max_wait), self.publisher.ready(READY_TIMEOUT_SECONDS)
+        )
+        return {"postgres": postgres, "kafka": kafka}
+
+    async def _postgres_ready(self, max_wait: float) -> bool:
+        try:
+            async with self.pool.connection(timeout=max_wait) as conn:
+                await conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False

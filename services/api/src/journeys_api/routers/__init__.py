@@ -1,0 +1,1 @@
+"""One router module per resource: journeys, runs, and the operational endpoints."""

@@ -1,0 +1,152 @@
+"""`/journeys`: define a journey, read journeys, trigger a run for a patient."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Header, Path, Query, Response
+
+from journeys_api import bodies, idempotency
+from journeys_api.deps import ResourcesDep
+from journeys_api.errors import not_found
+from journeys_api.openapi import (
+    JOURNEY_EXAMPLES,
+    NOT_FOUND,
+    PATIENT_EXAMPLES,
+    TOO_LARGE,
+    UNAVAILABLE,
+    VALIDATION,
+)
+from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
+from journeys_api.read_models import Row
+from journeys_api.views import JourneyCreated, JourneyPage, JourneyView, RunAccepted
+from journeys_contracts.commands import StartRun
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.journeys import JourneyDefined
+
+router = APIRouter(prefix="/journeys", tags=["journeys"])
+
+JourneyIdPath = Annotated[UUID, Path(alias="journeyId", description="the journey's id")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1, max_length=255,
+        description="retrying with the same key and body returns the same runId",
+    ),
+]  # fmt: skip
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Define a journey",
+    responses={
+        201: {"headers": {"Location": {"description": "the journey's URL"}}},
+        413: TOO_LARGE,
+        422: VALIDATION["journey"],
+        503: UNAVAILABLE,
+    },
+)
+async def create_journey(
+    definition: Annotated[JourneyDefinition, Body(openapi_examples=JOURNEY_EXAMPLES)],
+    resources: ResourcesDep,
+    response: Response,
+) -> JourneyCreated:
+    """Validate the graph, publish it on the definitions topic, answer once it is readable."""
+    bodies.require_sound_graph(definition)
+    journey_id = uuid.uuid4()
+    record = JourneyDefined(
+        journey_id=journey_id, definition=definition, created_at=datetime.now(UTC)
+    )
+    await resources.publish(
+        resources.topics.definitions, str(journey_id), record,
+        subject=journey_id, event_id=str(uuid.uuid5(journey_id, "journey.defined")),
+    )  # fmt: skip
+    resources.journeys.remember(journey_id, definition)
+    response.headers["Location"] = f"/journeys/{journey_id}"
+    return JourneyCreated(journey_id=journey_id)
+
+
+@router.get(
+    "",
+    summary="List journeys, oldest first",
+    responses={422: VALIDATION["cursor"], 503: UNAVAILABLE},
+)
+async def list_journeys(
+    resources: ResourcesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page")] = None,
+) -> JourneyPage:
+    after = decode_cursor(cursor)
+    rows = await resources.read_models.journeys(after, limit + 1)
+    keys = [Key(row["created_at"], row["journey_id"]) for row in rows]
+    items = [_view(row) for row in rows[:limit]]
+    return JourneyPage(items=items, next_cursor=next_cursor(keys, limit))
+
+
+@router.get(
+    "/{journeyId}",
+    summary="Read a journey as it was defined",
+    responses={404: NOT_FOUND["journey"], 422: VALIDATION["journeyId"], 503: UNAVAILABLE},
+)
+async def get_journey(journey_id: JourneyIdPath, resources: ResourcesDep) -> JourneyView:
+    row = await resources.read_models.journey(journey_id)
+    if row is None:
+        raise not_found("journey", journey_id)
+    return _view(row)
+
+
+@router.post(
+    "/{journeyId}/trigger",
+    status_code=202,
+    summary="Start a run of the journey for one patient",
+    responses={
+        202: {"headers": {"Location": {"description": "the run's URL"}}},
+        404: NOT_FOUND["journey"],
+        413: TOO_LARGE,
+        422: VALIDATION["trigger"],
+        503: UNAVAILABLE,
+    },
+)
+async def trigger(
+    journey_id: JourneyIdPath,
+    context: Annotated[
+        dict[str, Any],
+        Body(description="the patient context; `id` names the patient",
+             openapi_examples=PATIENT_EXAMPLES),
+    ],
+    resources: ResourcesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> RunAccepted:  # fmt: skip
+    """Accepted means durable: the StartRun command is in Kafka when this answers 202."""
+    patient_id = bodies.patient_id_of(context)
+    bodies.require_storable(context, ("body",))
+    definition = await resources.journeys.get(journey_id)
+    if definition is None:
+        raise not_found("journey", journey_id)
+    if idempotency_key is None:
+        run_id = uuid.uuid4()
+    else:
+        run_id = await idempotency.claim(resources.pool, journey_id, idempotency_key, context)
+    command = StartRun(
+        run_id=run_id, journey_id=journey_id, patient_id=patient_id, patient_context=context,
+        definition=definition, requested_at=datetime.now(UTC),
+    )  # fmt: skip
+    # A repeated StartRun (same key and body) is harmless: the executor ignores a known run,
+    # and sending it again covers a crash between storing the key and producing.
+    await resources.publish(
+        resources.topics.commands, resources.patient_key(patient_id), command,
+        subject=run_id, event_id=str(uuid.uuid5(run_id, "command.start_run")),
+    )  # fmt: skip
+    response.headers["Location"] = f"/journeys/runs/{run_id}"
+    return RunAccepted(run_id=run_id)
+
+
+def _view(row: Row) -> JourneyView:
+    return JourneyView.model_validate(
+        {"journeyId": row["journey_id"], **row["definition"], "createdAt": row["created_at"]}
+    )

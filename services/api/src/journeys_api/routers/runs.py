@@ -1,0 +1,119 @@
+"""`/journeys/runs`: read runs and their timelines, cancel a run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query
+
+from journeys_api.deps import ResourcesDep
+from journeys_api.errors import not_found
+from journeys_api.openapi import CANCEL_EXAMPLES, CONFLICT, NOT_FOUND, UNAVAILABLE, VALIDATION
+from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
+from journeys_api.read_models import Row, RunFilter
+from journeys_api.views import (
+    TERMINAL_STATUSES,
+    CancelRequest,
+    RunCancelling,
+    RunEvent,
+    RunPage,
+    RunStatus,
+    RunTimeline,
+    RunView,
+)
+from journeys_contracts.commands import CancelRun
+
+# Declared before `/journeys/{journeyId}`, which would otherwise take "runs" for a journey id.
+router = APIRouter(prefix="/journeys/runs", tags=["runs"])
+
+RunIdPath = Annotated[UUID, Path(alias="runId", description="the run's id")]
+_RUN_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: NOT_FOUND["run"],
+    422: VALIDATION["runId"],
+    503: UNAVAILABLE,
+}
+
+
+@router.get(
+    "",
+    summary="List runs, oldest first, filtered by journey, patient and status",
+    responses={422: VALIDATION["cursor"], 503: UNAVAILABLE},
+)
+async def list_runs(
+    resources: ResourcesDep,
+    journey_id: Annotated[UUID | None, Query(alias="journeyId")] = None,
+    patient_id: Annotated[
+        str | None, Query(alias="patientId", min_length=1, max_length=255)
+    ] = None,
+    status: RunStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page")] = None,
+) -> RunPage:
+    after = decode_cursor(cursor)
+    filters = RunFilter(journey_id=journey_id, patient_id=patient_id, status=status)
+    rows = await resources.read_models.runs(filters, after, limit + 1)
+    keys = [Key(row["created_at"], row["run_id"]) for row in rows]
+    items = [_view(row) for row in rows[:limit]]
+    return RunPage(items=items, next_cursor=next_cursor(keys, limit))
+
+
+@router.get("/{runId}", summary="Read a run's current state", responses=_RUN_ERRORS)
+async def get_run(run_id: RunIdPath, resources: ResourcesDep) -> RunView:
+    row = await resources.read_models.run(run_id)
+    if row is None:
+        raise not_found("run", run_id)
+    return _view(row)
+
+
+@router.get("/{runId}/events", summary="Read a run's events in seq order", responses=_RUN_ERRORS)
+async def get_run_events(run_id: RunIdPath, resources: ResourcesDep) -> RunTimeline:
+    rows = await resources.read_models.run_events(run_id)
+    if rows is None:
+        raise not_found("run", run_id)
+    return RunTimeline(run_id=run_id, events=[RunEvent.model_validate(row) for row in rows])
+
+
+@router.post(
+    "/{runId}/cancel",
+    status_code=202,
+    summary="Ask for a run to stop",
+    responses={**_RUN_ERRORS, 409: CONFLICT},
+)
+async def cancel_run(
+    run_id: RunIdPath,
+    resources: ResourcesDep,
+    request: Annotated[CancelRequest | None, Body(openapi_examples=CANCEL_EXAMPLES)] = None,
+) -> RunCancelling:
+    """202 means the CancelRun command is in Kafka; the executor decides, the run then shows it."""
+    row = await resources.read_models.run(run_id)
+    if row is None:
+        raise not_found("run", run_id)
+    if row["status"] in TERMINAL_STATUSES:
+        raise HTTPException(
+            409, f"Expected a run that has not ended, but run {run_id} is {row['status']}"
+        )
+    command = CancelRun(
+        run_id=run_id, requested_at=datetime.now(UTC), reason=request.reason if request else None
+    )
+    await resources.publish(
+        resources.topics.commands, resources.patient_key(row["patient_id"]), command,
+        subject=run_id, event_id=str(uuid.uuid4()), wait=False,
+    )  # fmt: skip
+    # Read-your-writes for a cancel: the executor's run.cancelled has no offset known here,
+    # so watch the run itself, bounded like every other wait for the read side.
+    deadline = time.monotonic() + resources.settings.read_your_writes_timeout_seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        row = await resources.read_models.run(run_id)
+        if row is not None and row["status"] in TERMINAL_STATUSES:
+            return RunCancelling(run_id=run_id, status=row["status"])
+    return RunCancelling(run_id=run_id)
+
+
+def _view(row: Row) -> RunView:
+    return RunView.model_validate(row)

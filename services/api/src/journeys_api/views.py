@@ -1,0 +1,99 @@
+"""Response bodies: camelCase like DESIGN.md section 2, times in UTC ISO 8601."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from journeys_api import examples
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.wire import UtcDatetime
+
+RunStatus = Literal["queued", "in_progress", "waiting_delay", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class JourneyCreated(_View):
+    journey_id: UUID
+
+
+class JourneyView(JourneyDefinition):
+    """The definition exactly as submitted, plus its id and creation time."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True,
+        json_schema_extra={"examples": [examples.JOURNEY_VIEW]},
+    )  # fmt: skip
+
+    journey_id: UUID = Field(alias="journeyId")
+    created_at: UtcDatetime = Field(alias="createdAt")
+
+
+class JourneyPage(_View):
+    items: list[JourneyView]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
+class RunAccepted(_View):
+    run_id: UUID
+
+
+class RunCancelling(_View):
+    """`cancelled` once the run shows it (normally within milliseconds); else `cancelling`,
+    or the other end state the run reached first (a cancel races the run's own end)."""
+
+    run_id: UUID
+    status: Literal["cancelling", "cancelled", "completed", "failed"] = "cancelling"
+
+
+class RunView(_View):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.RUN_VIEW]})
+
+    run_id: UUID
+    journey_id: UUID
+    patient_id: str
+    status: RunStatus
+    current_node_id: str | None
+    patient_context: dict[str, Any]
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    wake_at: UtcDatetime | None = Field(description="when a waiting delay is due")
+    error: str | None = Field(description="why the run failed")
+
+
+class RunPage(_View):
+    items: list[RunView]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
+class RunEvent(_View):
+    seq: int
+    type: str
+    occurred_at: UtcDatetime
+    data: dict[str, Any]
+
+
+class RunTimeline(_View):
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.TIMELINE]})
+
+    run_id: UUID
+    events: list[RunEvent]
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str | None = Field(None, max_length=500, description="recorded on run.cancelled")
+
+
+class Detail(BaseModel):
+    """The body of 404, 409, 413 and 503 answers."""
+
+    detail: str

@@ -1,0 +1,143 @@
+"""The projector service: consume definitions, commands and events; project them exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from journeys_projector.batch import BatchProjector
+from journeys_projector.decode import Source
+from journeys_projector.rebalance import SeekToStoredOffsets
+from journeys_projector.retry import StoppedError
+from journeys_projector.settings import ProjectorSettings
+from journeys_runtime import kafka
+from journeys_runtime.ops import OpsServer
+from journeys_runtime.topics import Topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+
+
+class Projector:
+    """`start()`, then `stop()` (or `run_until_stopped()`); safe to kill at any point."""
+
+    def __init__(self, settings: ProjectorSettings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self._sources = {
+            self.topics.definitions: Source.DEFINITIONS,
+            self.topics.commands: Source.COMMANDS,
+            self.topics.events: Source.EVENTS,
+        }
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._listener: SeekToStoredOffsets | None = None
+        self._batches: BatchProjector | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # close whatever did start
+            raise
+
+    async def _start(self) -> None:
+        s = self.settings
+        await ensure_topics(s.kafka_bootstrap_servers, self.topics, s.partitions)
+        self._producer = kafka.producer(s.kafka_bootstrap_servers)
+        await self._producer.start()
+        self._batches = BatchProjector(
+            s.database_url, self._producer, self._sources, self.topics.dlq,
+            self._stopping, s.retry_max_seconds,
+        )  # fmt: skip
+        self._consumer = kafka.consumer(s.kafka_bootstrap_servers, s.consumer_group)
+        self._listener = SeekToStoredOffsets(self._consumer, self._batches.stored_offsets)
+        self._consumer.subscribe(list(self._sources), listener=self._listener)
+        await self._consumer.start()
+        await self.ops.start()
+        self._loop_task = asyncio.create_task(self._run(), name="projector-loop")
+        log.info("projector started", extra={"group_id": s.consumer_group})
+
+    def request_stop(self) -> None:
+        """Signal-handler safe: the loop finishes the batch in hand, then `stop()` closes."""
+        self._stopping.set()
+
+    async def run_until_stopped(self) -> None:
+        await self.start()
+        stop_requested = asyncio.create_task(self._stopping.wait())
+        try:
+            assert self._loop_task is not None
+            await asyncio.wait(
+                [self._loop_task, stop_requested], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop_requested.cancel()
+            await self.stop()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._loop_task is not None:
+            done, _ = await asyncio.wait([self._loop_task], timeout=STOP_GRACE_SECONDS)
+            if not done:  # the batch was not committed, so it is replayed after a restart
+                self._loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop_task
+        await self.ops.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._batches is not None:
+            await self._batches.close()
+        log.info("projector stopped")
+        if self._loop_task is not None and self._loop_task.done():
+            crash = None if self._loop_task.cancelled() else self._loop_task.exception()
+            if crash is not None:
+                raise crash
+
+    async def ready(self) -> dict[str, bool]:
+        running = self._loop_task is not None and not self._loop_task.done()
+        postgres = self._batches is not None and await self._batches.ping()
+        # An assignment may be empty (more replicas than partitions) and still be healthy.
+        kafka_ok = self._listener is not None and self._listener.assigned_once
+        return {"postgres": postgres, "kafka": kafka_ok, "projecting": running}
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        assert self._batches is not None
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            batch = await self._consumer.getmany(
+                timeout_ms=self.settings.poll_timeout_ms,
+                max_records=self.settings.batch_max_records,
+            )
+            # Records of a partition not yet sought to its stored offset may come from
+            # anywhere; dropping them is safe because the seek fetches them again.
+            batch = {tp: rs for tp, rs in batch.items() if tp in self._listener.positioned}
+            if not batch:
+                continue
+            try:
+                offsets = await self._batches.project(batch)
+            except StoppedError:
+                return
+            await self._commit_to_kafka(offsets)
+
+    async def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> None:
+        """For lag tools only: the offsets that count were stored with the rows."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        mine = {tp: nxt for tp, nxt in offsets.items() if tp in assigned}
+        if not mine:
+            return
+        try:
+            await self._consumer.commit(mine)
+        except KafkaError as exc:
+            log.info("informational offset commit failed", extra={"error": type(exc).__name__})

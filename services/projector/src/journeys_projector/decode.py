@@ -1,0 +1,80 @@
+"""Turn one record value into the fact it states, nothing (not a fact), or why it is poison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from journeys_contracts.commands import StartRun, decode_command
+from journeys_contracts.events import Event, decode_event
+from journeys_contracts.journeys import JourneyDefined, decode_journey
+from journeys_runtime.dlq import describe_validation_error
+
+MAX_SEQ = 2**31 - 1  # run_events.seq and runs.last_seq are PostgreSQL integers
+
+
+class Source(StrEnum):
+    """The topics the projector reads, by role; also the `topic` label of its metrics."""
+
+    DEFINITIONS = "definitions"
+    COMMANDS = "commands"
+    EVENTS = "events"
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A record no projection can take; `reason` names fields and error kinds, never values."""
+
+    stage: str
+    reason: str
+
+
+Fact = JourneyDefined | StartRun | Event
+Decoded = Fact | Poison | None  # None: a valid record that states no fact (FireTimer, ...)
+
+
+def decode(source: Source, value: bytes | None) -> Decoded:
+    if value is None:
+        return Poison("projector.decode", "empty value (tombstone)")
+    try:
+        fact = _decode(source, value)
+    except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+        return Poison("projector.decode", describe_validation_error(exc))
+    if fact is None:
+        return None
+    return _storable(fact, value)
+
+
+def _decode(source: Source, value: bytes) -> Fact | None:
+    if source is Source.DEFINITIONS:
+        return decode_journey(value)
+    if source is Source.EVENTS:
+        return decode_event(value)
+    command = decode_command(value)
+    # Only StartRun states a fact (a run was accepted); the others are requests the
+    # executor may reject, and their effects arrive as events.
+    return command if isinstance(command, StartRun) else None
+
+
+def _storable(fact: Fact, value: bytes) -> Fact | Poison:
+    """Refuse what PostgreSQL would refuse, so one record can never wedge a whole batch."""
+    seq = getattr(fact, "seq", None)
+    if seq is not None and seq > MAX_SEQ:
+        return Poison("projector.validate", f"seq: greater than {MAX_SEQ}")
+    # JSON spells U+0000 as \u0000; the walk runs only when that spelling appears at all.
+    if b"\\u0000" in value and _has_nul(fact.model_dump()):
+        return Poison("projector.validate", "a string contains U+0000, which PostgreSQL refuses")
+    return fact
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False

@@ -1,0 +1,30 @@
+"""Projector metrics; the `topic` label is the topic's role, never an id or patient data."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECORDS = Counter(
+    "journeys_projector_records_total",
+    "Records consumed and accounted for: projected, ignored (not facts) or dead-lettered",
+    ["topic", "outcome"],
+)
+BATCH_RECORDS = Histogram(
+    "journeys_projector_batch_records",
+    "Records per committed batch",
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000),
+)
+BATCH_SECONDS = Histogram(
+    "journeys_projector_batch_seconds",
+    "Time to project one batch: decode, dead-letter, write and commit",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+LAG_SECONDS = Histogram(
+    "journeys_projector_lag_seconds",
+    "From an event's occurredAt to its projection being committed",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0, 3600.0),
+)
+STORE_RETRIES = Counter(
+    "journeys_projector_store_retries_total", "Failed PostgreSQL attempts that will be retried"
+)
+STORE_UP = Gauge(
+    "journeys_projector_store_up", "1 when the last PostgreSQL attempt succeeded, else 0"
+)

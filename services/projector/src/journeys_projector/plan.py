@@ -1,0 +1,151 @@
+"""The pure projection: facts in, the row changes of one batch out, coalesced per run.
+
+Every change is idempotent against the tables: journeys and events are insert-if-absent,
+a run row is created once (its `created_at` only ever moves earlier), and run fields are
+updated only by events newer than the row's `last_seq`. So applying a plan twice, or two
+overlapping plans, leaves the same rows as applying each fact once, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic_core import to_json
+
+from journeys_contracts import events as ev
+from journeys_contracts.commands import StartRun
+from journeys_contracts.journeys import JourneyDefined
+from journeys_projector.decode import Fact
+
+QUEUED, IN_PROGRESS, WAITING_DELAY = "queued", "in_progress", "waiting_delay"
+COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
+RUN_FIELDS = ("status", "current_node_id", "wake_at", "error")
+
+
+@dataclass(frozen=True)
+class JourneyRow:
+    journey_id: UUID
+    name: str
+    definition: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as first known, `queued`; inserted if absent (else `created_at` may move earlier)."""
+
+    run_id: UUID
+    journey_id: UUID
+    patient_id: str
+    patient_context: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EventRow:
+    run_id: UUID
+    seq: int
+    type: str
+    occurred_at: datetime
+    data: str
+
+
+@dataclass
+class RunChange:
+    """The run fields the batch's events set, each with the seq of the event that set it last.
+
+    The store applies a field only if its seq is newer than the row's `last_seq`: exactly
+    what applying the events one by one, skipping those already applied, would leave.
+    """
+
+    run_id: UUID
+    last_seq: int = 0
+    updated_at: datetime | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    seqs: dict[str, int] = field(default_factory=dict)
+
+    def apply(self, event: ev.Event) -> None:
+        for name, value in run_fields(event).items():
+            if event.seq > self.seqs.get(name, 0):
+                self.values[name], self.seqs[name] = value, event.seq
+        if event.seq > self.last_seq:
+            self.last_seq, self.updated_at = event.seq, event.occurred_at
+
+
+@dataclass
+class Plan:
+    journeys: dict[UUID, JourneyRow] = field(default_factory=dict)
+    runs: dict[UUID, RunRow] = field(default_factory=dict)
+    events: dict[tuple[UUID, int], EventRow] = field(default_factory=dict)
+    changes: dict[UUID, RunChange] = field(default_factory=dict)
+
+    def add(self, fact: Fact) -> None:
+        if isinstance(fact, JourneyDefined):
+            self._journey(fact)
+        elif isinstance(fact, StartRun):
+            self._run(RunRow(fact.run_id, fact.journey_id, fact.patient_id,
+                             _json(fact.patient_context), fact.requested_at))  # fmt: skip
+        else:
+            self._event(fact)
+
+    def _journey(self, fact: JourneyDefined) -> None:
+        if fact.journey_id not in self.journeys:
+            self.journeys[fact.journey_id] = JourneyRow(
+                fact.journey_id,
+                fact.definition.name,
+                fact.definition.model_dump_json(),
+                fact.created_at,
+            )
+
+    def _run(self, row: RunRow) -> None:
+        known = self.runs.get(row.run_id)
+        if known is None or row.created_at < known.created_at:
+            self.runs[row.run_id] = row
+
+    def _event(self, event: ev.Event) -> None:
+        key = (event.run_id, event.seq)
+        if key in self.events:
+            return
+        self.events[key] = EventRow(
+            event.run_id, event.seq, event.type, event.occurred_at,
+            event.model_dump_json(by_alias=True),
+        )  # fmt: skip
+        if isinstance(event, ev.RunStarted):
+            # Commands and events are separate topics: the run may be news to us here.
+            self._run(RunRow(event.run_id, event.journey_id, event.patient_id,
+                             _json(event.patient_context), event.occurred_at))  # fmt: skip
+        self.changes.setdefault(event.run_id, RunChange(event.run_id)).apply(event)
+
+
+def plan(facts: list[Fact]) -> Plan:
+    """The row changes of a batch of facts, in the order they were consumed."""
+    out = Plan()
+    for fact in facts:
+        out.add(fact)
+    return out
+
+
+def run_fields(event: ev.Event) -> dict[str, Any]:
+    """The run-row fields one event sets; events not listed here only enter the timeline."""
+    if isinstance(event, ev.RunStarted):
+        return {"status": IN_PROGRESS, "current_node_id": event.start_node_id}
+    if isinstance(event, ev.NodeEntered):
+        return {"status": IN_PROGRESS, "current_node_id": event.node_id}
+    if isinstance(event, ev.DelayStarted):
+        return {"status": WAITING_DELAY, "wake_at": event.due_at}
+    if isinstance(event, ev.DelayElapsed):
+        return {"status": IN_PROGRESS, "wake_at": None}
+    if isinstance(event, ev.RunCompleted):
+        return {"status": COMPLETED, "wake_at": None}
+    if isinstance(event, ev.RunFailed):
+        return {"status": FAILED, "error": event.reason, "wake_at": None}
+    if isinstance(event, ev.RunCancelled):
+        return {"status": CANCELLED, "wake_at": None}
+    return {}
+
+
+def _json(value: Any) -> str:
+    return to_json(value).decode()

@@ -1,0 +1,125 @@
+"""The plan's SQL: one set-based statement per table, all sent in one pipeline.
+
+Columns travel as arrays in binary (`%b`): text arrays in text format cost more to quote
+and parse than the inserts themselves.
+
+The caller owns the transaction; the offsets and the NOTIFY ride in it with the rows, so a
+batch is either wholly projected and recorded, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from journeys_projector.plan import Plan
+
+Position = tuple[str, int]  # (topic, partition)
+
+CHANNEL = "journeys_projected"
+
+_JOURNEYS = """
+INSERT INTO journeys (journey_id, name, definition, created_at)
+SELECT j.id, j.name, j.definition::jsonb, j.created_at
+FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[])
+    AS j(id, name, definition, created_at)
+ON CONFLICT (journey_id) DO NOTHING
+"""
+
+# A run is first known from StartRun or from run.started, whichever is projected first; the
+# other changes nothing but may move created_at earlier, so the row never depends on order.
+_RUNS = """
+INSERT INTO runs (run_id, journey_id, patient_id, status, patient_context, created_at, updated_at)
+SELECT r.id, r.journey_id, r.patient_id, 'queued', r.context::jsonb, r.created_at, r.created_at
+FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::timestamptz[])
+    AS r(id, journey_id, patient_id, context, created_at)
+ORDER BY r.id
+ON CONFLICT (run_id) DO UPDATE SET created_at = excluded.created_at
+    WHERE excluded.created_at < runs.created_at
+"""
+
+_EVENTS = """
+INSERT INTO run_events (run_id, seq, type, occurred_at, data)
+SELECT e.run_id, e.seq, e.type, e.occurred_at, e.data::jsonb
+FROM unnest(%b::uuid[], %b::int[], %b::text[], %b::timestamptz[], %b::text[])
+    AS e(run_id, seq, type, occurred_at, data)
+ON CONFLICT (run_id, seq) DO NOTHING
+"""
+
+# Each field carries the seq of the event that set it (0: not set by this batch); only
+# events newer than the row's last_seq count, as if applied one by one, in order.
+_CHANGES = """
+UPDATE runs AS r SET
+    status = CASE WHEN c.status_seq > r.last_seq THEN c.status ELSE r.status END,
+    current_node_id = CASE WHEN c.node_seq > r.last_seq THEN c.node ELSE r.current_node_id END,
+    wake_at = CASE WHEN c.wake_seq > r.last_seq THEN c.wake_at ELSE r.wake_at END,
+    error = CASE WHEN c.error_seq > r.last_seq THEN c.error ELSE r.error END,
+    last_seq = c.last_seq,
+    updated_at = c.updated_at
+FROM unnest(%b::uuid[], %b::int[], %b::timestamptz[], %b::text[], %b::int[], %b::text[],
+            %b::int[], %b::timestamptz[], %b::int[], %b::text[], %b::int[])
+    AS c(run_id, last_seq, updated_at, status, status_seq, node, node_seq, wake_at, wake_seq,
+         error, error_seq)
+WHERE r.run_id = c.run_id AND c.last_seq > r.last_seq
+"""
+
+# GREATEST: a replica that lost its partitions mid-batch may commit late; never go back.
+_OFFSETS = """
+INSERT INTO projector_offsets (topic, partition, next_offset)
+SELECT * FROM unnest(%b::text[], %b::int[], %b::bigint[])
+ON CONFLICT (topic, partition) DO UPDATE
+    SET next_offset = GREATEST(projector_offsets.next_offset, excluded.next_offset)
+"""
+
+_STORED = """
+SELECT topic, partition, next_offset FROM projector_offsets
+WHERE (topic, partition) IN (SELECT * FROM unnest(%b::text[], %b::int[]))
+"""
+
+
+async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Position, int]) -> None:
+    """Apply `plan` and record `offsets` (next offset per partition) on the caller's transaction."""
+    statements = [
+        (_JOURNEYS, _columns(
+            (j.journey_id, j.name, j.definition, j.created_at) for j in plan.journeys.values())),
+        (_RUNS, _columns(
+            (r.run_id, r.journey_id, r.patient_id, r.patient_context, r.created_at)
+            for r in sorted(plan.runs.values(), key=lambda r: r.run_id))),
+        (_EVENTS, _columns(
+            (e.run_id, e.seq, e.type, e.occurred_at, e.data) for e in plan.events.values())),
+        (_CHANGES, _columns(_change_row(c.run_id, c.last_seq, c.updated_at, c.values, c.seqs)
+                            for c in sorted(plan.changes.values(), key=lambda c: c.run_id))),
+        (_OFFSETS, _columns((topic, part, nxt) for (topic, part), nxt in offsets.items())),
+    ]  # fmt: skip
+    async with conn.pipeline(), conn.cursor() as cur:
+        for sql, params in statements:
+            if params:
+                await cur.execute(sql, params)
+        await cur.execute(f"NOTIFY {CHANNEL}")
+
+
+async def stored_offsets(
+    conn: AsyncConnection[Any], positions: Iterable[Position]
+) -> dict[Position, int]:
+    """The next offset to project of each position that has one."""
+    wanted = list(positions)
+    topics, partitions = [t for t, _ in wanted], [p for _, p in wanted]
+    cur = await conn.execute(_STORED, (topics, partitions))
+    return {(topic, part): nxt for topic, part, nxt in await cur.fetchall()}
+
+
+def _change_row(
+    run_id: Any, last_seq: int, updated_at: Any, values: dict[str, Any], seqs: dict[str, int]
+) -> tuple[Any, ...]:
+    def pair(name: str) -> tuple[Any, int]:
+        return values.get(name), seqs.get(name, 0)
+
+    return (run_id, last_seq, updated_at, *pair("status"), *pair("current_node_id"),
+            *pair("wake_at"), *pair("error"))  # fmt: skip
+
+
+def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows to one list per column, the shape `unnest` takes; empty when there are no rows."""
+    return [list(column) for column in zip(*rows, strict=True)]

@@ -1,0 +1,194 @@
+"""Consume the events topic into PostgreSQL exactly once, and keep the window in step.
+
+A batch's timer changes and its offsets commit in one transaction; on assignment the
+consumer seeks to the stored offsets, so a record is applied once however often it is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from journeys_runtime.dlq import dlq_headers
+from journeys_scheduler.clock import Alarm, Backoff, Clock, Sleep
+from journeys_scheduler.coordination import Health, Locks
+from journeys_scheduler.metrics import EVENTS, PARTITIONS_ASSIGNED
+from journeys_scheduler.planning import Plan, Record, plan_batch
+from journeys_scheduler.publisher import KAFKA_ERRORS
+from journeys_scheduler.store import PG_ERRORS, TimerStore
+from journeys_scheduler.window import DueWindow
+
+log = logging.getLogger(__name__)
+
+
+class Ingest:
+    def __init__(
+        self, *, consumer: Any, producer: Any, store: TimerStore, window: DueWindow,
+        alarm: Alarm, topic: str, dlq_topic: str, locks: Locks, health: Health, clock: Clock,
+        sleep: Sleep, catch_up: timedelta,
+    ) -> None:  # fmt: skip
+        self._consumer, self._producer, self._store = consumer, producer, store
+        self._window, self._alarm, self._locks, self._health = window, alarm, locks, health
+        self._topic, self._dlq_topic = topic, dlq_topic
+        self._clock, self._sleep, self._catch_up = clock, sleep, catch_up
+        self._backoff = Backoff(sleep)
+        # After an assignment: the end offsets the consumer must reach before firing resumes.
+        self._behind: dict[TopicPartition, int] = {}
+        # Bumped by every rebalance: a batch read across one is not stored, because its
+        # partitions may be someone else's now; those still ours are read again.
+        self._generation = 0
+
+    def listener(self) -> ConsumerRebalanceListener:
+        return _Rebalance(self)
+
+    async def run(self) -> None:
+        while True:
+            generation = self._generation
+            try:
+                batches = await self._consumer.getmany(timeout_ms=1000)
+            except KAFKA_ERRORS:
+                log.warning("could not fetch events; retrying", exc_info=True)
+                await self._backoff.wait()
+                continue
+            records = [
+                Record(tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                for tp, batch in batches.items()
+                for r in batch
+            ]
+            if records:
+                await self._handle(plan_batch(records), generation)
+            if self._behind:
+                await self._check_caught_up()
+
+    async def _handle(self, plan: Plan, generation: int) -> None:
+        for record, reason in plan.dead_letters:
+            await self._dead_letter(record, reason)
+        while not await self._store_batch(plan, generation):
+            await self._backoff.wait()
+        self._backoff.reset()
+
+    async def _dead_letter(self, record: Record, reason: str) -> None:
+        headers = dlq_headers(
+            record.headers, topic=self._topic, partition=record.partition,
+            offset=record.offset, stage="decode", error=reason,
+        )  # fmt: skip
+        while True:
+            try:
+                await self._producer.send_and_wait(
+                    self._dlq_topic, record.value, key=record.key, headers=headers
+                )
+                self._health.kafka = True
+                return
+            except KAFKA_ERRORS:
+                log.warning("could not dead-letter a record; retrying", exc_info=True)
+                self._health.kafka = False
+                await self._backoff.wait()
+
+    async def _store_batch(self, plan: Plan, generation: int) -> bool:
+        async with self._locks.window:
+            if generation != self._generation:
+                self._rewind(plan)
+                return True
+            try:
+                deleted = await self._store.apply(self._topic, plan)
+            except PG_ERRORS:
+                log.warning("could not store a batch of events; retrying", exc_info=True)
+                self._health.postgres = False
+                return False
+            self._window.remove(deleted | plan.delete_timer_ids)
+            woken = [self._window.offer(timer) for timer in plan.timers]
+        self._health.postgres = True
+        if any(woken):
+            self._alarm.wake()
+        EVENTS.labels(outcome="timer_stored").inc(len(plan.inserts))
+        EVENTS.labels(outcome="dead_lettered").inc(len(plan.dead_letters))
+        EVENTS.labels(outcome="ignored").inc(plan.ignored)
+        return True
+
+    def _rewind(self, plan: Plan) -> None:
+        assigned = self._consumer.assignment()
+        for partition, first in plan.first_offsets.items():
+            tp = TopicPartition(self._topic, partition)
+            if tp in assigned:
+                self._consumer.seek(tp, first)
+        log.info("batch read across a rebalance: not stored, read again if still ours")
+
+    async def revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        async with self._locks.fire, self._locks.window:
+            self._generation += 1
+            self._behind = {}
+            self._window.revoke(tp.partition for tp in partitions if tp.topic == self._topic)
+        PARTITIONS_ASSIGNED.set(len(self._window.partitions))
+
+    async def assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        mine = [tp for tp in partitions if tp.topic == self._topic]
+        offsets = await self._stored_offsets([tp.partition for tp in mine])
+        for tp in mine:
+            if tp.partition in offsets:
+                self._consumer.seek(tp, offsets[tp.partition])
+            else:
+                await self._consumer.seek_to_beginning(tp)
+        behind = await self._ends_behind(mine, offsets)
+        hold_until = self._clock() + self._catch_up if behind else None
+        async with self._locks.fire, self._locks.window:
+            self._generation += 1
+            self._behind = behind
+            self._window.assign((tp.partition for tp in mine), hold_until)
+        self._alarm.wake()  # the firing loop loads the window of the new partitions
+        PARTITIONS_ASSIGNED.set(len(mine))
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in mine)})
+
+    async def _stored_offsets(self, partitions: list[int]) -> dict[int, int]:
+        """Without them the consumer would start from the beginning: wait for PostgreSQL."""
+        backoff = Backoff(self._sleep)
+        while True:
+            try:
+                offsets = await self._store.offsets(self._topic, partitions)
+            except PG_ERRORS:
+                log.warning("could not read stored offsets; retrying", exc_info=True)
+                self._health.postgres = False
+                await backoff.wait()
+                continue
+            self._health.postgres = True
+            return offsets
+
+    async def _ends_behind(
+        self, partitions: list[TopicPartition], stored: dict[int, int]
+    ) -> dict[TopicPartition, int]:
+        """The end offsets of the partitions with events not yet stored; none if unknown."""
+        try:
+            ends = await self._consumer.end_offsets(partitions)
+            starts = await self._consumer.beginning_offsets(partitions)
+        except KAFKA_ERRORS:
+            log.warning("end offsets unknown: firing without catching up", exc_info=True)
+            return {}
+        return {tp: end for tp, end in ends.items() if end > stored.get(tp.partition, starts[tp])}
+
+    async def _check_caught_up(self) -> None:
+        behind = self._behind
+        for tp, end in list(behind.items()):
+            try:
+                position = await self._consumer.position(tp)
+            except KAFKA_ERRORS:  # revoked meanwhile: nothing to wait for on it
+                position = end
+            if position >= end:
+                del behind[tp]
+        if not behind and behind is self._behind:
+            self._window.release()
+            self._alarm.wake()
+            log.info("caught up with the events topic: firing")
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, ingest: Ingest) -> None:
+        self._ingest = ingest
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._ingest.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._ingest.assigned(assigned)

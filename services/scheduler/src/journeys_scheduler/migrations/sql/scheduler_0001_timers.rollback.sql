@@ -1,0 +1,2 @@
+DROP TABLE scheduler_offsets;
+DROP TABLE scheduler_timers;

@@ -1,0 +1,112 @@
+"""Turn a batch of event records into the timer changes and offsets to store (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from journeys_contracts.envelope import header
+from journeys_contracts.events import (
+    DelayElapsed,
+    DelayStarted,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    decode_event,
+    type_of,
+)
+from journeys_runtime.dlq import describe_validation_error
+from journeys_scheduler.timers import Timer
+
+ENDS_WAIT = (DelayElapsed, RunCompleted, RunFailed, RunCancelled)
+RELEVANT_TYPES = frozenset(type_of(t) for t in (DelayStarted, *ENDS_WAIT))
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the planner needs of a consumed Kafka record."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass
+class Plan:
+    """The net effect of a batch, applied in one transaction: deletes first, then inserts.
+
+    Inserts followed by a delete of the same timer or run within the batch are dropped here,
+    so a timer started after an earlier delay of its run ended (same batch) survives.
+    """
+
+    inserts: dict[UUID, tuple[Timer, datetime]] = field(default_factory=dict)
+    delete_timer_ids: set[UUID] = field(default_factory=set)
+    delete_run_ids: set[UUID] = field(default_factory=set)
+    first_offsets: dict[int, int] = field(default_factory=dict)
+    offsets: dict[int, int] = field(default_factory=dict)
+    dead_letters: list[tuple[Record, str]] = field(default_factory=list)
+    ignored: int = 0
+
+    @property
+    def timers(self) -> list[Timer]:
+        return [timer for timer, _ in self.inserts.values()]
+
+
+class _PoisonError(Exception):
+    pass
+
+
+def plan_batch(records: Iterable[Record]) -> Plan:
+    """Records of each partition must come in offset order; partitions never share a run."""
+    plan = Plan()
+    for record in records:
+        plan.first_offsets.setdefault(record.partition, record.offset)
+        plan.offsets[record.partition] = record.offset + 1
+        try:
+            _apply(plan, record)
+        except _PoisonError as exc:
+            plan.dead_letters.append((record, str(exc)))
+    return plan
+
+
+def _apply(plan: Plan, record: Record) -> None:
+    declared = header(record.headers, "ce_type")
+    if declared is not None and declared not in RELEVANT_TYPES:
+        # Only five event types concern timers; skip decoding the rest (run starts carry whole
+        # definitions). Their own consumers judge whether they are well formed.
+        plan.ignored += 1
+        return
+    if record.value is None:
+        raise _PoisonError("record has no value")
+    try:
+        event = decode_event(record.value)
+    except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+        raise _PoisonError(describe_validation_error(exc)) from exc
+    if isinstance(event, DelayStarted):
+        plan.inserts[event.timer_id] = (_timer(event, record), event.occurred_at)
+        return
+    if not isinstance(event, ENDS_WAIT):
+        plan.ignored += 1
+        return
+    if isinstance(event, RunCancelled) and event.cancelled_timer_id is not None:
+        plan.inserts.pop(event.cancelled_timer_id, None)
+        plan.delete_timer_ids.add(event.cancelled_timer_id)
+    for timer_id in [k for k, (t, _) in plan.inserts.items() if t.run_id == event.run_id]:
+        del plan.inserts[timer_id]
+    plan.delete_run_ids.add(event.run_id)
+
+
+def _timer(event: DelayStarted, record: Record) -> Timer:
+    if not record.key:
+        raise _PoisonError("DelayStarted record has no key: its FireTimer could not be keyed")
+    try:
+        key = record.key.decode()
+    except UnicodeDecodeError as exc:
+        raise _PoisonError("DelayStarted record key is not UTF-8") from exc
+    return Timer(event.timer_id, event.run_id, key, record.partition, event.due_at)

@@ -1,0 +1,128 @@
+"""The example consumer other teams copy works against a real broker, as documented."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+from journeys_contracts import events as ev
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.envelope import CloudEvent, event_id
+from journeys_contracts.keys import patient_key
+from journeys_runtime.kafka import producer
+from journeys_runtime.topics import Topics
+
+SCRIPT = Path(__file__).parents[2] / "contracts" / "examples" / "consume_events.py"
+NOW = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+DEFINITION = JourneyDefinition.model_validate(
+    {
+        "name": "Example",
+        "start_node_id": "hello",
+        "nodes": [{"id": "hello", "type": "MESSAGE", "message": "Hello!"}],
+    }
+)
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("consume_events", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_events(run_id: uuid.UUID) -> list[ev.Event]:
+    fields = {"run_id": run_id, "journey_id": uuid.uuid4(), "patient_id": "patient-secret-42"}
+    return [
+        ev.RunStarted(
+            **fields, seq=1, occurred_at=NOW, journey_name="Example", start_node_id="hello",
+            patient_context={"age": 72}, definition=DEFINITION,
+        ),
+        ev.NodeEntered(**fields, seq=2, occurred_at=NOW, node_id="hello", node_type="MESSAGE"),
+        ev.RunCompleted(**fields, seq=3, occurred_at=NOW, last_node_id="hello"),
+    ]  # fmt: skip
+
+
+async def write_like_the_executor(bootstrap: str, topics: Topics, run_id: uuid.UUID) -> None:
+    """Commit seq 1-2, abort seq 3, then commit seq 2 again (a replay after a crash)."""
+    started, entered, completed = run_events(run_id)
+    key = patient_key("test-secret", "patient-secret-42").encode()
+    client = producer(bootstrap, transactional_id=f"example-test-{uuid.uuid4()}")
+
+    async def send(event: ev.Event) -> None:
+        headers = CloudEvent(
+            event_id(event.run_id, event.seq), event.type, "/journeys/executor",
+            str(event.run_id), event.occurred_at,
+        ).headers()  # fmt: skip
+        await client.send_and_wait(topics.events, event.to_json(), key=key, headers=headers)
+
+    await client.start()
+    try:
+        async with client.transaction():
+            await send(started)
+            await send(entered)
+        await client.begin_transaction()
+        await send(completed)
+        await client.abort_transaction()
+        async with client.transaction():
+            await send(entered)
+    finally:
+        await client.stop()
+
+
+async def test_prints_committed_events_once_and_flags_the_replayed_one(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    run_id = uuid.uuid4()
+    await write_like_the_executor(kafka_bootstrap, topics, run_id)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(SCRIPT), "--bootstrap", kafka_bootstrap,
+        "--topic-prefix", topics.prefix, "--from-beginning",
+        "--group-id", f"example-{uuid.uuid4()}", "--max-events", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 0, stderr.decode()
+    time = NOW.isoformat()
+    assert stdout.decode().splitlines() == [
+        f"journeys.run.started.v1 runId={run_id} seq=1 time={time}",
+        f"journeys.node.entered.v1 runId={run_id} seq=2 time={time}",
+        f"duplicate journeys.node.entered.v1 runId={run_id} seq=2 skipped",
+    ]
+    assert b"patient-secret-42" not in stdout + stderr
+
+
+def test_seq_tracker_tells_new_duplicate_and_gap() -> None:
+    tracker = load_example().SeqTracker()
+    assert tracker.check("run", 1) == ("new", 0)
+    assert tracker.check("run", 2) == ("new", 1)
+    assert tracker.check("run", 2) == ("duplicate", 2)
+    assert tracker.check("run", 1) == ("duplicate", 2)
+    assert tracker.check("run", 5) == ("gap", 2)
+    assert tracker.check("other-run", 1) == ("new", 0)
+
+
+def test_prints_a_gap_before_the_event_that_follows_it() -> None:
+    example = load_example()
+    tracker, out = example.SeqTracker(), io.StringIO()
+    run_id = uuid.uuid4()
+    for event in (run_events(run_id)[0], run_events(run_id)[2]):
+        record = example.ConsumerRecord(
+            topic="t", partition=0, offset=event.seq, timestamp=0, timestamp_type=0,
+            key=None, value=event.to_json(), checksum=None, serialized_key_size=0,
+            serialized_value_size=0, headers=[("ce_type", event.type.encode())],
+        )  # fmt: skip
+        example.handle(record, tracker, out)
+    assert out.getvalue().splitlines() == [
+        f"journeys.run.started.v1 runId={run_id} seq=1 time=None",
+        f"gap runId={run_id} missing seq 2..2",
+        f"journeys.run.completed.v1 runId={run_id} seq=3 time=None",
+    ]

@@ -1,0 +1,92 @@
+"""Recorded payloads, frozen as producers wrote them: they must keep decoding forever.
+
+Never edit a file under `recorded/`; add new ones when a type or version is added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+from pydantic import BaseModel, ValidationError
+
+from journeys_contracts import schemas
+from journeys_contracts.commands import COMMAND_TYPES, decode_command
+from journeys_contracts.events import EVENT_TYPES, decode_event, type_of
+from journeys_contracts.journeys import decode_journey
+
+RECORDED = Path(__file__).parent / "recorded"
+FILES = sorted(p.name for p in RECORDED.glob("*.json"))
+KIND = {c.name: c.kind for c in schemas.contracts()}
+DECODERS: dict[str, Callable[[bytes], BaseModel]] = {
+    "events": decode_event,
+    "commands": decode_command,
+    "journeys": decode_journey,
+}
+
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _timezone_aware(value: object) -> bool:
+    """RFC 3339 date-times carry an offset; the wire's UtcDatetime rejects naive ones too."""
+    return not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is not None
+
+
+def validator(schema_dir: Path, type_name: str) -> Draft202012Validator:
+    schema = json.loads((schema_dir / KIND[type_name] / f"{type_name}.json").read_text())
+    return Draft202012Validator(schema, format_checker=FORMATS)
+
+
+def recorded(name: str) -> tuple[str, bytes, dict[str, Any]]:
+    raw = (RECORDED / name).read_bytes()
+    return name.removesuffix(".json"), raw, json.loads(raw)
+
+
+def test_every_event_and_command_type_has_a_recorded_payload() -> None:
+    types = {type_of(m) for m in (*EVENT_TYPES, *COMMAND_TYPES)}
+    assert types <= {f.removesuffix(".json") for f in FILES}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_recorded_payload_decodes_and_keeps_its_values(name: str) -> None:
+    type_name, raw, value = recorded(name)
+
+    decoded = DECODERS[KIND[type_name]](raw)
+
+    assert decoded.model_dump()["type"] == type_name
+    reencoded = json.loads(decoded.model_dump_json(by_alias=True))
+    assert {k: reencoded[k] for k in value} == value
+
+
+@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("schema_dir", [schemas.SCHEMAS_DIR, schemas.SCHEMAS_DIR / "published/v1"])
+def test_recorded_payload_is_valid_against_its_schema(name: str, schema_dir: Path) -> None:
+    type_name, _, value = recorded(name)
+    errors = [e.message for e in validator(schema_dir, type_name).iter_errors(value)]
+    assert errors == []
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_schema_and_decoder_both_reject_a_record_missing_a_required_field(name: str) -> None:
+    type_name, _, value = recorded(name)
+    check = validator(schemas.SCHEMAS_DIR, type_name)
+    decode = DECODERS[KIND[type_name]]
+    for field in check.schema["required"]:
+        broken = {k: v for k, v in value.items() if k != field}
+        assert not check.is_valid(broken), field
+        with pytest.raises(ValidationError):
+            decode(json.dumps(broken).encode())
+
+
+def test_schema_and_decoder_both_reject_a_timestamp_without_timezone() -> None:
+    _, _, value = recorded("journeys.run.completed.v1.json")
+    naive = {**value, "occurredAt": "2025-03-14T09:26:53"}
+    assert not validator(schemas.SCHEMAS_DIR, "journeys.run.completed.v1").is_valid(naive)
+    with pytest.raises(ValidationError):
+        decode_event(json.dumps(naive).encode())

@@ -1,0 +1,71 @@
+"""The four services as real processes against the session's Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from journeys_runtime.topics import Topics
+from journeys_stack.ports import free_port
+from journeys_stack.services import Ports
+from journeys_stack.stack import Stack as LocalStack
+from journeys_stack.stack import StackConfig
+from journeys_stack.supervisor import Supervisor
+
+
+@dataclass
+class Stack:
+    api_url: str
+    kafka_bootstrap: str
+    topics: Topics
+    supervisor: Supervisor
+    log_dir: Path
+
+
+@pytest.fixture(scope="session")
+def stack(
+    kafka_bootstrap: str, admin_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_url = psycopg.conninfo.make_conninfo(admin_database_url, dbname=name)
+    data_dir = tmp_path_factory.mktemp("stack")
+    ports = Ports(api=free_port(), executor=free_port(), scheduler=free_port(),
+                  projector=free_port())  # fmt: skip
+    local = LocalStack(
+        StackConfig(
+            data_dir=data_dir,
+            ports=ports,
+            topic_prefix=f"{name}.",
+            kafka_bootstrap=kafka_bootstrap,
+            database_url=database_url,
+            service_env={"EXECUTOR_CONSOLE_REVEAL_PATIENT_DATA": "false"},
+        )
+    )
+    local.start()
+    assert local.supervisor is not None
+    try:
+        yield Stack(
+            api_url=f"http://127.0.0.1:{ports.api}",
+            kafka_bootstrap=kafka_bootstrap,
+            topics=local.topics,
+            supervisor=local.supervisor,
+            log_dir=data_dir / "logs",
+        )
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=20, limits=limits) as c:
+        yield c

@@ -1,0 +1,97 @@
+"""Given/when/then helpers for driving the running stack over HTTP and reading Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from journeys_contracts.envelope import header
+from journeys_runtime.kafka import consumer
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def message_journey(name: str, *steps: dict[str, Any]) -> dict[str, Any]:
+    """A linear journey of the given nodes, each pointing at the next."""
+    nodes = []
+    for i, step in enumerate(steps):
+        node = {"id": f"n{i}", **step}
+        if step["type"] != "CONDITIONAL":
+            node["next_node_id"] = f"n{i + 1}" if i + 1 < len(steps) else None
+        nodes.append(node)
+    return {"name": name, "start_node_id": "n0", "nodes": nodes}
+
+
+async def create_journey(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    response = await client.post("/journeys", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["journeyId"])
+
+
+async def trigger(
+    client: httpx.AsyncClient, journey_id: str, context: dict[str, Any], key: str | None = None
+) -> str:
+    headers = {"Idempotency-Key": key} if key else {}
+    response = await client.post(f"/journeys/{journey_id}/trigger", json=context, headers=headers)
+    assert response.status_code == 202, response.text
+    return str(response.json()["runId"])
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, run_id: str, statuses: set[str], within: float = 30.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await client.get(f"/journeys/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        last = response.json()
+        if last["status"] in statuses:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not reach {statuses}; last seen {last}")
+
+
+async def timeline(client: httpx.AsyncClient, run_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/journeys/runs/{run_id}/events")
+    assert response.status_code == 200, response.text
+    return list(response.json()["events"])
+
+
+def assert_gapless(events: list[dict[str, Any]]) -> None:
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), f"seq not gapless: {seqs}"
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["type"].removeprefix("journeys.").removesuffix(".v1") for e in events]
+
+
+async def read_all_events(bootstrap: str, topic: str, settle: float = 1.0) -> list[dict[str, Any]]:
+    """Every committed event on the topic (read_committed), as {runId, seq, type, raw}."""
+    import json
+
+    c = consumer(bootstrap, None, [topic])
+    await c.start()
+    try:
+        out: list[dict[str, Any]] = []
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < settle:
+            batch = await c.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    data = json.loads(r.value)
+                    out.append({"runId": data["runId"], "seq": data["seq"], "data": data,
+                                "type": header(r.headers, "ce_type")})  # fmt: skip
+                quiet_since = time.monotonic()
+        return out
+    finally:
+        await c.stop()
+
+
+def duplicates(items: list[Any]) -> list[Any]:
+    return [item for item, n in Counter(items).items() if n > 1]

@@ -1,0 +1,1 @@
+"""Fault injection: break the real stack on purpose under load, then count what went wrong."""

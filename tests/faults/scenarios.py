@@ -1,0 +1,236 @@
+"""The scenarios: each breaks the running stack under load in one way."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+
+from journeys_runtime.kafka import producer
+from journeys_stack.ports import free_port
+from journeys_stack.supervisor import ServiceProcess
+from tests.faults.checkers import CHECKERS, check, redelivered
+from tests.faults.load import LoadResult, run_load
+from tests.faults.observe import observe
+from tests.faults.stack import FaultStack
+
+Fault = Callable[[FaultStack], Awaitable[dict[str, int]]]
+
+
+@dataclass
+class Load:
+    rate: float = 30.0
+    seconds: float = 12.0
+    fault_at: float = 4.0
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    accepted: int
+    seconds: float
+    counts: dict[str, int]
+    examples: dict[str, list[str]]
+    redelivered: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(n == 0 for n in self.counts.values())
+
+
+async def _restart(stack: FaultStack, name: str, down_for: float) -> None:
+    stack.supervisor.kill(name, signal.SIGKILL)
+    await asyncio.sleep(down_for)
+    await asyncio.to_thread(stack.supervisor.restart, name)
+
+
+async def kill_executor(stack: FaultStack) -> dict[str, int]:
+    await _restart(stack, "executor", down_for=1.0)
+    return {}
+
+
+async def kill_scheduler(stack: FaultStack) -> dict[str, int]:
+    with psycopg.connect(stack.database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM scheduler_timers WHERE due_at < now() + interval '5 seconds'"
+        ).fetchone()
+    await _restart(stack, "scheduler", down_for=3.0)
+    return {"timers_due_within_5s_at_kill": int(row[0]) if row else 0}
+
+
+async def kill_projector(stack: FaultStack) -> dict[str, int]:
+    await _restart(stack, "projector", down_for=2.0)
+    return {}
+
+
+async def kill_api(stack: FaultStack) -> dict[str, int]:
+    """Requests in flight get no answer; the load retries them with the same key."""
+    await _restart(stack, "api", down_for=2.0)
+    return {}
+
+
+async def scheduler_down_past_due_times(stack: FaultStack) -> dict[str, int]:
+    stack.supervisor.kill("scheduler", signal.SIGKILL)
+    await asyncio.sleep(8.0)  # every delay started meanwhile (1-5 s) comes due while down
+    with psycopg.connect(stack.database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM scheduler_timers WHERE due_at < now()").fetchone()
+    await asyncio.to_thread(stack.supervisor.restart, "scheduler")
+    return {"timers_overdue_at_restart": int(row[0]) if row else 0}
+
+
+def _add_executor(stack: FaultStack, n: int) -> str:
+    """Another executor replica: same command, its own ops port and table directory."""
+    base = stack.supervisor.services["executor"]
+    name, port = f"executor-{n}", free_port()
+    data_dir = f"{base.env.get('EXECUTOR_DATA_DIR', '.data/executor')}-{n}"
+    env = {**base.env, "EXECUTOR_OPS_PORT": str(port), "EXECUTOR_DATA_DIR": data_dir}
+    stack.supervisor.services[name] = ServiceProcess(
+        name,
+        base.argv,
+        env,
+        f"http://127.0.0.1:{port}/ready",
+        base.log_path.with_name(f"{name}.log"),
+    )
+    return name
+
+
+async def zombie_executor(stack: FaultStack) -> dict[str, int]:
+    """SIGSTOP past the session timeout while a second replica takes over, then SIGCONT:
+    the first one's transactions must be fenced, never committed."""
+    second = _add_executor(stack, 2)
+    await asyncio.to_thread(stack.supervisor.start, second)
+    stack.supervisor.kill("executor", signal.SIGSTOP)
+    await asyncio.sleep(15.0)  # executor session timeout is 10 s
+    stack.supervisor.kill("executor", signal.SIGCONT)
+    await asyncio.sleep(5.0)
+    return {"zombie_still_running": int(stack.supervisor.running("executor"))}
+
+
+async def scale_executor(stack: FaultStack) -> dict[str, int]:
+    """1 → 3 → 1 replicas under load: two rebalances each way."""
+    added = [_add_executor(stack, n) for n in (2, 3)]
+    for name in added:
+        await asyncio.to_thread(stack.supervisor.start, name)
+    await asyncio.sleep(4.0)
+    for name in added:
+        await asyncio.to_thread(stack.supervisor.stop, name)
+    return {"replicas_at_peak": 1 + len(added)}
+
+
+POISON = [b"not json", b'{"type": "journeys.command.unknown.v1"}', b'{"runId": 42}']
+CONSUMERS = {"definitions": 1, "commands": 2, "events": 2}  # projector; + executor; + scheduler
+
+
+async def poison_every_topic(stack: FaultStack) -> dict[str, int]:
+    p = producer(stack.kafka_bootstrap)
+    await p.start()
+    try:
+        for kind in CONSUMERS:
+            topic = getattr(stack.topics, kind)
+            for value in POISON:
+                await p.send_and_wait(topic, value, key=b"poison")
+    finally:
+        await p.stop()
+    return {"poison_records": len(POISON) * len(CONSUMERS)}
+
+
+SCENARIOS: dict[str, tuple[str, Fault]] = {
+    "1": ("SIGKILL the executor mid-load, start it again", kill_executor),
+    "2": ("SIGKILL the scheduler with timers coming due, start it again", kill_scheduler),
+    "3": ("SIGKILL the projector mid-load, start it again", kill_projector),
+    "4": ("SIGKILL the API with triggers in flight, start it again", kill_api),
+    "5": (
+        "SIGSTOP the executor past its session timeout, a second replica takes over, SIGCONT",
+        zombie_executor,
+    ),
+    "6": ("scale the executor 1 -> 3 -> 1 replicas under load", scale_executor),
+    "9": ("poison records on every topic", poison_every_topic),
+    "10": ("the scheduler down past many due times, then back", scheduler_down_past_due_times),
+}
+
+
+async def _settle(stack: FaultStack, load: LoadResult, within: float = 90) -> None:
+    """Wait until every accepted run has ended in the read model, or the bound passes."""
+    deadline = time.monotonic() + within
+    ids = list(load.accepted)
+    while time.monotonic() < deadline:
+        with psycopg.connect(stack.database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM runs WHERE run_id = ANY(%s::uuid[]) "
+                "AND status IN ('completed', 'failed', 'cancelled')", (ids,)
+            ).fetchone()  # fmt: skip
+        if row is not None and row[0] == len(ids):
+            return
+        await asyncio.sleep(0.5)
+
+
+async def timer_order(stack: FaultStack) -> int:
+    """FireTimer commands out of due order within a partition (the scheduler fires in due
+    order, and one partition keeps the order it was given)."""
+    import json
+
+    from tests.faults.observe import drain
+
+    last: dict[int, datetime] = {}
+    inversions = 0
+    for record in await drain(stack.kafka_bootstrap, stack.topics.commands):
+        try:
+            command = json.loads(record.value)
+        except ValueError:
+            continue
+        if command.get("type") != "journeys.command.fire_timer.v1":
+            continue
+        due = datetime.fromisoformat(command["dueAt"])
+        if record.partition in last and due < last[record.partition]:
+            inversions += 1
+        last[record.partition] = max(due, last.get(record.partition, due))
+    return inversions
+
+
+def _dlq_missing(stack: FaultStack, dlq: list[dict[str, str | None]]) -> int:
+    missing = 0
+    for kind, consumers in CONSUMERS.items():
+        topic = getattr(stack.topics, kind)
+        found = sum(1 for d in dlq if d["dlq_source_topic"] == topic and d["dlq_error"])
+        missing += max(0, len(POISON) * consumers - found)
+    return missing
+
+
+async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResult:
+    name, fault = SCENARIOS[key]
+    started = time.monotonic()
+    load_task = asyncio.create_task(run_load(stack.api_url, load.rate, load.seconds))
+    await asyncio.sleep(load.fault_at)
+    extra = await fault(stack)
+    result = await load_task
+    await _settle(stack, result)
+    seen = await observe(stack.kafka_bootstrap, stack.topics, stack.database_url,
+                         stack.executor_logs)  # fmt: skip
+    found = check(result.accepted, seen)
+    counts = {k: len(found[k]) for k in CHECKERS}
+    if key == "9":
+        counts["dlq_missing"] = _dlq_missing(stack, seen.dlq)
+        extra["dlq_records"] = len(seen.dlq)
+    if key == "10":
+        counts["timer_order"] = await timer_order(stack)
+    # Runs nobody got a 202 for (a request that got no answer): allowed, never twice per key.
+    extra["unacknowledged_runs"] = len(set(seen.events) - set(result.accepted))
+    extra["triggers_sent"] = result.attempted
+    extra["unanswered_requests"] = result.unanswered
+    extra.update({f"http_{status}": n for status, n in result.rejected.items()})
+    extra.update({f"error_{kind}": n for kind, n in result.errors.items()})
+    return ScenarioResult(
+        name=f"{key}. {name}",
+        accepted=len(result.accepted),
+        seconds=round(time.monotonic() - started, 1),
+        counts=counts,
+        examples={k: v[:3] for k, v in found.items() if v},
+        redelivered=len(redelivered(seen)),
+        extra=extra,
+    )

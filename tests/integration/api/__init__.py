@@ -1,0 +1,1 @@
+"""Integration tests of the API against real Kafka and PostgreSQL."""

@@ -1,0 +1,66 @@
+"""The API in-process (lifespan included) over httpx, on a migrated database and fresh topics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from journeys_api import migrations as api_migrations
+from journeys_api.app import create_app
+from journeys_api.settings import ApiSettings
+from journeys_projector import migrations as projector_migrations
+from journeys_runtime.topics import Topics
+from tests.conftest import PARTITIONS
+from tests.integration.api.projector_sim import simulated_projector
+
+
+@dataclass(frozen=True)
+class Api:
+    client: httpx.AsyncClient
+    settings: ApiSettings
+    database_url: str
+    topics: Topics
+
+
+def api_settings(
+    bootstrap: str, database_url: str, topics: Topics, **overrides: Any
+) -> ApiSettings:
+    values: dict[str, Any] = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
+        "JOURNEYS_TOPIC_PREFIX": topics.prefix, "JOURNEYS_PARTITIONS": PARTITIONS,
+        "JOURNEYS_ENV": "test", "db_pool_min_size": 1, "db_pool_max_size": 4,
+        "ensure_topics": False,
+    }  # fmt: skip
+    return ApiSettings(**{**values, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan run, as uvicorn would, and a client talking ASGI to it."""
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://api") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def read_models(fresh_database: str) -> str:
+    """The projector's read-model schema (its own migration) plus the API's table."""
+    projector_migrations.apply(fresh_database)
+    api_migrations.apply(fresh_database)
+    return fresh_database
+
+
+@pytest.fixture
+async def api(kafka_bootstrap: str, read_models: str, topics: Topics) -> AsyncIterator[Api]:
+    settings = api_settings(kafka_bootstrap, read_models, topics)
+    async with simulated_projector(kafka_bootstrap, read_models, topics), serving(settings) as c:
+        yield Api(c, settings, read_models, topics)

@@ -1,0 +1,89 @@
+"""Dependencies down: 503 with Retry-After, never a 500; a slow projector only delays the 201."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from prometheus_client import REGISTRY
+
+from journeys_runtime.topics import Topics
+from tests.integration.api.conftest import api_settings, serving
+from tests.unit.api.journeys import DESIGN_JOURNEY
+
+SOME_JOURNEY = "00000000-0000-4000-8000-000000000000"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_postgres_unreachable_is_503_with_retry_after(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{closed_port()}/journeys"
+    settings = api_settings(kafka_bootstrap, url, topics, db_pool_timeout_seconds=0.3)
+
+    async with serving(settings) as client:
+        responses = [
+            await client.get(f"/journeys/{SOME_JOURNEY}"),
+            await client.post(f"/journeys/{SOME_JOURNEY}/trigger", json={"id": "p-1"}),
+            await client.get("/journeys/runs", params={"patientId": "p-1"}),
+        ]
+        ready = await client.get("/ready")
+        health = await client.get("/health")
+
+    for response in responses:
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "5"
+        assert response.json() == {"detail": "postgres is unavailable, retry later"}
+    assert "p-1" not in "".join(r.text for r in responses)
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "not_ready", "checks": {"postgres": False, "kafka": True}}
+    assert health.status_code == 200
+
+
+async def test_kafka_unreachable_is_503_with_retry_after(read_models: str, topics: Topics) -> None:
+    settings = api_settings(f"127.0.0.1:{closed_port()}", read_models, topics)
+
+    async with serving(settings) as client:
+        created = await client.post("/journeys", json=DESIGN_JOURNEY)
+        ready = await client.get("/ready")
+
+    assert created.status_code == 503, created.text
+    assert created.headers["retry-after"] == "5"
+    assert created.json() == {"detail": "kafka is unavailable, retry later"}
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"postgres": True, "kafka": False}
+
+
+async def test_all_dependencies_up_is_ready(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    async with serving(api_settings(kafka_bootstrap, read_models, topics)) as client:
+        ready = await client.get("/ready")
+
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"postgres": True, "kafka": True}}
+
+
+async def test_projector_lagging_past_the_wait_still_answers_201_and_counts_it(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    settings = api_settings(
+        kafka_bootstrap, read_models, topics, read_your_writes_timeout_seconds=0.3
+    )
+    labels = {"topic": "journeys.definitions.v1"}
+    before = REGISTRY.get_sample_value("journeys_api_read_your_writes_timeouts_total", labels)
+
+    async with serving(settings) as client:  # no projector runs: nothing is ever projected
+        started = time.monotonic()
+        response = await client.post("/journeys", json=DESIGN_JOURNEY)
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 201, response.text
+    assert 0.3 <= elapsed < 2
+    after = REGISTRY.get_sample_value("journeys_api_read_your_writes_timeouts_total", labels)
+    assert (after or 0) == (before or 0) + 1

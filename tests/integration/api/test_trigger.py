@@ -1,0 +1,103 @@
+"""Triggering: a 202 means a StartRun in Kafka, keyed by patient key; retries are idempotent."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+
+from journeys_contracts.commands import StartRun, decode_command
+from journeys_contracts.envelope import header
+from journeys_contracts.keys import patient_key
+from tests.integration.api.conftest import Api
+from tests.integration.api.helpers import commands_on_topic, create_journey
+from tests.unit.api.journeys import DESIGN_JOURNEY
+
+CONTEXT = {"id": "patient-123", "age": 72, "language": "en", "condition": "hip_replacement"}
+
+
+async def test_trigger_puts_start_run_on_commands_keyed_by_patient_key(api: Api) -> None:
+    journey_id = await create_journey(api)
+
+    response = await api.client.post(f"/journeys/{journey_id}/trigger", json=CONTEXT)
+
+    assert response.status_code == 202, response.text
+    run_id = response.json()["runId"]
+    assert response.headers["location"] == f"/journeys/runs/{run_id}"
+    [record] = await commands_on_topic(api)
+    secret = api.settings.patient_key_secret.get_secret_value()
+    assert record.key == patient_key(secret, "patient-123").encode()
+    assert b"patient-123" not in b"".join(v for _, v in record.headers)
+    assert header(record.headers, "ce_type") == "journeys.command.start_run.v1"
+    assert header(record.headers, "ce_subject") == run_id
+    assert header(record.headers, "ce_source") == "/journeys/api"
+    assert header(record.headers, "ce_specversion") == "1.0"
+    command = decode_command(record.value)
+    assert isinstance(command, StartRun)
+    assert str(command.run_id) == run_id
+    assert command.patient_id == "patient-123"
+    assert command.patient_context == CONTEXT
+    assert command.definition.model_dump() == DESIGN_JOURNEY
+
+
+async def test_run_is_readable_right_after_202(api: Api) -> None:
+    journey_id = await create_journey(api)
+
+    accepted = await api.client.post(f"/journeys/{journey_id}/trigger", json=CONTEXT)
+    run = await api.client.get(f"/journeys/runs/{accepted.json()['runId']}")
+
+    assert run.status_code == 200, run.text
+    body = run.json()
+    assert body["status"] == "queued"
+    assert body["patientId"] == "patient-123"
+    assert body["journeyId"] == journey_id
+    assert body["patientContext"] == CONTEXT
+
+
+async def test_same_idempotency_key_and_body_return_the_same_run(api: Api) -> None:
+    journey_id = await create_journey(api)
+    headers = {"Idempotency-Key": "order-77"}
+
+    first = await api.client.post(f"/journeys/{journey_id}/trigger", json=CONTEXT, headers=headers)
+    reordered = dict(reversed(list(CONTEXT.items())))
+    second = await api.client.post(
+        f"/journeys/{journey_id}/trigger", json=reordered, headers=headers
+    )
+
+    assert first.status_code == second.status_code == 202, (first.text, second.text)
+    assert first.json()["runId"] == second.json()["runId"]
+    async with await psycopg.AsyncConnection.connect(api.database_url) as conn:
+        cursor = await conn.execute("SELECT key_hash, body_hash, run_id FROM api_idempotency_keys")
+        rows = await cursor.fetchall()
+    assert len(rows) == 1
+    key_hash, body_hash, run_id = rows[0]
+    assert str(run_id) == first.json()["runId"]
+    assert "order-77" not in key_hash
+    assert "patient-123" not in body_hash
+    produced = [str(decode_command(r.value).run_id) for r in await commands_on_topic(api)]
+    assert produced == [str(run_id), str(run_id)]  # the replay is sent again, harmlessly
+
+
+async def test_same_idempotency_key_with_another_body_is_422_naming_the_header(api: Api) -> None:
+    journey_id = await create_journey(api)
+    headers = {"Idempotency-Key": "order-78"}
+    await api.client.post(f"/journeys/{journey_id}/trigger", json=CONTEXT, headers=headers)
+
+    response = await api.client.post(
+        f"/journeys/{journey_id}/trigger", json={**CONTEXT, "age": 73}, headers=headers
+    )
+
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["header", "idempotency-key"]
+    assert "different request body" in error["msg"]
+
+
+async def test_trigger_of_unknown_journey_is_404_and_produces_nothing(api: Api) -> None:
+    unknown = uuid.uuid4()
+
+    response = await api.client.post(f"/journeys/{unknown}/trigger", json=CONTEXT)
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"journey {unknown} not found"}
+    assert await commands_on_topic(api) == []

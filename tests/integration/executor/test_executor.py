@@ -1,0 +1,200 @@
+"""The faust executor as a real process against a real broker: events, partitions, DLQ."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from journeys_contracts.commands import CancelRun, FireTimer, StartRun
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.envelope import CloudEvent, event_id, header
+from journeys_contracts.keys import patient_key
+from journeys_runtime.kafka import consumer, producer
+from journeys_runtime.topics import Topics, ensure_topics
+from journeys_stack.aio import run_blocking
+from journeys_stack.ports import free_port
+from journeys_stack.supervisor import ServiceProcess, Supervisor
+from tests.conftest import PARTITIONS
+
+pytestmark = pytest.mark.integration
+
+SECRET = "integration-secret"
+DEFINITION = JourneyDefinition.model_validate(
+    {
+        "name": "executor integration",
+        "start_node_id": "hello",
+        "nodes": [
+            {"id": "hello", "type": "MESSAGE", "message": "hi", "next_node_id": "wait"},
+            {"id": "wait", "type": "DELAY", "duration_seconds": 3600, "next_node_id": None},
+        ],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def topics(kafka_bootstrap: str) -> Topics:
+    """One prefix for the module: the tests share one executor and tell runs apart by id."""
+    t = Topics(prefix=f"x{uuid.uuid4().hex[:10]}.")
+    run_blocking(ensure_topics(kafka_bootstrap, t, PARTITIONS))
+    return t
+
+
+@pytest.fixture(scope="module")
+def executor(
+    kafka_bootstrap: str, topics: Topics, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Supervisor]:
+    tmp_path = tmp_path_factory.mktemp("executor")
+    port = free_port()
+    service = ServiceProcess(
+        name="executor",
+        argv=[sys.executable, "-m", "journeys_executor"],
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "JOURNEYS_TOPIC_PREFIX": topics.prefix,
+            "EXECUTOR_OPS_PORT": str(port),
+            "EXECUTOR_DATA_DIR": str(tmp_path / "executor"),
+        },
+        ready_url=f"http://127.0.0.1:{port}/ready",
+        log_path=tmp_path / "executor.log",
+    )
+    supervisor = Supervisor([service])
+    supervisor.start_all(timeout=90)
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop_all()
+
+
+@pytest.fixture
+async def send(kafka_bootstrap: str, topics: Topics) -> AsyncIterator[Any]:
+    p: AIOKafkaProducer = producer(kafka_bootstrap)
+    await p.start()
+
+    async def _send(command: Any, patient_id: str, value: bytes | None = None) -> int:
+        envelope = CloudEvent(str(uuid.uuid4()), command.type, "/tests", str(command.run_id),
+                              datetime.now(UTC))  # fmt: skip
+        meta = await p.send_and_wait(
+            topics.commands,
+            value if value is not None else command.to_json(),
+            key=patient_key(SECRET, patient_id).encode(),
+            headers=envelope.headers(),
+        )
+        return int(meta.partition)
+
+    yield _send
+    await p.stop()
+
+
+async def _read(
+    bootstrap: str, topic: str, until: int, subject: set[str], within: float = 30
+) -> list[Any]:
+    """Committed records whose CloudEvents subject (run id) is in `subject`, in order."""
+    c = consumer(bootstrap, None, [topic])
+    await c.start()
+    records: list[Any] = []
+
+    def collect(batches: dict[Any, list[Any]]) -> None:
+        for batch in batches.values():
+            records.extend(r for r in batch if header(r.headers, "ce_subject") in subject)
+
+    deadline = time.monotonic() + within
+    try:
+        while len(records) < until and time.monotonic() < deadline:
+            collect(await c.getmany(timeout_ms=200))
+        collect(await c.getmany(timeout_ms=500))  # anything beyond `until` shows up here
+        return records
+    finally:
+        await c.stop()
+
+
+def _start(run_id: uuid.UUID, patient: str) -> StartRun:
+    return StartRun(run_id=run_id, journey_id=uuid.uuid4(), patient_id=patient,
+                    patient_context={"id": patient}, definition=DEFINITION,
+                    requested_at=datetime.now(UTC))  # fmt: skip
+
+
+async def test_start_run_emits_gapless_cloudevents_on_the_partition_of_its_command(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    run_id = uuid.uuid4()
+    partition = await send(_start(run_id, "patient-a"), "patient-a")
+
+    records = await _read(kafka_bootstrap, topics.events, until=6, subject={str(run_id)})
+    values = [json.loads(r.value) for r in records]
+    assert [v["type"] for v in values] == [
+        "journeys.run.started.v1", "journeys.node.entered.v1", "journeys.message.requested.v1",
+        "journeys.message.sent.v1", "journeys.node.entered.v1", "journeys.delay.started.v1",
+    ]  # fmt: skip
+    assert [v["seq"] for v in values] == [1, 2, 3, 4, 5, 6]
+    for record, value in zip(records, values, strict=True):
+        assert record.partition == partition
+        assert record.key == patient_key(SECRET, "patient-a").encode()
+        assert header(record.headers, "ce_id") == event_id(run_id, value["seq"])
+        assert header(record.headers, "ce_type") == value["type"]
+        assert header(record.headers, "ce_subject") == str(run_id)
+        assert header(record.headers, "content-type") == "application/json"
+        assert b"patient-a" not in b"".join(v for _, v in record.headers)
+
+
+async def test_duplicate_start_and_stale_timer_and_late_cancel_emit_nothing(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    run_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    await send(_start(run_id, "patient-b"), "patient-b")
+    await send(_start(run_id, "patient-b"), "patient-b")
+    await send(FireTimer(run_id=run_id, timer_id=uuid.uuid4(), due_at=now, fired_at=now),
+               "patient-b")  # fmt: skip
+    await send(CancelRun(run_id=run_id, requested_at=now), "patient-b")
+    await send(CancelRun(run_id=run_id, requested_at=now), "patient-b")
+
+    records = await _read(kafka_bootstrap, topics.events, until=8, subject={str(run_id)})
+    types = [json.loads(r.value)["type"] for r in records]
+    assert types.count("journeys.run.started.v1") == 1
+    assert types[-1] == "journeys.run.cancelled.v1"
+    assert len(types) == 7
+
+
+async def test_early_timer_is_rejected_and_the_run_keeps_waiting(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    run_id = uuid.uuid4()
+    await send(_start(run_id, "patient-c"), "patient-c")
+    started = await _read(kafka_bootstrap, topics.events, until=6, subject={str(run_id)})
+    delay = json.loads(started[-1].value)
+    due = datetime.fromisoformat(delay["dueAt"])
+    timer_id = uuid.UUID(delay["timerId"])
+
+    await send(FireTimer(run_id=run_id, timer_id=timer_id, due_at=due,
+                         fired_at=due - timedelta(seconds=1)), "patient-c")  # fmt: skip
+    await send(FireTimer(run_id=run_id, timer_id=timer_id, due_at=due, fired_at=due), "patient-c")
+
+    records = await _read(kafka_bootstrap, topics.events, until=8, subject={str(run_id)})
+    types = [json.loads(r.value)["type"] for r in records]
+    assert types[6:] == ["journeys.delay.elapsed.v1", "journeys.run.completed.v1"]
+
+
+async def test_poison_commands_go_to_the_dead_letter_topic_and_processing_continues(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    bogus = _start(uuid.uuid4(), "patient-d")
+    await send(bogus, "patient-d", value=b"not json")
+    await send(bogus, "patient-d", value=b'{"type": "journeys.command.unknown.v1"}')
+    good = uuid.uuid4()
+    await send(_start(good, "patient-d"), "patient-d")
+
+    dead = await _read(kafka_bootstrap, topics.dlq, until=2, subject={str(bogus.run_id)})
+    assert [r.value for r in dead] == [b"not json", b'{"type": "journeys.command.unknown.v1"}']
+    for record in dead:
+        assert header(record.headers, "dlq_source_topic") == topics.commands
+        assert header(record.headers, "dlq_error")
+    events = await _read(kafka_bootstrap, topics.events, until=6, subject={str(good)})
+    assert {json.loads(r.value)["runId"] for r in events} == {str(good)}

@@ -1,0 +1,1 @@
+"""Unit tests of the API: validation paths that never reach Kafka or PostgreSQL."""

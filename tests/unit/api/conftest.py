@@ -1,0 +1,31 @@
+"""An app whose lifespan never ran: validation answers, anything deeper would be a 503."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from journeys_api.app import create_app
+from journeys_api.settings import ApiSettings
+
+JOURNEY_ID = "3f0c6d7e-2b1a-4c5d-9e8f-0a1b2c3d4e5f"
+
+
+def offline_settings(**overrides: object) -> ApiSettings:
+    """Nothing listens on port 1: a request that got past validation could only fail."""
+    values: dict[str, object] = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "JOURNEYS_ENV": "test",
+    }
+    return ApiSettings(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    # ASGITransport sends no lifespan events: the pool and the producer are never started.
+    transport = httpx.ASGITransport(app=create_app(offline_settings()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+        yield c

@@ -1,0 +1,12 @@
+"""`python -m journeys_api`: serve, or `migrate`; anything else is a usage error."""
+
+from __future__ import annotations
+
+import pytest
+
+from journeys_api.__main__ import main
+
+
+def test_unknown_arguments_print_usage_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--now"]) == 2
+    assert "usage: python -m journeys_api [migrate]" in capsys.readouterr().err

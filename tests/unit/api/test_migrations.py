@@ -1,0 +1,23 @@
+"""The API's migrations: prefixed file names, and yoyo URLs from any libpq URL."""
+
+from __future__ import annotations
+
+from journeys_api.migrations import migrations, yoyo_url
+
+
+def test_migration_ids_carry_the_api_prefix() -> None:
+    ids = [m.id for m in migrations()]
+
+    assert ids == ["api_0001_idempotency_keys"]
+
+
+def test_yoyo_url_keeps_a_socket_directory() -> None:
+    url = yoyo_url("postgresql://postgres@/journeys?host=/tmp/pg")
+
+    assert url == "postgresql+psycopg://postgres@/journeys?host=%2Ftmp%2Fpg"
+
+
+def test_yoyo_url_keeps_credentials_host_and_port() -> None:
+    url = yoyo_url("postgresql://app:s3cr%40t@db.internal:6432/journeys")
+
+    assert url == "postgresql+psycopg://app:s3cr%40t@/journeys?host=db.internal&port=6432"

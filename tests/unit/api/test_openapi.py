@@ -1,0 +1,65 @@
+"""The OpenAPI document: every route is documented with examples, errors included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.unit.api.journeys import DESIGN_JOURNEY
+
+API_ROUTES = [
+    ("post", "/journeys"), ("get", "/journeys"), ("get", "/journeys/{journeyId}"),
+    ("post", "/journeys/{journeyId}/trigger"), ("get", "/journeys/runs"),
+    ("get", "/journeys/runs/{runId}"), ("get", "/journeys/runs/{runId}/events"),
+    ("post", "/journeys/runs/{runId}/cancel"),
+]  # fmt: skip
+
+
+@pytest.fixture
+async def document(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def _has_example(content: dict[str, Any]) -> bool:
+    media = content.get("application/json", {})
+    return bool(media.get("example") or media.get("examples"))
+
+
+@pytest.mark.parametrize(("method", "path"), API_ROUTES)
+def test_every_route_documents_its_errors_with_examples(
+    document: dict[str, Any], method: str, path: str
+) -> None:
+    operation = document["paths"][path][method]
+
+    assert "422" in operation["responses"]
+    for status in ("422", "503"):
+        assert _has_example(operation["responses"][status]["content"]), (path, status)
+
+
+def test_journey_body_examples_include_the_design_journey(document: dict[str, Any]) -> None:
+    body = document["paths"]["/journeys"]["post"]["requestBody"]["content"]["application/json"]
+
+    assert body["examples"]["design"]["value"] == DESIGN_JOURNEY
+
+
+def test_trigger_documents_the_idempotency_key_header(document: dict[str, Any]) -> None:
+    operation = document["paths"]["/journeys/{journeyId}/trigger"]["post"]
+
+    headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+    assert headers == ["idempotency-key"]
+    assert operation["requestBody"]["content"]["application/json"]["examples"]
+
+
+def test_success_responses_have_examples_in_their_schemas(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+
+    for name in ("JourneyView", "RunView", "RunTimeline"):
+        assert schemas[name]["examples"], name
+
+
+async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200

@@ -1,0 +1,55 @@
+"""ApiSettings: `API_` variables for the API's own knobs, unprefixed shared ones."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from pydantic import ValidationError
+
+from journeys_api.settings import ApiSettings
+
+
+def test_defaults_listen_on_localhost_8000_with_a_1_mib_body_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("API_")]:
+        monkeypatch.delenv(name)
+
+    settings = ApiSettings()
+
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.read_your_writes_timeout_seconds == 5
+
+
+def test_api_prefixed_and_shared_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_PORT", "9000")
+    monkeypatch.setenv("API_READ_YOUR_WRITES_TIMEOUT_SECONDS", "1.5")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/journeys")
+    monkeypatch.setenv("JOURNEYS_TOPIC_PREFIX", "tenant-a.")
+
+    settings = ApiSettings()
+
+    assert settings.port == 9000
+    assert settings.read_your_writes_timeout_seconds == 1.5
+    assert settings.database_url == "postgresql://u@db/journeys"
+    assert settings.topic_prefix == "tenant-a."
+
+
+def test_pool_minimum_above_maximum_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_DB_POOL_MIN_SIZE", "8")
+    monkeypatch.setenv("API_DB_POOL_MAX_SIZE", "4")
+
+    with pytest.raises(ValidationError, match="API_DB_POOL_MIN_SIZE"):
+        ApiSettings()
+
+
+def test_placeholder_patient_key_secret_is_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOURNEYS_ENV", "production")
+    monkeypatch.delenv("JOURNEYS_PATIENT_KEY_SECRET", raising=False)
+
+    with pytest.raises(ValidationError, match="JOURNEYS_PATIENT_KEY_SECRET"):
+        ApiSettings()

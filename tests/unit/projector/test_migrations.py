@@ -1,0 +1,26 @@
+"""Migrations: yoyo gets a psycopg 3 URL from any libpq form, and only the SQL files."""
+
+from __future__ import annotations
+
+import pytest
+
+from journeys_projector.migrations import migrations, yoyo_url
+
+
+@pytest.mark.parametrize(
+    ("database_url", "expected"),
+    [
+        ("postgresql://postgres@/journeys?host=/tmp/pg",
+         "postgresql+psycopg://postgres@/journeys?host=%2Ftmp%2Fpg"),
+        ("postgresql://app:s3cr%40t@db.internal:5433/journeys?sslmode=require",
+         "postgresql+psycopg://app:s3cr%40t@/journeys?host=db.internal&port=5433&sslmode=require"),
+        ("host=/run/postgresql user=app dbname=t_1", "postgresql+psycopg://app@/t_1?host=%2Frun%2Fpostgresql"),
+    ],
+)  # fmt: skip
+def test_yoyo_url_keeps_every_connection_parameter(database_url: str, expected: str) -> None:
+    assert yoyo_url(database_url) == expected
+
+
+def test_migrations_are_the_sql_files_prefixed_with_the_service_name() -> None:
+    ids = [m.id for m in migrations()]
+    assert ids == ["projector_0001_read_models"]

@@ -1,0 +1,106 @@
+"""From event records to timer changes: net effect per batch, offsets, poison records."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from journeys_contracts.events import EventBase
+from journeys_scheduler.planning import Record, plan_batch
+from tests.unit.scheduler.events import (
+    KEY,
+    delay_elapsed,
+    delay_started,
+    headers,
+    node_entered,
+    run_cancelled,
+    run_completed,
+)
+
+DUE = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def records(
+    *events: EventBase | bytes, partition: int = 2, key: bytes | None = KEY
+) -> list[Record]:
+    out: list[Record] = []
+    for offset, e in enumerate(events, start=10):
+        if isinstance(e, bytes):
+            out.append(Record(partition, offset, key, e, ()))
+        else:
+            out.append(Record(partition, offset, key, e.to_json(), tuple(headers(e))))
+    return out
+
+
+def test_delay_started_becomes_a_timer_keyed_like_its_record() -> None:
+    started = delay_started(uuid.uuid4(), DUE)
+    plan = plan_batch(records(started))
+    (timer,) = plan.timers
+    assert (timer.timer_id, timer.run_id, timer.due_at) == (started.timer_id, started.run_id, DUE)
+    assert (timer.patient_key, timer.partition) == (KEY.decode(), 2)
+    assert plan.inserts[started.timer_id][1] == started.occurred_at
+
+
+def test_offsets_point_past_the_last_record_of_each_partition() -> None:
+    batch = records(node_entered(uuid.uuid4()), node_entered(uuid.uuid4()), partition=0)
+    batch += records(node_entered(uuid.uuid4()), partition=3)
+    assert plan_batch(batch).offsets == {0: 12, 3: 11}
+
+
+def test_cancel_with_a_timer_deletes_that_timer_and_the_runs_timers() -> None:
+    started = delay_started(uuid.uuid4(), DUE)
+    plan = plan_batch(records(run_cancelled(started)))
+    assert plan.delete_timer_ids == {started.timer_id}
+    assert plan.delete_run_ids == {started.run_id}
+
+
+def test_every_end_of_a_wait_deletes_by_run() -> None:
+    started = delay_started(uuid.uuid4(), DUE)
+    for ending in (delay_elapsed(started), run_completed(started.run_id, 9),
+                   run_cancelled(started, with_timer=False)):  # fmt: skip
+        assert plan_batch(records(ending)).delete_run_ids == {started.run_id}
+
+
+def test_a_timer_cancelled_in_the_same_batch_is_never_stored() -> None:
+    started = delay_started(uuid.uuid4(), DUE)
+    plan = plan_batch(records(started, run_cancelled(started)))
+    assert plan.inserts == {}
+
+
+def test_a_second_delay_after_the_first_elapsed_in_the_same_batch_survives() -> None:
+    run_id = uuid.uuid4()
+    first = delay_started(run_id, DUE, seq=3)
+    second = delay_started(run_id, DUE + timedelta(days=1), seq=5)
+    plan = plan_batch(records(first, delay_elapsed(first), second))
+    assert list(plan.inserts) == [second.timer_id]
+    assert plan.delete_run_ids == {run_id}  # applied before the inserts
+
+
+def test_other_event_types_are_ignored() -> None:
+    plan = plan_batch(records(node_entered(uuid.uuid4())))
+    assert (plan.inserts, plan.delete_run_ids, plan.dead_letters) == ({}, set(), [])
+    assert plan.ignored == 1
+
+
+def test_undecodable_records_are_dead_lettered_with_a_reason_and_passed() -> None:
+    started = delay_started(uuid.uuid4(), DUE)
+    invalid = b'{"type": "journeys.delay.started.v1", "patientId": "Jane Doe"}'
+    plan = plan_batch(records(b"not json", invalid, started))
+    assert [r.offset for r, _ in plan.dead_letters] == [10, 11]
+    reasons = [reason for _, reason in plan.dead_letters]
+    assert reasons[0].startswith("ValidationError")
+    assert "timerId: missing" in reasons[1]
+    assert "Jane Doe" not in "".join(reasons)  # reasons never echo values
+    assert list(plan.inserts) == [started.timer_id]
+    assert plan.offsets == {2: 13}
+
+
+def test_a_delay_started_without_a_key_is_dead_lettered() -> None:
+    plan = plan_batch(records(delay_started(uuid.uuid4(), DUE), key=None))
+    assert plan.inserts == {}
+    assert "no key" in plan.dead_letters[0][1]
+
+
+def test_a_record_without_value_is_dead_lettered() -> None:
+    plan = plan_batch([Record(0, 5, KEY, None, ())])
+    assert plan.dead_letters[0][1] == "record has no value"
