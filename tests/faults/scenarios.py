@@ -85,11 +85,10 @@ async def scheduler_down_past_due_times(stack: FaultStack) -> dict[str, int]:
 
 
 def _add_executor(stack: FaultStack, n: int) -> str:
-    """Another executor replica: same command, its own ops port and table directory."""
+    """Another executor replica: same command, its own ops port."""
     base = stack.supervisor.services["executor"]
     name, port = f"executor-{n}", free_port()
-    data_dir = f"{base.env.get('EXECUTOR_DATA_DIR', '.data/executor')}-{n}"
-    env = {**base.env, "EXECUTOR_OPS_PORT": str(port), "EXECUTOR_DATA_DIR": data_dir}
+    env = {**base.env, "EXECUTOR_OPS_PORT": str(port)}
     stack.supervisor.services[name] = ServiceProcess(
         name,
         base.argv,

@@ -1,4 +1,4 @@
-"""The faust executor as a real process against a real broker: events, partitions, DLQ."""
+"""The executor as a real process against a real broker: events, partitions, DLQ."""
 
 from __future__ import annotations
 
@@ -60,7 +60,6 @@ def executor(
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "JOURNEYS_TOPIC_PREFIX": topics.prefix,
             "EXECUTOR_OPS_PORT": str(port),
-            "EXECUTOR_DATA_DIR": str(tmp_path / "executor"),
         },
         ready_url=f"http://127.0.0.1:{port}/ready",
         log_path=tmp_path / "executor.log",

@@ -27,16 +27,13 @@ SERVICE_MODULES = {
 
 
 def service_processes(
-    common_env: dict[str, str], ports: Ports, data_dir: Path, log_dir: Path
+    common_env: dict[str, str], ports: Ports, log_dir: Path
 ) -> list[ServiceProcess]:
     """Projector first, API last: the API's /ready implies the read side is there."""
     env = {
         "projector": {"PROJECTOR_OPS_PORT": str(ports.projector)},
         "scheduler": {"SCHEDULER_OPS_PORT": str(ports.scheduler)},
-        "executor": {
-            "EXECUTOR_OPS_PORT": str(ports.executor),
-            "EXECUTOR_DATA_DIR": str(data_dir / "executor"),
-        },
+        "executor": {"EXECUTOR_OPS_PORT": str(ports.executor)},
         "api": {"API_PORT": str(ports.api)},
     }
     ready = {

@@ -78,9 +78,7 @@ class Stack:
 
     def start_services(self, timeout: float = 120) -> None:
         logs = self.config.data_dir / "logs"
-        self.supervisor = Supervisor(
-            service_processes(self.service_env(), self.config.ports, self.config.data_dir, logs)
-        )
+        self.supervisor = Supervisor(service_processes(self.service_env(), self.config.ports, logs))
         self.supervisor.start_all(timeout)
 
     def start(self) -> None:

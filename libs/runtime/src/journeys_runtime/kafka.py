@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -22,8 +23,11 @@ def producer(
     )
 
 
-def consumer(bootstrap: str, group_id: str | None, topics: Iterable[str] = ()) -> AIOKafkaConsumer:
+def consumer(
+    bootstrap: str, group_id: str | None, topics: Iterable[str] = (), **options: Any
+) -> AIOKafkaConsumer:
     """read_committed, manual offsets: callers store positions themselves, with their effects."""
+    defaults: dict[str, Any] = {"max_poll_records": 1000, "fetch_max_wait_ms": 50}
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -31,6 +35,5 @@ def consumer(bootstrap: str, group_id: str | None, topics: Iterable[str] = ()) -
         isolation_level="read_committed",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_records=1000,
-        fetch_max_wait_ms=50,
+        **(defaults | options),
     )

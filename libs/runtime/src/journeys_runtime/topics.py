@@ -1,4 +1,4 @@
-"""The four topics, their names under the deployment's prefix, and their creation."""
+"""The topics, their names under the deployment's prefix, and their creation."""
 
 from __future__ import annotations
 
@@ -32,8 +32,18 @@ class Topics:
     def dlq(self) -> str:
         return f"{self.prefix}journeys.dlq.v1"
 
+    @property
+    def executor_runs(self) -> str:
+        """The executor's run table: internal, compacted, one partition per command partition."""
+        return f"{self.prefix}journeys.executor.runs.changelog"
+
+    @property
+    def co_partitioned(self) -> list[str]:
+        """Partition p of each belongs to the executor's transaction for command partition p."""
+        return [self.commands, self.events, self.executor_runs]
+
     def specs(self, partitions: int, replication: int = 1) -> list[NewTopic]:
-        """Commands and events share one partition count: the executor's transactions need it."""
+        """Commands, events and the run table share one partition count (`co_partitioned`)."""
         return [
             NewTopic(self.definitions, partitions, replication, topic_configs={
                 "cleanup.policy": "compact"}),
@@ -43,6 +53,8 @@ class Topics:
                 "cleanup.policy": "delete", "retention.ms": str(3650 * DAY_MS)}),
             NewTopic(self.dlq, partitions, replication, topic_configs={
                 "cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS)}),
+            NewTopic(self.executor_runs, partitions, replication, topic_configs={
+                "cleanup.policy": "compact"}),
         ]  # fmt: skip
 
 
@@ -53,7 +65,7 @@ class PartitionMismatchError(RuntimeError):
 async def ensure_topics(
     bootstrap: str, topics: Topics, partitions: int, replication: int = 1
 ) -> None:
-    """Create missing topics; refuse to run when commands and events differ in partitions."""
+    """Create missing topics; refuse to run when the co-partitioned topics differ in count."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
     await admin.start()
     try:
@@ -62,11 +74,11 @@ async def ensure_topics(
         if missing:
             await admin.create_topics(missing)
             log.info("created topics", extra={"topics": [t.name for t in missing]})
-        described = await admin.describe_topics([topics.commands, topics.events])
+        described = await admin.describe_topics(topics.co_partitioned)
         counts = {d["topic"]: len(d["partitions"]) for d in described}
         if len(set(counts.values())) != 1:
             raise PartitionMismatchError(
-                f"commands and events topics must have the same partition count, got {counts}"
+                f"{', '.join(topics.co_partitioned)} must have one partition count, got {counts}"
             )
     finally:
         await admin.close()

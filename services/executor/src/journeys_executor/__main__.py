@@ -1,21 +1,36 @@
-"""`python -m journeys_executor`: run the executor worker."""
+"""`python -m journeys_executor`: run the executor."""
 
 from __future__ import annotations
 
-from faust import Worker
+import asyncio
+import signal
+import sys
 
-from journeys_executor.app import create_app
-from journeys_executor.settings import get_settings
+from journeys_executor.app import Executor
+from journeys_executor.settings import ExecutorSettings, get_settings
 from journeys_runtime.logs import configure_logging
 
+USAGE = "usage: python -m journeys_executor"
 
-def main() -> None:
+
+async def _serve(settings: ExecutorSettings) -> None:
+    executor = Executor(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, executor.request_stop)
+    await executor.run_until_stopped()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        print(USAGE, file=sys.stderr)
+        return 2
     settings = get_settings()
     configure_logging("executor", settings.log_level)
-    app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False)
-    worker.execute_from_commandline()
+    asyncio.run(_serve(settings))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,153 +1,278 @@
-"""The faust app: decode a command, load the run, process it, store the run, send its events.
+"""The executor service: consume commands, run them through the core, commit transactionally.
 
-Exactly once: the run table's changelog, the events and the consumed offset of a command all
-belong to the Kafka transaction of the command's partition. faust routes a send to that
-transaction only for topics the app consumes, so events are sent through the transactional
-producer of the input partition explicitly (`_send_in_transaction`); commands and events
-have the same partition count and key, so the event goes to the partition with the same
-number as its command.
+One consumer in the executor group reads the command topic (`read_committed`, no
+auto-commit). Each assigned partition gets its own transactional producer (see
+`partition.py`) and its run table, read back from the changelog after that producer has
+fenced every earlier holder. Until then the partition stays paused: nothing is processed
+against a state that might be stale.
+
+Rebalances are eager: everything is revoked, then the new assignment arrives. A partition
+that comes back to this replica keeps its table and producer when the group's committed
+offset is still the one this replica committed last (nobody else committed in between);
+otherwise it is taken over from scratch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterable
 
-import faust
-from pydantic import ValidationError
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.structs import ConsumerRecord
 
-from journeys_contracts.commands import Command, decode_command
-from journeys_contracts.envelope import CloudEvent, event_id
 from journeys_executor.channels import Channel, ConsoleChannel
-from journeys_executor.core import RunState
-from journeys_executor.metrics import COMMANDS, EVENTS, PROCESS_SECONDS
-from journeys_executor.processing import process
+from journeys_executor.metrics import OWNED_PARTITIONS, TRANSACTIONS
+from journeys_executor.partition import (
+    BatchProcessor,
+    Partition,
+    discard,
+    fenced_producer,
+    transactional_id,
+)
+from journeys_executor.runs import restore
 from journeys_executor.settings import ExecutorSettings
-from journeys_runtime.dlq import describe_validation_error, dlq_headers
-from journeys_runtime.logs import run_id_var
+from journeys_runtime import kafka
 from journeys_runtime.ops import OpsServer
-from journeys_runtime.topics import Topics
+from journeys_runtime.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
 
-SOURCE = "/journeys/executor"
+STOP_GRACE_SECONDS = 10.0
+RETRY_SECONDS = 1.0
+TRANSIENT = (KafkaError, TimeoutError, OSError)
 
 
-def _broker_urls(bootstrap: str) -> list[str]:
-    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+class Executor(ConsumerRebalanceListener):
+    """`start()`, then `stop()` (or `run_until_stopped()`); safe to kill at any point."""
 
-
-def create_app(settings: ExecutorSettings, channel: Channel | None = None) -> faust.App:
-    topics = Topics(settings.topic_prefix)
-    app = faust.App(
-        f"{settings.topic_prefix}{settings.app_id}",
-        broker=_broker_urls(settings.kafka_bootstrap_servers),
-        store=settings.store,
-        datadir=settings.data_dir,
-        processing_guarantee="exactly_once",
-        topic_partitions=settings.partitions,
-        topic_allow_declare=True,
-        broker_commit_interval=settings.commit_interval_seconds,
-        broker_commit_every=1000,
-        stream_buffer_maxsize=4096,
-        web_enabled=False,
-        key_serializer="raw",
-        value_serializer="raw",
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_linger=0.002,
-        table_cleanup_interval=60.0,
-        # A crashed replica's partitions move after this long; faust's default is 60 s.
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=max(0.5, settings.session_timeout_seconds / 5),
-    )
-    deliver = channel or ConsoleChannel(settings.console_reveal_patient_data)
-    commands_topic = app.topic(
-        topics.commands, key_type=bytes, value_type=bytes, key_serializer="raw",
-        value_serializer="raw", partitions=settings.partitions, internal=False,
-    )  # fmt: skip
-    runs = app.Table(
-        "runs", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
-    )
-
-    async def _send_in_transaction(
-        topic: str, key: bytes | None, value: bytes, partition: int, headers: list[Any]
-    ) -> None:
-        transactions = app.consumer.transactions
-        group = app.assignor.group_for_topic(topics.commands)
-        transactional_id = f"{app.conf.id}-{group}-{partition}"
-        await transactions.producer.send(
-            topic, key, value, partition, None, headers, transactional_id=transactional_id
+    def __init__(self, settings: ExecutorSettings, channel: Channel | None = None) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.group_id = f"{settings.topic_prefix}{settings.app_id}"
+        channel = channel or ConsoleChannel(settings.console_reveal_patient_data)
+        self.batches = BatchProcessor(
+            self.topics, self.group_id, channel, settings.step_timeout_seconds
         )
+        self._stopping = asyncio.Event()
+        # Held while a batch runs and while partitions are taken over; the rebalance
+        # callbacks take it too, so a partition is never revoked in the middle of a batch.
+        self._lock = asyncio.Lock()
+        self._owned: dict[TopicPartition, Partition] = {}
+        self._parked: dict[TopicPartition, Partition] = {}
+        self._pending: dict[TopicPartition, float] = {}  # assigned, not yet taken over: not before
+        self._assigned_once = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
 
-    async def _dead_letter(message: Any, stage: str, error: str) -> None:
-        headers = dlq_headers(
-            list(message.headers or []), topic=message.topic, partition=message.partition,
-            offset=message.offset, stage=stage, error=error,
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        s = self.settings
+        await ensure_topics(s.kafka_bootstrap_servers, self.topics, s.partitions)
+        self._consumer = kafka.consumer(
+            s.kafka_bootstrap_servers, self.group_id,
+            max_poll_records=s.batch_max_records,
+            session_timeout_ms=int(s.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(max(0.5, s.session_timeout_seconds / 5) * 1000),
+            rebalance_timeout_ms=int(s.rebalance_timeout_seconds * 1000),
         )  # fmt: skip
-        await _send_in_transaction(
-            topics.dlq, message.key, message.value, message.partition, headers
-        )
+        self._consumer.subscribe([self.topics.commands], listener=self)
+        await self._consumer.start()
+        await self.ops.start()
+        self._loop_task = asyncio.create_task(self._run(), name="executor-loop")
+        log.info("executor started", extra={"group_id": self.group_id})
 
-    @app.agent(commands_topic, name="process-commands")
-    async def process_commands(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                command: Command = decode_command(message.value)
-            except (ValidationError, ValueError, UnicodeDecodeError) as exc:
-                COMMANDS.labels(type="undecodable", outcome="dead_lettered").inc()
-                await _dead_letter(message, "decode", describe_validation_error(exc))
+    def request_stop(self) -> None:
+        """Signal-handler safe: the loop finishes the batch in hand, then `stop()` closes."""
+        self._stopping.set()
+
+    async def run_until_stopped(self) -> None:
+        await self.start()
+        stop_requested = asyncio.create_task(self._stopping.wait())
+        try:
+            assert self._loop_task is not None
+            await asyncio.wait(
+                [self._loop_task, stop_requested], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop_requested.cancel()
+            await self.stop()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._loop_task is not None:
+            done, _ = await asyncio.wait([self._loop_task], timeout=STOP_GRACE_SECONDS)
+            if not done:  # the open transaction is aborted by whoever takes the partition
+                self._loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop_task
+        await self.ops.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        for part in [*self._owned.values(), *self._parked.values()]:
+            await discard(part.producer)
+        self._owned.clear()
+        self._parked.clear()
+        OWNED_PARTITIONS.set(0)
+        log.info("executor stopped")
+        if self._loop_task is not None and self._loop_task.done():
+            crash = None if self._loop_task.cancelled() else self._loop_task.exception()
+            if crash is not None:
+                raise crash
+
+    async def ready(self) -> dict[str, bool]:
+        running = self._loop_task is not None and not self._loop_task.done()
+        # An assignment may be empty (more replicas than partitions) and still be healthy.
+        return {"kafka": self._assigned_once, "processing": running}
+
+    # Rebalance listener: called by the consumer's coordinator, awaited before it goes on.
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in revoked:
+                part = self._owned.pop(tp, None)
+                if part is not None:
+                    self._parked[tp] = part
+                self._pending.pop(tp, None)
+            OWNED_PARTITIONS.set(len(self._owned))
+        log.info("partitions revoked", extra={"partitions": _names(revoked)})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        assert self._consumer is not None
+        async with self._lock:
+            for tp in [tp for tp in self._parked if tp not in assigned]:
+                await discard(self._parked.pop(tp).producer)
+            for tp in assigned:
+                if tp not in self._owned:
+                    self._consumer.pause(tp)
+                    self._pending[tp] = 0.0
+            self._assigned_once = True
+        log.info("partitions assigned", extra={"partitions": _names(assigned)})
+
+    # The loop.
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            if self._pending:
+                async with self._lock:
+                    await self._take_over_due()
+            batch = await self._consumer.getmany(timeout_ms=self.settings.poll_timeout_ms)
+            if not batch:
                 continue
-            await _handle(message, command)
+            async with self._lock:
+                # Records of a partition not (or no longer) owned are dropped: taking it over
+                # seeks to the committed offset, which fetches them again.
+                work = [(self._owned[tp], rs) for tp, rs in batch.items() if tp in self._owned]
+                await asyncio.gather(*(self._commit(part, records) for part, records in work))
 
-    async def _handle(message: Any, command: Command) -> None:
-        run_key = str(command.run_id).encode()
-        token = run_id_var.set(str(command.run_id))
-        started = time.perf_counter()
+    async def _commit(self, part: Partition, records: list[ConsumerRecord]) -> None:
         try:
-            stored = runs.get(run_key)
-            state = RunState.model_validate_json(stored) if stored else None
-            outcome = await process(state, command, deliver, lambda: datetime.now(UTC))
-            if outcome.rejection is not None:
-                COMMANDS.labels(type=command.type, outcome="rejected").inc()
-                log.info(
-                    "command rejected",
-                    extra={"command": command.type, "reason": outcome.rejection.reason},
-                )
-                return
-            assert outcome.state is not None
-            runs[run_key] = outcome.state.model_dump_json().encode()
-            for e in outcome.events:
-                envelope = CloudEvent(
-                    id=event_id(e.run_id, e.seq), type=e.type, source=SOURCE,
-                    subject=str(e.run_id), time=e.occurred_at,
-                )  # fmt: skip
-                await _send_in_transaction(
-                    topics.events, message.key, e.to_json(), message.partition, envelope.headers()
-                )
-                EVENTS.labels(type=e.type).inc()
-            COMMANDS.labels(type=command.type, outcome="applied").inc()
-        finally:
-            PROCESS_SECONDS.observe(time.perf_counter() - started)
-            run_id_var.reset(token)
+            await self.batches.run(part, records)
+        except ProducerFenced:
+            # Another replica holds this partition's id now. If this replica is the zombie,
+            # the coordinator revokes the partition soon; if not, it takes it back then.
+            TRANSACTIONS.labels(outcome="fenced").inc()
+            log.warning("fenced", extra={"partition": part.tp.partition})
+            await self._demote(part, self.settings.session_timeout_seconds)
+        except TRANSIENT as exc:
+            TRANSACTIONS.labels(outcome="failed").inc()
+            log.warning(
+                "transaction failed; re-reading the partition",
+                extra={"partition": part.tp.partition, "error": type(exc).__name__},
+            )
+            await self._demote(part, RETRY_SECONDS)
+        else:
+            TRANSACTIONS.labels(outcome="committed").inc()
 
-    ops = OpsServer(settings.ops_host, settings.ops_port, lambda: _ready(app))
+    async def _demote(self, part: Partition, delay: float) -> None:
+        """Forget a partition's state after a failed transaction; take it over again later
+        (if still assigned) from what was committed."""
+        assert self._consumer is not None
+        self._owned.pop(part.tp, None)
+        OWNED_PARTITIONS.set(len(self._owned))
+        await discard(part.producer)
+        if part.tp in self._consumer.assignment():
+            self._consumer.pause(part.tp)
+            self._pending[part.tp] = time.monotonic() + delay
 
-    @app.task
-    async def _serve_ops() -> None:
-        await ops.start()
+    async def _take_over_due(self) -> None:
+        assert self._consumer is not None
+        now = time.monotonic()
+        due = [tp for tp, not_before in self._pending.items() if not_before <= now]
+        fresh: list[TopicPartition] = []
+        for tp in due:
+            parked = self._parked.pop(tp, None)
+            if parked is not None and await self._still_current(parked):
+                self._consumer.seek(tp, parked.next_offset)
+                self._own(parked)
+            else:
+                if parked is not None:
+                    await discard(parked.producer)
+                fresh.append(tp)
+        if fresh:
+            await self._take_over(fresh)
+
+    async def _still_current(self, part: Partition) -> bool:
+        """Nobody committed on this partition since this replica did."""
+        assert self._consumer is not None
         try:
-            await asyncio.Event().wait()
-        finally:
-            await ops.stop()
+            return await self._consumer.committed(part.tp) == part.next_offset
+        except TRANSIENT:
+            return False
 
-    return app
+    async def _take_over(self, tps: list[TopicPartition]) -> None:
+        """Fence earlier holders, read the run tables, seek to the committed offsets."""
+        assert self._consumer is not None
+        s = self.settings
+        producers = {}
+        try:
+            for tp in tps:
+                txn_id = transactional_id(self.group_id, tp)
+                producers[tp] = await fenced_producer(
+                    s.kafka_bootstrap_servers, txn_id, s.step_timeout_seconds
+                )
+            tables = await asyncio.wait_for(
+                restore(s.kafka_bootstrap_servers, self.topics.executor_runs,
+                        [tp.partition for tp in tps]),
+                s.restore_timeout_seconds,
+            )  # fmt: skip
+            committed = {tp: await self._consumer.committed(tp) for tp in tps}
+        except TRANSIENT as exc:
+            log.warning("taking partitions over failed; retrying",
+                        extra={"partitions": _names(tps), "error": type(exc).__name__})  # fmt: skip
+            for producer in producers.values():
+                await discard(producer)
+            retry_at = time.monotonic() + RETRY_SECONDS
+            self._pending.update(dict.fromkeys(tps, retry_at))
+            return
+        for tp in tps:
+            offset = committed[tp]
+            if offset is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+            self._own(Partition(tp, producers[tp], tables[tp.partition], offset or 0))
+        log.info("partitions taken over", extra={"partitions": _names(tps)})
+
+    def _own(self, part: Partition) -> None:
+        assert self._consumer is not None
+        self._pending.pop(part.tp, None)
+        self._owned[part.tp] = part
+        self._consumer.resume(part.tp)
+        OWNED_PARTITIONS.set(len(self._owned))
 
 
-async def _ready(app: faust.App) -> dict[str, bool]:
-    consumer_ok = app.consumer is not None and not app.rebalancing
-    return {"kafka": bool(consumer_ok and app.consumer.assignment())}
+def _names(partitions: Iterable[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)

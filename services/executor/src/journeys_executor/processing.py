@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from journeys_contracts import commands as cmd
 from journeys_contracts import events as ev
-from journeys_executor.channels import Channel
+from journeys_executor.channels import Channel, DeliveryResult
 from journeys_executor.core import Rejection, RunState, decide, fold
+
+log = logging.getLogger(__name__)
+
+BeforeDelivery = Callable[[Sequence[ev.Event]], Awaitable[None]]
 
 
 @dataclass
@@ -17,6 +22,12 @@ class Outcome:
     state: RunState | None
     events: list[ev.Event] = field(default_factory=list)
     rejection: Rejection | None = None
+    handed_over: int = 0
+    """How many of `events` were already given to `before_delivery`."""
+
+    @property
+    def remaining(self) -> list[ev.Event]:
+        return self.events[self.handed_over :]
 
 
 async def process(
@@ -24,11 +35,15 @@ async def process(
     command: cmd.Command,
     channel: Channel,
     clock: Callable[[], datetime],
+    before_delivery: BeforeDelivery | None = None,
 ) -> Outcome:
     """Decide, then deliver each requested message and record its outcome, until the run waits.
 
     Delivery happens before the transaction commits, so a crash re-delivers with the same
-    message id: the channel's idempotency key makes that safe.
+    message id: the channel's idempotency key makes that safe. `before_delivery` gets the
+    events not yet handed over before each delivery: the executor writes them into its
+    transaction and waits for the broker, so a fenced replica (a zombie) fails there instead
+    of delivering a message its successor will deliver too.
     """
     decision = decide(state, command, clock())
     if isinstance(decision, Rejection):
@@ -38,9 +53,16 @@ async def process(
         pending = outcome.state.pending_message
         if pending is None:
             break
-        result = await channel.deliver(
-            pending.message_id, outcome.state.patient_id, pending.message
-        )
+        if before_delivery is not None:
+            await before_delivery(outcome.remaining)
+            outcome.handed_over = len(outcome.events)
+        try:
+            result = await channel.deliver(
+                pending.message_id, outcome.state.patient_id, pending.message
+            )
+        except Exception as exc:  # a channel should answer, not raise; its error text may
+            log.warning("channel raised", extra={"error": type(exc).__name__})  # quote data
+            result = DeliveryResult(delivered=False, reason=f"channel error: {type(exc).__name__}")
         record = cmd.RecordDelivery(
             run_id=outcome.state.run_id,
             message_id=pending.message_id,

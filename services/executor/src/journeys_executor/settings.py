@@ -14,13 +14,17 @@ from journeys_runtime.settings import CommonSettings
 class ExecutorSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="EXECUTOR_", extra="ignore", frozen=True)
 
-    app_id: str = "journeys-executor"
+    app_id: str = Field("journeys-executor", description="consumer group, transactional ids")
     ops_host: str = "127.0.0.1"
     ops_port: int = 8001
-    store: str = Field("memory://", description="faust table store: memory:// or rocksdb://")
-    data_dir: str = Field(".data/executor", description="faust data dir (RocksDB tables)")
-    commit_interval_seconds: float = Field(0.2, gt=0, le=10)
+    batch_max_records: int = Field(500, ge=1, le=10_000, description="commands per transaction")
+    poll_timeout_ms: int = Field(100, ge=1, le=5_000)
     session_timeout_seconds: float = Field(10.0, ge=6, le=300)
+    rebalance_timeout_seconds: float = Field(20.0, ge=6, le=600)
+    step_timeout_seconds: float = Field(
+        15.0, gt=0, le=120, description="longest wait on one transaction step before retrying"
+    )
+    restore_timeout_seconds: float = Field(300.0, gt=0)
     channel: Literal["console"] = "console"
     console_reveal_patient_data: bool = Field(
         False, description="print patient id and message text on the console channel"
