@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.faults.scenarios import SCENARIOS, Load, ScenarioResult, run_scenario
+from tests.faults.scenarios import OUTAGE_STACKS, SCENARIOS, ScenarioResult, load_for, run_scenario
 from tests.faults.stack import fault_stack
 
 
@@ -45,8 +45,8 @@ def main() -> int:
     results: list[ScenarioResult] = []
     try:
         for key in args.scenarios.split(","):
-            load = Load(rate=args.rate, seconds=args.seconds, fault_at=args.seconds / 3)
-            with fault_stack(kafka, db, root) as stack:
+            load = load_for(key, args.rate, args.seconds)
+            with fault_stack(kafka, db, root, **OUTAGE_STACKS.get(key, {})) as stack:
                 results.append(asyncio.run(run_scenario(key, stack, load)))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     finally:

@@ -61,6 +61,7 @@ class LoadResult:
     rejected: dict[int, int] = field(default_factory=dict)  # status -> count, non-202
     errors: dict[str, int] = field(default_factory=dict)  # exception type -> count
     attempted: int = 0
+    bad_answers: int = 0  # a 5xx other than 503, or a 503 without Retry-After: never allowed
 
 
 async def create_journeys(client: httpx.AsyncClient) -> dict[str, str]:
@@ -88,6 +89,10 @@ async def _trigger(
         if response.status_code == 202:
             return str(response.json()["runId"])
         result.rejected[response.status_code] = result.rejected.get(response.status_code, 0) + 1
+        if response.status_code >= 500 and not (
+            response.status_code == 503 and "Retry-After" in response.headers
+        ):
+            result.bad_answers += 1
         if response.status_code != 503:
             return None
         await asyncio.sleep(float(response.headers.get("Retry-After", "1")))

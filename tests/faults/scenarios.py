@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
 
 from journeys_runtime.kafka import producer
 from journeys_stack.ports import free_port
-from journeys_stack.supervisor import ServiceProcess
+from journeys_stack.supervisor import ServiceProcess, ServiceStartError
 from tests.faults.checkers import CHECKERS, check, redelivered
 from tests.faults.load import LoadResult, run_load
 from tests.faults.observe import observe
+from tests.faults.proxy import TcpProxy
 from tests.faults.stack import FaultStack
 
 Fault = Callable[[FaultStack], Awaitable[dict[str, int]]]
@@ -27,6 +31,15 @@ class Load:
     rate: float = 30.0
     seconds: float = 12.0
     fault_at: float = 4.0
+
+
+# Scenarios whose fault takes long need the load to go on meanwhile (commits, due timers).
+MIN_LOAD_SECONDS = {"7": 60.0, "8a": 50.0, "8b": 80.0}
+
+
+def load_for(key: str, rate: float, seconds: float) -> Load:
+    seconds = max(seconds, MIN_LOAD_SECONDS.get(key, 0.0))
+    return Load(rate=rate, seconds=seconds, fault_at=min(seconds / 3, 7.0))
 
 
 @dataclass
@@ -122,6 +135,66 @@ async def scale_executor(stack: FaultStack) -> dict[str, int]:
     return {"replicas_at_peak": 1 + len(added)}
 
 
+CRASH_WINDOWS = [
+    ("executor", "executor.before_commit@5"),
+    ("executor", "executor.after_commit@5"),
+    ("projector", "projector.before_commit@5"),
+    ("projector", "projector.after_commit@5"),
+    ("scheduler", "scheduler.after_fire@3"),
+]
+CRASHED = "crash point reached"
+
+
+async def _crash_at(stack: FaultStack, service: str, spec: str, within: float = 20.0) -> bool:
+    """Restart `service` with one crash point armed, wait until it kills itself there, then
+    start it again unarmed. True when the log says the point was reached."""
+    process = stack.supervisor.services[service]
+    before = _count_in(process.log_path, CRASHED)
+    process.env["JOURNEYS_CRASH_AT"] = spec
+    try:
+        stack.supervisor.kill(service, signal.SIGKILL)
+        with contextlib.suppress(ServiceStartError):  # it may crash before it is ready
+            await asyncio.to_thread(stack.supervisor.start, service)
+        if process.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(process.process.wait, within)
+    finally:
+        del process.env["JOURNEYS_CRASH_AT"]
+    reached = _count_in(process.log_path, CRASHED) > before
+    await asyncio.to_thread(stack.supervisor.restart, service)
+    return reached
+
+
+def _count_in(path: Path, text: str) -> int:
+    return path.read_text(errors="replace").count(text) if path.exists() else 0
+
+
+async def crash_in_commit_windows(stack: FaultStack) -> dict[str, int]:
+    """Each service killed (by its own test-only crash point) inside each commit window."""
+    reached = [await _crash_at(stack, service, spec) for service, spec in CRASH_WINDOWS]
+    return {"crash_points_reached": sum(reached), "crash_points_missed": reached.count(False)}
+
+
+async def _outage(proxy: TcpProxy | None, seconds: float) -> dict[str, int]:
+    assert proxy is not None, "this scenario needs its stack behind a proxy (OUTAGE_STACKS)"
+    await asyncio.to_thread(proxy.down)
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(proxy.up)
+    return {"outage_seconds": int(seconds)}
+
+
+async def kafka_away(stack: FaultStack) -> dict[str, int]:
+    return await _outage(stack.kafka_proxy, 30.0)
+
+
+async def postgres_away(stack: FaultStack) -> dict[str, int]:
+    return await _outage(stack.database_proxy, 60.0)
+
+
+# How `fault_stack` builds the stack of the scenarios that cut a dependency off.
+OUTAGE_STACKS = {"8a": {"proxy_kafka": True}, "8b": {"proxy_database": True}}
+
+
 POISON = [b"not json", b'{"type": "journeys.command.unknown.v1"}', b'{"runId": 42}']
 CONSUMERS = {"definitions": 1, "commands": 2, "events": 2}  # projector; + executor; + scheduler
 
@@ -149,6 +222,12 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
         zombie_executor,
     ),
     "6": ("scale the executor 1 -> 3 -> 1 replicas under load", scale_executor),
+    "7": (
+        "crash inside each commit window (executor, projector, scheduler)",
+        crash_in_commit_windows,
+    ),
+    "8a": ("Kafka unreachable for 30 s, then back", kafka_away),
+    "8b": ("PostgreSQL unreachable for 60 s, then back", postgres_away),
     "9": ("poison records on every topic", poison_every_topic),
     "10": ("the scheduler down past many due times, then back", scheduler_down_past_due_times),
 }
@@ -213,11 +292,14 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
                          stack.executor_logs)  # fmt: skip
     found = check(result.accepted, seen)
     counts = {k: len(found[k]) for k in CHECKERS}
+    counts["bad_answer"] = result.bad_answers
     if key == "9":
         counts["dlq_missing"] = _dlq_missing(stack, seen.dlq)
         extra["dlq_records"] = len(seen.dlq)
     if key == "10":
         counts["timer_order"] = await timer_order(stack)
+    if key == "7":  # a crash point never reached proves nothing about its window
+        counts["crash_points_missed"] = extra.pop("crash_points_missed")
     # Runs nobody got a 202 for (a request that got no answer): allowed, never twice per key.
     extra["unacknowledged_runs"] = len(set(seen.events) - set(result.accepted))
     extra["triggers_sent"] = result.attempted

@@ -12,10 +12,12 @@ import psycopg
 from psycopg import sql
 
 from journeys_runtime.topics import Topics
-from journeys_stack.ports import free_port
+from journeys_stack.kafka import KafkaBroker
+from journeys_stack.ports import free_port, free_ports
 from journeys_stack.services import Ports
 from journeys_stack.stack import Stack, StackConfig
 from journeys_stack.supervisor import Supervisor
+from tests.faults.proxy import TcpProxy
 
 
 @dataclass
@@ -26,6 +28,8 @@ class FaultStack:
     topics: Topics
     supervisor: Supervisor
     log_dir: Path
+    kafka_proxy: TcpProxy | None = None
+    database_proxy: TcpProxy | None = None
 
     @property
     def executor_logs(self) -> list[Path]:
@@ -33,11 +37,54 @@ class FaultStack:
 
 
 @contextlib.contextmanager
-def fault_stack(kafka_bootstrap: str, admin_url: str, work_dir: Path) -> Iterator[FaultStack]:
-    name = f"faults_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    database_url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+def fault_stack(
+    kafka_bootstrap: str,
+    admin_url: str,
+    work_dir: Path,
+    *,
+    proxy_kafka: bool = False,
+    proxy_database: bool = False,
+) -> Iterator[FaultStack]:
+    """`proxy_kafka` gives the stack a broker of its own that it reaches (and that advertises
+    itself) only through a proxy; `proxy_database` puts a proxy in front of PostgreSQL."""
+    with contextlib.ExitStack() as resources:
+        name = f"faults_{uuid.uuid4().hex[:10]}"
+        kafka_proxy = database_proxy = None
+        if proxy_kafka:
+            kafka_proxy, kafka_bootstrap = _proxied_broker(resources, work_dir / f"{name}-kafka")
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        database_url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+        if proxy_database:
+            direct = psycopg.conninfo.conninfo_to_dict(database_url)
+            database_proxy = resources.enter_context(TcpProxy(int(direct.get("port") or 5432)))
+            database_url = psycopg.conninfo.make_conninfo(
+                database_url, host="127.0.0.1", port=database_proxy.port
+            )
+        yield from _stack(name, kafka_bootstrap, database_url, work_dir, kafka_proxy,
+                          database_proxy)  # fmt: skip
+
+
+def _proxied_broker(resources: contextlib.ExitStack, data_dir: Path) -> tuple[TcpProxy, str]:
+    broker_port, controller_port = free_ports(2)
+    proxy = resources.enter_context(TcpProxy(broker_port))
+    broker = KafkaBroker(
+        data_dir, broker_port, controller_port, heap="256m",
+        extra_config={"advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy.port}"},
+    )  # fmt: skip
+    broker.start()
+    resources.callback(broker.stop)
+    return proxy, f"127.0.0.1:{proxy.port}"
+
+
+def _stack(
+    name: str,
+    kafka_bootstrap: str,
+    database_url: str,
+    work_dir: Path,
+    kafka_proxy: TcpProxy | None,
+    database_proxy: TcpProxy | None,
+) -> Iterator[FaultStack]:
     data_dir = work_dir / name
     ports = Ports(api=free_port(), executor=free_port(), scheduler=free_port(),
                   projector=free_port())  # fmt: skip
@@ -54,6 +101,8 @@ def fault_stack(kafka_bootstrap: str, admin_url: str, work_dir: Path) -> Iterato
             topics=local.topics,
             supervisor=local.supervisor,
             log_dir=data_dir / "logs",
+            kafka_proxy=kafka_proxy,
+            database_proxy=database_proxy,
         )
     finally:
         local.stop()

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from journeys_runtime import crash
+
 DEV_PATIENT_KEY_SECRET = "dev-only-patient-key-secret-change-me"  # noqa: S105 - refused outside dev
 
 
@@ -32,6 +34,10 @@ class CommonSettings(BaseSettings):
     )
     log_level: str = Field("INFO", validation_alias=_env("JOURNEYS_LOG_LEVEL"))
     log_patient_data: bool = Field(False, validation_alias=_env("JOURNEYS_LOG_PATIENT_DATA"))
+    crash_at: str | None = Field(
+        None, validation_alias=_env("JOURNEYS_CRASH_AT"),
+        description="test-only crash point, see journeys_runtime.crash; refused in production",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> CommonSettings:
@@ -43,6 +49,10 @@ class CommonSettings(BaseSettings):
                 "JOURNEYS_PATIENT_KEY_SECRET must be set to a random value of at least 32 "
                 "characters outside development"
             )
+        if self.crash_at:
+            if self.environment == "production":
+                raise ValueError("JOURNEYS_CRASH_AT is a test-only fault point: not in production")
+            crash.parse(self.crash_at)
         return self
 
 

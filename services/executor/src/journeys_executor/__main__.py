@@ -8,6 +8,7 @@ import sys
 
 from journeys_executor.app import Executor
 from journeys_executor.settings import ExecutorSettings, get_settings
+from journeys_runtime import crash
 from journeys_runtime.logs import configure_logging
 
 USAGE = "usage: python -m journeys_executor"
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = get_settings()
     configure_logging("executor", settings.log_level)
+    crash.arm(settings.crash_at)
     asyncio.run(_serve(settings))
     return 0
 

@@ -38,6 +38,7 @@ from journeys_executor.metrics import COMMANDS, EVENTS, PROCESS_SECONDS, TRANSAC
 from journeys_executor.processing import Outcome, process
 from journeys_executor.runs import Runs
 from journeys_runtime import kafka
+from journeys_runtime.crash import crash_point
 from journeys_runtime.dlq import describe_validation_error, dlq_headers
 from journeys_runtime.logs import run_id_var
 from journeys_runtime.topics import Topics
@@ -128,12 +129,14 @@ class BatchProcessor:
                 )
             )  # fmt: skip
         await self._wait_acked(batch)
+        crash_point("executor.before_commit")
         next_offset = records[-1].offset + 1
         await asyncio.wait_for(
             producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id),
             self.step_timeout,
         )
         await asyncio.wait_for(producer.commit_transaction(), self.step_timeout)
+        crash_point("executor.after_commit")
         part.runs.update({k: s.model_dump_json().encode() for k, s in batch.states.items()})
         part.next_offset = next_offset
         for (kind, outcome), n in batch.tally.items():

@@ -9,6 +9,7 @@ import sys
 from journeys_projector import migrations
 from journeys_projector.app import Projector
 from journeys_projector.settings import ProjectorSettings, get_settings
+from journeys_runtime import crash
 from journeys_runtime.logs import configure_logging
 
 USAGE = "usage: python -m journeys_projector [migrate]"
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = get_settings()
     configure_logging("projector", settings.log_level)
+    crash.arm(settings.crash_at)
     if args == ["migrate"]:
         migrations.apply(settings.database_url)
         return 0

@@ -19,6 +19,7 @@ from journeys_projector import metrics, store
 from journeys_projector.decode import Decoded, Fact, Poison, Source, decode
 from journeys_projector.plan import Plan, plan
 from journeys_projector.retry import describe, retrying
+from journeys_runtime.crash import crash_point
 from journeys_runtime.dlq import dlq_headers
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class BatchProjector:
         offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
         try:
             await self._write(plan([d for _, _, d in items if _is_fact(d)]), offsets)
+            crash_point("projector.after_commit")
             refused: set[tuple[TopicPartition, int]] = set()
         except RECORD_ERRORS:
             refused = await self._one_by_one(items)
@@ -113,6 +115,7 @@ class BatchProjector:
     async def _write(self, rows: Plan, offsets: Mapping[TopicPartition, int]) -> None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
             await store.write(conn, rows, offsets)
+            crash_point("projector.before_commit")
 
         await self._retrying("projecting a batch", lambda: self._transaction(work))
 

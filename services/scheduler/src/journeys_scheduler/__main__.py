@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from journeys_runtime import crash
 from journeys_runtime.logs import configure_logging
 from journeys_scheduler import migrations
 from journeys_scheduler.app import Scheduler
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     settings = get_settings()
     configure_logging("scheduler", settings.log_level)
+    crash.arm(settings.crash_at)
     if args == ["migrate"]:
         migrations.apply(settings.database_url)
     else:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from journeys_runtime.crash import crash_point
 from journeys_scheduler.clock import Alarm, Backoff, Clock, Sleep
 from journeys_scheduler.coordination import Health, Locks
 from journeys_scheduler.forgetting import Forgetter
@@ -113,6 +114,7 @@ class Firer:
         else:
             self._health.kafka = True
             self._backoff.reset()
+        crash_point("scheduler.after_fire")
         failed_ids = {t.timer_id for t in failed}
         fired = [t for t in due if t.timer_id not in failed_ids]
         for timer in fired:
