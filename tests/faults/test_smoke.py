@@ -1,4 +1,4 @@
-"""Smoke run of the fault suite inside `make test`: scenarios 1, 2 and 9 under a small load."""
+"""Smoke run of the fault suite inside `make test`: scenarios 1, 2, 5, 6 and 9, small load."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.faults.stack import fault_stack
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.parametrize("scenario", ["1", "2", "9"])
+@pytest.mark.parametrize("scenario", ["1", "2", "5", "6", "9"])
 async def test_every_checker_reads_zero_after_the_fault(
     scenario: str,
     kafka_bootstrap: str,

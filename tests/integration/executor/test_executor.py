@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -197,3 +198,26 @@ async def test_poison_commands_go_to_the_dead_letter_topic_and_processing_contin
         assert header(record.headers, "dlq_error")
     events = await _read(kafka_bootstrap, topics.events, until=6, subject={str(good)})
     assert {json.loads(r.value)["runId"] for r in events} == {str(good)}
+
+
+async def test_a_restarted_executor_reads_its_runs_back_and_carries_a_waiting_run_on(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    run_id = uuid.uuid4()
+    await send(_start(run_id, "patient-e"), "patient-e")
+    started = await _read(kafka_bootstrap, topics.events, until=6, subject={str(run_id)})
+    delay = json.loads(started[-1].value)
+    assert delay["type"] == "journeys.delay.started.v1"
+
+    await asyncio.to_thread(executor.restart, "executor")
+    due = datetime.fromisoformat(delay["dueAt"])
+    await send(FireTimer(run_id=run_id, timer_id=uuid.UUID(delay["timerId"]), due_at=due,
+                         fired_at=due), "patient-e")  # fmt: skip
+
+    # Only a process that read the run back from the changelog accepts this timer.
+    records = await _read(kafka_bootstrap, topics.events, until=8, subject={str(run_id)})
+    values = [json.loads(r.value) for r in records]
+    assert [v["type"] for v in values[6:]] == [
+        "journeys.delay.elapsed.v1", "journeys.run.completed.v1"
+    ]  # fmt: skip
+    assert [v["seq"] for v in values] == list(range(1, 9))
