@@ -121,6 +121,22 @@ def _start(run_id: uuid.UUID, patient: str) -> StartRun:
                     requested_at=datetime.now(UTC))  # fmt: skip
 
 
+async def _waiting_on_delay(
+    kafka_bootstrap: str, topics: Topics, run_id: uuid.UUID
+) -> dict[str, Any]:
+    """The run's `delay.started` event, once its first six events are on the topic."""
+    started = await _read(kafka_bootstrap, topics.events, until=6, subject={str(run_id)})
+    delay: dict[str, Any] = json.loads(started[-1].value)
+    assert delay["type"] == "journeys.delay.started.v1"
+    return delay
+
+
+def _timer(delay: dict[str, Any], early: timedelta = timedelta(0)) -> FireTimer:
+    due = datetime.fromisoformat(delay["dueAt"])
+    return FireTimer(run_id=uuid.UUID(delay["runId"]), timer_id=uuid.UUID(delay["timerId"]),
+                     due_at=due, fired_at=due - early)  # fmt: skip
+
+
 async def test_start_run_emits_gapless_cloudevents_on_the_partition_of_its_command(
     executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
 ) -> None:
@@ -168,14 +184,10 @@ async def test_early_timer_is_rejected_and_the_run_keeps_waiting(
 ) -> None:
     run_id = uuid.uuid4()
     await send(_start(run_id, "patient-c"), "patient-c")
-    started = await _read(kafka_bootstrap, topics.events, until=6, subject={str(run_id)})
-    delay = json.loads(started[-1].value)
-    due = datetime.fromisoformat(delay["dueAt"])
-    timer_id = uuid.UUID(delay["timerId"])
+    delay = await _waiting_on_delay(kafka_bootstrap, topics, run_id)
 
-    await send(FireTimer(run_id=run_id, timer_id=timer_id, due_at=due,
-                         fired_at=due - timedelta(seconds=1)), "patient-c")  # fmt: skip
-    await send(FireTimer(run_id=run_id, timer_id=timer_id, due_at=due, fired_at=due), "patient-c")
+    await send(_timer(delay, early=timedelta(seconds=1)), "patient-c")
+    await send(_timer(delay), "patient-c")
 
     records = await _read(kafka_bootstrap, topics.events, until=8, subject={str(run_id)})
     types = [json.loads(r.value)["type"] for r in records]
@@ -205,14 +217,10 @@ async def test_a_restarted_executor_reads_its_runs_back_and_carries_a_waiting_ru
 ) -> None:
     run_id = uuid.uuid4()
     await send(_start(run_id, "patient-e"), "patient-e")
-    started = await _read(kafka_bootstrap, topics.events, until=6, subject={str(run_id)})
-    delay = json.loads(started[-1].value)
-    assert delay["type"] == "journeys.delay.started.v1"
+    delay = await _waiting_on_delay(kafka_bootstrap, topics, run_id)
 
     await asyncio.to_thread(executor.restart, "executor")
-    due = datetime.fromisoformat(delay["dueAt"])
-    await send(FireTimer(run_id=run_id, timer_id=uuid.UUID(delay["timerId"]), due_at=due,
-                         fired_at=due), "patient-e")  # fmt: skip
+    await send(_timer(delay), "patient-e")
 
     # Only a process that read the run back from the changelog accepts this timer.
     records = await _read(kafka_bootstrap, topics.events, until=8, subject={str(run_id)})

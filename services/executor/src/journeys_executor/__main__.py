@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 
 from journeys_executor.app import Executor
-from journeys_executor.settings import ExecutorSettings, get_settings
+from journeys_executor.settings import get_settings
 from journeys_runtime import crash
 from journeys_runtime.logs import configure_logging
+from journeys_runtime.service import serve
 
 USAGE = "usage: python -m journeys_executor"
-
-
-async def _serve(settings: ExecutorSettings) -> None:
-    executor = Executor(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, executor.request_stop)
-    await executor.run_until_stopped()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging("executor", settings.log_level)
     crash.arm(settings.crash_at)
-    asyncio.run(_serve(settings))
+    asyncio.run(serve(Executor(settings)))
     return 0
 
 

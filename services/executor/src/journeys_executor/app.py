@@ -15,7 +15,6 @@ otherwise it is taken over from scratch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -38,19 +37,20 @@ from journeys_executor.runs import restore
 from journeys_executor.settings import ExecutorSettings
 from journeys_runtime import kafka
 from journeys_runtime.ops import OpsServer
+from journeys_runtime.service import LoopService
 from journeys_runtime.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_SECONDS = 10.0
 RETRY_SECONDS = 1.0
 TRANSIENT = (KafkaError, TimeoutError, OSError)
 
 
-class Executor(ConsumerRebalanceListener):
+class Executor(LoopService, ConsumerRebalanceListener):
     """`start()`, then `stop()` (or `run_until_stopped()`); safe to kill at any point."""
 
     def __init__(self, settings: ExecutorSettings, channel: Channel | None = None) -> None:
+        super().__init__()
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.group_id = f"{settings.topic_prefix}{settings.app_id}"
@@ -58,7 +58,6 @@ class Executor(ConsumerRebalanceListener):
         self.batches = BatchProcessor(
             self.topics, self.group_id, channel, settings.step_timeout_seconds
         )
-        self._stopping = asyncio.Event()
         # Held while a batch runs and while partitions are taken over; the rebalance
         # callbacks take it too, so a partition is never revoked in the middle of a batch.
         self._lock = asyncio.Lock()
@@ -67,15 +66,7 @@ class Executor(ConsumerRebalanceListener):
         self._pending: dict[TopicPartition, float] = {}  # assigned, not yet taken over: not before
         self._assigned_once = False
         self._consumer: AIOKafkaConsumer | None = None
-        self._loop_task: asyncio.Task[None] | None = None
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
-
-    async def start(self) -> None:
-        try:
-            await self._start()
-        except BaseException:
-            await self.stop()
-            raise
 
     async def _start(self) -> None:
         s = self.settings
@@ -93,30 +84,8 @@ class Executor(ConsumerRebalanceListener):
         self._loop_task = asyncio.create_task(self._run(), name="executor-loop")
         log.info("executor started", extra={"group_id": self.group_id})
 
-    def request_stop(self) -> None:
-        """Signal-handler safe: the loop finishes the batch in hand, then `stop()` closes."""
-        self._stopping.set()
-
-    async def run_until_stopped(self) -> None:
-        await self.start()
-        stop_requested = asyncio.create_task(self._stopping.wait())
-        try:
-            assert self._loop_task is not None
-            await asyncio.wait(
-                [self._loop_task, stop_requested], return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop_requested.cancel()
-            await self.stop()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._loop_task is not None:
-            done, _ = await asyncio.wait([self._loop_task], timeout=STOP_GRACE_SECONDS)
-            if not done:  # the open transaction is aborted by whoever takes the partition
-                self._loop_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._loop_task
+    async def _close(self) -> None:
+        """An open transaction is aborted by whoever takes its partition next."""
         await self.ops.stop()
         if self._consumer is not None:
             await self._consumer.stop()
@@ -126,15 +95,10 @@ class Executor(ConsumerRebalanceListener):
         self._parked.clear()
         OWNED_PARTITIONS.set(0)
         log.info("executor stopped")
-        if self._loop_task is not None and self._loop_task.done():
-            crash = None if self._loop_task.cancelled() else self._loop_task.exception()
-            if crash is not None:
-                raise crash
 
     async def ready(self) -> dict[str, bool]:
-        running = self._loop_task is not None and not self._loop_task.done()
         # An assignment may be empty (more replicas than partitions) and still be healthy.
-        return {"kafka": self._assigned_once, "processing": running}
+        return {"kafka": self._assigned_once, "processing": self.looping}
 
     # Rebalance listener: called by the consumer's coordinator, awaited before it goes on.
 

@@ -121,13 +121,13 @@ class BatchProcessor:
         await asyncio.wait_for(producer.begin_transaction(), self.step_timeout)
         for record in records:
             await self._one(part, record, batch)
-        for run_key, state in batch.states.items():
+        changed = {k: s.model_dump_json().encode() for k, s in batch.states.items()}
+        for run_key, stored in changed.items():
             batch.sends.append(
                 await producer.send(
-                    self.topics.executor_runs, state.model_dump_json().encode(),
-                    key=run_key, partition=part.tp.partition,
+                    self.topics.executor_runs, stored, key=run_key, partition=part.tp.partition
                 )
-            )  # fmt: skip
+            )
         await self._wait_acked(batch)
         crash_point("executor.before_commit")
         next_offset = records[-1].offset + 1
@@ -137,7 +137,7 @@ class BatchProcessor:
         )
         await asyncio.wait_for(producer.commit_transaction(), self.step_timeout)
         crash_point("executor.after_commit")
-        part.runs.update({k: s.model_dump_json().encode() for k, s in batch.states.items()})
+        part.runs.update(changed)
         part.next_offset = next_offset
         for (kind, outcome), n in batch.tally.items():
             COMMANDS.labels(type=kind, outcome=outcome).inc(n)

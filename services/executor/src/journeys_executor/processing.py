@@ -60,8 +60,9 @@ async def process(
             result = await channel.deliver(
                 pending.message_id, outcome.state.patient_id, pending.message
             )
-        except Exception as exc:  # a channel should answer, not raise; its error text may
-            log.warning("channel raised", extra={"error": type(exc).__name__})  # quote data
+        except Exception as exc:  # a channel should answer, not raise
+            # Only the type: the error's text may quote the patient or the message.
+            log.warning("channel raised", extra={"error": type(exc).__name__})
             result = DeliveryResult(delivered=False, reason=f"channel error: {type(exc).__name__}")
         record = cmd.RecordDelivery(
             run_id=outcome.state.run_id,

@@ -27,9 +27,6 @@ class Runs:
     def __init__(self, stored: dict[bytes, bytes] | None = None) -> None:
         self._stored: dict[bytes, bytes] = stored if stored is not None else {}
 
-    def __len__(self) -> int:
-        return len(self._stored)
-
     def get(self, run_key: bytes) -> RunState | None:
         raw = self._stored.get(run_key)
         return RunState.model_validate_json(raw) if raw is not None else None

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 
 from journeys_projector import migrations
 from journeys_projector.app import Projector
-from journeys_projector.settings import ProjectorSettings, get_settings
+from journeys_projector.settings import get_settings
 from journeys_runtime import crash
 from journeys_runtime.logs import configure_logging
+from journeys_runtime.service import serve
 
 USAGE = "usage: python -m journeys_projector [migrate]"
-
-
-async def _serve(settings: ProjectorSettings) -> None:
-    projector = Projector(settings)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, projector.request_stop)
-    await projector.run_until_stopped()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["migrate"]:
         migrations.apply(settings.database_url)
         return 0
-    asyncio.run(_serve(settings))
+    asyncio.run(serve(Projector(settings)))
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -16,17 +15,17 @@ from journeys_projector.retry import StoppedError
 from journeys_projector.settings import ProjectorSettings
 from journeys_runtime import kafka
 from journeys_runtime.ops import OpsServer
+from journeys_runtime.service import LoopService
 from journeys_runtime.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_SECONDS = 10.0
 
-
-class Projector:
+class Projector(LoopService):
     """`start()`, then `stop()` (or `run_until_stopped()`); safe to kill at any point."""
 
     def __init__(self, settings: ProjectorSettings) -> None:
+        super().__init__()
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self._sources = {
@@ -34,20 +33,11 @@ class Projector:
             self.topics.commands: Source.COMMANDS,
             self.topics.events: Source.EVENTS,
         }
-        self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._listener: SeekToStoredOffsets | None = None
         self._batches: BatchProjector | None = None
-        self._loop_task: asyncio.Task[None] | None = None
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
-
-    async def start(self) -> None:
-        try:
-            await self._start()
-        except BaseException:
-            await self.stop()  # close whatever did start
-            raise
 
     async def _start(self) -> None:
         s = self.settings
@@ -66,30 +56,7 @@ class Projector:
         self._loop_task = asyncio.create_task(self._run(), name="projector-loop")
         log.info("projector started", extra={"group_id": s.consumer_group})
 
-    def request_stop(self) -> None:
-        """Signal-handler safe: the loop finishes the batch in hand, then `stop()` closes."""
-        self._stopping.set()
-
-    async def run_until_stopped(self) -> None:
-        await self.start()
-        stop_requested = asyncio.create_task(self._stopping.wait())
-        try:
-            assert self._loop_task is not None
-            await asyncio.wait(
-                [self._loop_task, stop_requested], return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop_requested.cancel()
-            await self.stop()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._loop_task is not None:
-            done, _ = await asyncio.wait([self._loop_task], timeout=STOP_GRACE_SECONDS)
-            if not done:  # the batch was not committed, so it is replayed after a restart
-                self._loop_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._loop_task
+    async def _close(self) -> None:
         await self.ops.stop()
         if self._consumer is not None:
             await self._consumer.stop()
@@ -98,17 +65,12 @@ class Projector:
         if self._batches is not None:
             await self._batches.close()
         log.info("projector stopped")
-        if self._loop_task is not None and self._loop_task.done():
-            crash = None if self._loop_task.cancelled() else self._loop_task.exception()
-            if crash is not None:
-                raise crash
 
     async def ready(self) -> dict[str, bool]:
-        running = self._loop_task is not None and not self._loop_task.done()
         postgres = self._batches is not None and await self._batches.ping()
         # An assignment may be empty (more replicas than partitions) and still be healthy.
         kafka_ok = self._listener is not None and self._listener.assigned_once
-        return {"postgres": postgres, "kafka": kafka_ok, "projecting": running}
+        return {"postgres": postgres, "kafka": kafka_ok, "projecting": self.looping}
 
     async def _run(self) -> None:
         assert self._consumer is not None
