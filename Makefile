@@ -2,7 +2,7 @@
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck unit integration e2e contract faults schemas clean
+.PHONY: install run test lint typecheck unit integration e2e contract faults bench schemas clean
 
 install:
 	$(UV) sync --frozen
@@ -32,6 +32,11 @@ e2e: install
 # Every fault scenario under a full load; prints the table, writes .data/faults/results.json.
 faults: install
 	$(UV) run --frozen python -m tests.faults $(FAULTS_ARGS)
+
+# Every benchmark against its target (~25 min); writes bench/results/<date>.json and the table
+# in bench/README.md. One alone: `make bench BENCH_ARGS=engine-throughput`.
+bench: install
+	$(UV) run --frozen python -m journeys_bench $(BENCH_ARGS)
 
 contract: install
 	$(UV) run --frozen pytest tests/contract $(PYTEST_ARGS)

@@ -11,6 +11,11 @@ The transactional id is derived from the partition, not the replica: whoever tak
 partition over initialises the same id, which fences every earlier holder (a crashed,
 paused or partitioned replica). A fenced producer can no longer add to or commit a
 transaction, so a zombie's work is aborted, never doubled.
+
+Within a batch, commands of different patients are processed concurrently, in waves that
+hold at most one command per patient key: each patient's commands (and so each run's) are
+decided in record order, while the broker round trips before message deliveries (see
+`process`) are shared by the whole wave instead of paid one delivery at a time.
 """
 
 from __future__ import annotations
@@ -92,6 +97,9 @@ class _Batch:
     sends: list[asyncio.Future[Any]] = field(default_factory=list)
     tally: Counter[tuple[str, str]] = field(default_factory=Counter)
     emitted: Counter[str] = field(default_factory=Counter)
+    confirmed: int = 0
+    """`sends[:confirmed]` are covered by `acked`."""
+    acked: asyncio.Future[Any] | None = None
 
 
 class BatchProcessor:
@@ -119,8 +127,22 @@ class BatchProcessor:
         batch = _Batch()
         producer = part.producer
         await asyncio.wait_for(producer.begin_transaction(), self.step_timeout)
+        wave: list[tuple[ConsumerRecord, Command]] = []
+        keys: set[bytes | None] = set()
         for record in records:
-            await self._one(part, record, batch)
+            try:
+                command: Command = decode_command(record.value or b"")
+            except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+                batch.tally["undecodable", "dead_lettered"] += 1
+                error = describe_validation_error(exc)
+                await self._dead_letter(part, record, batch, "decode", error)
+                continue
+            if record.key in keys:
+                await self._wave(part, wave, batch)
+                wave, keys = [], set()
+            wave.append((record, command))
+            keys.add(record.key)
+        await self._wave(part, wave, batch)
         changed = {k: s.model_dump_json().encode() for k, s in batch.states.items()}
         for run_key, stored in changed.items():
             batch.sends.append(
@@ -147,16 +169,34 @@ class BatchProcessor:
         return len(records)
 
     async def _wait_acked(self, batch: _Batch) -> None:
-        if batch.sends:
-            await asyncio.wait_for(asyncio.gather(*batch.sends), self.step_timeout)
+        """Until the broker has every record sent so far. Callers that come while a round
+        trip is under way share it, or start one more that also waits for it."""
+        if len(batch.sends) > batch.confirmed:
+            earlier = [batch.acked] if batch.acked is not None else []
+            batch.acked = asyncio.gather(*earlier, *batch.sends[batch.confirmed :])
+            batch.confirmed = len(batch.sends)
+        if batch.acked is not None:
+            await asyncio.wait_for(asyncio.shield(batch.acked), self.step_timeout)
 
-    async def _one(self, part: Partition, record: ConsumerRecord, batch: _Batch) -> None:
-        try:
-            command: Command = decode_command(record.value or b"")
-        except (ValidationError, ValueError, UnicodeDecodeError) as exc:
-            batch.tally["undecodable", "dead_lettered"] += 1
-            await self._dead_letter(part, record, batch, "decode", describe_validation_error(exc))
+    async def _wave(
+        self, part: Partition, wave: list[tuple[ConsumerRecord, Command]], batch: _Batch
+    ) -> None:
+        """Commands of distinct patients, side by side; the first failure aborts the rest."""
+        if not wave:
             return
+        if len(wave) == 1:
+            await self._one(part, *wave[0], batch)
+            return
+        try:
+            async with asyncio.TaskGroup() as group:
+                for record, command in wave:
+                    group.create_task(self._one(part, record, command, batch))
+        except BaseExceptionGroup as failed:  # the caller handles one failure, as before
+            raise failed.exceptions[0] from None
+
+    async def _one(
+        self, part: Partition, record: ConsumerRecord, command: Command, batch: _Batch
+    ) -> None:
         run_key = str(command.run_id).encode()
         token = run_id_var.set(str(command.run_id))
         started = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Benchmarks of the engine, the API, the timers and the projections (`make bench`)."""

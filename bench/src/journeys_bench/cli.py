@@ -1,0 +1,138 @@
+"""`python -m journeys_bench [benchmark ...]`: run benchmarks, write results and the table.
+
+With no benchmark named, every benchmark runs in one go and the results go to
+`bench/results/<date>.json` and the table in `bench/README.md`; naming some runs just those
+and writes `.data/bench/last.json`, leaving the recorded run alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from journeys_bench import api, engine, projection, references, report, timers
+from journeys_bench.harness import Infra, infra
+from journeys_runtime.logs import configure_logging
+from journeys_stack.paths import KAFKA_POM, REPO_ROOT, data_dir
+
+log = logging.getLogger(__name__)
+
+BENCH_DIR = REPO_ROOT / "bench"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    runs: int = 20_000
+    replicas: tuple[int, ...] = (1, 2, 4)
+    latency_rate: int = 500
+    latency_seconds: float = 60
+    api_seconds: int = 30
+    api_rate: int = 1500
+    api_workers: int = 64
+    timers: int = 100_000
+    timer_window: float = 120
+    timer_lead: float = 60
+    timer_steps: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    near_timers: int = 2000
+    kafka_records: int = 200_000
+    postgres_rows: int = 100_000
+
+
+# Small enough to check that every benchmark still works, in about five minutes.
+QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rate=50, latency_seconds=5, api_seconds=5,
+              api_rate=100, api_workers=8, timers=500, timer_window=5, timer_lead=5,
+              timer_steps=(1000, 5000), near_timers=100, kafka_records=5000,
+              postgres_rows=5000)  # fmt: skip
+
+Benchmark = Callable[[Infra, Sizes, Path], Any]
+BENCHMARKS: dict[str, Benchmark] = {
+    "references": lambda i, s, _: references.references(i, s.kafka_records, s.postgres_rows),
+    "engine-throughput": lambda i, s, _: engine.engine_throughput(i, s.runs, s.replicas),
+    "engine-latency": lambda i, s, _: engine.engine_latency(i, s.latency_rate,
+                                                            s.latency_seconds),
+    "projection": lambda i, s, _: projection.projection(i, s.runs),
+    "api": lambda i, s, work: api.api_triggers(i, work, s.api_seconds, s.api_rate,
+                                               s.api_workers),
+    "timer-punctuality": lambda i, s, _: timers.timer_punctuality(i, s.timers, s.timer_window,
+                                                                  s.timer_lead),
+    "timer-scale": lambda i, s, _: timers.timer_scale(i, s.timer_steps, s.near_timers),
+}  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m journeys_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # No `choices`: argparse (3.11) checks an empty list against them and refuses it.
+    parser.add_argument(
+        "benchmarks",
+        nargs="*",
+        metavar="benchmark",
+        help=f"any of {', '.join(BENCHMARKS)} (default: all, recorded)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes: checks the benchmarks work, measures nothing",
+    )
+    return parser
+
+
+def _versions(shared: Infra) -> tuple[str, str]:
+    match = re.search(r"<artifactId>kafka_[\d.]+</artifactId>\s*<version>([^<]+)",
+                      KAFKA_POM.read_text())  # fmt: skip
+    with psycopg.connect(shared.database_url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return (match.group(1) if match else "?"), f"PostgreSQL {row[0] if row else '?'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    configure_logging("bench")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    chosen = args.benchmarks or list(BENCHMARKS)
+    sizes = QUICK if args.quick else Sizes()
+    work = data_dir() / "bench"
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    results: dict[str, Any] = {}
+    with infra(work) as shared:
+        kafka_version, postgres_version = _versions(shared)
+        for name in chosen:
+            log.info("benchmark %s", name)
+            began = time.monotonic()
+            results[name] = BENCHMARKS[name](shared, sizes, work)
+            log.info("benchmark %s took %.0f s", name, time.monotonic() - began)
+    run = {
+        "started": started.isoformat(timespec="seconds"),
+        "minutes": round((time.monotonic() - clock) / 60, 1),
+        "quick": args.quick,
+        "machine": report.machine(kafka_version, postgres_version),
+        "sizes": Sizes().__dict__ if not args.quick else QUICK.__dict__,
+        "benchmarks": results,
+    }
+    print("\n" + report.render(run), flush=True)
+    if args.benchmarks or args.quick:
+        last = work / "last.json"
+        last.write_text(json.dumps(run, indent=2) + "\n")
+        print(f"\nResults: {last}")
+    else:
+        path = report.write(run, BENCH_DIR / "results", BENCH_DIR / "README.md")
+        print(f"\nResults: {path}; table: {BENCH_DIR / 'README.md'}")
+    return 0

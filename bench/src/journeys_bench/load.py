@@ -1,0 +1,147 @@
+"""Commands injected straight onto the commands topic, and the events watched coming back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from journeys_bench.harness import PATIENT_KEY_SECRET
+from journeys_contracts.commands import StartRun
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.envelope import CloudEvent, Headers, header
+from journeys_contracts.keys import patient_key
+from journeys_runtime import kafka
+
+# The engine benchmarks' journey: message, condition, message, message, end.
+FIVE_STEP: dict[str, Any] = {
+    "name": "bench: five steps",
+    "start_node_id": "welcome",
+    "nodes": [
+        {"id": "welcome", "type": "MESSAGE", "message": "Welcome!", "next_node_id": "age"},
+        {"id": "age", "type": "CONDITIONAL",
+         "condition": {"field": "age", "operator": ">=", "value": 50},
+         "on_true_next_node_id": "senior", "on_false_next_node_id": "general"},
+        {"id": "senior", "type": "MESSAGE", "message": "Senior care", "next_node_id": "checkin"},
+        {"id": "general", "type": "MESSAGE", "message": "General care",
+         "next_node_id": "checkin"},
+        {"id": "checkin", "type": "MESSAGE", "message": "How are you?", "next_node_id": None},
+    ],
+}  # fmt: skip
+COMPLETED = "journeys.run.completed.v1"
+ENDED = {COMPLETED, "journeys.run.failed.v1", "journeys.run.cancelled.v1"}
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str  # what the benchmark follows it by: the run id, or the timer id
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+def start_runs(count: int, definition: dict[str, Any] = FIVE_STEP) -> list[Record]:
+    """`count` StartRun commands for distinct patients, serialised ahead of the clock."""
+    journey = JourneyDefinition.model_validate(definition)
+    journey_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    records = []
+    for i in range(count):
+        run_id = uuid.uuid4()
+        patient = f"bench-patient-{i}"
+        command = StartRun(
+            run_id=run_id, journey_id=journey_id, patient_id=patient,
+            patient_context={"age": 30 + i % 50}, definition=journey, requested_at=now,
+        )  # fmt: skip
+        ce = CloudEvent(str(uuid.uuid4()), command.type, "/bench", str(run_id), now)
+        key = patient_key(PATIENT_KEY_SECRET, patient).encode()
+        records.append(Record(str(run_id), key, command.to_json(), ce.headers()))
+    return records
+
+
+@contextlib.asynccontextmanager
+async def producer(bootstrap: str, linger_ms: int = 5) -> AsyncIterator[AIOKafkaProducer]:
+    p = kafka.producer(bootstrap, linger_ms=linger_ms)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+async def send(p: AIOKafkaProducer, topic: str, record: Record) -> asyncio.Future[Any]:
+    """Queue one record; the returned future resolves when the broker has it."""
+    fut: asyncio.Future[Any] = await p.send(topic, record.value, record.key,
+                                            headers=record.headers)  # fmt: skip
+    return fut
+
+
+Seen = Callable[[TopicPartition, Any, float], None]
+
+
+class Watch:
+    """Reads a topic (read_committed, every partition, from the start) and hands each record
+    and the monotonic time it arrived to `on_record`, until stopped."""
+
+    def __init__(self, bootstrap: str, topic: str, on_record: Seen) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, isolation_level="read_committed",
+            enable_auto_commit=False, fetch_max_wait_ms=20, max_poll_records=5000,
+        )  # fmt: skip
+        self._topic, self._on_record = topic, on_record
+        self._task: asyncio.Task[None] | None = None
+        self.records = 0
+
+    async def __aenter__(self) -> Watch:
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self._topic)
+        while not partitions:
+            await asyncio.sleep(0.1)
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(self._topic)
+        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for tp, records in batches.items():
+                for r in records:
+                    self.records += 1
+                    self._on_record(tp, r, now)
+
+
+def ce_type(record: Any) -> str | None:
+    return header(record.headers, "ce_type")
+
+
+def ce_subject(record: Any) -> str | None:
+    return header(record.headers, "ce_subject")
+
+
+async def wait_until(check: Callable[[], bool], patience: float, poll: float = 0.05) -> bool:
+    """Whether `check()` came true within `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(poll)
+    return True

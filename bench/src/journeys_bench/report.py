@@ -1,0 +1,202 @@
+"""Results beside their targets: the JSON of a run, and the table in bench/README.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+Row = tuple[str, str, str, bool | None]  # benchmark, target, measured, met (None: no target)
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def machine(kafka_version: str, postgres_version: str) -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "kafka": kafka_version,
+        "postgres": postgres_version,
+    }
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _get(results: dict[str, Any], *path: str) -> Any:
+    node: Any = results
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _engine(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for replicas, result in (_get(r, "engine-throughput") or {}).items():
+        label = f"engine throughput, {replicas} executor replica(s), 4 partitions"
+        met = result["runs_per_s"] >= 2000 and result["events_per_s"] >= 10_000
+        measured = (f"{_n(result['runs_per_s'])} runs/s ({_n(result['events_per_s'])} "
+                    f"events/s), {result['ended']:,}/{result['runs']:,} runs ended")  # fmt: skip
+        rows.append((label, "≥ 2,000 runs/s (≥ 10,000 events/s)", measured, met))
+    latency = _get(r, "engine-latency")
+    if latency:
+        lat = latency["latency"]
+        measured = (f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms, max "
+                    f"{lat.get('max_ms')} ms at {latency['achieved_runs_per_s']} runs/s "
+                    f"({latency['missing']} missing)")  # fmt: skip
+        met = latency["missing"] == 0 and lat.get("p99_ms", 1e9) <= 250
+        rows.append(("engine latency, trigger to completed", "p99 ≤ 250 ms at 500 runs/s",
+                     measured, met))  # fmt: skip
+    return rows
+
+
+def _api(r: dict[str, Any]) -> list[Row]:
+    api = _get(r, "api")
+    if not api:
+        return []
+    most, steady = api["max"], api["steady"]
+    lat = steady["latency"]
+    errors = steady["requests"] - steady["status"].get("202", 0)
+    return [
+        ("API triggers, open-ended", "≥ 3,000 req/s",
+         f"{_n(most['accepted_per_s'])} req/s accepted, p50 {most['latency'].get('p50_ms')} ms,"
+         f" p99 {most['latency'].get('p99_ms')} ms ({most['workers']} connections)",
+         most["accepted_per_s"] >= 3000),
+        (f"API triggers at {steady['rate']} req/s", "p99 ≤ 50 ms at 1,500 req/s",
+         f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms, {errors} not 202",
+         errors == 0 and lat.get("p99_ms", 1e9) <= 50),
+    ]  # fmt: skip
+
+
+def _timers(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    punctual = _get(r, "timer-punctuality")
+    if punctual:
+        lat = punctual["lateness"]
+        measured = (f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms, max "
+                    f"{lat.get('max_ms')} ms; {punctual['early']} early, {punctual['missing']} "
+                    f"missing, {punctual['duplicates']} duplicates")  # fmt: skip
+        met = (punctual["early"] == 0 and punctual["missing"] == 0
+               and lat.get("p99_ms", 1e9) <= 50 and lat.get("p50_ms", 1e9) <= 10)  # fmt: skip
+        rows.append((f"timer punctuality, {punctual['count']:,} due within "
+                     f"{punctual['window_seconds']:.0f} s",
+                     "lateness p99 ≤ 50 ms, p50 ≤ 10 ms, none early", measured, met))  # fmt: skip
+    for pending, step in (_get(r, "timer-scale", "steps") or {}).items():
+        lat = step["lateness"]
+        measured = (f"{step['expected']:,} near timers: p50 {lat.get('p50_ms')} ms, p99 "
+                    f"{lat.get('p99_ms')} ms, {step['early']} early, {step['missing']} missing;"
+                    f" scheduler RSS {step['scheduler_rss_mb']} MB")  # fmt: skip
+        met = (step["early"] == 0 and step["missing"] == 0 and lat.get("p99_ms", 1e9) <= 50
+               and step["scheduler_rss_mb"] <= 250)  # fmt: skip
+        rows.append(
+            (
+                f"timer scale, {int(pending):,} pending far-future timers",
+                "RSS ≤ 250 MB; near timers within the punctuality target",
+                measured,
+                met,
+            )
+        )
+    return rows
+
+
+def _projection(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    projection = _get(r, "projection")
+    if projection:
+        measured = (f"{_n(projection['events_per_s'])} events/s from start "
+                    f"({_n(projection['events_per_s_after_first_batch'])} after the first "
+                    f"batch), {projection['events']:,} events")  # fmt: skip
+        rows.append(("projection catch-up", "≥ 10,000 events/s", measured,
+                     projection["events_per_s"] >= 10_000))  # fmt: skip
+    lag = _get(r, "engine-latency", "projection_lag")
+    if lag:
+        rows.append(("projection lag under the engine-latency load", "p99 ≤ 1 s",
+                     f"p50 {lag.get('p50_ms')} ms, p99 {lag.get('p99_ms')} ms",
+                     lag.get("p99_ms", 1e9) <= 1000))  # fmt: skip
+    return rows
+
+
+def _references(r: dict[str, Any]) -> list[Row]:
+    ref = _get(r, "references")
+    if not ref:
+        return []
+    k, pg = ref["kafka"], ref["postgres"]
+    return [
+        ("reference: aiokafka produce", "reported",
+         f"{_n(k['produce_per_s'])} records/s ({k['record_bytes']} B, acks=all)", None),
+        ("reference: aiokafka consume", "reported", f"{_n(k['consume_per_s'])} records/s", None),
+        ("reference: PostgreSQL insert", "reported",
+         f"{_n(pg['executemany_rows_per_s'])} rows/s executemany, "
+         f"{_n(pg['copy_rows_per_s'])} rows/s COPY", None),
+    ]  # fmt: skip
+
+
+SECTIONS: list[Callable[[dict[str, Any]], list[Row]]] = [
+    _engine, _api, _timers, _projection, _references]  # fmt: skip
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    return [row for section in SECTIONS for row in section(results)]
+
+
+def _met(met: bool | None) -> str:
+    return "n/a" if met is None else ("yes" if met else "**no**")
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| benchmark | target | measured | met |", "|---|---|---|---|"]
+    lines += [f"| {b} | {t} | {m} | {_met(met)} |" for b, t, m, met in rows(results)]
+    return "\n".join(lines)
+
+
+def memory_table(results: dict[str, Any]) -> str:
+    """Each service's RSS at rest (before the load) and at peak, per benchmark."""
+    lines = ["| benchmark | service | at rest (MB) | peak (MB) |", "|---|---|---|---|"]
+    for name, result in results.get("benchmarks", {}).items():
+        runs = result.values() if name == "engine-throughput" else [result]
+        for i, run in enumerate(runs):
+            label = f"{name} ({i + 1})" if name == "engine-throughput" else name
+            for service, rss in sorted((run.get("rss") or {}).items()):
+                lines.append(f"| {label} | {service} | {rss['rest_mb']} | {rss['peak_mb']} |")
+    return "\n".join(lines)
+
+
+def render(run: dict[str, Any]) -> str:
+    m = run["machine"]
+    head = (f"Run of {run['started']} ({run['minutes']} min) on {m['cores']} cores "
+            f"({m['cpu']}), {m['memory_gb']} GB, {m['os']}, Python {m['python']}, Kafka "
+            f"{m['kafka']}, {m['postgres']}. Everything (broker, database, services, load) "
+            f"on that one machine.")  # fmt: skip
+    return "\n\n".join([head, table(run["benchmarks"]),
+                        "Memory (RSS) of each service:", memory_table(run)])  # fmt: skip
+
+
+def write(run: dict[str, Any], results_dir: Path, readme: Path) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{run['started'][:10]}.json"
+    path.write_text(json.dumps(run, indent=2) + "\n")
+    text = readme.read_text()
+    block = f"{START}\n{render(run)}\n\nRaw figures: `{path.name}`.\n{END}"
+    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text,
+                             flags=re.S))  # fmt: skip
+    return path
