@@ -34,10 +34,10 @@ BENCH_DIR = REPO_ROOT / "bench"
 class Sizes:
     runs: int = 20_000
     replicas: tuple[int, ...] = (1, 2, 4)
-    latency_rate: int = 500
+    latency_rates: tuple[int, ...] = (500, 250)
     latency_seconds: float = 60
     api_seconds: int = 30
-    api_rate: int = 1500
+    api_rates: tuple[int, ...] = (1500, 300)
     api_workers: int = 64
     timers: int = 100_000
     timer_window: float = 120
@@ -49,8 +49,8 @@ class Sizes:
 
 
 # Small enough to check that every benchmark still works, in about five minutes.
-QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rate=50, latency_seconds=5, api_seconds=5,
-              api_rate=100, api_workers=8, timers=500, timer_window=5, timer_lead=5,
+QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5, api_seconds=5,
+              api_rates=(100,), api_workers=8, timers=500, timer_window=5, timer_lead=5,
               timer_steps=(1000, 5000), near_timers=100, kafka_records=5000,
               postgres_rows=5000)  # fmt: skip
 
@@ -58,10 +58,10 @@ Benchmark = Callable[[Infra, Sizes, Path], Any]
 BENCHMARKS: dict[str, Benchmark] = {
     "references": lambda i, s, _: references.references(i, s.kafka_records, s.postgres_rows),
     "engine-throughput": lambda i, s, _: engine.engine_throughput(i, s.runs, s.replicas),
-    "engine-latency": lambda i, s, _: engine.engine_latency(i, s.latency_rate,
+    "engine-latency": lambda i, s, _: engine.engine_latency(i, s.latency_rates,
                                                             s.latency_seconds),
     "projection": lambda i, s, _: projection.projection(i, s.runs),
-    "api": lambda i, s, work: api.api_triggers(i, work, s.api_seconds, s.api_rate,
+    "api": lambda i, s, work: api.api_triggers(i, work, s.api_seconds, s.api_rates,
                                                s.api_workers),
     "timer-punctuality": lambda i, s, _: timers.timer_punctuality(i, s.timers, s.timer_window,
                                                                   s.timer_lead),

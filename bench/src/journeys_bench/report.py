@@ -58,15 +58,14 @@ def _engine(r: dict[str, Any]) -> list[Row]:
         measured = (f"{_n(result['runs_per_s'])} runs/s ({_n(result['events_per_s'])} "
                     f"events/s), {result['ended']:,}/{result['runs']:,} runs ended")  # fmt: skip
         rows.append((label, "≥ 2,000 runs/s (≥ 10,000 events/s)", measured, met))
-    latency = _get(r, "engine-latency")
-    if latency:
+    for rate, latency in (_get(r, "engine-latency") or {}).items():
         lat = latency["latency"]
         measured = (f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms, max "
-                    f"{lat.get('max_ms')} ms at {latency['achieved_runs_per_s']} runs/s "
-                    f"({latency['missing']} missing)")  # fmt: skip
-        met = latency["missing"] == 0 and lat.get("p99_ms", 1e9) <= 250
-        rows.append(("engine latency, trigger to completed", "p99 ≤ 250 ms at 500 runs/s",
-                     measured, met))  # fmt: skip
+                    f"{lat.get('max_ms')} ms; {latency['achieved_runs_per_s']} runs/s sent, "
+                    f"{latency['missing']} not completed")  # fmt: skip
+        met = latency["missing"] == 0 and lat.get("p99_ms", 1e9) <= 250 and int(rate) >= 500
+        rows.append((f"engine latency at {rate} runs/s, trigger to completed",
+                     "p99 ≤ 250 ms at 500 runs/s", measured, met))  # fmt: skip
     return rows
 
 
@@ -74,18 +73,23 @@ def _api(r: dict[str, Any]) -> list[Row]:
     api = _get(r, "api")
     if not api:
         return []
-    most, steady = api["max"], api["steady"]
-    lat = steady["latency"]
-    errors = steady["requests"] - steady["status"].get("202", 0)
-    return [
+    most = api["max"]
+    rows: list[Row] = [
         ("API triggers, open-ended", "≥ 3,000 req/s",
          f"{_n(most['accepted_per_s'])} req/s accepted, p50 {most['latency'].get('p50_ms')} ms,"
          f" p99 {most['latency'].get('p99_ms')} ms ({most['workers']} connections)",
          most["accepted_per_s"] >= 3000),
-        (f"API triggers at {steady['rate']} req/s", "p99 ≤ 50 ms at 1,500 req/s",
-         f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms, {errors} not 202",
-         errors == 0 and lat.get("p99_ms", 1e9) <= 50),
     ]  # fmt: skip
+    for rate, steady in api["steady"].items():
+        lat = steady["latency"]
+        failed = {code: n for code, n in steady["status"].items() if code != "202"}
+        answers = ", ".join(f"{n:,} answered {'nothing in 10 s' if code == '0' else code}"
+                            for code, n in failed.items()) or "every answer 202"  # fmt: skip
+        measured = (f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms of the 202s; "
+                    f"{answers}")  # fmt: skip
+        met = not failed and lat.get("p99_ms", 1e9) <= 50 and int(rate) >= 1500
+        rows.append((f"API triggers at {rate} req/s", "p99 ≤ 50 ms at 1,500 req/s", measured, met))
+    return rows
 
 
 def _timers(r: dict[str, Any]) -> list[Row]:
@@ -128,11 +132,12 @@ def _projection(r: dict[str, Any]) -> list[Row]:
                     f"batch), {projection['events']:,} events")  # fmt: skip
         rows.append(("projection catch-up", "≥ 10,000 events/s", measured,
                      projection["events_per_s"] >= 10_000))  # fmt: skip
-    lag = _get(r, "engine-latency", "projection_lag")
-    if lag:
-        rows.append(("projection lag under the engine-latency load", "p99 ≤ 1 s",
+    for rate, latency in (_get(r, "engine-latency") or {}).items():
+        lag = latency["projection_lag"]
+        rows.append((f"projection lag under the engine-latency load, {rate} runs/s",
+                     "p99 ≤ 1 s at 500 runs/s",
                      f"p50 {lag.get('p50_ms')} ms, p99 {lag.get('p99_ms')} ms",
-                     lag.get("p99_ms", 1e9) <= 1000))  # fmt: skip
+                     lag.get("p99_ms", 1e9) <= 1000 and int(rate) >= 500))  # fmt: skip
     return rows
 
 
@@ -173,9 +178,10 @@ def memory_table(results: dict[str, Any]) -> str:
     """Each service's RSS at rest (before the load) and at peak, per benchmark."""
     lines = ["| benchmark | service | at rest (MB) | peak (MB) |", "|---|---|---|---|"]
     for name, result in results.get("benchmarks", {}).items():
-        runs = result.values() if name == "engine-throughput" else [result]
-        for i, run in enumerate(runs):
-            label = f"{name} ({i + 1})" if name == "engine-throughput" else name
+        per_setting = name in ("engine-throughput", "engine-latency")
+        runs = result.items() if per_setting else [("", result)]
+        for setting, run in runs:
+            label = f"{name} ({setting})" if per_setting else name
             for service, rss in sorted((run.get("rss") or {}).items()):
                 lines.append(f"| {label} | {service} | {rss['rest_mb']} | {rss['peak_mb']} |")
     return "\n".join(lines)

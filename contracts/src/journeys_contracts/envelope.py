@@ -37,7 +37,8 @@ class CloudEvent:
 
 def event_id(run_id: uuid.UUID | str, seq: int) -> str:
     """A deterministic id: a replayed event keeps its id, so consumers can deduplicate by it."""
-    return str(uuid.uuid5(uuid.UUID(str(run_id)), f"event:{seq}"))
+    namespace = run_id if isinstance(run_id, uuid.UUID) else uuid.UUID(run_id)
+    return str(uuid.uuid5(namespace, f"event:{seq}"))
 
 
 def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:

@@ -6,6 +6,12 @@ import asyncio
 import contextlib
 import signal
 from abc import ABC, abstractmethod
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvloop
+
+T = TypeVar("T")
 
 STOP_GRACE_SECONDS = 10.0
 
@@ -76,3 +82,10 @@ async def serve(service: LoopService) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.request_stop)
     await service.run_until_stopped()
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on uvloop: a faster event loop for the Kafka clients' many small
+    callbacks (about a tenth of the executor's CPU was the stock loop's own bookkeeping)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from journeys_api.resources import Resources
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
+    # async: FastAPI runs a plain `def` dependency in a thread, a hop on every request.
     return cast(Resources, request.app.state.resources)
 
 

@@ -45,7 +45,8 @@ class Resources:
             timeout=settings.db_pool_timeout_seconds,
             kwargs={"connect_timeout": settings.db_connect_timeout_seconds},
             configure=_configure,
-            check=AsyncConnectionPool.check_connection,
+            # No `check` on checkout: it cost a round trip per request. A connection broken
+            # while idle fails its query (503 with Retry-After) and the pool drops it.
             open=False,
             name="api",
         )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from journeys_executor.app import Executor
 from journeys_executor.settings import get_settings
-from journeys_runtime import crash
+from journeys_runtime import crash, service
 from journeys_runtime.logs import configure_logging
 from journeys_runtime.service import serve
 
@@ -22,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging("executor", settings.log_level)
     crash.arm(settings.crash_at)
-    asyncio.run(serve(Executor(settings)))
+    service.run(serve(Executor(settings)))
     return 0
 
 

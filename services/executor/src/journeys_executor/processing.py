@@ -10,7 +10,7 @@ from datetime import datetime
 from journeys_contracts import commands as cmd
 from journeys_contracts import events as ev
 from journeys_executor.channels import Channel, DeliveryResult
-from journeys_executor.core import Rejection, RunState, decide, fold
+from journeys_executor.core import Rejection, RunState, decide
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def process(
     decision = decide(state, command, clock())
     if isinstance(decision, Rejection):
         return Outcome(state=state, rejection=decision)
-    outcome = Outcome(state=fold(state, decision), events=list(decision))
+    outcome = Outcome(state=decision.state, events=list(decision))
     while outcome.state is not None and not outcome.state.ended:
         pending = outcome.state.pending_message
         if pending is None:
@@ -75,6 +75,6 @@ async def process(
         more = decide(outcome.state, record, record.at)
         if isinstance(more, Rejection):  # cannot happen: the core asked for this delivery
             raise RuntimeError(more.reason)
-        outcome.state = fold(outcome.state, more)
+        outcome.state = more.state
         outcome.events.extend(more)
     return outcome

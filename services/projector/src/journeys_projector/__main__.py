@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from journeys_projector import migrations
 from journeys_projector.app import Projector
 from journeys_projector.settings import get_settings
-from journeys_runtime import crash
+from journeys_runtime import crash, service
 from journeys_runtime.logs import configure_logging
 from journeys_runtime.service import serve
 
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["migrate"]:
         migrations.apply(settings.database_url)
         return 0
-    asyncio.run(serve(Projector(settings)))
+    service.run(serve(Projector(settings)))
     return 0
 
 

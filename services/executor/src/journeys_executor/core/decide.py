@@ -27,9 +27,7 @@ class Rejection:
     reason: str
 
 
-def decide(
-    state: RunState | None, command: cmd.Command, now: datetime
-) -> list[ev.Event] | Rejection:
+def decide(state: RunState | None, command: cmd.Command, now: datetime) -> Decision | Rejection:
     if isinstance(command, cmd.StartRun):
         return _start(state, command, now)
     if state is None:
@@ -39,6 +37,15 @@ def decide(
     if isinstance(command, cmd.CancelRun):
         return _cancel(state, command, now)
     return _record_delivery(state, command, now)
+
+
+class Decision(list[ev.Event]):
+    """The events decided, and the state they fold into (already folded while deciding, so
+    a caller need not fold them again; equal to `fold(state, events)`)."""
+
+    def __init__(self, events: list[ev.Event], state: RunState | None) -> None:
+        super().__init__(events)
+        self.state = state
 
 
 class _Emitter:
@@ -64,14 +71,16 @@ class _Emitter:
         return event
 
     @property
+    def decision(self) -> Decision:
+        return Decision(self.events, self.state)
+
+    @property
     def run(self) -> RunState:
         assert self.state is not None
         return self.state
 
 
-def _start(
-    state: RunState | None, command: cmd.StartRun, now: datetime
-) -> list[ev.Event] | Rejection:
+def _start(state: RunState | None, command: cmd.StartRun, now: datetime) -> Decision | Rejection:
     if state is not None:
         return Rejection(
             f"Expected no run with id {command.run_id}, but it exists ({state.status})"
@@ -88,12 +97,10 @@ def _start(
         definition=command.definition,
     )
     _walk(out, command.definition.start_node_id)
-    return out.events
+    return out.decision
 
 
-def _fire_timer(
-    state: RunState, command: cmd.FireTimer, now: datetime
-) -> list[ev.Event] | Rejection:
+def _fire_timer(state: RunState, command: cmd.FireTimer, now: datetime) -> Decision | Rejection:
     timer = state.pending_timer
     if timer is None or timer.timer_id != command.timer_id:
         waiting = f"timer {timer.timer_id}" if timer else f"no timer ({state.status})"
@@ -116,10 +123,10 @@ def _fire_timer(
         fired_at=command.fired_at,
     )
     _walk(out, node.next_node_id)
-    return out.events
+    return out.decision
 
 
-def _cancel(state: RunState, command: cmd.CancelRun, now: datetime) -> list[ev.Event] | Rejection:
+def _cancel(state: RunState, command: cmd.CancelRun, now: datetime) -> Decision | Rejection:
     if state.ended:
         return Rejection(f"Expected run to be active to cancel it, but it is {state.status}")
     out = _Emitter(state, now)
@@ -130,12 +137,12 @@ def _cancel(state: RunState, command: cmd.CancelRun, now: datetime) -> list[ev.E
         reason=command.reason,
         cancelled_timer_id=timer.timer_id if timer else None,
     )
-    return out.events
+    return out.decision
 
 
 def _record_delivery(
     state: RunState, command: cmd.RecordDelivery, now: datetime
-) -> list[ev.Event] | Rejection:
+) -> Decision | Rejection:
     pending = state.pending_message
     if state.ended or pending is None or pending.message_id != command.message_id:
         return Rejection(
@@ -153,7 +160,7 @@ def _record_delivery(
             reason=reason,
         )
         out.emit(ev.RunFailed, node_id=pending.node_id, reason=f"message delivery failed: {reason}")
-        return out.events
+        return out.decision
     out.emit(
         ev.MessageSent,
         node_id=pending.node_id,
@@ -163,7 +170,7 @@ def _record_delivery(
     node = state.definition.node(pending.node_id)
     assert isinstance(node, MessageNode)
     _walk(out, node.next_node_id)
-    return out.events
+    return out.decision
 
 
 def _walk(out: _Emitter, node_id: str | None) -> None:

@@ -1,0 +1,80 @@
+"""The results table: each figure beside its target, and `met` only where the target holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from journeys_bench import report
+from journeys_bench.hist import Latencies
+
+
+def _engine(runs_per_s: float, events_per_s: float) -> dict[str, Any]:
+    return {"runs": 100, "ended": 100, "runs_per_s": runs_per_s, "events_per_s": events_per_s}
+
+
+def test_engine_throughput_is_met_only_when_both_rates_are() -> None:
+    results = {"engine-throughput": {"1": _engine(2500, 12_000), "2": _engine(2500, 9_000)}}
+
+    rows = report.rows(results)
+
+    assert [met for *_, met in rows] == [True, False]
+    assert "2,500 runs/s (12,000 events/s)" in rows[0][2]
+
+
+def test_latency_below_the_targets_rate_never_counts_as_met() -> None:
+    lag = {"p50_ms": 1.0, "p99_ms": 2.0}
+    fast = {"latency": {"p50_ms": 5.0, "p99_ms": 9.0, "max_ms": 10.0}, "missing": 0,
+            "achieved_runs_per_s": 250.0, "projection_lag": lag}  # fmt: skip
+
+    rows = report.rows({"engine-latency": {"250": fast, "500": fast}})
+
+    assert [(name, met) for name, _, _, met in rows] == [
+        ("engine latency at 250 runs/s, trigger to completed", False),
+        ("engine latency at 500 runs/s, trigger to completed", True),
+        ("projection lag under the engine-latency load, 250 runs/s", False),
+        ("projection lag under the engine-latency load, 500 runs/s", True),
+    ]
+
+
+def test_api_rows_name_every_answer_that_was_not_202() -> None:
+    lat = {"p50_ms": 3.0, "p99_ms": 9.0}
+    api = {
+        "max": {"accepted_per_s": 3100.0, "latency": lat, "workers": 64},
+        "steady": {"1500": {"latency": lat, "status": {"202": 10, "503": 2, "0": 1}}},
+    }
+
+    (most, steady) = report.rows({"api": api})
+
+    assert most[3] is True
+    assert steady[3] is False
+    assert "2 answered 503, 1 answered nothing in 10 s" in steady[2]
+
+
+def test_the_readme_block_is_replaced_and_the_rest_kept(tmp_path: Any) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.START}\nold\n{report.END}\noutro\n")
+    run = {"started": "2026-11-23T10:00:00+00:00", "minutes": 1.0, "benchmarks": {},
+           "machine": report.machine("3.9.1", "PostgreSQL 18")}  # fmt: skip
+
+    path = report.write(run, tmp_path / "results", readme)
+
+    text = readme.read_text()
+    assert path.name == "2026-11-23.json"
+    assert text.startswith("intro\n")
+    assert text.endswith("outro\n")
+    assert "old" not in text
+    assert "| benchmark | target | measured | met |" in text
+
+
+def test_latencies_are_percentiles_and_count_negative_values() -> None:
+    lat = Latencies()
+    for ms in range(1, 101):
+        lat.record(ms / 1000)
+    lat.record(-0.001)
+
+    summary = lat.summary()
+
+    assert summary["count"] == 101
+    assert lat.negative == 1
+    assert 49 <= summary["p50_ms"] <= 51
+    assert 98 <= summary["p99_ms"] <= 100
