@@ -37,7 +37,7 @@ class Sizes:
     latency_rates: tuple[int, ...] = (500, 250)
     latency_seconds: float = 60
     api_seconds: int = 30
-    api_rates: tuple[int, ...] = (1500, 300)
+    api_rates: tuple[int, ...] = (300, 1500)  # the overload last: it leaves a backlog
     api_workers: int = 64
     timers: int = 100_000
     timer_window: float = 120

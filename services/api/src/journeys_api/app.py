@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from journeys_api import errors, openapi
-from journeys_api.limits import BodyLimit
+from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation
 from journeys_api.resources import Resources
 from journeys_api.routers import journeys, ops, runs
@@ -44,6 +44,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     # The last added is the outermost: every answer, 413s included, is observed.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
     app.add_middleware(RequestObservation)
     # Order matters: `/journeys/runs...` must match before `/journeys/{journeyId}`.
     app.include_router(runs.router)

@@ -1,4 +1,4 @@
-"""The request-body size limit: 413 with a JSON body, before or while the body is read."""
+"""Limits: the request-body size (413) and the requests in hand at once (503, at once)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from journeys_api.metrics import SHED
+
+SHED_RETRY_AFTER_SECONDS = 1  # an overload passes in moments, unlike an outage
 
 
 class BodyLimit:
@@ -43,3 +47,39 @@ class BodyLimit:
             return message
 
         await self.app(scope, receive_limited, send)
+
+
+class InFlightLimit:
+    """At most `limit` requests in hand; beyond that, 503 with Retry-After, answered at once.
+
+    An API past its capacity otherwise queues every request until its caller gives up: at
+    1,500 triggers a second against a capacity near 600, `make bench` saw 38,059 of 41,137
+    requests get no answer within 10 s. Shedding keeps the accepted ones fast and tells the
+    others when to come back. The probes and /metrics are never shed.
+    """
+
+    EXEMPT = frozenset({"/health", "/ready", "/metrics"})
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            SHED.inc()
+            response = JSONResponse(
+                {"detail": "the API is at capacity, retry later"},
+                status_code=503,
+                headers={"Retry-After": str(SHED_RETRY_AFTER_SECONDS)},
+            )
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

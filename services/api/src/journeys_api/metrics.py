@@ -31,3 +31,7 @@ UNAVAILABLE = Counter(
     "Requests answered 503 because a dependency was out of reach",
     ["dependency"],
 )
+SHED = Counter(
+    "journeys_api_shed_requests_total",
+    "Requests answered 503 at once because API_MAX_IN_FLIGHT requests were already in hand",
+)

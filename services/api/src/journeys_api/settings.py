@@ -33,6 +33,9 @@ class ApiSettings(DatabaseSettings):
         10.0, gt=0, le=120, description="longest wait for Kafka to acknowledge before a 503"
     )
     max_body_bytes: int = Field(MIB, ge=1024, le=64 * MIB, description="larger bodies get 413")
+    max_in_flight: int = Field(
+        128, ge=1, le=100_000, description="requests in hand at once; more get 503 at once"
+    )
     journey_cache_size: int = Field(
         1024, ge=0, le=1_000_000, description="definitions kept in memory (they are immutable)"
     )
