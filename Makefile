@@ -33,7 +33,7 @@ e2e: install
 faults: install
 	$(UV) run --frozen python -m tests.faults $(FAULTS_ARGS)
 
-# Every benchmark against its target (~25 min); writes bench/results/<date>.json and the table
+# Every benchmark against its target (~15 min); writes bench/results/<date>.json and the table
 # in bench/README.md. One alone: `make bench BENCH_ARGS=engine-throughput`.
 bench: install
 	$(UV) run --frozen python -m journeys_bench $(BENCH_ARGS)
