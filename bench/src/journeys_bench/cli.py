@@ -8,12 +8,12 @@ and writes `.data/bench/last.json`, leaving the recorded run alone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 BENCH_DIR = REPO_ROOT / "bench"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Sizes:
     runs: int = 20_000
     replicas: tuple[int, ...] = (1, 2, 4)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": round((time.monotonic() - clock) / 60, 1),
         "quick": args.quick,
         "machine": report.machine(kafka_version, postgres_version),
-        "sizes": Sizes().__dict__ if not args.quick else QUICK.__dict__,
+        "sizes": dataclasses.asdict(sizes),
         "benchmarks": results,
     }
     print("\n" + report.render(run), flush=True)

@@ -54,7 +54,7 @@ async def throughput(dep: Deployment, runs: int, patience: float = 600) -> dict[
     records = start_runs(runs)
     done = Completions()
     with RssSampler(dep.pids()) as rss:
-        async with Watch(dep.kafka_bootstrap, dep.topics.events, done), \
+        async with Watch(dep.kafka_bootstrap, dep.topics.events, dep.partitions, done), \
                 producer(dep.kafka_bootstrap) as p:  # fmt: skip
             started = time.monotonic()
             sends = [await send(p, dep.topics.commands, r) for r in records]
@@ -133,7 +133,7 @@ async def steady(dep: Deployment, rate: int, seconds: float) -> dict[str, Any]:
 
     tick = 0.01  # sends go out every 10 ms, those due by then
     with RssSampler(dep.pids()) as rss:
-        async with Watch(dep.kafka_bootstrap, dep.topics.events, on_event), \
+        async with Watch(dep.kafka_bootstrap, dep.topics.events, dep.partitions, on_event), \
                 producer(dep.kafka_bootstrap, linger_ms=1) as p:  # fmt: skip
             poller = asyncio.create_task(lag.run())
             started = time.monotonic()

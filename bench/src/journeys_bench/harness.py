@@ -125,10 +125,10 @@ def deployment(
         service_env={"JOURNEYS_PATIENT_KEY_SECRET": PATIENT_KEY_SECRET, **(env or {})},
     )  # fmt: skip
     stack = Stack(config)
-    stack.prepare()
     dep = Deployment(namespace, topics, infra.kafka_bootstrap, database_url, stack, [],
                      partitions)  # fmt: skip
     try:
+        stack.prepare()
         dep.start(services)
         yield dep
     finally:

@@ -90,23 +90,18 @@ class Watch:
     """Reads a topic (read_committed, every partition, from the start) and hands each record
     and the monotonic time it arrived to `on_record`, until stopped."""
 
-    def __init__(self, bootstrap: str, topic: str, on_record: Seen) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int, on_record: Seen) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, isolation_level="read_committed",
             enable_auto_commit=False, fetch_max_wait_ms=20, max_poll_records=5000,
         )  # fmt: skip
-        self._topic, self._on_record = topic, on_record
+        self._topic, self._partitions, self._on_record = topic, partitions, on_record
         self._task: asyncio.Task[None] | None = None
         self.records = 0
 
     async def __aenter__(self) -> Watch:
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self._topic)
-        while not partitions:
-            await asyncio.sleep(0.1)
-            await self._consumer._client.force_metadata_update()
-            partitions = self._consumer.partitions_for_topic(self._topic)
-        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(self._topic, p) for p in range(self._partitions)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         self._task = asyncio.create_task(self._run())

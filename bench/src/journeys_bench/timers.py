@@ -117,7 +117,7 @@ async def _near(dep: Deployment, p: AIOKafkaProducer, count: int, lead: float,
     due = sorted(start + timedelta(seconds=random.uniform(0, spread)) for _ in range(count))
     records = delays(due)
     fired = Fired({r.id for r in records})
-    async with Watch(dep.kafka_bootstrap, dep.topics.commands, fired):
+    async with Watch(dep.kafka_bootstrap, dep.topics.commands, dep.partitions, fired):
         injected = await _inject(p, dep.topics.events, records)
         if injected > lead:
             log.warning("injecting took %.1fs, longer than the %.0fs lead", injected, lead)
