@@ -91,6 +91,7 @@ class Run:
         assert (None if self.state is None else self.state.model_dump()) == before
         if not isinstance(outcome, Rejection):
             self.state = fold(self.state, outcome)
+            assert outcome.state == self.state  # the state `decide` folded on its way
             self.events.extend(outcome)
         return outcome
 

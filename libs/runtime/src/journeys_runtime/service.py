@@ -85,7 +85,6 @@ async def serve(service: LoopService) -> None:
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` on uvloop: a faster event loop for the Kafka clients' many small
-    callbacks (about a tenth of the executor's CPU was the stock loop's own bookkeeping)."""
+    """`asyncio.run` on uvloop, the libuv event loop uvicorn already runs the API on."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
