@@ -48,7 +48,7 @@ class Sizes:
     postgres_rows: int = 100_000
 
 
-# Small enough to check that every benchmark still works, in about five minutes.
+# Small enough to check that every benchmark still works; the figures mean nothing.
 QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5, api_seconds=5,
               api_rates=(100,), api_workers=8, timers=500, timer_window=5, timer_lead=5,
               timer_steps=(1000, 5000), near_timers=100, kafka_records=5000,
