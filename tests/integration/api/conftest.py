@@ -34,7 +34,7 @@ def api_settings(
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
         "JOURNEYS_TOPIC_PREFIX": topics.prefix, "JOURNEYS_PARTITIONS": PARTITIONS,
         "JOURNEYS_ENV": "test", "db_pool_min_size": 1, "db_pool_max_size": 4,
-        "ensure_topics": False,
+        "JOURNEYS_CREATE_TOPICS": False,
     }  # fmt: skip
     return ApiSettings(**{**values, **overrides})
 

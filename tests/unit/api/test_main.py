@@ -1,4 +1,4 @@
-"""`python -m journeys_api`: serve, or `migrate`; anything else is a usage error."""
+"""`python -m journeys_api`: serve, `migrate`, `wait-for-setup`; anything else is misuse."""
 
 from __future__ import annotations
 
@@ -9,4 +9,4 @@ from journeys_api.__main__ import main
 
 def test_unknown_arguments_print_usage_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--now"]) == 2
-    assert "usage: python -m journeys_api [migrate]" in capsys.readouterr().err
+    assert "usage: python -m journeys_api [migrate | wait-for-setup]" in capsys.readouterr().err

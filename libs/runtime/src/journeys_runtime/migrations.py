@@ -39,6 +39,15 @@ def sql_migrations(directory: Path) -> MigrationList:
     return MigrationList([m for m in found if m.path.endswith(".sql")])
 
 
+def pending(database_url: str, directory: Path) -> list[str]:
+    """Ids of the migrations of `directory` not yet applied to the database."""
+    backend = get_backend(yoyo_url(database_url))
+    try:
+        return [m.id for m in backend.to_apply(sql_migrations(directory))]
+    finally:
+        backend.connection.close()
+
+
 def apply(database_url: str, directory: Path) -> list[str]:
     """Apply every pending migration under yoyo's lock, so replicas never race; ids applied."""
     backend = get_backend(yoyo_url(database_url))

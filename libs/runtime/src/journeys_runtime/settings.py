@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from journeys_runtime import crash
 
+# A directory of files named like the variables (`DATABASE_URL`, ...), each holding one value:
+# how Kubernetes hands Secrets over without putting them in the environment.
+SECRETS_DIR_VARIABLE = "JOURNEYS_SECRETS_DIR"
 DEV_PATIENT_KEY_SECRET = "dev-only-patient-key-secret-change-me"  # noqa: S105 - refused outside dev
 
 
@@ -21,6 +30,21 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then the files of `$JOURNEYS_SECRETS_DIR` when it is set."""
+        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+        if secrets_dir:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
     environment: Literal["development", "test", "production"] = Field(
         "development", validation_alias=_env("JOURNEYS_ENV")
     )
@@ -29,11 +53,19 @@ class CommonSettings(BaseSettings):
     )
     topic_prefix: str = Field("", validation_alias=_env("JOURNEYS_TOPIC_PREFIX"))
     partitions: int = Field(4, ge=1, le=1024, validation_alias=_env("JOURNEYS_PARTITIONS"))
+    create_topics: bool = Field(
+        True, validation_alias=_env("JOURNEYS_CREATE_TOPICS"),
+        description="create missing topics at start; off where a topics job or operator owns them",
+    )  # fmt: skip
     patient_key_secret: SecretStr = Field(
         SecretStr(DEV_PATIENT_KEY_SECRET), validation_alias=_env("JOURNEYS_PATIENT_KEY_SECRET")
     )
     log_level: str = Field("INFO", validation_alias=_env("JOURNEYS_LOG_LEVEL"))
     log_patient_data: bool = Field(False, validation_alias=_env("JOURNEYS_LOG_PATIENT_DATA"))
+    setup_timeout_seconds: float = Field(
+        300.0, gt=0, le=3600, validation_alias=_env("JOURNEYS_SETUP_TIMEOUT_SECONDS"),
+        description="how long the topics command and `wait-for-setup` keep trying",
+    )  # fmt: skip
     crash_at: str | None = Field(
         None, validation_alias=_env("JOURNEYS_CRASH_AT"),
         description="test-only crash point, see journeys_runtime.crash; refused in production",
@@ -53,6 +85,26 @@ class CommonSettings(BaseSettings):
             if self.environment == "production":
                 raise ValueError("JOURNEYS_CRASH_AT is a test-only fault point: not in production")
             crash.parse(self.crash_at)
+        return self
+
+
+class TopicSettings(CommonSettings):
+    """What `python -m journeys_runtime topics` declares beyond the partition count."""
+
+    topic_replication_factor: int = Field(
+        1, ge=1, le=32, validation_alias=_env("JOURNEYS_TOPIC_REPLICATION_FACTOR")
+    )
+    topic_min_insync_replicas: int = Field(
+        1, ge=1, le=32, validation_alias=_env("JOURNEYS_TOPIC_MIN_INSYNC_REPLICAS")
+    )
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> TopicSettings:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                "JOURNEYS_TOPIC_MIN_INSYNC_REPLICAS must not exceed "
+                "JOURNEYS_TOPIC_REPLICATION_FACTOR"
+            )
         return self
 
 

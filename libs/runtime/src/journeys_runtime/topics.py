@@ -1,15 +1,18 @@
-"""The topics, their names under the deployment's prefix, and their creation."""
+"""The topics, their names under the deployment's prefix, and their creation or check."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
+METADATA_WAIT_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -42,43 +45,194 @@ class Topics:
         """Partition p of each belongs to the executor's transaction for command partition p."""
         return [self.commands, self.events, self.executor_runs]
 
-    def specs(self, partitions: int, replication: int = 1) -> list[NewTopic]:
-        """Commands, events and the run table share one partition count (`co_partitioned`)."""
+    @property
+    def names(self) -> list[str]:
+        return [self.definitions, self.commands, self.events, self.dlq, self.executor_runs]
+
+    def configs(self, min_insync_replicas: int = 1) -> dict[str, dict[str, str]]:
+        """The declared configuration of each topic: what creation sets and `apply` restores."""
+        isr = {"min.insync.replicas": str(min_insync_replicas)}
+        return {
+            self.definitions: {"cleanup.policy": "compact", **isr},
+            self.commands: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS), **isr},
+            self.events: {"cleanup.policy": "delete", "retention.ms": str(3650 * DAY_MS), **isr},
+            self.dlq: {"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS), **isr},
+            self.executor_runs: {"cleanup.policy": "compact", **isr},
+        }
+
+    def specs(
+        self, partitions: int, replication: int = 1, min_insync_replicas: int = 1
+    ) -> list[NewTopic]:
+        """Every topic with one partition count (the co-partitioned ones must share it)."""
         return [
-            NewTopic(self.definitions, partitions, replication, topic_configs={
-                "cleanup.policy": "compact"}),
-            NewTopic(self.commands, partitions, replication, topic_configs={
-                "cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)}),
-            NewTopic(self.events, partitions, replication, topic_configs={
-                "cleanup.policy": "delete", "retention.ms": str(3650 * DAY_MS)}),
-            NewTopic(self.dlq, partitions, replication, topic_configs={
-                "cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS)}),
-            NewTopic(self.executor_runs, partitions, replication, topic_configs={
-                "cleanup.policy": "compact"}),
-        ]  # fmt: skip
+            NewTopic(name, partitions, replication, topic_configs=configs)
+            for name, configs in self.configs(min_insync_replicas).items()
+        ]
 
 
-class PartitionMismatchError(RuntimeError):
+class TopicsError(RuntimeError):
+    """The topics on the broker are not what this deployment declares; a person must act."""
+
+
+class PartitionMismatchError(TopicsError):
     pass
 
 
+class MissingTopicsError(TopicsError):
+    pass
+
+
+@dataclass
+class TopicReport:
+    """What `apply` or `verify` found and did, topic names only."""
+
+    created: list[str] = field(default_factory=list)
+    reconfigured: dict[str, dict[str, str]] = field(default_factory=dict)
+    config_drift: dict[str, dict[str, str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
 async def ensure_topics(
-    bootstrap: str, topics: Topics, partitions: int, replication: int = 1
+    bootstrap: str, topics: Topics, partitions: int, replication: int = 1, *, create: bool = True
 ) -> None:
-    """Create missing topics; refuse to run when the co-partitioned topics differ in count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics.specs(partitions, replication) if t.name not in existing]
+    """Create the missing topics (or, with `create=False`, refuse to run without them); refuse
+    to run when the co-partitioned topics differ in partition count."""
+    async with _admin(bootstrap) as admin:
+        missing = [n for n in topics.names if n not in set(await admin.list_topics())]
+        if missing and not create:
+            raise MissingTopicsError(
+                f"topics missing: {', '.join(missing)}; the topics job creates them"
+            )
         if missing:
-            await admin.create_topics(missing)
-            log.info("created topics", extra={"topics": [t.name for t in missing]})
-        described = await admin.describe_topics(topics.co_partitioned)
-        counts = {d["topic"]: len(d["partitions"]) for d in described}
+            specs = [s for s in topics.specs(partitions, replication) if s.name in missing]
+            await admin.create_topics(specs)
+            log.info("created topics", extra={"topics": missing})
+        counts = await _partition_counts(admin, topics.co_partitioned)
         if len(set(counts.values())) != 1:
             raise PartitionMismatchError(
                 f"{', '.join(topics.co_partitioned)} must have one partition count, got {counts}"
             )
-    finally:
-        await admin.close()
+
+
+async def apply_topics(
+    bootstrap: str, topics: Topics, partitions: int, replication: int, min_insync_replicas: int
+) -> TopicReport:
+    """Create what is missing and restore the declared configs of what exists.
+
+    Partition counts are never changed: a patient's records are on the partition their key
+    hashes to, and the executor's run table is split the same way, so adding partitions would
+    move patients away from their state. A count that differs from the declared one is a
+    problem to report, as is a replication factor (changing that is a reassignment).
+    """
+    report = TopicReport()
+    declared = topics.configs(min_insync_replicas)
+    async with _admin(bootstrap) as admin:
+        existing = set(await admin.list_topics())
+        missing = [s for s in topics.specs(partitions, replication, min_insync_replicas)
+                   if s.name not in existing]  # fmt: skip
+        if missing:
+            await admin.create_topics(missing)
+            report.created = [s.name for s in missing]
+        _check_layout(report, await _describe(admin, topics.names), partitions, replication)
+        drift = _drift(await _configs(admin, topics.names), declared)
+        if drift:
+            await admin.alter_configs([
+                ConfigResource(ConfigResourceType.TOPIC, name, configs=declared[name])
+                for name in drift
+            ])  # fmt: skip
+            report.reconfigured = drift
+    return report
+
+
+async def verify_topics(
+    bootstrap: str, topics: Topics, partitions: int, replication: int, min_insync_replicas: int
+) -> TopicReport:
+    """Change nothing: report missing topics, other layouts and configs that differ.
+
+    For deployments whose topics another tool owns (Strimzi's topic operator).
+    """
+    report = TopicReport()
+    async with _admin(bootstrap) as admin:
+        existing = set(await admin.list_topics())
+        missing = [n for n in topics.names if n not in existing]
+        report.problems += [f"{n}: missing" for n in missing]
+        present = [n for n in topics.names if n in existing]
+        if present:
+            _check_layout(report, await _describe(admin, present), partitions, replication)
+            report.config_drift = _drift(
+                await _configs(admin, present), topics.configs(min_insync_replicas)
+            )
+    report.problems += [
+        f"{name}: {key} is {value!r}" for name, diff in report.config_drift.items()
+        for key, value in diff.items()
+    ]  # fmt: skip
+    return report
+
+
+def _check_layout(
+    report: TopicReport, described: dict[str, list[dict]], partitions: int, replication: int
+) -> None:
+    for name, parts in described.items():
+        if len(parts) != partitions:
+            report.problems.append(
+                f"{name}: {len(parts)} partitions, {partitions} declared (never changed here)"
+            )
+        factors = {len(p["replicas"]) for p in parts}
+        if factors != {replication}:
+            report.problems.append(
+                f"{name}: replication factor {sorted(factors)}, {replication} declared"
+            )
+
+
+def _drift(
+    actual: dict[str, dict[str, str]], declared: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """Per topic, the declared keys whose broker value differs, with the broker's value."""
+    drift = {}
+    for name, configs in actual.items():
+        diff = {k: configs.get(k, "") for k, v in declared[name].items() if configs.get(k) != v}
+        if diff:
+            drift[name] = diff
+    return drift
+
+
+class _admin:  # noqa: N801 - used as `async with _admin(...)`
+    def __init__(self, bootstrap: str) -> None:
+        self.client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+
+    async def __aenter__(self) -> AIOKafkaAdminClient:
+        await self.client.start()
+        return self.client
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.client.close()
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, list[dict]]:
+    """Partitions of each topic; waits out the moment after creation when metadata is empty."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + METADATA_WAIT_SECONDS
+    while True:
+        described = {d["topic"]: d["partitions"] for d in await admin.describe_topics(names)}
+        if all(described.get(n) for n in names) or loop.time() > deadline:
+            return {n: described.get(n, []) for n in names}
+        await asyncio.sleep(0.2)
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    return {name: len(parts) for name, parts in (await _describe(admin, names)).items()}
+
+
+async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )
+    configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"]:
+                raise TopicsError(f"{resource['resource_name']}: {resource['error_message']}")
+            configs[resource["resource_name"]] = {
+                e["config_names"]: e["config_value"] for e in resource["config_entries"]
+            }
+    return configs

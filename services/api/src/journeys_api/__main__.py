@@ -1,4 +1,5 @@
-"""`python -m journeys_api` serves the API with uvicorn; `... migrate` applies its migration."""
+"""`python -m journeys_api` serves the API with uvicorn; `... migrate` applies its migrations;
+`... wait-for-setup` returns once the topics and those migrations are in place."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import uvicorn
 from journeys_api import migrations
 from journeys_api.app import create_app
 from journeys_api.settings import get_settings
+from journeys_runtime import setup
 from journeys_runtime.logs import configure_logging
 
-USAGE = "usage: python -m journeys_api [migrate]"
+USAGE = "usage: python -m journeys_api [migrate | wait-for-setup]"
 SHUTDOWN_GRACE_SECONDS = 10
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args not in ([], ["migrate"]):
+    if args not in ([], ["migrate"], ["wait-for-setup"]):
         print(USAGE, file=sys.stderr)
         return 2
     settings = get_settings()
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["migrate"]:
         migrations.apply(settings.database_url)
         return 0
+    if args == ["wait-for-setup"]:
+        return setup.wait_main(settings, settings.database_url, migrations.HERE)
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, finishes requests in flight, then
     # runs the lifespan's shutdown, which closes the producer and the pool.
     uvicorn.run(

@@ -94,8 +94,9 @@ class Publisher:
             raise UnavailableError("kafka", type(exc).__name__) from exc
 
     async def _connect(self) -> None:
-        if self._create_topics:
-            await ensure_topics(self._bootstrap, self._topics, self._partitions)
+        await ensure_topics(
+            self._bootstrap, self._topics, self._partitions, create=self._create_topics
+        )
         producer = kafka.producer(self._bootstrap)
         try:
             await producer.start()

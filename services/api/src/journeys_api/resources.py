@@ -54,7 +54,7 @@ class Resources:
         self.journeys = JourneyDefinitions(self.read_models, settings.journey_cache_size)
         self.publisher = Publisher(
             settings.kafka_bootstrap_servers, self.topics, settings.partitions,
-            create_topics=settings.ensure_topics, timeout=settings.produce_timeout_seconds,
+            create_topics=settings.create_topics, timeout=settings.produce_timeout_seconds,
         )  # fmt: skip
         self.waiter = ProjectionWaiter(
             settings.database_url,

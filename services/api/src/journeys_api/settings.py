@@ -39,7 +39,6 @@ class ApiSettings(DatabaseSettings):
     journey_cache_size: int = Field(
         1024, ge=0, le=1_000_000, description="definitions kept in memory (they are immutable)"
     )
-    ensure_topics: bool = Field(True, description="create missing topics at start")
 
     @model_validator(mode="after")
     def _pool_sizes_agree(self) -> ApiSettings:

@@ -1,4 +1,5 @@
-"""`python -m journeys_executor`: run the executor."""
+"""`python -m journeys_executor` runs the executor; `... wait-for-setup` returns once its topics
+exist (it has no tables)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,22 @@ import sys
 
 from journeys_executor.app import Executor
 from journeys_executor.settings import get_settings
-from journeys_runtime import crash, service
+from journeys_runtime import crash, service, setup
 from journeys_runtime.logs import configure_logging
 from journeys_runtime.service import serve
 
-USAGE = "usage: python -m journeys_executor"
+USAGE = "usage: python -m journeys_executor [wait-for-setup]"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args:
+    if args not in ([], ["wait-for-setup"]):
         print(USAGE, file=sys.stderr)
         return 2
     settings = get_settings()
     configure_logging("executor", settings.log_level)
+    if args == ["wait-for-setup"]:
+        return setup.wait_main(settings)
     crash.arm(settings.crash_at)
     service.run(serve(Executor(settings)))
     return 0

@@ -70,7 +70,9 @@ class Executor(LoopService, ConsumerRebalanceListener):
 
     async def _start(self) -> None:
         s = self.settings
-        await ensure_topics(s.kafka_bootstrap_servers, self.topics, s.partitions)
+        await ensure_topics(
+            s.kafka_bootstrap_servers, self.topics, s.partitions, create=s.create_topics
+        )
         self._consumer = kafka.consumer(
             s.kafka_bootstrap_servers, self.group_id,
             max_poll_records=s.batch_max_records,

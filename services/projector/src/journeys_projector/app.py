@@ -41,7 +41,9 @@ class Projector(LoopService):
 
     async def _start(self) -> None:
         s = self.settings
-        await ensure_topics(s.kafka_bootstrap_servers, self.topics, s.partitions)
+        await ensure_topics(
+            s.kafka_bootstrap_servers, self.topics, s.partitions, create=s.create_topics
+        )
         self._producer = kafka.producer(s.kafka_bootstrap_servers)
         await self._producer.start()
         self._batches = BatchProjector(

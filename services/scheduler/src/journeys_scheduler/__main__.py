@@ -1,4 +1,5 @@
-"""`python -m journeys_scheduler` runs the scheduler; `... migrate` applies its migrations."""
+"""`python -m journeys_scheduler` runs the scheduler; `... migrate` applies its migrations;
+`... wait-for-setup` returns once the topics and those migrations are in place."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from journeys_runtime import crash
+from journeys_runtime import crash, setup
 from journeys_runtime.logs import configure_logging
 from journeys_scheduler import migrations
 from journeys_scheduler.app import Scheduler
 from journeys_scheduler.settings import SchedulerSettings, get_settings
 
-USAGE = "usage: python -m journeys_scheduler [migrate]"
+USAGE = "usage: python -m journeys_scheduler [migrate | wait-for-setup]"
 
 
 async def serve(settings: SchedulerSettings) -> None:
@@ -44,7 +45,7 @@ async def serve(settings: SchedulerSettings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args not in ([], ["migrate"]):
+    if args not in ([], ["migrate"], ["wait-for-setup"]):
         print(USAGE, file=sys.stderr)
         return 2
     settings = get_settings()
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     crash.arm(settings.crash_at)
     if args == ["migrate"]:
         migrations.apply(settings.database_url)
+    elif args == ["wait-for-setup"]:
+        return setup.wait_main(settings, settings.database_url, migrations.SQL_DIR)
     else:
         asyncio.run(serve(settings))
     return 0

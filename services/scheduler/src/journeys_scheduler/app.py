@@ -93,7 +93,9 @@ class Scheduler:
 
     async def _connect(self) -> None:
         s = self.settings
-        await ensure_topics(s.kafka_bootstrap_servers, self.topics, s.partitions)
+        await ensure_topics(
+            s.kafka_bootstrap_servers, self.topics, s.partitions, create=s.create_topics
+        )
         if s.migrate_on_start:
             await asyncio.to_thread(migrations.apply, s.database_url)
         # linger 0: a fire should leave at once; a backlog still batches while acks are awaited.

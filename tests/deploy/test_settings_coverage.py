@@ -1,0 +1,121 @@
+"""Every setting a service reads is in the ConfigMap or the mounted Secret, and validates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
+
+from journeys_api.settings import ApiSettings
+from journeys_executor.settings import ExecutorSettings
+from journeys_projector.settings import ProjectorSettings
+from journeys_runtime.settings import SECRETS_DIR_VARIABLE, TopicSettings
+from journeys_scheduler.settings import SchedulerSettings
+from tests.deploy.conftest import OVERLAYS, Doc, Rendered
+
+# Settings a deployment leaves unset on purpose, and why.
+UNSET = {
+    "JOURNEYS_CRASH_AT": "a test-only fault point, refused in production",
+    "PROJECTOR_GROUP_ID": "unset means `<JOURNEYS_TOPIC_PREFIX>journeys-projector`",
+}
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "journeys_api": ApiSettings,
+    "journeys_executor": ExecutorSettings,
+    "journeys_scheduler": SchedulerSettings,
+    "journeys_projector": ProjectorSettings,
+    "journeys_runtime": TopicSettings,
+}
+# Stand-ins for the values the Secret holds, shaped as production requires.
+SECRET_VALUES = {
+    "JOURNEYS_PATIENT_KEY_SECRET": "s" * 48,
+    "DATABASE_URL": "postgresql://journeys:pw@db.example.internal:5432/journeys",
+}
+
+
+def variables(cls: type[BaseSettings]) -> set[str]:
+    """The environment variable of each field, as pydantic-settings looks it up."""
+    prefix = cls.model_config.get("env_prefix", "")
+    names = set()
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.add(str(alias.choices[0]))
+        else:
+            names.add(f"{prefix}{name}".upper())
+    return names
+
+
+def journeys_containers(rendered: Rendered) -> list[tuple[Doc, Doc]]:
+    """(pod spec, container) of every container that runs our image's Python modules."""
+    found = []
+    for workload in rendered.workloads():
+        pod = workload["spec"]["template"]["spec"]
+        for c in [*pod.get("initContainers", []), *pod["containers"]]:
+            if c.get("command", [])[:2] == ["python", "-m"]:
+                found.append((pod, c))
+    return found
+
+
+def environment(rendered: Rendered, pod: Doc, container: Doc) -> tuple[dict[str, str], set[str]]:
+    """(plain variables, names of the Secret's files this container sees)."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(rendered.get("ConfigMap", source["configMapRef"]["name"])["data"])
+    for var in container.get("env", []):
+        assert "value" in var, f"{container['name']}: {var['name']} must come from a file"
+        env[var["name"]] = var["value"]
+    secrets_dir = env.get(SECRETS_DIR_VARIABLE)
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files: set[str] = set()
+    for mount in container.get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        if secret is not None and mount["mountPath"] == secrets_dir:
+            files |= {item["path"] for item in secret["items"]}
+    return env, files
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_every_setting_is_configured(name: str, overlays: dict[str, Rendered]) -> None:
+    rendered = overlays[name]
+    containers = journeys_containers(rendered)
+    assert {c["command"][2] for _, c in containers} == set(SETTINGS)
+    for pod, container in containers:
+        env, files = environment(rendered, pod, container)
+        wanted = variables(SETTINGS[container["command"][2]]) - set(UNSET)
+        missing = wanted - set(env) - files
+        assert not missing, f"{name}: {container['name']} lacks {sorted(missing)}"
+        assert not set(env) & files, "a value both in the ConfigMap and in the Secret"
+        assert not set(env) & set(SECRET_VALUES), "credentials belong in the Secret"
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_configured_values_validate(
+    name: str, overlays: dict[str, Rendered], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings classes accept what the manifests give them, as the pods would start."""
+    rendered = overlays[name]
+    for var in set().union(*map(variables, SETTINGS.values())) | {SECRETS_DIR_VARIABLE}:
+        monkeypatch.delenv(var, raising=False)
+    for i, (pod, container) in enumerate(journeys_containers(rendered)):
+        env, files = environment(rendered, pod, container)
+        secrets = tmp_path / str(i)
+        secrets.mkdir()
+        for file in files:
+            (secrets / file).write_text(SECRET_VALUES[file] + "\n")
+        with monkeypatch.context() as m:
+            for key, value in {**env, SECRETS_DIR_VARIABLE: str(secrets)}.items():
+                m.setenv(key, value)
+            settings = SETTINGS[container["command"][2]]()
+        assert settings.environment == (  # type: ignore[attr-defined]
+            "development" if name == "local" else "production"
+        )
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_config_map_holds_no_unknown_setting(name: str, overlays: dict[str, Rendered]) -> None:
+    """A misspelt key would be ignored silently by pydantic-settings (`extra="ignore"`)."""
+    known = set().union(*map(variables, SETTINGS.values())) | {SECRETS_DIR_VARIABLE}
+    unknown = set(overlays[name].config()) - known
+    assert not unknown, f"{name}: no service reads {sorted(unknown)}"
