@@ -1,15 +1,20 @@
 """The image's environment, made as deploy/Dockerfile makes it, runs the deploy flow.
 
-No Docker engine here: the test builds the image's /app/.venv with the Dockerfile's own
-`uv sync` commands, then plays what Kubernetes does with the local overlay's ConfigMap and
-a Secret directory, against a real Kafka and PostgreSQL: `wait-for-setup` waits, the topics
-Job and the migrations Job run, `wait-for-setup` passes, the four services start from the
-venv alone (outside the checkout) and answer /ready, and stop cleanly on SIGTERM.
+No Docker engine here, so the test builds the image's /app/.venv with the Dockerfile's own
+two `uv sync` commands, each seeing what it sees in a build (the first only pyproject.toml
+and uv.lock, the second the build context after .dockerignore). Then it plays what
+Kubernetes does with the local overlay's ConfigMap and a Secret directory, against a real
+Kafka and PostgreSQL: `wait-for-setup` waits, the topics Job and the migrations Job run,
+`wait-for-setup` passes, the four services start from the venv alone (outside the
+checkout) and answer /ready, and stop cleanly on SIGTERM. What it cannot show without an
+engine: the base image, uid 10001 and the read-only root filesystem.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -33,15 +38,46 @@ PORT_SETTINGS = {"api": "API_PORT", "executor": "EXECUTOR_OPS_PORT",
                  "scheduler": "SCHEDULER_OPS_PORT", "projector": "PROJECTOR_OPS_PORT"}  # fmt: skip
 
 
+def build_context(dest: Path) -> None:
+    """The files `docker build .` sends: the checkout's, minus what .dockerignore names."""
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]  # fmt: skip
+    anywhere = [p.removeprefix("**/") for p in patterns if p.startswith("**/")]
+    paths = [p for p in patterns if not p.startswith("**/")]
+    # `**/<glob>` matches a name anywhere, anything else is a path: nothing else is used.
+    assert not any("/" in p for p in anywhere), anywhere
+    assert not any("*" in p for p in paths), paths
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    for rel in listed:
+        parts = rel.split("/")
+        if any(rel == p or rel.startswith(f"{p}/") for p in paths):
+            continue
+        if any(fnmatch.fnmatch(part, g) for part in parts for g in anywhere):
+            continue
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+
+
 @pytest.fixture(scope="module")
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = tmp_path_factory.mktemp("image") / "venv"
+    work = tmp_path_factory.mktemp("image")
+    venv, locked, context = work / "venv", work / "locked", work / "context"
+    locked.mkdir()
+    for name in ("pyproject.toml", "uv.lock"):  # the first RUN's bind mounts
+        shutil.copy2(ROOT / name, locked / name)
+    context.mkdir()
+    build_context(context)
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_COMPILE_BYTECODE": "1",
-           "UV_LINK_MODE": "copy"}  # fmt: skip
-    for args in UV_SYNC:
-        done = subprocess.run(["uv", *args], cwd=ROOT, env=env, capture_output=True,
+           "UV_LINK_MODE": "copy", "UV_PYTHON_DOWNLOADS": "never"}  # fmt: skip
+    for cwd, args in zip((locked, context), UV_SYNC, strict=True):
+        done = subprocess.run(["uv", *args], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=600, check=False)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
+    shutil.rmtree(context)  # the final stage copies the venv alone
     return venv
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from kubernetes_validate import SchemaNotFoundError, validate
+from pydantic import ValidationError
 
+from journeys_runtime.settings import CommonSettings
 from tests.deploy.conftest import OVERLAYS, Doc, Rendered
 
 PROJECT = "patient-journeys"
@@ -93,6 +97,25 @@ def test_executor_replicas_never_exceed_partitions(
     rendered = overlays[name]
     replicas = rendered.get("Deployment", "journeys-executor")["spec"]["replicas"]
     assert 1 <= replicas <= int(rendered.config()["JOURNEYS_PARTITIONS"])
+
+
+def test_local_broker_reaches_itself_over_loopback(overlays: dict[str, Rendered]) -> None:
+    """The default-deny policy covers the local Kafka pod too, and it gets no egress rule:
+    its inter-broker traffic (transaction markers) must stay on 127.0.0.1."""
+    kafka = overlays["local"].get("StatefulSet", "kafka")["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in kafka["containers"][0]["env"]}
+    listener = env["KAFKA_INTER_BROKER_LISTENER_NAME"]
+    advertised = dict(a.split("://") for a in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert advertised[listener].startswith(("127.0.0.1:", "localhost:"))
+
+
+def test_local_patient_key_is_refused_in_production(overlays: dict[str, Rendered]) -> None:
+    (secret,) = [s for s in overlays["local"].of_kind("Secret")
+                 if s["metadata"]["name"].startswith("journeys-secrets")]  # fmt: skip
+    key = base64.b64decode(secret["data"]["patient-key-secret"]).decode()
+    CommonSettings(**{"JOURNEYS_ENV": "development", "JOURNEYS_PATIENT_KEY_SECRET": key})
+    with pytest.raises(ValidationError, match="JOURNEYS_PATIENT_KEY_SECRET"):
+        CommonSettings(**{"JOURNEYS_ENV": "production", "JOURNEYS_PATIENT_KEY_SECRET": key})
 
 
 @pytest.mark.parametrize("name", OVERLAYS)

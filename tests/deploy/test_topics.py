@@ -44,7 +44,7 @@ def test_strimzi_topics_match_the_code(overlays: dict[str, Rendered]) -> None:
     declared = topics.configs(int(config["JOURNEYS_TOPIC_MIN_INSYNC_REPLICAS"]))
     resources = {r["spec"]["topicName"]: r for r in rendered.of_kind("KafkaTopic")}
     assert set(resources) == set(topics.names)
-    clusters = set()
+    clusters, namespaces = set(), set()
     for name, resource in resources.items():
         spec = resource["spec"]
         assert resource["apiVersion"] == "kafka.strimzi.io/v1"
@@ -53,6 +53,11 @@ def test_strimzi_topics_match_the_code(overlays: dict[str, Rendered]) -> None:
         assert spec["replicas"] == int(config["JOURNEYS_TOPIC_REPLICATION_FACTOR"]), name
         assert {k: str(v) for k, v in spec["config"].items()} == declared[name], name
         clusters.add(resource["metadata"]["labels"]["strimzi.io/cluster"])
-    # The services talk to the cluster whose topic operator these resources address.
+        namespaces.add(resource["metadata"]["namespace"])
+    # The services talk to the cluster whose topic operator these resources address: its
+    # bootstrap Service, in the namespace the resources live in.
     (cluster,) = clusters
-    assert config["KAFKA_BOOTSTRAP_SERVERS"].startswith(f"{cluster}-kafka-bootstrap.")
+    (namespace,) = namespaces
+    host = config["KAFKA_BOOTSTRAP_SERVERS"].split(":")[0]
+    assert host in (f"{cluster}-kafka-bootstrap.{namespace}.svc",
+                    f"{cluster}-kafka-bootstrap.{namespace}.svc.cluster.local")  # fmt: skip

@@ -14,7 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from journeys_api import migrations as api_migrations
 from journeys_runtime import setup
 from journeys_runtime.settings import CommonSettings, TopicSettings
-from journeys_runtime.topics import MissingTopicsError, Topics, ensure_topics
+from journeys_runtime.topics import MissingTopicsError, Topics, TopicsError, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +57,10 @@ async def test_apply_creates_then_restores_declared_configs(kafka_bootstrap: str
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
-    try:  # someone shortens the events' retention by hand
+    try:  # someone shortens the events' retention by hand, and sets an override of their own
         await admin.alter_configs([ConfigResource(
-            ConfigResourceType.TOPIC, t.events, configs={"retention.ms": "60000"})])  # fmt: skip
+            ConfigResourceType.TOPIC, t.events,
+            configs={"retention.ms": "60000", "max.message.bytes": "2097152"})])  # fmt: skip
     finally:
         await admin.close()
     second = await setup.topics("apply", s)
@@ -68,6 +69,14 @@ async def test_apply_creates_then_restores_declared_configs(kafka_bootstrap: str
     assert second.reconfigured == {t.events: {"retention.ms": "60000"}}  # what it found
     restored = await topic_configs(kafka_bootstrap, [t.events])
     assert restored[t.events]["retention.ms"] == t.configs()[t.events]["retention.ms"]
+    assert restored[t.events]["max.message.bytes"] == "2097152"  # not declared: kept
+
+
+async def test_apply_reports_a_topic_the_broker_refuses(kafka_bootstrap: str) -> None:
+    """Three replicas on a one-broker cluster: the broker's reason, not a later symptom."""
+    s = settings(kafka_bootstrap, fresh_prefix(), JOURNEYS_TOPIC_REPLICATION_FACTOR=3)
+    with pytest.raises(TopicsError, match="not created"):
+        await setup.topics("apply", s)
 
 
 async def test_apply_never_changes_a_partition_count(kafka_bootstrap: str) -> None:

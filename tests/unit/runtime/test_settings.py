@@ -35,14 +35,6 @@ def test_the_environment_wins_over_files(clean_env: pytest.MonkeyPatch, tmp_path
     assert DatabaseSettings().database_url == "postgresql://from-env/j"
 
 
-def test_without_the_directory_files_are_not_read(
-    clean_env: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    (tmp_path / "DATABASE_URL").write_text("postgresql://from-file/j")
-    clean_env.chdir(tmp_path)
-    assert DatabaseSettings().database_url != "postgresql://from-file/j"
-
-
 def test_min_insync_replicas_cannot_exceed_replication(clean_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError, match="MIN_INSYNC_REPLICAS"):
         TopicSettings(**{"JOURNEYS_TOPIC_REPLICATION_FACTOR": 1,

@@ -6,11 +6,15 @@ import logging
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
-from yoyo.migrations import MigrationList
+from yoyo.migrations import MigrationList, default_migration_table
 
 log = logging.getLogger(__name__)
+
+MIGRATION_TABLE = default_migration_table  # where yoyo records what it applied
 
 
 def yoyo_url(database_url: str) -> str:
@@ -40,12 +44,19 @@ def sql_migrations(directory: Path) -> MigrationList:
 
 
 def pending(database_url: str, directory: Path) -> list[str]:
-    """Ids of the migrations of `directory` not yet applied to the database."""
-    backend = get_backend(yoyo_url(database_url))
-    try:
-        return [m.id for m in backend.to_apply(sql_migrations(directory))]
-    finally:
-        backend.connection.close()
+    """Ids of the migrations of `directory` not yet applied, read without writing anything.
+
+    Not through yoyo's backend: opening one creates its lock and bookkeeping tables, which
+    would need DDL rights and contend with the migrations Job for yoyo's lock.
+    """
+    wanted = list(sql_migrations(directory))
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+        table = conn.execute("SELECT to_regclass(%s)", (MIGRATION_TABLE,)).fetchone()
+        if table is None or table[0] is None:
+            return [m.id for m in wanted]
+        query = sql.SQL("SELECT migration_hash FROM {}").format(sql.Identifier(MIGRATION_TABLE))
+        applied = {row[0] for row in conn.execute(query)}
+    return [m.id for m in wanted if m.hash not in applied]
 
 
 def apply(database_url: str, directory: Path) -> list[str]:

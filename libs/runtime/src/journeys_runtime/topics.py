@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
 METADATA_WAIT_SECONDS = 15.0
+TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another replica created it first
+DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs source of a topic's own override
 
 
 @dataclass(frozen=True)
@@ -98,15 +100,15 @@ async def ensure_topics(
     """Create the missing topics (or, with `create=False`, refuse to run without them); refuse
     to run when the co-partitioned topics differ in partition count."""
     async with _admin(bootstrap) as admin:
-        missing = [n for n in topics.names if n not in set(await admin.list_topics())]
+        existing = set(await admin.list_topics())
+        missing = [n for n in topics.names if n not in existing]
         if missing and not create:
             raise MissingTopicsError(
                 f"topics missing: {', '.join(missing)}; the topics job creates them"
             )
         if missing:
             specs = [s for s in topics.specs(partitions, replication) if s.name in missing]
-            await admin.create_topics(specs)
-            log.info("created topics", extra={"topics": missing})
+            log.info("created topics", extra={"topics": await _create(admin, specs)})
         counts = await _partition_counts(admin, topics.co_partitioned)
         if len(set(counts.values())) != 1:
             raise PartitionMismatchError(
@@ -131,15 +133,15 @@ async def apply_topics(
         missing = [s for s in topics.specs(partitions, replication, min_insync_replicas)
                    if s.name not in existing]  # fmt: skip
         if missing:
-            await admin.create_topics(missing)
-            report.created = [s.name for s in missing]
+            report.created = await _create(admin, missing)
         _check_layout(report, await _describe(admin, topics.names), partitions, replication)
-        drift = _drift(await _configs(admin, topics.names), declared)
+        configs = await _configs(admin, topics.names)
+        drift = _drift(configs, declared)
         if drift:
-            await admin.alter_configs([
-                ConfigResource(ConfigResourceType.TOPIC, name, configs=declared[name])
-                for name in drift
-            ])  # fmt: skip
+            # AlterConfigs replaces a topic's overrides: keep the ones nobody declared.
+            await _alter(admin, {
+                name: {**_overrides(configs[name]), **declared[name]} for name in drift
+            })  # fmt: skip
             report.reconfigured = drift
     return report
 
@@ -159,9 +161,12 @@ async def verify_topics(
         present = [n for n in topics.names if n in existing]
         if present:
             _check_layout(report, await _describe(admin, present), partitions, replication)
-            report.config_drift = _drift(
-                await _configs(admin, present), topics.configs(min_insync_replicas)
-            )
+            try:
+                configs = await _configs(admin, present)
+            except TopicsError as exc:  # a broker that has not heard of a new topic yet
+                report.problems.append(str(exc))
+            else:
+                report.config_drift = _drift(configs, topics.configs(min_insync_replicas))
     report.problems += [
         f"{name}: {key} is {value!r}" for name, diff in report.config_drift.items()
         for key, value in diff.items()
@@ -173,6 +178,9 @@ def _check_layout(
     report: TopicReport, described: dict[str, list[dict]], partitions: int, replication: int
 ) -> None:
     for name, parts in described.items():
+        if not parts:
+            report.problems.append(f"{name}: no metadata yet")
+            continue
         if len(parts) != partitions:
             report.problems.append(
                 f"{name}: {len(parts)} partitions, {partitions} declared (never changed here)"
@@ -184,16 +192,48 @@ def _check_layout(
             )
 
 
+Configs = dict[str, tuple[str, int]]  # key -> (value, source)
+
+
 def _drift(
-    actual: dict[str, dict[str, str]], declared: dict[str, dict[str, str]]
+    actual: dict[str, Configs], declared: dict[str, dict[str, str]]
 ) -> dict[str, dict[str, str]]:
     """Per topic, the declared keys whose broker value differs, with the broker's value."""
     drift = {}
     for name, configs in actual.items():
-        diff = {k: configs.get(k, "") for k, v in declared[name].items() if configs.get(k) != v}
+        values = {k: value for k, (value, _) in configs.items()}
+        diff = {k: values.get(k, "") for k, v in declared[name].items() if values.get(k) != v}
         if diff:
             drift[name] = diff
     return drift
+
+
+def _overrides(configs: Configs) -> dict[str, str]:
+    return {k: value for k, (value, source) in configs.items() if source == DYNAMIC_TOPIC_CONFIG}
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: list[NewTopic]) -> list[str]:
+    """Names created; a topic another replica created meanwhile counts as there."""
+    response = (await admin.create_topics(specs)).to_object()
+    errors = {e["topic"]: e for e in response["topic_errors"] if e["error_code"]}
+    refused = {t: e for t, e in errors.items() if e["error_code"] != TOPIC_ALREADY_EXISTS}
+    if refused:
+        raise TopicsError("; ".join(
+            f"{t}: not created, {e.get('error_message') or 'error ' + str(e['error_code'])}"
+            for t, e in refused.items()
+        ))  # fmt: skip
+    return [s.name for s in specs if s.name not in errors]
+
+
+async def _alter(admin: AIOKafkaAdminClient, configs: dict[str, dict[str, str]]) -> None:
+    responses = await admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name, configs=c) for name, c in configs.items()]
+    )
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"]:
+                raise TopicsError(f"{resource['resource_name']}: configs not restored, "
+                                  f"{resource['error_message']}")  # fmt: skip
 
 
 class _admin:  # noqa: N801 - used as `async with _admin(...)`
@@ -223,16 +263,17 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dic
     return {name: len(parts) for name, parts in (await _describe(admin, names)).items()}
 
 
-async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, Configs]:
     responses = await admin.describe_configs(
         [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
     )
-    configs: dict[str, dict[str, str]] = {}
+    configs: dict[str, Configs] = {}
     for response in responses:
         for resource in response.to_object()["resources"]:
             if resource["error_code"]:
                 raise TopicsError(f"{resource['resource_name']}: {resource['error_message']}")
             configs[resource["resource_name"]] = {
-                e["config_names"]: e["config_value"] for e in resource["config_entries"]
+                e["config_names"]: (e["config_value"], e["config_source"])
+                for e in resource["config_entries"]
             }
     return configs
