@@ -19,6 +19,7 @@ from tests.deploy.conftest import OVERLAYS, Doc, Rendered
 UNSET = {
     "JOURNEYS_CRASH_AT": "a test-only fault point, refused in production",
     "PROJECTOR_GROUP_ID": "unset means `<JOURNEYS_TOPIC_PREFIX>journeys-projector`",
+    "API_AUTH_DEV_KEY": "a development key with every scope, refused in production",
 }
 SETTINGS: dict[str, type[BaseSettings]] = {
     "journeys_api": ApiSettings,

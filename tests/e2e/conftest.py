@@ -23,6 +23,7 @@ from journeys_stack.supervisor import Supervisor
 @dataclass
 class Stack:
     api_url: str
+    api_key: str
     kafka_bootstrap: str
     topics: Topics
     supervisor: Supervisor
@@ -55,6 +56,7 @@ def stack(
     try:
         yield Stack(
             api_url=f"http://127.0.0.1:{ports.api}",
+            api_key=local.api_key,
             kafka_bootstrap=kafka_bootstrap,
             topics=local.topics,
             supervisor=local.supervisor,
@@ -67,5 +69,8 @@ def stack(
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     limits = httpx.Limits(max_connections=50)
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=20, limits=limits) as c:
+    headers = {"X-API-Key": stack.api_key}
+    async with httpx.AsyncClient(
+        base_url=stack.api_url, timeout=20, limits=limits, headers=headers
+    ) as c:
         yield c

@@ -107,13 +107,15 @@ async def _cancel_later(client: httpx.AsyncClient, accepted: Accepted, delay: fl
 
 
 async def run_load(
-    api_url: str, rate: float, seconds: float, cancel_fraction: float = 0.1, seed: int = 7
-) -> LoadResult:
+    api_url: str, api_key: str, rate: float, seconds: float, cancel_fraction: float = 0.1,
+    seed: int = 7,
+) -> LoadResult:  # fmt: skip
     """`rate` triggers per second for `seconds`; some delayed runs are cancelled mid-way."""
     rng = random.Random(seed)
     result = LoadResult()
     limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=api_url, timeout=15, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=api_url, timeout=15, limits=limits,
+                                 headers={"X-API-Key": api_key}) as client:  # fmt: skip
         journey_ids = await create_journeys(client)
         tasks: set[asyncio.Task[None]] = set()
 

@@ -286,7 +286,7 @@ def _dlq_missing(stack: FaultStack, dlq: list[dict[str, str | None]]) -> int:
 async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResult:
     name, fault = SCENARIOS[key]
     started = time.monotonic()
-    load_task = asyncio.create_task(run_load(stack.api_url, load.rate, load.seconds))
+    load_task = asyncio.create_task(run_load(stack.api_url, stack.api_key, load.rate, load.seconds))
     await asyncio.sleep(load.fault_at)
     extra = await fault(stack)
     result = await load_task

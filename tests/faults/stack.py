@@ -23,6 +23,7 @@ from tests.faults.proxy import TcpProxy
 @dataclass
 class FaultStack:
     api_url: str
+    api_key: str
     kafka_bootstrap: str
     database_url: str
     topics: Topics
@@ -96,6 +97,7 @@ def _stack(
     try:
         yield FaultStack(
             api_url=f"http://127.0.0.1:{ports.api}",
+            api_key=local.api_key,
             kafka_bootstrap=kafka_bootstrap,
             database_url=database_url,
             topics=local.topics,

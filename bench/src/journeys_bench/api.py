@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 OPEN_ENDED_CEILING = 8000  # req/s: targets are written for at most this rate, open-ended
 
 
-def _targets(path: Path, url: str, count: int) -> None:
+def _targets(path: Path, url: str, api_key: str, count: int) -> None:
     """`count` triggers for distinct patients, each with its own Idempotency-Key: a repeated
     key would be an idempotent replay, cheaper than a trigger."""
     with path.open("w") as out:
@@ -45,17 +45,18 @@ def _targets(path: Path, url: str, count: int) -> None:
                 "header": {
                     "Content-Type": ["application/json"],
                     "Idempotency-Key": [str(uuid.uuid4())],
+                    "X-API-Key": [api_key],
                 },
             }
             out.write(json.dumps(target) + "\n")
 
 
-def _attack(tool: Path, url: str, out_dir: Path, name: str, seconds: int,
+def _attack(tool: Path, url: str, api_key: str, out_dir: Path, name: str, seconds: int,
             rate: int, workers: int) -> dict[str, Any]:  # fmt: skip
     """rate 0 means open-ended: `workers` requests in flight at all times."""
     results = out_dir / f"{name}.bin"
     targets = out_dir / f"{name}.targets.jsonl"
-    _targets(targets, url, (rate or OPEN_ENDED_CEILING) * seconds + 1000)
+    _targets(targets, url, api_key, (rate or OPEN_ENDED_CEILING) * seconds + 1000)
     attack = [
         str(tool), "attack", f"-targets={targets}", "-format=json", "-lazy",
         f"-duration={seconds}s", f"-rate={rate}/s", "-timeout=10s", "-keepalive=true",
@@ -104,20 +105,22 @@ def api_triggers(infra: Infra, work_dir: Path, seconds: int, rates: tuple[int, .
 
 def _run(dep: Deployment, tool: Path, work_dir: Path, seconds: int, rates: tuple[int, ...],
          workers: int) -> dict[str, Any]:  # fmt: skip
-    response = httpx.post(f"{dep.api_url}/journeys", json=FIVE_STEP, timeout=30)
+    key = dep.stack.api_key
+    response = httpx.post(f"{dep.api_url}/journeys", json=FIVE_STEP, timeout=30,
+                          headers={"X-API-Key": key})  # fmt: skip
     response.raise_for_status()
     url = f"{dep.api_url}/journeys/{response.json()['journeyId']}/trigger"
     out = work_dir / dep.name
     out.mkdir(parents=True, exist_ok=True)
     with RssSampler(dep.pids()) as rss:
         log.info("api: warm-up, 200 req/s for 5 s")
-        _attack(tool, url, out, "warmup", 5, 200, 0)
+        _attack(tool, url, key, out, "warmup", 5, 200, 0)
         log.info("api: open-ended load, %d connections for %d s", workers, seconds)
-        most = _attack(tool, url, out, "max", seconds, 0, workers)
+        most = _attack(tool, url, key, out, "max", seconds, 0, workers)
         log.info("api: %s", most)
         steady = {}
         for rate in rates:
             log.info("api: %d req/s for %d s", rate, seconds)
-            steady[str(rate)] = _attack(tool, url, out, f"steady-{rate}", seconds, rate, 0)
+            steady[str(rate)] = _attack(tool, url, key, out, f"steady-{rate}", seconds, rate, 0)
             log.info("api: %s", steady[str(rate)])
     return {"max": most, "steady": steady, "rss": rss.summary()}

@@ -18,6 +18,8 @@ from journeys_runtime.topics import Topics
 from tests.conftest import PARTITIONS
 from tests.integration.api.projector_sim import simulated_projector
 
+DEV_KEY = "integration-test-dev-key"  # every scope: tests/unit/api/test_auth.py is about them
+
 
 @dataclass(frozen=True)
 class Api:
@@ -34,7 +36,7 @@ def api_settings(
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
         "JOURNEYS_TOPIC_PREFIX": topics.prefix, "JOURNEYS_PARTITIONS": PARTITIONS,
         "JOURNEYS_ENV": "test", "db_pool_min_size": 1, "db_pool_max_size": 4,
-        "JOURNEYS_CREATE_TOPICS": False,
+        "JOURNEYS_CREATE_TOPICS": False, "auth_dev_key": DEV_KEY,
     }  # fmt: skip
     return ApiSettings(**{**values, **overrides})
 
@@ -46,7 +48,9 @@ async def serving(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://api") as client,
+        httpx.AsyncClient(
+            transport=transport, base_url="http://api", headers={"X-API-Key": DEV_KEY}
+        ) as client,
     ):
         yield client
 

@@ -11,6 +11,8 @@ from journeys_api.app import create_app
 from journeys_api.settings import ApiSettings
 
 JOURNEY_ID = "3f0c6d7e-2b1a-4c5d-9e8f-0a1b2c3d4e5f"
+DEV_KEY = "unit-test-dev-key"
+AUTH = {"X-API-Key": DEV_KEY}  # every scope: these tests are about validation
 
 
 def offline_settings(**overrides: object) -> ApiSettings:
@@ -19,6 +21,7 @@ def offline_settings(**overrides: object) -> ApiSettings:
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
         "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
         "JOURNEYS_ENV": "test",
+        "auth_dev_key": DEV_KEY,
     }
     return ApiSettings(**{**values, **overrides})  # type: ignore[arg-type]
 
@@ -27,5 +30,5 @@ def offline_settings(**overrides: object) -> ApiSettings:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     # ASGITransport sends no lifespan events: the pool and the producer are never started.
     transport = httpx.ASGITransport(app=create_app(offline_settings()))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as c:
         yield c

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.api.conftest import JOURNEY_ID, offline_settings
+from tests.unit.api.conftest import AUTH, JOURNEY_ID, offline_settings
 
 TRIGGER = f"/journeys/{JOURNEY_ID}/trigger"
 
@@ -94,7 +94,7 @@ async def test_body_over_the_limit_is_413_even_when_its_length_is_not_declared()
             yield oversized[start : start + 512]
 
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as c:
         declared = await c.post(TRIGGER, content=oversized,
                                 headers={"content-type": "application/json"})  # fmt: skip
         streamed = await c.post(TRIGGER, content=chunks(),

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class StackConfig:
     kafka_bootstrap: str | None = None  # use this broker instead of starting one
     database_url: str | None = None  # use this database instead of starting one
     service_env: dict[str, str] = field(default_factory=dict)
+    # The API's development key (every scope); a fresh one each start unless given.
+    api_key: str | None = None
 
 
 class Stack:
@@ -48,6 +51,7 @@ class Stack:
         self.kafka_bootstrap = config.kafka_bootstrap or ""
         self.database_url = config.database_url or ""
         self.topics = Topics(config.topic_prefix)
+        self.api_key = config.api_key or f"dev-{secrets.token_urlsafe(24)}"
 
     def start_infra(self) -> None:
         """PostgreSQL and Kafka, each unless the config points at one already running."""
@@ -73,6 +77,7 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "JOURNEYS_TOPIC_PREFIX": self.config.topic_prefix,
             "JOURNEYS_PARTITIONS": str(self.config.partitions),
+            "API_AUTH_DEV_KEY": self.api_key,
             **self.config.service_env,
         }
 

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import start_http_server
 
 from journeys_api import errors, openapi
+from journeys_api.auth import Authenticator
+from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation
 from journeys_api.resources import Resources
@@ -29,9 +32,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await resources.start()
+        # A port of its own for Prometheus, which a NetworkPolicy can keep cluster-internal.
+        metrics = (
+            start_http_server(settings.metrics_port, addr=settings.host)
+            if settings.metrics_port
+            else None
+        )
         try:
             yield
         finally:
+            if metrics is not None:
+                metrics[0].shutdown()
+                metrics[0].server_close()
             await resources.stop()
 
     app = FastAPI(
@@ -39,8 +51,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.resources = resources
+    app.state.authenticator = Authenticator(settings, ApiKeys(resources.pool))
     errors.install(app)
     # The last added is the outermost: every answer, 413s included, is observed.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -50,5 +66,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(journeys.router)
     app.include_router(ops.router)
+    if settings.public_metrics:
+        app.include_router(ops.metrics_router)
     openapi.keep_null_examples(app)
     return app

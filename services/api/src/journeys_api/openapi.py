@@ -107,6 +107,20 @@ CONFLICT = response(
         "detail": f"Expected a run that has not ended, but run {RUN_ID} is completed"}),
 )  # fmt: skip
 
+UNAUTHORIZED = response(
+    "No credentials, or ones that do not hold: a JWT from the configured issuer, or an API key",
+    missing=json_example("no credentials", {"detail": "credentials required"}),
+    expired=json_example("expired token", {"detail": "token expired"}),
+)
+UNAUTHORIZED["headers"] = {
+    "WWW-Authenticate": {"description": "the challenge (RFC 6750)", "schema": {"type": "string"}}
+}
+FORBIDDEN = response(
+    "The credentials do not carry the scope this route needs",
+    scope=json_example("missing scope", {"detail": "this route needs the scope runs:trigger"}),
+)
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: UNAUTHORIZED, 403: FORBIDDEN}
+
 CANCEL_EXAMPLES: dict[str, Any] = {
     "reason": json_example("With a reason", {"reason": "patient opted out"}),
     "empty": json_example("Without a reason", {}),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from functools import cache
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from journeys_runtime.settings import DatabaseSettings
 
 MIB = 1024 * 1024
+# Public-key algorithms only: a shared HS* secret would let every verifier mint tokens, and
+# "none" is no signature at all. The token's own `alg` header never chooses.
+JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                            "ES256", "ES384", "ES512", "EdDSA"})  # fmt: skip
 
 
 class ApiSettings(DatabaseSettings):
@@ -40,10 +44,60 @@ class ApiSettings(DatabaseSettings):
         1024, ge=0, le=1_000_000, description="definitions kept in memory (they are immutable)"
     )
 
+    docs_enabled: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
+    public_metrics: bool = Field(True, description="serve /metrics on the API's own port")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="also serve /metrics on this port alone (0: no)"
+    )
+    # Authentication: OIDC bearer tokens (JWT) and API keys; nothing is open without either.
+    auth_jwt_issuer: str | None = Field(None, description="`iss` every token must carry")
+    auth_jwt_audience: str | None = Field(None, description="`aud` every token must carry")
+    auth_jwt_jwks_url: str | None = Field(None, description="the issuer's JWKS (or a key)")
+    auth_jwt_public_key: str | None = Field(None, description="PEM public key (or a JWKS)")
+    auth_jwt_algorithms: list[str] = Field(["RS256"], description="accepted `alg`s")
+    auth_jwt_leeway_seconds: int = Field(30, ge=0, le=300, description="clock skew allowed")
+    auth_dev_key: SecretStr | None = Field(
+        None, description="a key with every scope, for development and tests; refused in "
+        "production (`make run` makes one and prints it)",
+    )  # fmt: skip
+
+    @field_validator(
+        "auth_jwt_issuer", "auth_jwt_audience", "auth_jwt_jwks_url", "auth_jwt_public_key",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return self.auth_jwt_issuer is not None
+
     @model_validator(mode="after")
     def _pool_sizes_agree(self) -> ApiSettings:
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("API_DB_POOL_MIN_SIZE must not exceed API_DB_POOL_MAX_SIZE")
+        return self
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> ApiSettings:
+        jwt = {"API_AUTH_JWT_ISSUER": self.auth_jwt_issuer,
+               "API_AUTH_JWT_AUDIENCE": self.auth_jwt_audience}  # fmt: skip
+        if any(jwt.values()):
+            missing = [name for name, value in jwt.items() if not value]
+            if missing:
+                raise ValueError(f"JWT authentication also needs {', '.join(missing)}")
+            if (self.auth_jwt_jwks_url is None) == (self.auth_jwt_public_key is None):
+                raise ValueError(
+                    "set exactly one of API_AUTH_JWT_JWKS_URL and API_AUTH_JWT_PUBLIC_KEY"
+                )
+        bad = sorted(set(self.auth_jwt_algorithms) - JWT_ALGORITHMS)
+        if bad or not self.auth_jwt_algorithms:
+            raise ValueError(
+                f"API_AUTH_JWT_ALGORITHMS must be some of {sorted(JWT_ALGORITHMS)}, got {bad}"
+            )
+        if self.auth_dev_key is not None and self.environment == "production":
+            raise ValueError("API_AUTH_DEV_KEY is for development and tests: not in production")
         return self
 
 

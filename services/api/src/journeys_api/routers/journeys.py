@@ -10,9 +10,11 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 
 from journeys_api import bodies, idempotency
+from journeys_api.auth import Scope, require
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import not_found
 from journeys_api.openapi import (
+    AUTH_ERRORS,
     JOURNEY_EXAMPLES,
     NOT_FOUND,
     PATIENT_EXAMPLES,
@@ -43,7 +45,9 @@ IdempotencyKey = Annotated[
     "",
     status_code=201,
     summary="Define a journey",
+    dependencies=[require(Scope.JOURNEYS_WRITE)],
     responses={
+        **AUTH_ERRORS,
         201: {"headers": {"Location": {"description": "the journey's URL"}}},
         413: TOO_LARGE,
         422: VALIDATION["journey"],
@@ -73,7 +77,8 @@ async def create_journey(
 @router.get(
     "",
     summary="List journeys, oldest first",
-    responses={422: VALIDATION["cursor"], 503: UNAVAILABLE},
+    dependencies=[require(Scope.JOURNEYS_READ)],
+    responses={**AUTH_ERRORS, 422: VALIDATION["cursor"], 503: UNAVAILABLE},
 )
 async def list_journeys(
     resources: ResourcesDep,
@@ -90,7 +95,13 @@ async def list_journeys(
 @router.get(
     "/{journeyId}",
     summary="Read a journey as it was defined",
-    responses={404: NOT_FOUND["journey"], 422: VALIDATION["journeyId"], 503: UNAVAILABLE},
+    dependencies=[require(Scope.JOURNEYS_READ)],
+    responses={
+        **AUTH_ERRORS,
+        404: NOT_FOUND["journey"],
+        422: VALIDATION["journeyId"],
+        503: UNAVAILABLE,
+    },
 )
 async def get_journey(journey_id: JourneyIdPath, resources: ResourcesDep) -> JourneyView:
     row = await resources.read_models.journey(journey_id)
@@ -103,7 +114,9 @@ async def get_journey(journey_id: JourneyIdPath, resources: ResourcesDep) -> Jou
     "/{journeyId}/trigger",
     status_code=202,
     summary="Start a run of the journey for one patient",
+    dependencies=[require(Scope.RUNS_TRIGGER)],
     responses={
+        **AUTH_ERRORS,
         202: {"headers": {"Location": {"description": "the run's URL"}}},
         404: NOT_FOUND["journey"],
         413: TOO_LARGE,

@@ -13,6 +13,8 @@ from journeys_api.deps import ResourcesDep
 from journeys_api.examples import json_example, response
 
 router = APIRouter(tags=["operations"])
+# Served on the API's port unless API_PUBLIC_METRICS is off (then on API_METRICS_PORT alone).
+metrics_router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
@@ -64,7 +66,7 @@ async def ready(resources: ResourcesDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get(
+@metrics_router.get(
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,

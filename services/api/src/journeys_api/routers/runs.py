@@ -11,9 +11,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query
 
+from journeys_api.auth import Scope, require
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import not_found
-from journeys_api.openapi import CANCEL_EXAMPLES, CONFLICT, NOT_FOUND, UNAVAILABLE, VALIDATION
+from journeys_api.openapi import (
+    AUTH_ERRORS,
+    CANCEL_EXAMPLES,
+    CONFLICT,
+    NOT_FOUND,
+    UNAVAILABLE,
+    VALIDATION,
+)
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.read_models import Row, RunFilter
 from journeys_api.views import (
@@ -33,6 +41,7 @@ router = APIRouter(prefix="/journeys/runs", tags=["runs"])
 
 RunIdPath = Annotated[UUID, Path(alias="runId", description="the run's id")]
 _RUN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS,
     404: NOT_FOUND["run"],
     422: VALIDATION["runId"],
     503: UNAVAILABLE,
@@ -42,7 +51,8 @@ _RUN_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.get(
     "",
     summary="List runs, oldest first, filtered by journey, patient and status",
-    responses={422: VALIDATION["cursor"], 503: UNAVAILABLE},
+    dependencies=[require(Scope.RUNS_READ)],
+    responses={**AUTH_ERRORS, 422: VALIDATION["cursor"], 503: UNAVAILABLE},
 )
 async def list_runs(
     resources: ResourcesDep,
@@ -62,7 +72,10 @@ async def list_runs(
     return RunPage(items=items, next_cursor=next_cursor(keys, limit))
 
 
-@router.get("/{runId}", summary="Read a run's current state", responses=_RUN_ERRORS)
+@router.get(
+    "/{runId}", summary="Read a run's current state", responses=_RUN_ERRORS,
+    dependencies=[require(Scope.RUNS_READ)],
+)  # fmt: skip
 async def get_run(run_id: RunIdPath, resources: ResourcesDep) -> RunView:
     row = await resources.read_models.run(run_id)
     if row is None:
@@ -70,7 +83,10 @@ async def get_run(run_id: RunIdPath, resources: ResourcesDep) -> RunView:
     return _view(row)
 
 
-@router.get("/{runId}/events", summary="Read a run's events in seq order", responses=_RUN_ERRORS)
+@router.get(
+    "/{runId}/events", summary="Read a run's events in seq order", responses=_RUN_ERRORS,
+    dependencies=[require(Scope.RUNS_READ)],
+)  # fmt: skip
 async def get_run_events(run_id: RunIdPath, resources: ResourcesDep) -> RunTimeline:
     rows = await resources.read_models.run_events(run_id)
     if rows is None:
@@ -82,6 +98,7 @@ async def get_run_events(run_id: RunIdPath, resources: ResourcesDep) -> RunTimel
     "/{runId}/cancel",
     status_code=202,
     summary="Ask for a run to stop",
+    dependencies=[require(Scope.RUNS_CANCEL)],
     responses={**_RUN_ERRORS, 409: CONFLICT},
 )
 async def cancel_run(

@@ -1,0 +1,151 @@
+"""Who is calling, and may they: OIDC bearer tokens (JWT) or API keys, checked per route.
+
+Two ways in: `Authorization: Bearer <JWT>` from the configured issuer, or an API key as
+`X-API-Key: pjk_...` (also accepted as `Authorization: Bearer pjk_...`). Each route requires
+one scope. No credentials or bad ones: 401 with `WWW-Authenticate`; a missing scope: 403.
+The answer never says more than which rule failed: no claim, no key, no patient data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from journeys_api import keys
+from journeys_api.settings import ApiSettings
+
+REALM = "patient-journeys"
+KEY_HEADER = "X-API-Key"
+
+
+class Scope(StrEnum):
+    JOURNEYS_WRITE = "journeys:write"
+    JOURNEYS_READ = "journeys:read"
+    RUNS_TRIGGER = "runs:trigger"
+    RUNS_READ = "runs:read"
+    RUNS_CANCEL = "runs:cancel"
+
+
+assert tuple(Scope) == keys.SCOPES
+
+
+@dataclass(frozen=True)
+class Principal:
+    """`subject` is the token's `sub` or `key:<name>`: what an audit record names."""
+
+    subject: str
+    scopes: frozenset[str]
+
+
+def unauthorized(error: str | None = None, description: str | None = None) -> HTTPException:
+    challenge = f'Bearer realm="{REALM}"'
+    if error:  # RFC 6750: no error code when no credentials came at all
+        challenge += f', error="{error}", error_description="{description}"'
+    return HTTPException(
+        401, description or "credentials required", headers={"WWW-Authenticate": challenge}
+    )
+
+
+def forbidden(scope: Scope) -> HTTPException:
+    challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{scope}"'
+    return HTTPException(
+        403, f"this route needs the scope {scope}", headers={"WWW-Authenticate": challenge}
+    )
+
+
+_JWT_FAILURES: list[tuple[type[Exception], str]] = [
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidAudienceError, "token for another audience"),
+    (jwt.InvalidIssuerError, "token from another issuer"),
+    (jwt.MissingRequiredClaimError, "token lacks a required claim"),
+    (jwt.InvalidAlgorithmError, "token algorithm not accepted"),
+    (jwt.InvalidSignatureError, "token signature invalid"),
+]
+
+
+class Authenticator:
+    def __init__(self, settings: ApiSettings, api_keys: keys.ApiKeys) -> None:
+        self._settings = settings
+        self._keys = api_keys
+        self._jwks = (
+            jwt.PyJWKClient(settings.auth_jwt_jwks_url, cache_keys=True, lifespan=300)
+            if settings.auth_jwt_jwks_url
+            else None
+        )
+        dev = settings.auth_dev_key
+        self._dev_key = dev.get_secret_value().encode() if dev is not None else None
+
+    async def principal(self, bearer: str | None, api_key: str | None) -> Principal:
+        token = api_key or bearer
+        if not token:
+            raise unauthorized()
+        if self._dev_key is not None and hmac.compare_digest(token.encode(), self._dev_key):
+            return Principal("dev", frozenset(Scope))
+        if api_key is not None or token.startswith(f"{keys.PREFIX}_"):
+            found = await self._keys.scopes(token)
+            if found is None:
+                raise unauthorized("invalid_token", "unknown or revoked API key")
+            name, scopes = found
+            return Principal(f"key:{name}", scopes)
+        return await self._from_jwt(token)
+
+    async def _from_jwt(self, token: str) -> Principal:
+        s = self._settings
+        if not s.jwt_enabled:
+            raise unauthorized("invalid_token", "bearer tokens are not accepted here")
+        try:
+            key: Any = s.auth_jwt_public_key
+            if self._jwks is not None:  # urllib under the hood: off the event loop
+                key = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+            claims = jwt.decode(
+                token, key, algorithms=s.auth_jwt_algorithms, audience=s.auth_jwt_audience,
+                issuer=s.auth_jwt_issuer, leeway=s.auth_jwt_leeway_seconds,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )  # fmt: skip
+        except jwt.PyJWKClientConnectionError as exc:
+            raise unauthorized("invalid_token", "signing keys unavailable") from exc
+        except jwt.PyJWTError as exc:
+            reason = next((r for t, r in _JWT_FAILURES if isinstance(exc, t)), "token invalid")
+            raise unauthorized("invalid_token", reason) from exc
+        return Principal(str(claims["sub"]), _scopes(claims))
+
+
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    """OAuth's space-separated `scope`, or a `scp` list as some issuers send."""
+    raw = claims.get("scope", claims.get("scp", ""))
+    names = raw.split() if isinstance(raw, str) else [str(s) for s in raw or []]
+    return frozenset(names) & frozenset(Scope)
+
+
+# Documented in OpenAPI as two alternative schemes; read here without auto errors.
+_bearer = HTTPBearer(auto_error=False, description="OIDC access token (JWT) or an API key")
+_api_key = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="API key `pjk_...`")
+
+
+def require(scope: Scope) -> Any:
+    """A dependency: the caller's principal, if they hold `scope`."""
+
+    async def dependency(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        api_key: Annotated[str | None, Depends(_api_key)],
+    ) -> Principal:
+        authenticator: Authenticator = request.app.state.authenticator
+        principal = await authenticator.principal(
+            bearer.credentials if bearer is not None else None, api_key
+        )
+        request.state.principal = principal
+        if scope not in principal.scopes:
+            raise forbidden(scope)
+        return principal
+
+    return Security(dependency, scopes=[scope.value])

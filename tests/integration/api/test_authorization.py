@@ -1,0 +1,182 @@
+"""Every route, every kind of credential gives the status it must: the authorization matrix.
+
+Real PostgreSQL (API keys) and Kafka behind the app; JWTs signed here with RSA keys made
+for the session, the API configured with the public one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from journeys_api import keys
+from journeys_runtime.topics import Topics
+from tests.integration.api.conftest import api_settings, serving
+from tests.integration.api.projector_sim import simulated_projector
+from tests.unit.api.journeys import linear_journey
+
+pytestmark = pytest.mark.integration
+
+ISSUER, AUDIENCE = "https://idp.example.test/", "patient-journeys-api"
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+def _rsa() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+SIGNING, OTHER = _rsa(), _rsa()
+PUBLIC_PEM = SIGNING.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    scope: str
+    allowed: int  # the status once authorized (404 for unknown ids: past auth, into the route)
+    body: Any = None
+
+
+ROUTES = [
+    Route("POST", "/journeys", "journeys:write", 201, linear_journey("auth", "hello")),
+    Route("GET", "/journeys", "journeys:read", 200),
+    Route("GET", f"/journeys/{UNKNOWN}", "journeys:read", 404),
+    Route("POST", f"/journeys/{UNKNOWN}/trigger", "runs:trigger", 404, {"id": "p-1"}),
+    Route("GET", "/journeys/runs", "runs:read", 200),
+    Route("GET", f"/journeys/runs/{UNKNOWN}", "runs:read", 404),
+    Route("GET", f"/journeys/runs/{UNKNOWN}/events", "runs:read", 404),
+    Route("POST", f"/journeys/runs/{UNKNOWN}/cancel", "runs:cancel", 404),
+]
+
+
+def token(scope: str, *, key: Any = SIGNING, alg: str = "RS256", **claims: Any) -> str:
+    now = int(time.time())
+    body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "svc-ehr", "iat": now, "exp": now + 300,
+            "scope": scope, **claims}  # fmt: skip
+    return jwt.encode(body, key, algorithm=alg)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned_part(alg: str, scope: str) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "iat": now, "exp": now + 300,
+              "scope": scope}  # fmt: skip
+    header = json.dumps({"alg": alg, "typ": "JWT"}).encode()
+    return f"{_b64(header)}.{_b64(json.dumps(claims).encode())}"
+
+
+def unsigned(scope: str) -> str:
+    """`alg: none`: a token with no signature at all."""
+    return _unsigned_part("none", scope) + "."
+
+
+def hs256_with_public_key(scope: str) -> str:
+    """The classic confusion: HMAC-signed with the server's public key as the secret."""
+    signing_input = _unsigned_part("HS256", scope)
+    mac = hmac.new(PUBLIC_PEM, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(mac)}"
+
+
+@dataclass(frozen=True)
+class Credential:
+    name: str
+    headers: Callable[[Route], dict[str, str]]
+    expect: Callable[[Route], int]
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
+def other_scope(route: Route) -> str:
+    return next(s for s in keys.SCOPES if s != route.scope)
+
+
+@pytest.fixture
+async def secured(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    settings = api_settings(
+        kafka_bootstrap, read_models, topics, auth_dev_key=None,
+        auth_jwt_issuer=ISSUER, auth_jwt_audience=AUDIENCE,
+        auth_jwt_public_key=PUBLIC_PEM.decode(),
+    )  # fmt: skip
+    async with simulated_projector(kafka_bootstrap, read_models, topics), serving(settings) as c:
+        c.headers.clear()  # no credentials unless a case sends them
+        yield c, read_models
+
+
+async def test_authorization_matrix(secured: tuple[httpx.AsyncClient, str]) -> None:
+    client, database_url = secured
+    by_scope = {s: keys.create(database_url, f"key-{s}", [s]) for s in keys.SCOPES}
+    revoked = keys.create(database_url, "revoked", list(keys.SCOPES))
+    keys.revoke(database_url, "revoked")
+    ok: Callable[[Route], int] = lambda r: r.allowed  # noqa: E731
+    unauthorized: Callable[[Route], int] = lambda r: 401  # noqa: E731
+    forbidden: Callable[[Route], int] = lambda r: 403  # noqa: E731
+    cases = [
+        Credential("no credentials", lambda r: {}, unauthorized),
+        Credential("right scope (JWT)", lambda r: bearer(token(r.scope)), ok),
+        Credential("every scope but this (JWT)",
+                   lambda r: bearer(token(" ".join(set(keys.SCOPES) - {r.scope}))), forbidden),
+        Credential("expired token",
+                   lambda r: bearer(token(r.scope, exp=int(time.time()) - 120)), unauthorized),
+        Credential("not yet valid",
+                   lambda r: bearer(token(r.scope, nbf=int(time.time()) + 120)), unauthorized),
+        Credential("wrong audience",
+                   lambda r: bearer(token(r.scope, aud="another-api")), unauthorized),
+        Credential("wrong issuer", lambda r: bearer(token(r.scope, iss="https://evil/")),
+                   unauthorized),
+        Credential("alg none", lambda r: bearer(unsigned(r.scope)), unauthorized),
+        Credential("wrong key", lambda r: bearer(token(r.scope, key=OTHER)), unauthorized),
+        Credential("HS256 with the public key", lambda r: bearer(hs256_with_public_key(r.scope)),
+                   unauthorized),
+        Credential("garbage bearer", lambda r: bearer("not-a-token"), unauthorized),
+        Credential("right scope (API key)", lambda r: {"X-API-Key": by_scope[r.scope]}, ok),
+        Credential("right scope (API key as bearer)", lambda r: bearer(by_scope[r.scope]), ok),
+        Credential("wrong scope (API key)",
+                   lambda r: {"X-API-Key": by_scope[other_scope(r)]}, forbidden),
+        Credential("revoked API key", lambda r: {"X-API-Key": revoked}, unauthorized),
+        Credential("tampered API key",
+                   lambda r: {"X-API-Key": by_scope[r.scope][:-2] + "zz"}, unauthorized),
+    ]  # fmt: skip
+    failures = []
+    for route in ROUTES:
+        for case in cases:
+            response = await client.request(
+                route.method, route.path, json=route.body, headers=case.headers(route)
+            )
+            expected = case.expect(route)
+            if response.status_code != expected:
+                failures.append(f"{route.method} {route.path} / {case.name}: "
+                                f"{response.status_code} {response.text[:120]}")  # fmt: skip
+            if response.status_code == 401:
+                assert response.headers["WWW-Authenticate"].startswith('Bearer realm="')
+            if response.status_code == 403:
+                assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    assert not failures, "\n".join(failures)
+    assert len(ROUTES) * len(cases) == 128
+
+
+async def test_probes_stay_open(secured: tuple[httpx.AsyncClient, str]) -> None:
+    client, _ = secured
+    assert (await client.get("/health")).status_code == 200
+    assert (await client.get("/ready")).status_code in (200, 503)  # open: never 401
