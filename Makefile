@@ -2,7 +2,7 @@
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck unit integration e2e contract faults bench schemas clean
+.PHONY: install run test lint typecheck unit integration e2e contract faults bench audit schemas clean
 
 install:
 	$(UV) sync --frozen
@@ -37,6 +37,13 @@ faults: install
 # in bench/README.md. One alone: `make bench BENCH_ARGS=engine-throughput`.
 bench: install
 	$(UV) run --frozen python -m journeys_bench $(BENCH_ARGS)
+
+# Known vulnerabilities in every locked package (PyPI's advisory data, over the network).
+# Not in `make test`: these machines reach PyPI's package index but not its JSON API or OSV.
+audit: install
+	@mkdir -p .data
+	$(UV) export --frozen --all-groups --no-hashes --no-emit-workspace --no-header > .data/audit-requirements.txt
+	$(UV) run --frozen pip-audit --strict --no-deps --disable-pip -r .data/audit-requirements.txt
 
 contract: install
 	$(UV) run --frozen pytest tests/contract $(PYTEST_ARGS)

@@ -18,7 +18,8 @@ from journeys_runtime import crash
 # A directory of files named like the variables (`DATABASE_URL`, ...), each holding one value:
 # how Kubernetes hands Secrets over without putting them in the environment.
 SECRETS_DIR_VARIABLE = "JOURNEYS_SECRETS_DIR"
-DEV_PATIENT_KEY_SECRET = "dev-only-patient-key-secret-change-me"  # noqa: S105 - refused outside dev
+# Refused outside development (see `_refuse_placeholder_secret`).
+DEV_PATIENT_KEY_SECRET = "dev-only-patient-key-secret-change-me"  # noqa: S105  # nosec B105
 
 
 def _env(name: str) -> AliasChoices:

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import start_http_server
 
 from journeys_api import errors, openapi
 from journeys_api.auth import Authenticator
 from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
-from journeys_api.middleware import RequestObservation
+from journeys_api.middleware import RequestObservation, SecurityHeaders
 from journeys_api.resources import Resources
 from journeys_api.routers import journeys, ops, runs
 from journeys_api.settings import ApiSettings
@@ -61,7 +62,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # The last added is the outermost: every answer, 413s included, is observed.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
+    if settings.cors_origins:  # off unless configured: no browser origin may call by default
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+        )  # fmt: skip
     app.add_middleware(RequestObservation)
+    app.add_middleware(SecurityHeaders)  # outermost: the last-resort 500 gets them too
     # Order matters: `/journeys/runs...` must match before `/journeys/{journeyId}`.
     app.include_router(runs.router)
     app.include_router(journeys.router)

@@ -97,3 +97,41 @@ class RequestObservation:
                 },
             )
             trace_id_var.reset(token)
+
+
+# Answers carry patient data: never cached, never sniffed, framed or referred. The docs page
+# loads Swagger UI's scripts, so it alone goes without the content policy.
+SECURITY_HEADERS = (
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=31536000"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+CONTENT_POLICY = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+DOC_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Pure ASGI: adds the headers to every answer, errors and 503s included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(SECURITY_HEADERS)
+        if not str(scope.get("path", "")).startswith(DOC_PATHS):
+            extra.append(CONTENT_POLICY)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in extra:
+                    headers.setdefault(name.decode(), value.decode())
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -45,6 +45,9 @@ class ApiSettings(DatabaseSettings):
     )
 
     docs_enabled: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
+    cors_origins: list[str] = Field(
+        [], description="browser origins allowed to call the API (JSON list); none by default"
+    )
     public_metrics: bool = Field(True, description="serve /metrics on the API's own port")
     metrics_port: int = Field(
         0, ge=0, le=65535, description="also serve /metrics on this port alone (0: no)"

@@ -51,7 +51,8 @@ async def retrying(
             )  # fmt: skip
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), delay)
-        delay = min(max_delay, delay * 2) * random.uniform(0.8, 1.0)
+        # Jitter, not a secret: nothing guesses a backoff.
+        delay = min(max_delay, delay * 2) * random.uniform(0.8, 1.0)  # nosec B311
 
 
 def describe(exc: BaseException) -> str:
