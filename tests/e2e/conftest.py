@@ -28,6 +28,7 @@ class Stack:
     topics: Topics
     supervisor: Supervisor
     log_dir: Path
+    ports: Ports
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +62,7 @@ def stack(
             topics=local.topics,
             supervisor=local.supervisor,
             log_dir=data_dir / "logs",
+            ports=ports,
         )
     finally:
         local.stop()

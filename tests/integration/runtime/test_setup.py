@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -44,6 +45,18 @@ async def topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str,
         await admin.close()
 
 
+async def settled(bootstrap: str, topic: str, key: str, value: str) -> dict[str, str]:
+    """The topic's configs once `key` reads `value`: the controller applies a change, the
+    broker that answers DescribeConfigs learns it a moment later."""
+    configs: dict[str, str] = {}
+    for _ in range(100):
+        configs = (await topic_configs(bootstrap, [topic]))[topic]
+        if configs[key] == value:
+            return configs
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{topic}: {key} is {configs.get(key)!r}, never {value!r}")
+
+
 async def test_apply_creates_then_restores_declared_configs(kafka_bootstrap: str) -> None:
     s = settings(kafka_bootstrap, fresh_prefix())
     t = Topics(s.topic_prefix)
@@ -63,13 +76,14 @@ async def test_apply_creates_then_restores_declared_configs(kafka_bootstrap: str
             configs={"retention.ms": "60000", "max.message.bytes": "2097152"})])  # fmt: skip
     finally:
         await admin.close()
+    await settled(kafka_bootstrap, t.events, "retention.ms", "60000")
     second = await setup.topics("apply", s)
     assert second.created == []
     assert second.problems == []
     assert second.reconfigured == {t.events: {"retention.ms": "60000"}}  # what it found
-    restored = await topic_configs(kafka_bootstrap, [t.events])
-    assert restored[t.events]["retention.ms"] == t.configs()[t.events]["retention.ms"]
-    assert restored[t.events]["max.message.bytes"] == "2097152"  # not declared: kept
+    declared = t.configs()[t.events]["retention.ms"]
+    restored = await settled(kafka_bootstrap, t.events, "retention.ms", declared)
+    assert restored["max.message.bytes"] == "2097152"  # not declared: kept
 
 
 async def test_apply_reports_a_topic_the_broker_refuses(kafka_bootstrap: str) -> None:

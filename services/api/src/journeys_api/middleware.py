@@ -43,7 +43,7 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestObservation:
-    """Outermost user middleware, so every answer, even an unexpected 500, is counted."""
+    """Outside everything but the security headers: every answer, even a 500, is counted."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -1,0 +1,119 @@
+"""The patient-data canary: marker strings in patient contexts must never surface where
+patient data does not belong: log lines, metric labels, error bodies, Kafka keys and headers.
+
+Runs go through every route and the error paths a client can reach (401, 404, 409, 413,
+422); the 500 path is covered by tests/unit/api/test_middleware.py (its body and log line),
+the 503 bodies by tests/integration/api/test_outage.py. Then every log line
+of the four services, every service's /metrics, every error body, and every key and header
+of every record on the stack's topics is searched for the markers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from tests.e2e.conftest import Stack
+from tests.e2e.helpers import TERMINAL, create_journey, message_journey, wait_for_status
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_no_patient_data_where_it_does_not_belong(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    marker = f"canary{uuid.uuid4().hex}"
+    context = {"id": f"{marker}-id", "name": f"{marker}-name", "phone": f"{marker}-phone",
+               "age": 70, "notes": f"{marker}-notes"}  # fmt: skip
+    answers: list[httpx.Response] = []
+
+    async def call(method: str, url: str, **kwargs: object) -> httpx.Response:
+        response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        answers.append(response)
+        return response
+
+    journey = await create_journey(client, message_journey(
+        "canary", {"type": "MESSAGE", "message": "Hello"},
+        {"type": "DELAY", "duration_seconds": 1},
+        {"type": "MESSAGE", "message": "Again"}))  # fmt: skip
+    done = await call("POST", f"/journeys/{journey}/trigger", json=context)
+    assert done.status_code == 202, done.text
+    run_id = done.json()["runId"]
+    waiting = await call("POST", f"/journeys/{journey}/trigger",
+                         json={**context, "id": f"{marker}-second"})  # fmt: skip
+    second = waiting.json()["runId"]
+    await call("POST", f"/journeys/runs/{second}/cancel", json={"reason": f"{marker}-reason"})
+
+    # The error paths, each with patient data in what it refuses.
+    unknown = "00000000-0000-4000-8000-000000000000"
+    expected = {
+        401: await call("POST", f"/journeys/{journey}/trigger", json=context,
+                        headers={"X-API-Key": f"{marker}-key"}),
+        404: await call("POST", f"/journeys/{unknown}/trigger", json=context),
+        413: await call("POST", f"/journeys/{journey}/trigger",
+                        json={**context, "blob": marker * 40_000}),
+    }  # fmt: skip
+    invalid = [
+        await call("POST", f"/journeys/{journey}/trigger", json={"name": f"{marker}-no-id"}),
+        await call("POST", f"/journeys/{journey}/trigger", json={"id": {"nested": marker}}),
+        await call("POST", f"/journeys/{journey}/trigger", content=f'{{"id": "{marker}',
+                   headers={"content-type": "application/json"}),
+        await call("GET", "/journeys/runs", params={"patientId": marker * 10}),
+        await call("POST", "/journeys", json={"name": marker, "start_node_id": marker,
+                                              "nodes": [{"id": marker, "type": "BOGUS"}]}),
+    ]  # fmt: skip
+    for status, response in expected.items():
+        assert response.status_code == status, response.text
+    assert [r.status_code for r in invalid] == [422] * len(invalid)
+
+    # Reads, by patient and by run; then the ended run's 409.
+    assert (await call("GET", "/journeys/runs", params={"patientId": context["id"]})).is_success
+    await wait_for_status(client, run_id, TERMINAL, within=60)
+    await wait_for_status(client, second, TERMINAL, within=60)
+    assert (await call("GET", f"/journeys/runs/{run_id}")).is_success
+    assert (await call("GET", f"/journeys/runs/{run_id}/events")).is_success
+    assert (await call("POST", f"/journeys/runs/{run_id}/cancel")).status_code == 409
+
+    for response in answers:
+        if response.status_code >= 400:
+            assert marker not in response.text, (response.status_code, response.text[:200])
+    await asyncio.sleep(1)  # the services' last log lines of these requests
+    for log in sorted(stack.log_dir.glob("*.log")):
+        for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
+            assert marker not in line, f"{log.name}:{number}: patient data in a log line"
+    ports = stack.ports
+    async with httpx.AsyncClient(timeout=10) as plain:
+        for port in (ports.api, ports.executor, ports.scheduler, ports.projector):
+            metrics = await plain.get(f"http://127.0.0.1:{port}/metrics")
+            assert metrics.status_code == 200
+            assert marker not in metrics.text, f"patient data in the metrics of port {port}"
+    seen = await _kafka_keys_and_headers(stack, marker.encode())
+    assert seen > 0
+    # The payloads do carry it (that is where patient data lives): the canary is alive.
+    assert any(context["id"] in r.text for r in answers if r.is_success)
+
+
+async def _kafka_keys_and_headers(stack: Stack, marker: bytes) -> int:
+    """Every record's key and headers on the stack's topics, searched; how many were read."""
+    c = AIOKafkaConsumer(*stack.topics.names, bootstrap_servers=stack.kafka_bootstrap,
+                         auto_offset_reset="earliest", enable_auto_commit=False,
+                         isolation_level="read_uncommitted")  # aborted records too  # fmt: skip
+    await c.start()
+    count = 0
+    try:
+        quiet = 0
+        while quiet < 5:
+            batch = await c.getmany(timeout_ms=300)
+            quiet = 0 if batch else quiet + 1
+            for records in batch.values():
+                for r in records:
+                    count += 1
+                    blob = (r.key or b"") + b"".join(k.encode() + v for k, v in r.headers)
+                    assert marker not in blob, f"patient data in a key or header of {r.topic}"
+    finally:
+        await c.stop()
+    return count
