@@ -82,9 +82,11 @@ async def test_no_patient_data_where_it_does_not_belong(
         if response.status_code >= 400:
             assert marker not in response.text, (response.status_code, response.text[:200])
     await asyncio.sleep(1)  # the services' last log lines of these requests
+    lines = 0
     for log in sorted(stack.log_dir.glob("*.log")):
         for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
             assert marker not in line, f"{log.name}:{number}: patient data in a log line"
+            lines += 1
     ports = stack.ports
     async with httpx.AsyncClient(timeout=10) as plain:
         for port in (ports.api, ports.executor, ports.scheduler, ports.projector):
@@ -93,6 +95,7 @@ async def test_no_patient_data_where_it_does_not_belong(
             assert marker not in metrics.text, f"patient data in the metrics of port {port}"
     seen = await _kafka_keys_and_headers(stack, marker.encode())
     assert seen > 0
+    print(f"canary: {len(answers)} answers, {lines} log lines, {seen} Kafka records searched")
     # The payloads do carry it (that is where patient data lives): the canary is alive.
     assert any(context["id"] in r.text for r in answers if r.is_success)
 

@@ -205,8 +205,11 @@ class KafkaBroker:
     def _format_once(self, libs: Path) -> None:
         if (self.log_dir / "meta.properties").exists():
             return
+        # `--cluster-id=<id>` in one argument: one id in 64 starts with "-", which the
+        # tool's parser would take for an option (a flaky CI run showed it).
+        cluster = f"--cluster-id={new_cluster_id()}"
         argv = self._java(libs, ["-Xmx128m"], "kafka.tools.StorageTool", "format",
-                          "-t", new_cluster_id(), "-c", str(self.config_path))  # fmt: skip
+                          cluster, "-c", str(self.config_path))  # fmt: skip
         result = subprocess.run(  # noqa: S603 - fixed argv
             argv, capture_output=True, text=True, timeout=120, check=False
         )

@@ -85,6 +85,9 @@ class Authenticator:
         self._dev_key = dev.get_secret_value().encode() if dev is not None else None
 
     async def principal(self, bearer: str | None, api_key: str | None) -> Principal:
+        if bearer is not None and api_key is not None:
+            # RFC 6750 2: one way per request. Two would let a bad one ride on a good one.
+            raise unauthorized("invalid_request", "send one credential, not two")
         token = api_key or bearer
         if not token:
             raise unauthorized()

@@ -12,6 +12,14 @@ from journeys_api.errors import Loc, invalid
 from journeys_contracts.definition import JourneyDefinition, graph_errors
 
 MAX_PATIENT_ID_LENGTH = 255
+# What the OpenAPI document says of a patient context; `patient_id_of` enforces it.
+CONTEXT_SCHEMA: dict[str, Any] = {
+    "required": ["id"],
+    "properties": {"id": {"anyOf": [
+        {"type": "string", "minLength": 1, "maxLength": MAX_PATIENT_ID_LENGTH, "pattern": r"\S"},
+        {"type": "integer", "minimum": -(10**18), "maximum": 10**18},
+    ]}},
+}  # fmt: skip
 
 
 def patient_id_of(context: dict[str, Any]) -> str:

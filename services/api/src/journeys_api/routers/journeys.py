@@ -129,7 +129,7 @@ async def trigger(
     context: Annotated[
         dict[str, Any],
         Body(description="the patient context; `id` names the patient",
-             openapi_examples=PATIENT_EXAMPLES),
+             openapi_examples=PATIENT_EXAMPLES, json_schema_extra=bodies.CONTEXT_SCHEMA),
     ],
     resources: ResourcesDep,
     response: Response,
