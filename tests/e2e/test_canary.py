@@ -11,11 +11,12 @@ of every record on the stack's topics is searched for the markers.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.e2e.conftest import Stack
 from tests.e2e.helpers import TERMINAL, create_journey, message_journey, wait_for_status
@@ -101,22 +102,29 @@ async def test_no_patient_data_where_it_does_not_belong(
 
 
 async def _kafka_keys_and_headers(stack: Stack, marker: bytes) -> int:
-    """Every record's key and headers on the stack's topics, searched; how many were read."""
-    c = AIOKafkaConsumer(*stack.topics.names, bootstrap_servers=stack.kafka_bootstrap,
+    """Every record's key and headers on the stack's topics, up to their end offsets."""
+    names = set(stack.topics.names)
+    c = AIOKafkaConsumer(*names, bootstrap_servers=stack.kafka_bootstrap,
                          auto_offset_reset="earliest", enable_auto_commit=False,
                          isolation_level="read_uncommitted")  # aborted records too  # fmt: skip
     await c.start()
     count = 0
+    ends: dict[TopicPartition, int] | None = None
+    deadline = time.monotonic() + 120
     try:
-        quiet = 0
-        while quiet < 5:
-            batch = await c.getmany(timeout_ms=300)
-            quiet = 0 if batch else quiet + 1
+        while time.monotonic() < deadline:
+            batch = await c.getmany(timeout_ms=500)
             for records in batch.values():
                 for r in records:
                     count += 1
                     blob = (r.key or b"") + b"".join(k.encode() + v for k, v in r.headers)
                     assert marker not in blob, f"patient data in a key or header of {r.topic}"
+            assigned = c.assignment()
+            if ends is None and {tp.topic for tp in assigned} == names:
+                ends = await c.end_offsets(list(assigned))
+            if ends is not None and all([await c.position(tp) >= end
+                                         for tp, end in ends.items()]):  # fmt: skip
+                return count
+        raise AssertionError("the topics were not read to their end in 120 s")
     finally:
         await c.stop()
-    return count

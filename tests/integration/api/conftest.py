@@ -18,7 +18,8 @@ from journeys_runtime.topics import Topics
 from tests.conftest import PARTITIONS
 from tests.integration.api.projector_sim import simulated_projector
 
-DEV_KEY = "integration-test-dev-key"  # every scope: tests/unit/api/test_auth.py is about them
+# Every scope: tests/integration/api/test_authorization.py is the test about credentials.
+DEV_KEY = "integration-test-dev-key-with-every-scope"
 
 
 @dataclass(frozen=True)

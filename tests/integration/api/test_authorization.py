@@ -7,11 +7,14 @@ for the session, the API configured with the public one.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import http.server
 import json
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +22,12 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from journeys_api import keys
 from journeys_runtime.topics import Topics
+from journeys_stack.ports import free_port
 from tests.integration.api.conftest import api_settings, serving
 from tests.integration.api.projector_sim import simulated_projector
 from tests.unit.api.journeys import linear_journey
@@ -150,6 +155,13 @@ async def test_authorization_matrix(secured: tuple[httpx.AsyncClient, str]) -> N
         Credential("HS256 with the public key", lambda r: bearer(hs256_with_public_key(r.scope)),
                    unauthorized),
         Credential("garbage bearer", lambda r: bearer("not-a-token"), unauthorized),
+        Credential("token without exp",
+                   lambda r: bearer(jwt.encode({k: v for k, v in _claims(r.scope).items()
+                                                if k != "exp"}, SIGNING, algorithm="RS256")),
+                   unauthorized),
+        Credential("bearer and API key at once",
+                   lambda r: {**bearer(token(r.scope)), "X-API-Key": by_scope[r.scope]},
+                   unauthorized),
         Credential("right scope (API key)", lambda r: {"X-API-Key": by_scope[r.scope]}, ok),
         Credential("right scope (API key as bearer)", lambda r: bearer(by_scope[r.scope]), ok),
         Credential("wrong scope (API key)",
@@ -173,10 +185,107 @@ async def test_authorization_matrix(secured: tuple[httpx.AsyncClient, str]) -> N
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 128
+    assert len(ROUTES) * len(cases) == 144
 
 
 async def test_probes_stay_open(secured: tuple[httpx.AsyncClient, str]) -> None:
     client, _ = secured
     assert (await client.get("/health")).status_code == 200
     assert (await client.get("/ready")).status_code in (200, 503)  # open: never 401
+
+
+class _Jwks(http.server.BaseHTTPRequestHandler):
+    document: bytes = b"{}"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.document)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def jwks_server(keys_by_id: dict[str, Any]) -> Iterator[str]:
+    """An issuer's JWKS endpoint on loopback, holding the public halves of `keys_by_id`."""
+    jwks = []
+    for kid, private in keys_by_id.items():
+        public = private.public_key()
+        if isinstance(private, rsa.RSAPrivateKey):
+            jwk, alg = jwt.algorithms.RSAAlgorithm.to_jwk(public, as_dict=True), "RS256"
+        else:
+            jwk, alg = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True), "ES256"
+        jwks.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
+    handler = type("Handler", (_Jwks,), {"document": json.dumps({"keys": jwks}).encode()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_tokens_verified_through_the_issuers_jwks(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    ec = ec_keys.generate_private_key(ec_keys.SECP256R1())
+    with jwks_server({"rsa-1": SIGNING, "ec-1": ec}) as url:
+        settings = api_settings(
+            kafka_bootstrap, read_models, topics, auth_dev_key=None, auth_jwt_issuer=ISSUER,
+            auth_jwt_audience=AUDIENCE, auth_jwt_jwks_url=url,
+        )  # fmt: skip
+        async with serving(settings) as client:
+            client.headers.clear()
+
+            async def status(tok: str) -> int:
+                return (await client.get("/journeys", headers=bearer(tok))).status_code
+
+            scope = "journeys:read"
+            assert (
+                await status(
+                    jwt.encode(_claims(scope), SIGNING, algorithm="RS256", headers={"kid": "rsa-1"})
+                )
+                == 200
+            )
+            # RS256 claimed for the EC key: refused, never a 500.
+            assert (
+                await status(
+                    jwt.encode(_claims(scope), SIGNING, algorithm="RS256", headers={"kid": "ec-1"})
+                )
+                == 401
+            )
+            # A real ES256 token, but ES256 is not among the accepted algorithms.
+            assert (
+                await status(
+                    jwt.encode(_claims(scope), ec, algorithm="ES256", headers={"kid": "ec-1"})
+                )
+                == 401
+            )
+            assert (
+                await status(
+                    jwt.encode(_claims(scope), SIGNING, algorithm="RS256", headers={"kid": "gone"})
+                )
+                == 401
+            )
+    # The issuer's keys out of reach: our side cannot check, so 503, not the client's 401.
+    settings = api_settings(
+        kafka_bootstrap, read_models, topics, auth_dev_key=None, auth_jwt_issuer=ISSUER,
+        auth_jwt_audience=AUDIENCE, auth_jwt_jwks_url=f"http://127.0.0.1:{free_port()}/jwks",
+    )  # fmt: skip
+    async with serving(settings) as client:
+        client.headers.clear()
+        token = jwt.encode(_claims("journeys:read"), SIGNING, algorithm="RS256",
+                           headers={"kid": "rsa-1"})  # fmt: skip
+        response = await client.get("/journeys", headers=bearer(token))
+        assert response.status_code == 503
+        assert "Retry-After" in response.headers
+
+
+def _claims(scope: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": ISSUER, "aud": AUDIENCE, "sub": "svc-ehr", "iat": now, "exp": now + 300,
+            "scope": scope}  # fmt: skip

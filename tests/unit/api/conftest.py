@@ -11,7 +11,7 @@ from journeys_api.app import create_app
 from journeys_api.settings import ApiSettings
 
 JOURNEY_ID = "3f0c6d7e-2b1a-4c5d-9e8f-0a1b2c3d4e5f"
-DEV_KEY = "unit-test-dev-key"
+DEV_KEY = "unit-test-dev-key-with-every-scope-0000"
 AUTH = {"X-API-Key": DEV_KEY}  # every scope: these tests are about validation
 
 

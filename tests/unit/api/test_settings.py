@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from journeys_api.settings import ApiSettings
@@ -53,3 +55,42 @@ def test_placeholder_patient_key_secret_is_refused_in_production(
 
     with pytest.raises(ValidationError, match="JOURNEYS_PATIENT_KEY_SECRET"):
         ApiSettings()
+
+
+PEM = (
+    ec.generate_private_key(ec.SECP256R1())
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+SECRET = "s" * 48
+JWT = {"auth_jwt_issuer": "https://idp.example/", "auth_jwt_audience": "journeys"}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"auth_dev_key": "short"}, "at least 32 characters"),
+        ({"auth_dev_key": "d" * 40, "JOURNEYS_ENV": "production",
+          "JOURNEYS_PATIENT_KEY_SECRET": SECRET}, "not in production"),
+        ({"auth_jwt_jwks_url": "https://idp.example/jwks"}, "also needs API_AUTH_JWT_ISSUER"),
+        ({**JWT}, "exactly one of"),
+        ({**JWT, "auth_jwt_public_key": "not a key"}, "not a PEM public key"),
+        ({**JWT, "auth_jwt_jwks_url": "http://idp.example/jwks", "JOURNEYS_ENV": "production",
+          "JOURNEYS_PATIENT_KEY_SECRET": SECRET}, "https URL"),
+        ({"auth_jwt_algorithms": ["HS256"]}, "API_AUTH_JWT_ALGORITHMS"),
+        ({"auth_jwt_algorithms": ["none"]}, "API_AUTH_JWT_ALGORITHMS"),
+        ({"metrics_port": 8000}, "must differ from API_PORT"),
+    ],
+)  # fmt: skip
+def test_unsafe_or_half_done_auth_settings_are_refused(
+    values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ApiSettings(**values)  # type: ignore[arg-type]
+
+
+def test_complete_jwt_settings_and_an_empty_dev_key_are_accepted() -> None:
+    settings = ApiSettings(**{**JWT, "auth_jwt_public_key": PEM, "auth_dev_key": ""})  # type: ignore[arg-type]
+    assert settings.jwt_enabled
+    assert settings.auth_dev_key is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,18 +33,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        metrics = None
         await resources.start()
-        # A port of its own for Prometheus, which a NetworkPolicy can keep cluster-internal.
-        metrics = (
-            start_http_server(settings.metrics_port, addr=settings.host)
-            if settings.metrics_port
-            else None
-        )
         try:
+            # A port of its own for Prometheus, which a NetworkPolicy can keep internal.
+            if settings.metrics_port:
+                metrics = start_http_server(settings.metrics_port, addr=settings.host)
             yield
         finally:
             if metrics is not None:
-                metrics[0].shutdown()
+                await asyncio.to_thread(metrics[0].shutdown)
                 metrics[0].server_close()
             await resources.stop()
 

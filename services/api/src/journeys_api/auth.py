@@ -20,6 +20,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.exceptions import HTTPException
 
 from journeys_api import keys
+from journeys_api.errors import UnavailableError
 from journeys_api.settings import ApiSettings
 
 REALM = "patient-journeys"
@@ -39,7 +40,8 @@ assert tuple(Scope) == keys.SCOPES
 
 @dataclass(frozen=True)
 class Principal:
-    """`subject` is the token's `sub` or `key:<name>`: what an audit record names."""
+    """`subject` is `jwt:<sub>`, `key:<name>` or `dev`: what an audit record names; the
+    prefixes keep a token's `sub` from passing for an API key's name."""
 
     subject: str
     scopes: frozenset[str]
@@ -72,15 +74,21 @@ _JWT_FAILURES: list[tuple[type[Exception], str]] = [
 ]
 
 
+JWKS_TIMEOUT_SECONDS = 5.0
+
+
 class Authenticator:
     def __init__(self, settings: ApiSettings, api_keys: keys.ApiKeys) -> None:
         self._settings = settings
         self._keys = api_keys
+        # The key set is cached for 5 minutes, not each key for ever: a key the issuer
+        # withdraws stops verifying within that time.
         self._jwks = (
-            jwt.PyJWKClient(settings.auth_jwt_jwks_url, cache_keys=True, lifespan=300)
+            jwt.PyJWKClient(settings.auth_jwt_jwks_url, cache_keys=False, lifespan=300,
+                            timeout=JWKS_TIMEOUT_SECONDS)
             if settings.auth_jwt_jwks_url
             else None
-        )
+        )  # fmt: skip
         dev = settings.auth_dev_key
         self._dev_key = dev.get_secret_value().encode() if dev is not None else None
 
@@ -107,25 +115,36 @@ class Authenticator:
             raise unauthorized("invalid_token", "bearer tokens are not accepted here")
         try:
             key: Any = s.auth_jwt_public_key
-            if self._jwks is not None:  # urllib under the hood: off the event loop
-                key = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+            if self._jwks is not None:
+                # A PyJWK, not its raw key: PyJWT then also requires the token's `alg` to be
+                # the key's own. urllib under the hood: off the event loop.
+                key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
             claims = jwt.decode(
                 token, key, algorithms=s.auth_jwt_algorithms, audience=s.auth_jwt_audience,
                 issuer=s.auth_jwt_issuer, leeway=s.auth_jwt_leeway_seconds,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )  # fmt: skip
         except jwt.PyJWKClientConnectionError as exc:
-            raise unauthorized("invalid_token", "signing keys unavailable") from exc
+            # Our side cannot check the token: not the client's fault, so not a 401.
+            raise UnavailableError("identity provider", "signing keys unavailable") from exc
         except jwt.PyJWTError as exc:
             reason = next((r for t, r in _JWT_FAILURES if isinstance(exc, t)), "token invalid")
             raise unauthorized("invalid_token", reason) from exc
-        return Principal(str(claims["sub"]), _scopes(claims))
+        except (TypeError, ValueError) as exc:  # a key that cannot verify this token's `alg`
+            raise unauthorized("invalid_token", "token invalid") from exc
+        return Principal(f"jwt:{claims['sub']}", _scopes(claims))
 
 
 def _scopes(claims: dict[str, Any]) -> frozenset[str]:
-    """OAuth's space-separated `scope`, or a `scp` list as some issuers send."""
-    raw = claims.get("scope", claims.get("scp", ""))
-    names = raw.split() if isinstance(raw, str) else [str(s) for s in raw or []]
+    """OAuth's space-separated `scope`, or a `scp` list as some issuers send; anything else
+    grants nothing."""
+    raw = claims.get("scope", claims.get("scp"))
+    if isinstance(raw, str):
+        names = raw.split()
+    elif isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+        names = raw
+    else:
+        names = []
     return frozenset(names) & frozenset(Scope)
 
 

@@ -129,6 +129,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])  # optional in ASGI
                 headers = MutableHeaders(scope=message)
                 for name, value in extra:
                     headers.setdefault(name.decode(), value.decode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from cryptography.hazmat.primitives import serialization
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -55,8 +56,8 @@ class ApiSettings(DatabaseSettings):
     # Authentication: OIDC bearer tokens (JWT) and API keys; nothing is open without either.
     auth_jwt_issuer: str | None = Field(None, description="`iss` every token must carry")
     auth_jwt_audience: str | None = Field(None, description="`aud` every token must carry")
-    auth_jwt_jwks_url: str | None = Field(None, description="the issuer's JWKS (or a key)")
-    auth_jwt_public_key: str | None = Field(None, description="PEM public key (or a JWKS)")
+    auth_jwt_jwks_url: str | None = Field(None, description="https URL of the issuer's JWKS")
+    auth_jwt_public_key: str | None = Field(None, description="the issuer's PEM public key")
     auth_jwt_algorithms: list[str] = Field(["RS256"], description="accepted `alg`s")
     auth_jwt_leeway_seconds: int = Field(30, ge=0, le=300, description="clock skew allowed")
     auth_dev_key: SecretStr | None = Field(
@@ -66,7 +67,7 @@ class ApiSettings(DatabaseSettings):
 
     @field_validator(
         "auth_jwt_issuer", "auth_jwt_audience", "auth_jwt_jwks_url", "auth_jwt_public_key",
-        mode="before",
+        "auth_dev_key", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -83,10 +84,17 @@ class ApiSettings(DatabaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _ports_differ(self) -> ApiSettings:
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError("API_METRICS_PORT must differ from API_PORT")
+        return self
+
+    @model_validator(mode="after")
     def _auth_complete(self) -> ApiSettings:
         jwt = {"API_AUTH_JWT_ISSUER": self.auth_jwt_issuer,
                "API_AUTH_JWT_AUDIENCE": self.auth_jwt_audience}  # fmt: skip
-        if any(jwt.values()):
+        sources = (self.auth_jwt_jwks_url, self.auth_jwt_public_key)
+        if any(jwt.values()) or any(sources):  # half a configuration must not disable JWTs
             missing = [name for name, value in jwt.items() if not value]
             if missing:
                 raise ValueError(f"JWT authentication also needs {', '.join(missing)}")
@@ -94,13 +102,24 @@ class ApiSettings(DatabaseSettings):
                 raise ValueError(
                     "set exactly one of API_AUTH_JWT_JWKS_URL and API_AUTH_JWT_PUBLIC_KEY"
                 )
+            url = self.auth_jwt_jwks_url
+            if url and not url.startswith("https://") and self.environment == "production":
+                raise ValueError("API_AUTH_JWT_JWKS_URL must be an https URL in production")
+            if self.auth_jwt_public_key is not None:
+                try:
+                    serialization.load_pem_public_key(self.auth_jwt_public_key.encode())
+                except ValueError as exc:
+                    raise ValueError("API_AUTH_JWT_PUBLIC_KEY is not a PEM public key") from exc
         bad = sorted(set(self.auth_jwt_algorithms) - JWT_ALGORITHMS)
         if bad or not self.auth_jwt_algorithms:
             raise ValueError(
                 f"API_AUTH_JWT_ALGORITHMS must be some of {sorted(JWT_ALGORITHMS)}, got {bad}"
             )
-        if self.auth_dev_key is not None and self.environment == "production":
-            raise ValueError("API_AUTH_DEV_KEY is for development and tests: not in production")
+        if self.auth_dev_key is not None:
+            if self.environment == "production":
+                raise ValueError("API_AUTH_DEV_KEY is for development and tests: not in production")
+            if len(self.auth_dev_key.get_secret_value()) < 32:
+                raise ValueError("API_AUTH_DEV_KEY must have at least 32 characters")
         return self
 
 
