@@ -241,36 +241,17 @@ async def test_tokens_verified_through_the_issuers_jwks(
         async with serving(settings) as client:
             client.headers.clear()
 
-            async def status(tok: str) -> int:
-                return (await client.get("/journeys", headers=bearer(tok))).status_code
+            async def status(key: Any, alg: str, kid: str) -> int:
+                token = jwt.encode(_claims("journeys:read"), key, algorithm=alg,
+                                   headers={"kid": kid})  # fmt: skip
+                return (await client.get("/journeys", headers=bearer(token))).status_code
 
-            scope = "journeys:read"
-            assert (
-                await status(
-                    jwt.encode(_claims(scope), SIGNING, algorithm="RS256", headers={"kid": "rsa-1"})
-                )
-                == 200
-            )
+            assert await status(SIGNING, "RS256", "rsa-1") == 200
             # RS256 claimed for the EC key: refused, never a 500.
-            assert (
-                await status(
-                    jwt.encode(_claims(scope), SIGNING, algorithm="RS256", headers={"kid": "ec-1"})
-                )
-                == 401
-            )
+            assert await status(SIGNING, "RS256", "ec-1") == 401
             # A real ES256 token, but ES256 is not among the accepted algorithms.
-            assert (
-                await status(
-                    jwt.encode(_claims(scope), ec, algorithm="ES256", headers={"kid": "ec-1"})
-                )
-                == 401
-            )
-            assert (
-                await status(
-                    jwt.encode(_claims(scope), SIGNING, algorithm="RS256", headers={"kid": "gone"})
-                )
-                == 401
-            )
+            assert await status(ec, "ES256", "ec-1") == 401
+            assert await status(SIGNING, "RS256", "gone") == 401
     # The issuer's keys out of reach: our side cannot check, so 503, not the client's 401.
     settings = api_settings(
         kafka_bootstrap, read_models, topics, auth_dev_key=None, auth_jwt_issuer=ISSUER,
