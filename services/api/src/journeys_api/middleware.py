@@ -110,6 +110,7 @@ SECURITY_HEADERS = (
     (b"cross-origin-resource-policy", b"same-origin"),
 )
 CONTENT_POLICY = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+WITH_POLICY = (*SECURITY_HEADERS, CONTENT_POLICY)
 DOC_PATHS = ("/docs", "/redoc")
 
 
@@ -123,9 +124,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = list(SECURITY_HEADERS)
-        if not str(scope.get("path", "")).startswith(DOC_PATHS):
-            extra.append(CONTENT_POLICY)
+        docs = str(scope.get("path", "")).startswith(DOC_PATHS)
+        extra = SECURITY_HEADERS if docs else WITH_POLICY
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
