@@ -22,6 +22,7 @@ CHANNEL_TOPICS = {
     "commands": TOPICS.commands,
     "events": TOPICS.events,
     "deadLetters": TOPICS.dlq,
+    "audit": TOPICS.audit,
 }
 
 
@@ -57,7 +58,8 @@ def test_every_contract_type_is_a_message_with_its_committed_schema() -> None:
 
 
 def test_each_topic_carries_exactly_its_own_types() -> None:
-    kinds = {"definitions": "journeys", "commands": "commands", "events": "events"}
+    kinds = {"definitions": "journeys", "commands": "commands", "events": "events",
+             "audit": "audit"}  # fmt: skip
     for channel, kind in kinds.items():
         names = {pointer(m["$ref"])["name"] for m in DOC["channels"][channel]["messages"].values()}
         assert names == {c.name for c in schemas.contracts() if c.kind == kind}, channel

@@ -1,11 +1,13 @@
 """The patient-data canary: marker strings in patient contexts must never surface where
-patient data does not belong: log lines, metric labels, error bodies, Kafka keys and headers.
+patient data does not belong: log lines, metric labels, error bodies, Kafka keys and headers,
+and the audit trail.
 
 Runs go through every route and the error paths a client can reach (401, 404, 409, 413,
 422); the 500 path is covered by tests/unit/api/test_middleware.py (its body and log line),
 the 503 bodies by tests/integration/api/test_outage.py. Then every log line
 of the four services, every service's /metrics, every error body, and every key and header
-of every record on the stack's topics is searched for the markers.
+of every record on the stack's topics, and every audit record whole, is searched for the
+markers.
 """
 
 from __future__ import annotations
@@ -94,21 +96,26 @@ async def test_no_patient_data_where_it_does_not_belong(
             metrics = await plain.get(f"http://127.0.0.1:{port}/metrics")
             assert metrics.status_code == 200
             assert marker not in metrics.text, f"patient data in the metrics of port {port}"
-    seen = await _kafka_keys_and_headers(stack, marker.encode())
+    seen, audited = await _kafka_keys_and_headers(stack, marker.encode())
     assert seen > 0
-    print(f"canary: {len(answers)} answers, {lines} log lines, {seen} Kafka records searched")
+    assert audited >= len(answers) - 1  # all but the 413, refused before routing
+    print(
+        f"canary: {len(answers)} answers, {lines} log lines, {seen} Kafka records searched "
+        f"({audited} audit records whole)"
+    )
     # The payloads do carry it (that is where patient data lives): the canary is alive.
     assert any(context["id"] in r.text for r in answers if r.is_success)
 
 
-async def _kafka_keys_and_headers(stack: Stack, marker: bytes) -> int:
-    """Every record's key and headers on the stack's topics, up to their end offsets."""
+async def _kafka_keys_and_headers(stack: Stack, marker: bytes) -> tuple[int, int]:
+    """Every record's key and headers on the stack's topics, up to their end offsets, and the
+    values of the audit topic too; returns how many records, and how many audit records."""
     names = set(stack.topics.names)
     c = AIOKafkaConsumer(*names, bootstrap_servers=stack.kafka_bootstrap,
                          auto_offset_reset="earliest", enable_auto_commit=False,
                          isolation_level="read_uncommitted")  # aborted records too  # fmt: skip
     await c.start()
-    count = 0
+    count = audited = 0
     ends: dict[TopicPartition, int] | None = None
     deadline = time.monotonic() + 120
     try:
@@ -119,12 +126,15 @@ async def _kafka_keys_and_headers(stack: Stack, marker: bytes) -> int:
                     count += 1
                     blob = (r.key or b"") + b"".join(k.encode() + v for k, v in r.headers)
                     assert marker not in blob, f"patient data in a key or header of {r.topic}"
+                    if r.topic == stack.topics.audit:
+                        audited += 1
+                        assert marker not in (r.value or b""), "patient data in an audit record"
             assigned = c.assignment()
             if ends is None and {tp.topic for tp in assigned} == names:
                 ends = await c.end_offsets(list(assigned))
             if ends is not None and all([await c.position(tp) >= end
                                          for tp, end in ends.items()]):  # fmt: skip
-                return count
+                return count, audited
         raise AssertionError("the topics were not read to their end in 120 s")
     finally:
         await c.stop()

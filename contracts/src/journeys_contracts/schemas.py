@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
+from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import COMMAND_TYPES
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.events import EVENT_TYPES, type_of
@@ -28,7 +29,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # serialization shape; readers tolerate added fields, so defaulted fields stay optional.
 MODE: JsonSchemaMode = "serialization"
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
-KINDS = ("events", "commands", "journeys", "definition")
+KINDS = ("events", "commands", "journeys", "definition", "audit")
 PUBLISHED = Path("published") / "v1"
 
 # Used where a model has no docstring of its own; every contract needs one or the other.
@@ -77,12 +78,14 @@ class Contract:
 
 
 def contracts() -> list[Contract]:
-    """Every published shape: events, commands, definitions-topic records, the HTTP body."""
+    """Every published shape: events, commands, definitions-topic records, the HTTP body, and
+    audit records."""
     return [
         *(Contract("events", type_of(m), m) for m in EVENT_TYPES),
         *(Contract("commands", type_of(m), m) for m in COMMAND_TYPES),
         Contract("journeys", type_of(JourneyDefined), JourneyDefined),
         Contract("definition", "journey-definition.v1", JourneyDefinition),
+        Contract("audit", type_of(AccessRecorded), AccessRecorded),
     ]
 
 
@@ -97,7 +100,7 @@ def schema_of(contract: Contract) -> dict[str, Any]:
         **generated,
         "description": " ".join(description.split()),
     }
-    if contract.kind in ("events", "commands"):
+    if contract.kind in ("events", "commands", "audit"):
         # decode_event/decode_command dispatch on `type`: a record without it never decodes.
         schema["required"] = ["type", *(f for f in schema["required"] if f != "type")]
     return schema

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from journeys_contracts.audit import AccessRecorded, decode_audit
 from journeys_runtime.kafka import consumer
+from journeys_runtime.topics import Topics
 from tests.conftest import PARTITIONS
 from tests.integration.api.conftest import Api
 from tests.unit.api.journeys import DESIGN_JOURNEY
@@ -19,10 +21,27 @@ async def create_journey(api: Api) -> str:
 
 async def commands_on_topic(api: Api) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on the commands topic, read to its current end."""
-    c = consumer(api.settings.kafka_bootstrap_servers, None)
+    return await records_on_topic(api, api.topics.commands)
+
+
+async def records_on_topic(api: Api, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    return await read_topic(api.settings.kafka_bootstrap_servers, topic)
+
+
+async def audit_records(bootstrap: str, topics: Topics) -> dict[str, AccessRecorded]:
+    """Every audit record written so far, by request id (each answer's X-Request-ID)."""
+    records = [decode_audit(r.value) for r in await read_topic(bootstrap, topics.audit)]
+    by_request = {r.request_id: r for r in records}
+    assert len(by_request) == len(records), "one request, one record"
+    return by_request
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on `topic`, read to its current end."""
+    c = consumer(bootstrap, None)
     await c.start()
     try:
-        parts = [TopicPartition(api.topics.commands, p) for p in range(PARTITIONS)]
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         c.assign(parts)
         await c.seek_to_beginning(*parts)
         ends = await c.end_offsets(parts)

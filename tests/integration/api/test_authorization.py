@@ -26,9 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from journeys_api import keys
+from journeys_contracts.audit import outcome_of
 from journeys_runtime.topics import Topics
 from journeys_stack.ports import free_port
 from tests.integration.api.conftest import api_settings, serving
+from tests.integration.api.helpers import audit_records
 from tests.integration.api.projector_sim import simulated_projector
 from tests.unit.api.journeys import linear_journey
 
@@ -129,7 +131,9 @@ async def secured(
         yield c, read_models
 
 
-async def test_authorization_matrix(secured: tuple[httpx.AsyncClient, str]) -> None:
+async def test_authorization_matrix(
+    secured: tuple[httpx.AsyncClient, str], kafka_bootstrap: str, topics: Topics
+) -> None:
     client, database_url = secured
     by_scope = {s: keys.create(database_url, f"key-{s}", [s]) for s in keys.SCOPES}
     revoked = keys.create(database_url, "revoked", list(keys.SCOPES))
@@ -171,11 +175,13 @@ async def test_authorization_matrix(secured: tuple[httpx.AsyncClient, str]) -> N
                    lambda r: {"X-API-Key": by_scope[r.scope][:-2] + "zz"}, unauthorized),
     ]  # fmt: skip
     failures = []
+    answered: list[tuple[str, bool, httpx.Response]] = []
     for route in ROUTES:
         for case in cases:
-            response = await client.request(
-                route.method, route.path, json=route.body, headers=case.headers(route)
-            )
+            headers = case.headers(route)
+            response = await client.request(route.method, route.path, json=route.body,
+                                            headers=headers)  # fmt: skip
+            answered.append((case.name, bool(headers), response))
             expected = case.expect(route)
             if response.status_code != expected:
                 failures.append(f"{route.method} {route.path} / {case.name}: "
@@ -186,6 +192,27 @@ async def test_authorization_matrix(secured: tuple[httpx.AsyncClient, str]) -> N
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
     assert len(ROUTES) * len(cases) == 144
+    await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
+
+
+async def _each_answer_has_its_audit_record(
+    answered: list[tuple[str, bool, httpx.Response]], bootstrap: str, topics: Topics
+) -> None:
+    """Every request that presented credentials, allowed or not, left exactly one record with
+    its status; a request with none was refused before routing and left none."""
+    records = await audit_records(bootstrap, topics)
+    expected = {r.headers["X-Request-ID"]: (name, r) for name, sent, r in answered if sent}
+    assert set(records) == set(expected)
+    for request_id, (name, response) in expected.items():
+        record = records[request_id]
+        assert record.status == response.status_code, name
+        assert record.outcome == outcome_of(response.status_code), name
+        if response.status_code == 401:
+            assert record.subject is None, name
+        else:
+            assert record.subject is not None, name
+            assert record.subject.startswith(("jwt:", "key:")), name
+    assert len(records) == 8 * 17
 
 
 async def test_probes_stay_open(secured: tuple[httpx.AsyncClient, str]) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from journeys_api.app import create_app
-from tests.unit.api.conftest import AUTH, offline_settings
+from tests.unit.api.conftest import AUTH, offline_app
 
 ORIGIN = "https://care-portal.example"
 
@@ -29,7 +28,7 @@ async def test_every_answer_carries_the_security_headers(client: httpx.AsyncClie
 
 
 async def _preflight(app_origins: list[str]) -> httpx.Response:
-    app = create_app(offline_settings(cors_origins=app_origins))
+    app = offline_app(cors_origins=app_origins)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
         return await c.options("/journeys", headers={

@@ -9,10 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 from starlette.datastructures import Headers
 
-from journeys_api.app import create_app
 from journeys_api.middleware import trace_id
 from journeys_runtime.logs import trace_id_var
-from tests.unit.api.conftest import offline_settings
+from tests.unit.api.conftest import offline_app
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -68,7 +67,7 @@ async def test_unmatched_paths_share_one_label(client: httpx.AsyncClient) -> Non
 async def test_unexpected_error_is_a_bare_500_logged_by_type_and_path(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = create_app(offline_settings())
+    app = offline_app()
 
     @app.get("/explode")
     async def explode() -> None:
@@ -88,7 +87,7 @@ async def test_unexpected_error_is_a_bare_500_logged_by_type_and_path(
 
 
 async def test_code_handling_the_request_sees_its_trace_id() -> None:
-    app = create_app(offline_settings())
+    app = offline_app()
 
     @app.get("/whoami")
     async def whoami() -> dict[str, str | None]:

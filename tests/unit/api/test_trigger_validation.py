@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.api.conftest import AUTH, JOURNEY_ID, offline_settings
+from tests.unit.api.conftest import AUTH, JOURNEY_ID, offline_app
 
 TRIGGER = f"/journeys/{JOURNEY_ID}/trigger"
 
@@ -84,9 +84,8 @@ async def test_422_never_echoes_the_patient_context(client: httpx.AsyncClient) -
 
 
 async def test_body_over_the_limit_is_413_even_when_its_length_is_not_declared() -> None:
-    from journeys_api.app import create_app
 
-    app = create_app(offline_settings(max_body_bytes=2048))
+    app = offline_app(max_body_bytes=2048)
     oversized = b'{"id": "p-1", "notes": "' + b"x" * 4096 + b'"}'
 
     async def chunks() -> Any:

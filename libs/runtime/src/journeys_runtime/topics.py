@@ -12,6 +12,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
+AUDIT_MS = 6 * 366 * DAY_MS
 METADATA_WAIT_SECONDS = 15.0
 TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another replica created it first
 DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs source of a topic's own override
@@ -38,6 +39,11 @@ class Topics:
         return f"{self.prefix}journeys.dlq.v1"
 
     @property
+    def audit(self) -> str:
+        """Who reached which run or journey; written by the API, read by the projector."""
+        return f"{self.prefix}journeys.audit.v1"
+
+    @property
     def executor_runs(self) -> str:
         """The executor's run table: internal, compacted, one partition per command partition."""
         return f"{self.prefix}journeys.executor.runs.changelog"
@@ -49,7 +55,8 @@ class Topics:
 
     @property
     def names(self) -> list[str]:
-        return [self.definitions, self.commands, self.events, self.dlq, self.executor_runs]
+        return [self.definitions, self.commands, self.events, self.dlq, self.audit,
+                self.executor_runs]  # fmt: skip
 
     def configs(self, min_insync_replicas: int = 1) -> dict[str, dict[str, str]]:
         """The declared configuration of each topic: what creation sets and `apply` restores."""
@@ -59,6 +66,8 @@ class Topics:
             self.commands: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS), **isr},
             self.events: {"cleanup.policy": "delete", "retention.ms": str(3650 * DAY_MS), **isr},
             self.dlq: {"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS), **isr},
+            # Six years, what HIPAA asks of its documentation (45 CFR 164.316(b)(2)).
+            self.audit: {"cleanup.policy": "delete", "retention.ms": str(AUDIT_MS), **isr},
             self.executor_runs: {"cleanup.policy": "compact", **isr},
         }
 

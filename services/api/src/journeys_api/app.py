@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import start_http_server
 
 from journeys_api import errors, openapi
-from journeys_api.auth import Authenticator
+from journeys_api.auth import Authenticator, CredentialsRequired
 from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation, SecurityHeaders
@@ -61,6 +61,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # The last added is the outermost: every answer, 413s included, is observed.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
+    # Outside the limits: a caller with no credentials learns nothing from 413 or 503. Inside
+    # CORS, whose preflight requests carry no credentials.
+    app.add_middleware(CredentialsRequired)
     if settings.cors_origins:  # off unless configured: no browser origin may call by default
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

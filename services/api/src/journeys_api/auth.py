@@ -17,7 +17,11 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from journeys_api import keys
 from journeys_api.errors import UnavailableError
@@ -25,6 +29,7 @@ from journeys_api.settings import ApiSettings
 
 REALM = "patient-journeys"
 KEY_HEADER = "X-API-Key"
+PROTECTED_PREFIX = "/journeys"  # every route that needs credentials lives under it
 
 
 class Scope(StrEnum):
@@ -171,3 +176,31 @@ def require(scope: Scope) -> Any:
         return principal
 
     return Security(dependency, scopes=[scope.value])
+
+
+class CredentialsRequired:
+    """401 at once, before the body is read, for a `/journeys` request with no credentials.
+
+    Without it, a caller with no credentials could learn from 413 and 422 answers how the API
+    reads bodies, since FastAPI parses the body before it runs the route's dependencies. Only
+    the presence of a credential is checked here; the route checks the credential itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _protected(scope["path"]):
+            headers = Headers(scope=scope)
+            if not headers.get("authorization") and not headers.get(KEY_HEADER):
+                exc = unauthorized()
+                response = JSONResponse(
+                    {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _protected(path: str) -> bool:
+    return path == PROTECTED_PREFIX or path.startswith(f"{PROTECTED_PREFIX}/")

@@ -35,3 +35,12 @@ SHED = Counter(
     "journeys_api_shed_requests_total",
     "Requests answered 503 at once because API_MAX_IN_FLIGHT requests were already in hand",
 )
+AUDIT_RECORDS = Counter(
+    "journeys_api_audit_records_total",
+    "Audit records written to Kafka, by outcome",
+    ["outcome"],
+)
+AUDIT_FAILURES = Counter(
+    "journeys_api_audit_failures_total",
+    "Answers replaced by 503 because their audit record could not be written",
+)

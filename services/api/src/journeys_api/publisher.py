@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from journeys_api.errors import UnavailableError
+from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import CancelRun, StartRun
 from journeys_contracts.envelope import CloudEvent
 from journeys_contracts.journeys import JourneyDefined
@@ -21,7 +22,7 @@ from journeys_runtime.topics import PartitionMismatchError, Topics, ensure_topic
 log = logging.getLogger(__name__)
 
 SOURCE = "/journeys/api"
-Record = JourneyDefined | StartRun | CancelRun
+Record = JourneyDefined | StartRun | CancelRun | AccessRecorded
 RETRY_MAX_SECONDS = 10.0
 
 
@@ -77,16 +78,20 @@ class Publisher:
         except (TimeoutError, KafkaError):
             return False
 
-    async def send(self, topic: str, key: str, record: Record, *, subject: str,
+    async def send(self, topic: str, key: str | None, record: Record, *, subject: str,
                    event_id: str) -> RecordMetadata:  # fmt: skip
-        """Wait until Kafka has the record (acks=all); its partition and offset come back."""
+        """Wait until Kafka has the record (acks=all); its partition and offset come back.
+        Without a key the producer spreads records over the partitions."""
         if self._producer is None:
             raise UnavailableError("kafka", "not connected")
         headers = CloudEvent(event_id, record.type, SOURCE, subject, datetime.now(UTC)).headers()
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._producer.send_and_wait(
-                    topic, record.to_json(), key.encode(), headers=headers
+                    topic,
+                    record.to_json(),
+                    key.encode() if key is not None else None,
+                    headers=headers,
                 )
         except TimeoutError as exc:
             raise UnavailableError("kafka", "no acknowledgement in time") from exc

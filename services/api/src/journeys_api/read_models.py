@@ -20,6 +20,12 @@ _RUNS = sql.SQL(
     "created_at, updated_at, wake_at, error FROM runs"
 )
 
+# One round trip: the run's row (unknown run: no rows) and its events, if any yet.
+_RUN_EVENTS = sql.SQL(
+    "SELECT r.patient_id, e.seq, e.type, e.occurred_at, e.data FROM runs r "
+    "LEFT JOIN run_events e ON e.run_id = r.run_id WHERE r.run_id = %s ORDER BY e.seq"
+)
+
 
 @dataclass(frozen=True)
 class RunFilter:
@@ -75,19 +81,13 @@ class ReadModels:
             [*params, limit],
         )
 
-    async def run_events(self, run_id: UUID) -> list[Row] | None:
-        """The run's events in seq order; None when the run is unknown."""
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                "SELECT seq, type, occurred_at, data FROM run_events "
-                "WHERE run_id = %s ORDER BY seq",
-                (run_id,),
-            )
-            events = await cur.fetchall()
-            if events:
-                return events
-            await cur.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,))
-            return [] if await cur.fetchone() else None
+    async def run_events(self, run_id: UUID) -> tuple[str, list[Row]] | None:
+        """The run's patient id and its events in seq order; None when the run is unknown."""
+        rows = await self._all(_RUN_EVENTS, (run_id,))
+        if not rows:
+            return None
+        events = [{k: v for k, v in row.items() if k != "patient_id"} for row in rows]
+        return rows[0]["patient_id"], [e for e in events if e["seq"] is not None]
 
 
 def _after(

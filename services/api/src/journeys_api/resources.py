@@ -15,10 +15,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from journeys_api.consistency import ProjectionWaiter
 from journeys_api.definitions import JourneyDefinitions
-from journeys_api.metrics import READ_YOUR_WRITES_SECONDS, READ_YOUR_WRITES_TIMEOUTS
+from journeys_api.metrics import (
+    AUDIT_RECORDS,
+    READ_YOUR_WRITES_SECONDS,
+    READ_YOUR_WRITES_TIMEOUTS,
+)
 from journeys_api.publisher import Publisher, Record
 from journeys_api.read_models import ReadModels
 from journeys_api.settings import ApiSettings
+from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.keys import patient_key
 from journeys_runtime.topics import Topics
 
@@ -100,6 +105,16 @@ class Resources:
                 extra={"topic": kind, "partition": metadata.partition,
                        "offset": metadata.offset, "subject": str(subject)},
             )  # fmt: skip
+
+    async def record_access(self, record: AccessRecorded) -> None:
+        """Return once the audit record is in Kafka (acks=all); `UnavailableError` otherwise.
+        No key: the records of one caller or patient need no order among themselves, and a
+        key would be one more place an identifier could leak into."""
+        audit_id = str(record.audit_id)
+        await self.publisher.send(
+            self.topics.audit, None, record, subject=audit_id, event_id=audit_id
+        )
+        AUDIT_RECORDS.labels(record.outcome.value).inc()
 
     async def ready(self) -> dict[str, bool]:
         max_wait = min(READY_TIMEOUT_SECONDS, self.settings.db_pool_timeout_seconds)

@@ -32,6 +32,7 @@ class Projector(LoopService):
             self.topics.definitions: Source.DEFINITIONS,
             self.topics.commands: Source.COMMANDS,
             self.topics.events: Source.EVENTS,
+            self.topics.audit: Source.AUDIT,
         }
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from journeys_contracts.audit import AccessRecorded, decode_audit
 from journeys_contracts.commands import StartRun, decode_command
 from journeys_contracts.events import Event, decode_event
 from journeys_contracts.journeys import JourneyDefined, decode_journey
@@ -22,6 +23,7 @@ class Source(StrEnum):
     DEFINITIONS = "definitions"
     COMMANDS = "commands"
     EVENTS = "events"
+    AUDIT = "audit"
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Poison:
     reason: str
 
 
-Fact = JourneyDefined | StartRun | Event
+Fact = JourneyDefined | StartRun | Event | AccessRecorded
 Decoded = Fact | Poison | None  # None: a valid record that states no fact (FireTimer, ...)
 
 
@@ -53,6 +55,8 @@ def _decode(source: Source, value: bytes) -> Fact | None:
         return decode_journey(value)
     if source is Source.EVENTS:
         return decode_event(value)
+    if source is Source.AUDIT:
+        return decode_audit(value)
     command = decode_command(value)
     # Only StartRun states a fact (a run was accepted); the others are requests the
     # executor may reject, and their effects arrive as events.

@@ -16,6 +16,7 @@ from uuid import UUID
 from pydantic_core import to_json
 
 from journeys_contracts import events as ev
+from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import StartRun
 from journeys_contracts.journeys import JourneyDefined
 from journeys_projector.decode import Fact
@@ -53,6 +54,31 @@ class EventRow:
     data: str
 
 
+@dataclass(frozen=True)
+class AuditRow:
+    audit_id: UUID
+    occurred_at: datetime
+    subject: str | None
+    action: str
+    method: str
+    route: str
+    status: int
+    outcome: str
+    request_id: str
+    journey_id: UUID | None
+    run_ids: list[UUID]
+    patient_keys: list[str]
+
+    @classmethod
+    def of(cls, record: AccessRecorded) -> AuditRow:
+        return cls(
+            record.audit_id, record.occurred_at, record.subject, record.action.value,
+            record.method, record.route, record.status, record.outcome.value,
+            record.request_id, record.journey_id, list(record.run_ids),
+            list(record.patient_keys),
+        )  # fmt: skip
+
+
 @dataclass
 class RunChange:
     """The run fields the batch's events set, each with the seq of the event that set it last.
@@ -81,10 +107,13 @@ class Plan:
     runs: dict[UUID, RunRow] = field(default_factory=dict)
     events: dict[tuple[UUID, int], EventRow] = field(default_factory=dict)
     changes: dict[UUID, RunChange] = field(default_factory=dict)
+    audits: dict[UUID, AuditRow] = field(default_factory=dict)
 
     def add(self, fact: Fact) -> None:
         if isinstance(fact, JourneyDefined):
             self._journey(fact)
+        elif isinstance(fact, AccessRecorded):
+            self.audits.setdefault(fact.audit_id, AuditRow.of(fact))
         elif isinstance(fact, StartRun):
             self._run(RunRow(fact.run_id, fact.journey_id, fact.patient_id,
                              _json(fact.patient_context), fact.requested_at))  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from journeys_projector.plan import Plan
+from journeys_projector.plan import AuditRow, Plan
 
 Position = tuple[str, int]  # (topic, partition)
 
@@ -65,6 +65,20 @@ FROM unnest(%b::uuid[], %b::int[], %b::timestamptz[], %b::text[], %b::int[], %b:
 WHERE r.run_id = c.run_id AND c.last_seq > r.last_seq
 """
 
+# Append-only (the table's triggers refuse UPDATE, DELETE and TRUNCATE); a replay's records
+# are already there and skipped.
+_AUDIT = """
+INSERT INTO audit_log (audit_id, occurred_at, subject, action, method, route, status, outcome,
+                       request_id, journey_id, run_ids, patient_keys)
+SELECT a.id, a.occurred_at, a.subject, a.action, a.method, a.route, a.status, a.outcome,
+       a.request_id, a.journey_id, a.run_ids::uuid[], a.patient_keys::text[]
+FROM unnest(%b::uuid[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[],
+            %b::int[], %b::text[], %b::text[], %b::uuid[], %b::text[], %b::text[])
+    AS a(id, occurred_at, subject, action, method, route, status, outcome, request_id,
+         journey_id, run_ids, patient_keys)
+ON CONFLICT (audit_id) DO NOTHING
+"""
+
 # GREATEST: a replica that lost its partitions mid-batch may commit late; never go back.
 _OFFSETS = """
 INSERT INTO projector_offsets (topic, partition, next_offset)
@@ -91,6 +105,7 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
             (e.run_id, e.seq, e.type, e.occurred_at, e.data) for e in plan.events.values())),
         (_CHANGES, _columns(_change_row(c.run_id, c.last_seq, c.updated_at, c.values, c.seqs)
                             for c in sorted(plan.changes.values(), key=lambda c: c.run_id))),
+        (_AUDIT, _columns(_audit_row(a) for a in plan.audits.values())),
         (_OFFSETS, _columns((topic, part, nxt) for (topic, part), nxt in offsets.items())),
     ]  # fmt: skip
     async with conn.pipeline(), conn.cursor() as cur:
@@ -118,6 +133,18 @@ def _change_row(
 
     return (run_id, last_seq, updated_at, *pair("status"), *pair("current_node_id"),
             *pair("wake_at"), *pair("error"))  # fmt: skip
+
+
+def _audit_row(a: AuditRow) -> tuple[Any, ...]:
+    # unnest flattens arrays of arrays: each row's arrays travel as their text literal.
+    return (a.audit_id, a.occurred_at, a.subject, a.action, a.method, a.route, a.status,
+            a.outcome, a.request_id, a.journey_id, _array_literal(map(str, a.run_ids)),
+            _array_literal(a.patient_keys))  # fmt: skip
+
+
+def _array_literal(items: Iterable[str]) -> str:
+    """PostgreSQL's text form of a one-dimensional array of plain tokens (uuids, hex)."""
+    return "{" + ",".join(items) + "}"
 
 
 def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:

@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 
 from journeys_api import bodies, idempotency
+from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Scope, require
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import not_found
@@ -25,11 +26,12 @@ from journeys_api.openapi import (
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.read_models import Row
 from journeys_api.views import JourneyCreated, JourneyPage, JourneyView, RunAccepted
+from journeys_contracts.audit import AuditAction
 from journeys_contracts.commands import StartRun
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.journeys import JourneyDefined
 
-router = APIRouter(prefix="/journeys", tags=["journeys"])
+router = APIRouter(prefix="/journeys", tags=["journeys"], route_class=AuditedRoute)
 
 JourneyIdPath = Annotated[UUID, Path(alias="journeyId", description="the journey's id")]
 IdempotencyKey = Annotated[
@@ -53,6 +55,7 @@ IdempotencyKey = Annotated[
         422: VALIDATION["journey"],
         503: UNAVAILABLE,
     },
+    openapi_extra=audited(AuditAction.JOURNEY_CREATE),
 )
 async def create_journey(
     definition: Annotated[JourneyDefinition, Body(openapi_examples=JOURNEY_EXAMPLES)],
@@ -62,6 +65,7 @@ async def create_journey(
     """Validate the graph, publish it on the definitions topic, answer once it is readable."""
     bodies.require_sound_graph(definition)
     journey_id = uuid.uuid4()
+    touched(journey_id=journey_id)
     record = JourneyDefined(
         journey_id=journey_id, definition=definition, created_at=datetime.now(UTC)
     )
@@ -79,6 +83,7 @@ async def create_journey(
     summary="List journeys, oldest first",
     dependencies=[require(Scope.JOURNEYS_READ)],
     responses={**AUTH_ERRORS, 422: VALIDATION["cursor"], 503: UNAVAILABLE},
+    openapi_extra=audited(AuditAction.JOURNEY_LIST),
 )
 async def list_journeys(
     resources: ResourcesDep,
@@ -102,6 +107,7 @@ async def list_journeys(
         422: VALIDATION["journeyId"],
         503: UNAVAILABLE,
     },
+    openapi_extra=audited(AuditAction.JOURNEY_READ),
 )
 async def get_journey(journey_id: JourneyIdPath, resources: ResourcesDep) -> JourneyView:
     row = await resources.read_models.journey(journey_id)
@@ -123,6 +129,7 @@ async def get_journey(journey_id: JourneyIdPath, resources: ResourcesDep) -> Jou
         422: VALIDATION["trigger"],
         503: UNAVAILABLE,
     },
+    openapi_extra=audited(AuditAction.RUN_TRIGGER),
 )
 async def trigger(
     journey_id: JourneyIdPath,
@@ -137,6 +144,7 @@ async def trigger(
 ) -> RunAccepted:  # fmt: skip
     """Accepted means durable: the StartRun command is in Kafka when this answers 202."""
     patient_id = bodies.patient_id_of(context)
+    touched(patient_key=resources.patient_key(patient_id))
     bodies.require_storable(context, ("body",))
     definition = await resources.journeys.get(journey_id)
     if definition is None:
@@ -145,6 +153,7 @@ async def trigger(
         run_id = uuid.uuid4()
     else:
         run_id = await idempotency.claim(resources.pool, journey_id, idempotency_key, context)
+    touched(run_id=run_id)
     command = StartRun(
         run_id=run_id, journey_id=journey_id, patient_id=patient_id, patient_context=context,
         definition=definition, requested_at=datetime.now(UTC),

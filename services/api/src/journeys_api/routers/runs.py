@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query
 
+from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Scope, require
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import not_found
@@ -34,10 +35,11 @@ from journeys_api.views import (
     RunTimeline,
     RunView,
 )
+from journeys_contracts.audit import AuditAction
 from journeys_contracts.commands import CancelRun
 
 # Declared before `/journeys/{journeyId}`, which would otherwise take "runs" for a journey id.
-router = APIRouter(prefix="/journeys/runs", tags=["runs"])
+router = APIRouter(prefix="/journeys/runs", tags=["runs"], route_class=AuditedRoute)
 
 RunIdPath = Annotated[UUID, Path(alias="runId", description="the run's id")]
 _RUN_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -53,6 +55,7 @@ _RUN_ERRORS: dict[int | str, dict[str, Any]] = {
     summary="List runs, oldest first, filtered by journey, patient and status",
     dependencies=[require(Scope.RUNS_READ)],
     responses={**AUTH_ERRORS, 422: VALIDATION["cursor"], 503: UNAVAILABLE},
+    openapi_extra=audited(AuditAction.RUN_LIST),
 )
 async def list_runs(
     resources: ResourcesDep,
@@ -64,33 +67,42 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page")] = None,
 ) -> RunPage:
+    if patient_id is not None:  # looking a patient up is an access to them, found or not
+        touched(patient_key=resources.patient_key(patient_id))
+    if journey_id is not None:
+        touched(journey_id=journey_id)
     after = decode_cursor(cursor)
     filters = RunFilter(journey_id=journey_id, patient_id=patient_id, status=status)
     rows = await resources.read_models.runs(filters, after, limit + 1)
     keys = [Key(row["created_at"], row["run_id"]) for row in rows]
     items = [_view(row) for row in rows[:limit]]
+    for row in rows[:limit]:
+        touched(run_id=row["run_id"], patient_key=resources.patient_key(row["patient_id"]))
     return RunPage(items=items, next_cursor=next_cursor(keys, limit))
 
 
 @router.get(
     "/{runId}", summary="Read a run's current state", responses=_RUN_ERRORS,
-    dependencies=[require(Scope.RUNS_READ)],
+    dependencies=[require(Scope.RUNS_READ)], openapi_extra=audited(AuditAction.RUN_READ),
 )  # fmt: skip
 async def get_run(run_id: RunIdPath, resources: ResourcesDep) -> RunView:
     row = await resources.read_models.run(run_id)
     if row is None:
         raise not_found("run", run_id)
+    touched(patient_key=resources.patient_key(row["patient_id"]))
     return _view(row)
 
 
 @router.get(
     "/{runId}/events", summary="Read a run's events in seq order", responses=_RUN_ERRORS,
-    dependencies=[require(Scope.RUNS_READ)],
+    dependencies=[require(Scope.RUNS_READ)], openapi_extra=audited(AuditAction.RUN_EVENTS_READ),
 )  # fmt: skip
 async def get_run_events(run_id: RunIdPath, resources: ResourcesDep) -> RunTimeline:
-    rows = await resources.read_models.run_events(run_id)
-    if rows is None:
+    found = await resources.read_models.run_events(run_id)
+    if found is None:
         raise not_found("run", run_id)
+    patient_id, rows = found
+    touched(patient_key=resources.patient_key(patient_id))
     return RunTimeline(run_id=run_id, events=[RunEvent.model_validate(row) for row in rows])
 
 
@@ -100,6 +112,7 @@ async def get_run_events(run_id: RunIdPath, resources: ResourcesDep) -> RunTimel
     summary="Ask for a run to stop",
     dependencies=[require(Scope.RUNS_CANCEL)],
     responses={**_RUN_ERRORS, 409: CONFLICT},
+    openapi_extra=audited(AuditAction.RUN_CANCEL),
 )
 async def cancel_run(
     run_id: RunIdPath,
@@ -110,6 +123,7 @@ async def cancel_run(
     row = await resources.read_models.run(run_id)
     if row is None:
         raise not_found("run", run_id)
+    touched(patient_key=resources.patient_key(row["patient_id"]))
     if row["status"] in TERMINAL_STATUSES:
         raise HTTPException(
             409, f"Expected a run that has not ended, but run {run_id} is {row['status']}"
