@@ -44,6 +44,17 @@ async def test_cors_is_off_unless_configured() -> None:
     assert "x-api-key" in opened.headers["access-control-allow-headers"].lower()
 
 
+async def test_cors_lets_a_browser_read_the_headers_clients_need() -> None:
+    app = offline_app(cors_origins=[ORIGIN])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+        response = await c.get("/health", headers={"Origin": ORIGIN})
+    exposed = {
+        h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"location", "retry-after", "x-request-id"} <= exposed
+
+
 async def test_unknown_fields_in_a_definition_are_422(client: httpx.AsyncClient) -> None:
     node = {"id": "a", "type": "MESSAGE", "message": "hi", "next_node_id": None}
     body = {"name": "j", "start_node_id": "a", "isAdmin": True, "nodes": [node]}

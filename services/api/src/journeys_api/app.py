@@ -69,6 +69,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After", "X-Request-ID"],
         )  # fmt: skip
     app.add_middleware(RequestObservation)
     app.add_middleware(SecurityHeaders)  # outermost: the last-resort 500 gets them too

@@ -52,13 +52,20 @@ class Principal:
     scopes: frozenset[str]
 
 
-def unauthorized(error: str | None = None, description: str | None = None) -> HTTPException:
+def _challenge(error: str | None = None, description: str | None = None) -> dict[str, str]:
     challenge = f'Bearer realm="{REALM}"'
     if error:  # RFC 6750: no error code when no credentials came at all
         challenge += f', error="{error}", error_description="{description}"'
-    return HTTPException(
-        401, description or "credentials required", headers={"WWW-Authenticate": challenge}
-    )
+    return {"WWW-Authenticate": challenge}
+
+
+def unauthorized(error: str | None = None, description: str | None = None) -> HTTPException:
+    return HTTPException(401, description or "credentials required", _challenge(error, description))
+
+
+def invalid_request(description: str) -> HTTPException:
+    """RFC 6750 3.1: a malformed request, such as two ways of sending a token, is a 400."""
+    return HTTPException(400, description, _challenge("invalid_request", description))
 
 
 def forbidden(scope: Scope) -> HTTPException:
@@ -100,7 +107,7 @@ class Authenticator:
     async def principal(self, bearer: str | None, api_key: str | None) -> Principal:
         if bearer is not None and api_key is not None:
             # RFC 6750 2: one way per request. Two would let a bad one ride on a good one.
-            raise unauthorized("invalid_request", "send one credential, not two")
+            raise invalid_request("send one credential, not two")
         token = api_key or bearer
         if not token:
             raise unauthorized()

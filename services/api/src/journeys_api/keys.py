@@ -101,7 +101,10 @@ def create(database_url: str, name: str, scopes: list[str]) -> str:
                 (new.key_id, name, sorted(set(scopes)), salt, digest(salt, new.secret)),
             )
     except psycopg.errors.UniqueViolation as exc:
-        raise KeyAdminError(f"a key named {name!r} exists already") from exc
+        # Revoked keys keep their names: audit records say `key:<name>`, which must mean one key.
+        raise KeyAdminError(
+            f"a key named {name!r} exists already (names are never reused, revoked or not)"
+        ) from exc
     return new.token
 
 

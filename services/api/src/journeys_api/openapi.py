@@ -119,7 +119,16 @@ FORBIDDEN = response(
     "The credentials do not carry the scope this route needs",
     scope=json_example("missing scope", {"detail": "this route needs the scope runs:trigger"}),
 )
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: UNAUTHORIZED, 403: FORBIDDEN}
+TWO_CREDENTIALS = response(
+    "Both a bearer token and an API key: one way per request (RFC 6750, `invalid_request`)",
+    both=json_example("two credentials", {"detail": "send one credential, not two"}),
+)
+TWO_CREDENTIALS["headers"] = UNAUTHORIZED["headers"]
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: TWO_CREDENTIALS,
+    401: UNAUTHORIZED,
+    403: FORBIDDEN,
+}
 
 CANCEL_EXAMPLES: dict[str, Any] = {
     "reason": json_example("With a reason", {"reason": "patient opted out"}),
