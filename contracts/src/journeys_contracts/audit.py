@@ -60,10 +60,11 @@ class AccessRecorded(WireModel):
     type: Literal["journeys.audit.access_recorded.v1"] = "journeys.audit.access_recorded.v1"
     audit_id: UUID
     occurred_at: UtcDatetime = Field(description="when the API answered")
+    # No length limit: the issuer chooses `sub`, and a record this model refused would turn
+    # the caller's answer into an error.
     subject: str | None = Field(
         description="`jwt:<sub>`, `key:<API key name>` or `dev`; null when the credentials "
-        "sent were refused (401)",
-        max_length=512,
+        "sent were refused (400, 401) or the body was not JSON (read before credentials)",
     )
     action: AuditAction
     method: str = Field(max_length=16)

@@ -7,6 +7,7 @@ writes them to a real Kafka and reads them back.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI
@@ -132,3 +133,13 @@ def test_outcomes_follow_the_status() -> None:
         AuditOutcome.DENIED, AuditOutcome.REJECTED, AuditOutcome.REJECTED,
         AuditOutcome.REJECTED, AuditOutcome.REJECTED, AuditOutcome.FAILED, AuditOutcome.FAILED,
     ]  # fmt: skip
+
+
+def test_whatever_subject_the_issuer_chose_can_be_recorded() -> None:
+    """A record the contract refused would turn the caller's answer into a 500."""
+    record = AccessRecorded(
+        audit_id=uuid.uuid4(), occurred_at=datetime.now(UTC), subject="jwt:" + "s" * 10_000,
+        action=AuditAction.RUN_READ, method="GET", route="/journeys/runs/{runId}", status=200,
+        outcome=AuditOutcome.SUCCEEDED, request_id="r",
+    )  # fmt: skip
+    assert AccessRecorded.model_validate_json(record.to_json()) == record

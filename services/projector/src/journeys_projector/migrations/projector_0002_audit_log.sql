@@ -20,8 +20,9 @@ CREATE INDEX audit_log_subject_idx ON audit_log (subject, occurred_at);
 CREATE INDEX audit_log_run_ids_idx ON audit_log USING gin (run_ids);
 CREATE INDEX audit_log_patient_keys_idx ON audit_log USING gin (patient_keys);
 
--- Append-only for every role that does not own the table's triggers: the projector inserts
--- (a replay's duplicates are skipped by ON CONFLICT DO NOTHING, which fires no trigger).
+-- Append-only: the triggers refuse UPDATE, DELETE and TRUNCATE whatever the role; only the
+-- table's owner (or a superuser) could drop them. The projector only inserts, and a replay's
+-- duplicates are skipped by ON CONFLICT DO NOTHING, which fires no UPDATE trigger.
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP
