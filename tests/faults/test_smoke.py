@@ -1,4 +1,4 @@
-"""Smoke run of the fault suite inside `make test`: scenarios 1, 2, 5, 6 and 9, small load."""
+"""Smoke run of the fault suite inside `make test`: scenarios 1, 2, 5, 6, 8a and 9, small load."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.scenarios import Load, run_scenario
+from tests.faults.scenarios import OUTAGE_STACKS, Load, load_for, run_scenario
 from tests.faults.stack import fault_stack
 
 pytestmark = pytest.mark.faults
@@ -25,3 +25,19 @@ async def test_every_checker_reads_zero_after_the_fault(
     print(f"\n{result.name}: {result.accepted} runs, {result.counts}, extra {result.extra}")
     assert result.accepted > 100
     assert result.counts == dict.fromkeys(result.counts, 0), result.examples
+
+
+async def test_kafka_away_for_30_s_every_request_still_gets_an_answer(
+    kafka_bootstrap: str, admin_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Scenario 8a: every checker 0, and every trigger answered within the client's 15 s,
+    202 or 503 with Retry-After. The audit trail once made a 503 for Kafka wait a second
+    produce timeout for its own record: 16,639 requests went unanswered."""
+    work: Path = tmp_path_factory.mktemp("faults8a")
+    with fault_stack(kafka_bootstrap, admin_database_url, work, **OUTAGE_STACKS["8a"]) as stack:
+        result = await run_scenario("8a", stack, load_for("8a", rate=20, seconds=9))
+    print(f"\n{result.name}: {result.accepted} runs, {result.counts}, extra {result.extra}")
+    assert result.counts == dict.fromkeys(result.counts, 0), result.examples
+    assert result.extra["http_503"] > 0  # the outage did reach the clients
+    assert result.extra["unanswered_requests"] == 0
+    assert result.extra["unacknowledged_runs"] == 0

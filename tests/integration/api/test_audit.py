@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
+from journeys_api.resources import Resources
 from journeys_contracts.audit import AccessRecorded, AuditAction, AuditOutcome
 from journeys_contracts.envelope import header
 from journeys_contracts.keys import patient_key
@@ -121,6 +123,25 @@ async def test_no_answer_leaves_without_its_record(
             assert response.headers["Retry-After"]
             assert journey_id not in response.text
         assert _audit_failures() == failures_before + 3
+
+
+async def test_a_record_handed_over_without_waiting_still_reaches_kafka(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    """The path of a 503 for Kafka: the record is enqueued, not waited for, and arrives."""
+    resources = Resources(api_settings(kafka_bootstrap, read_models, topics))
+    await resources.start()
+    try:
+        record = AccessRecorded(
+            audit_id=uuid.uuid4(), occurred_at=datetime.now(UTC), subject="dev",
+            action=AuditAction.RUN_TRIGGER, method="POST", route="/journeys/{journeyId}/trigger",
+            status=503, outcome=AuditOutcome.FAILED, request_id="enqueued-1",
+        )  # fmt: skip
+        await resources.record_access(record, wait=False)
+    finally:
+        await resources.stop()  # flushes what the producer holds
+    records = await audit_records(kafka_bootstrap, topics)
+    assert records["enqueued-1"] == record
 
 
 def _audit_failures() -> float:

@@ -47,10 +47,14 @@ async def test_postgres_unreachable_is_503_with_retry_after(
 
 async def test_kafka_unreachable_is_503_with_retry_after(read_models: str, topics: Topics) -> None:
     settings = api_settings(f"127.0.0.1:{closed_port()}", read_models, topics)
+    unconfirmed = REGISTRY.get_sample_value("journeys_api_audit_unconfirmed_total") or 0.0
 
     async with serving(settings) as client:
         created = await client.post("/journeys", json=DESIGN_JOURNEY)
         ready = await client.get("/ready")
+
+    # Its audit record could not even be handed to a producer; counted, not waited for.
+    assert REGISTRY.get_sample_value("journeys_api_audit_unconfirmed_total") == unconfirmed + 1
 
     assert created.status_code == 503, created.text
     assert created.headers["retry-after"] == "5"

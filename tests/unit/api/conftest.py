@@ -36,11 +36,14 @@ def offline_settings(**overrides: object) -> ApiSettings:
 def offline_app(**overrides: object) -> FastAPI:
     app = create_app(offline_settings(**overrides))
     records: list[AccessRecorded] = []
+    waited: list[bool] = []
 
-    async def record_access(record: AccessRecorded) -> None:
+    async def record_access(record: AccessRecorded, *, wait: bool = True) -> None:
         records.append(record)
+        waited.append(wait)
 
     app.state.audit_records = records
+    app.state.audit_waited = waited
     app.state.resources.record_access = record_access
     return app
 

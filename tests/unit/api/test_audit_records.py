@@ -114,7 +114,7 @@ async def test_a_trigger_records_the_patients_keyed_hash_never_the_id(
 async def test_an_answer_whose_record_cannot_be_written_becomes_503(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    async def kafka_away(_: AccessRecorded) -> None:
+    async def kafka_away(_: AccessRecorded, *, wait: bool = True) -> None:
         raise UnavailableError("kafka", "no acknowledgement in time")
 
     app.state.resources.record_access = kafka_away
@@ -125,6 +125,24 @@ async def test_an_answer_whose_record_cannot_be_written_becomes_503(
         assert response.status_code == 503
         assert response.headers["Retry-After"]
         assert response.json() == {"detail": "kafka is unavailable, retry later"}
+
+
+async def test_a_503_for_kafka_does_not_wait_for_kafka_again(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Kafka just failed this request: its record is handed over without waiting, or the
+    client would wait a second produce timeout for a 503 that discloses nothing."""
+    journey = {
+        "name": "j",
+        "start_node_id": "a",
+        "nodes": [{"id": "a", "type": "MESSAGE", "message": "hi", "next_node_id": None}],
+    }
+    kafka_away = await client.post("/journeys", json=journey)  # no producer in this app
+    postgres_away = await client.get(f"/journeys/runs/{uuid.uuid4()}")
+    assert (kafka_away.status_code, postgres_away.status_code) == (503, 503)
+    assert kafka_away.json() == {"detail": "kafka is unavailable, retry later"}
+    assert app.state.audit_waited == [False, True]
+    assert [r.outcome for r in records(app)] == [AuditOutcome.FAILED] * 2
 
 
 def test_outcomes_follow_the_status() -> None:

@@ -7,6 +7,11 @@ the answer leaves; if Kafka does not take it, the client gets 503 with Retry-Aft
 the answer. No answer without a trace. A 503 to a write can mean the write happened; retrying
 with the same Idempotency-Key is safe, as for any other 503.
 
+One exception: when the answer is already a 503 because Kafka did not answer, the record is
+handed to the producer without waiting (it reaches Kafka if Kafka comes back in time;
+`journeys_api_audit_unconfirmed_total` counts those that do not). That answer discloses
+nothing, and waiting would double the client's wait for it.
+
 Requests that present no credentials at all are answered 401 before routing
 (`CredentialsRequired`) and are not recorded: they reach no route and no data. Requests shed
 for load (503) or refused for size (413) are counted in the metrics, not here.
@@ -104,6 +109,12 @@ def _path_ids(request: Request, into: Touched) -> None:
             into.journey_id = value
 
 
+def _kafka_away(error: Exception | None) -> bool:
+    if isinstance(error, KafkaError):
+        return True
+    return isinstance(error, UnavailableError) and error.dependency == "kafka"
+
+
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -151,6 +162,11 @@ async def _record(
         run_ids=note.run_ids,
         patient_keys=note.patient_keys,
     )
+    if _kafka_away(error):
+        # The answer is a 503 that discloses nothing: send the record without waiting for a
+        # Kafka that just failed to answer, or the client would wait twice as long for it.
+        await request.app.state.resources.record_access(record, wait=False)
+        return
     try:
         await request.app.state.resources.record_access(record)
     except UnavailableError as exc:

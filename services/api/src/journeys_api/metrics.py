@@ -44,3 +44,7 @@ AUDIT_FAILURES = Counter(
     "journeys_api_audit_failures_total",
     "Answers replaced by 503 because their audit record could not be written",
 )
+AUDIT_UNCONFIRMED = Counter(
+    "journeys_api_audit_unconfirmed_total",
+    "Audit records of 503 answers (Kafka away) that Kafka did not take, or not known to",
+)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -84,19 +85,30 @@ class Publisher:
         Without a key the producer spreads records over the partitions."""
         if self._producer is None:
             raise UnavailableError("kafka", "not connected")
-        headers = CloudEvent(event_id, record.type, SOURCE, subject, datetime.now(UTC)).headers()
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._producer.send_and_wait(
-                    topic,
-                    record.to_json(),
-                    key.encode() if key is not None else None,
-                    headers=headers,
+                    topic, **_message(key, record, subject, event_id)
                 )
         except TimeoutError as exc:
             raise UnavailableError("kafka", "no acknowledgement in time") from exc
         except KafkaError as exc:
             raise UnavailableError("kafka", type(exc).__name__) from exc
+
+    async def enqueue(
+        self, topic: str, key: str | None, record: Record, *, subject: str, event_id: str,
+        max_wait: float,
+    ) -> asyncio.Future[RecordMetadata] | None:  # fmt: skip
+        """Hand the record to the producer without waiting for Kafka; None if even that could
+        not be done within `max_wait` (no producer, no metadata, a full buffer). The future
+        says later whether Kafka took it."""
+        if self._producer is None:
+            return None
+        try:
+            async with asyncio.timeout(max_wait):
+                return await self._producer.send(topic, **_message(key, record, subject, event_id))
+        except (TimeoutError, KafkaError):
+            return None
 
     async def _connect(self) -> None:
         await ensure_topics(
@@ -125,3 +137,12 @@ class Publisher:
             except Exception as exc:
                 log.warning("kafka still unreachable", extra={"error": repr(exc)})
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+
+def _message(key: str | None, record: Record, subject: str, event_id: str) -> dict[str, Any]:
+    headers = CloudEvent(event_id, record.type, SOURCE, subject, datetime.now(UTC)).headers()
+    return {
+        "value": record.to_json(),
+        "key": key.encode() if key is not None else None,
+        "headers": headers,
+    }

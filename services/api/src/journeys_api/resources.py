@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from journeys_api.consistency import ProjectionWaiter
 from journeys_api.definitions import JourneyDefinitions
 from journeys_api.metrics import (
     AUDIT_RECORDS,
+    AUDIT_UNCONFIRMED,
     READ_YOUR_WRITES_SECONDS,
     READ_YOUR_WRITES_TIMEOUTS,
 )
@@ -30,6 +32,7 @@ from journeys_runtime.topics import Topics
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 2.0
+AUDIT_ENQUEUE_SECONDS = 1.0
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -106,15 +109,28 @@ class Resources:
                        "offset": metadata.offset, "subject": str(subject)},
             )  # fmt: skip
 
-    async def record_access(self, record: AccessRecorded) -> None:
-        """Return once the audit record is in Kafka (acks=all); `UnavailableError` otherwise.
+    async def record_access(self, record: AccessRecorded, *, wait: bool = True) -> None:
+        """With `wait`, return once the audit record is in Kafka (acks=all), else raise
+        `UnavailableError`. Without, hand it to the producer and return: for answers that
+        are 503s because Kafka is away, which disclose nothing and should not wait twice.
+
         No key: the records of one caller or patient need no order among themselves, and a
         key would be one more place an identifier could leak into."""
         audit_id = str(record.audit_id)
-        await self.publisher.send(
-            self.topics.audit, None, record, subject=audit_id, event_id=audit_id
-        )
-        AUDIT_RECORDS.labels(record.outcome.value).inc()
+        if wait:
+            await self.publisher.send(
+                self.topics.audit, None, record, subject=audit_id, event_id=audit_id
+            )
+            AUDIT_RECORDS.labels(record.outcome.value).inc()
+            return
+        sent = await self.publisher.enqueue(
+            self.topics.audit, None, record, subject=audit_id, event_id=audit_id,
+            max_wait=AUDIT_ENQUEUE_SECONDS,
+        )  # fmt: skip
+        if sent is None:
+            AUDIT_UNCONFIRMED.inc()
+        else:
+            sent.add_done_callback(partial(_count_delivery, record.outcome.value))
 
     async def ready(self) -> dict[str, bool]:
         max_wait = min(READY_TIMEOUT_SECONDS, self.settings.db_pool_timeout_seconds)
@@ -130,3 +146,10 @@ class Resources:
             return True
         except psycopg.Error:
             return False
+
+
+def _count_delivery(outcome: str, sent: asyncio.Future[Any]) -> None:
+    if sent.cancelled() or sent.exception() is not None:
+        AUDIT_UNCONFIRMED.inc()
+    else:
+        AUDIT_RECORDS.labels(outcome).inc()
