@@ -64,9 +64,14 @@ def json_example(summary: str, value: Any) -> dict[str, Any]:
     return {"summary": summary, "value": value}
 
 
-def response(description: str, **named: dict[str, Any]) -> dict[str, Any]:
-    """A `responses=` entry whose JSON body has the given named examples."""
-    return {
+def response(
+    description: str, *, headers: dict[str, Any] | None = None, **named: dict[str, Any]
+) -> dict[str, Any]:
+    """A `responses=` entry whose JSON body has the given named examples, and its headers."""
+    entry: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"examples": named}},
     }
+    if headers:
+        entry["headers"] = headers
+    return entry

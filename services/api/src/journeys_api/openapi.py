@@ -22,12 +22,10 @@ from journeys_api.examples import (
 
 UNAVAILABLE = response(
     "Kafka or PostgreSQL is out of reach; retry after `Retry-After` seconds",
+    headers={"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     postgres=json_example("database down", {"detail": "postgres is unavailable, retry later"}),
     kafka=json_example("broker down", {"detail": "kafka is unavailable, retry later"}),
 )
-UNAVAILABLE["headers"] = {
-    "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
-}
 
 JOURNEY_EXAMPLES: dict[str, Any] = {
     "design": json_example("The journey of DESIGN.md", DESIGN_JOURNEY),
@@ -107,23 +105,24 @@ CONFLICT = response(
         "detail": f"Expected a run that has not ended, but run {RUN_ID} is completed"}),
 )  # fmt: skip
 
+CHALLENGE = {
+    "WWW-Authenticate": {"description": "the challenge (RFC 6750)", "schema": {"type": "string"}}
+}
 UNAUTHORIZED = response(
     "No credentials, or ones that do not hold: a JWT from the configured issuer, or an API key",
+    headers=CHALLENGE,
     missing=json_example("no credentials", {"detail": "credentials required"}),
     expired=json_example("expired token", {"detail": "token expired"}),
 )
-UNAUTHORIZED["headers"] = {
-    "WWW-Authenticate": {"description": "the challenge (RFC 6750)", "schema": {"type": "string"}}
-}
 FORBIDDEN = response(
     "The credentials do not carry the scope this route needs",
     scope=json_example("missing scope", {"detail": "this route needs the scope runs:trigger"}),
 )
 TWO_CREDENTIALS = response(
     "Both a bearer token and an API key: one way per request (RFC 6750, `invalid_request`)",
+    headers=CHALLENGE,
     both=json_example("two credentials", {"detail": "send one credential, not two"}),
 )
-TWO_CREDENTIALS["headers"] = UNAUTHORIZED["headers"]
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     400: TWO_CREDENTIALS,
     401: UNAUTHORIZED,
