@@ -58,6 +58,7 @@ class Accepted:
 class LoadResult:
     accepted: dict[str, Accepted] = field(default_factory=dict)
     unanswered: int = 0  # requests that never got an answer (retried with the same key)
+    unanswered_kinds: dict[str, int] = field(default_factory=dict)  # httpx error -> count
     rejected: dict[int, int] = field(default_factory=dict)  # status -> count, non-202
     errors: dict[str, int] = field(default_factory=dict)  # exception type -> count
     attempted: int = 0
@@ -82,8 +83,10 @@ async def _trigger(
         try:
             response = await client.post(f"/journeys/{journey_id}/trigger", json=context,
                                          headers={"Idempotency-Key": key})  # fmt: skip
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
             result.unanswered += 1
+            kind = type(exc).__name__
+            result.unanswered_kinds[kind] = result.unanswered_kinds.get(kind, 0) + 1
             await asyncio.sleep(0.5)
             continue
         if response.status_code == 202:
@@ -113,7 +116,10 @@ async def run_load(
     """`rate` triggers per second for `seconds`; some delayed runs are cancelled mid-way."""
     rng = random.Random(seed)
     result = LoadResult()
-    limits = httpx.Limits(max_connections=64)
+    # More connections than the API takes requests at once (API_MAX_IN_FLIGHT, 128): past
+    # that, the API sheds with 503 and Retry-After, as it would for many callers, instead of
+    # requests queueing in this one client's pool.
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     async with httpx.AsyncClient(base_url=api_url, timeout=15, limits=limits,
                                  headers={"X-API-Key": api_key}) as client:  # fmt: skip
         journey_ids = await create_journeys(client)

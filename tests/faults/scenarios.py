@@ -307,6 +307,7 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
     extra["unacknowledged_runs"] = len(set(seen.events) - set(result.accepted))
     extra["triggers_sent"] = result.attempted
     extra["unanswered_requests"] = result.unanswered
+    extra.update({f"unanswered_{kind}": n for kind, n in result.unanswered_kinds.items()})
     extra.update({f"http_{status}": n for status, n in result.rejected.items()})
     extra.update({f"error_{kind}": n for kind, n in result.errors.items()})
     return ScenarioResult(

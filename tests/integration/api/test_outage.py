@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
 from journeys_runtime.topics import Topics
@@ -91,3 +92,32 @@ async def test_projector_lagging_past_the_wait_still_answers_201_and_counts_it(
     assert 0.3 <= elapsed < 2
     after = REGISTRY.get_sample_value("journeys_api_read_your_writes_timeouts_total", labels)
     assert (after or 0) == (before or 0) + 1
+
+
+async def test_waits_in_turn_share_one_answer_deadline(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    """The chain `make faults` 8a once caught: the write is acknowledged, the projector never
+    reaches it, and Kafka does not take the audit record. Each wait alone is bounded (3 s
+    here); in turn they took 6 s. The answer deadline (4 s) bounds them together."""
+    settings = api_settings(
+        kafka_bootstrap, read_models, topics, produce_timeout_seconds=3,
+        read_your_writes_timeout_seconds=3, answer_timeout_seconds=4,
+    )  # fmt: skip
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topics.audit])  # the record of any answer now fails
+    finally:
+        await admin.close()
+
+    async with serving(settings) as client:  # no projector runs: nothing is ever projected
+        started = time.monotonic()
+        response = await client.post("/journeys", json=DESIGN_JOURNEY)
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    # 2 s of read-your-writes (the 4 s less the audit record's 2 s reserve), 2 s for the
+    # record; the margin is for a slow machine, the 6 s it took before is well past it.
+    assert 3.5 <= elapsed < 5, elapsed

@@ -62,7 +62,6 @@ class CommonSettings(BaseSettings):
         SecretStr(DEV_PATIENT_KEY_SECRET), validation_alias=_env("JOURNEYS_PATIENT_KEY_SECRET")
     )
     log_level: str = Field("INFO", validation_alias=_env("JOURNEYS_LOG_LEVEL"))
-    log_patient_data: bool = Field(False, validation_alias=_env("JOURNEYS_LOG_PATIENT_DATA"))
     setup_timeout_seconds: float = Field(
         300.0, gt=0, le=3600, validation_alias=_env("JOURNEYS_SETUP_TIMEOUT_SECONDS"),
         description="how long the topics command and `wait-for-setup` keep trying",

@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from journeys_api import deadline
 from journeys_api.auth import Principal
 from journeys_api.errors import UnavailableError
 from journeys_api.metrics import AUDIT_FAILURES
@@ -129,16 +130,19 @@ class AuditedRoute(APIRoute):
         async def audited_handler(request: Request) -> Response:
             note = Touched()
             _path_ids(request, note)
+            started = deadline.begin(request.app.state.resources.settings.answer_timeout_seconds)
             token = _touched.set(note)
             try:
                 response = await handle(request)
             except Exception as exc:
                 await _record(request, action, route, note, status_of(exc), exc)
                 raise
+            else:
+                await _record(request, action, route, note, response.status_code, None)
+                return response
             finally:
                 _touched.reset(token)
-            await _record(request, action, route, note, response.status_code, None)
-            return response
+                deadline.end(started)
 
         return audited_handler
 

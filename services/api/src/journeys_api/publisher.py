@@ -80,13 +80,15 @@ class Publisher:
             return False
 
     async def send(self, topic: str, key: str | None, record: Record, *, subject: str,
-                   event_id: str) -> RecordMetadata:  # fmt: skip
+                   event_id: str, max_wait: float | None = None) -> RecordMetadata:  # fmt: skip
         """Wait until Kafka has the record (acks=all); its partition and offset come back.
-        Without a key the producer spreads records over the partitions."""
+        Without a key the producer spreads records over the partitions. The wait is the
+        produce timeout, or `max_wait` when that is shorter (what the request has left)."""
         if self._producer is None:
             raise UnavailableError("kafka", "not connected")
+        timeout = self._timeout if max_wait is None else min(self._timeout, max_wait)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout):
                 return await self._producer.send_and_wait(
                     topic, **_message(key, record, subject, event_id)
                 )

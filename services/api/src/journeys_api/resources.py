@@ -14,6 +14,7 @@ import psycopg
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from journeys_api import deadline
 from journeys_api.consistency import ProjectionWaiter
 from journeys_api.definitions import JourneyDefinitions
 from journeys_api.metrics import (
@@ -88,17 +89,19 @@ class Resources:
         self, topic: str, key: str, record: Record, *, subject: UUID, event_id: str,
         wait: bool = True,
     ) -> None:  # fmt: skip
-        """Produce `record`; with `wait`, return once the read models include it (bounded)."""
+        """Produce `record`; with `wait`, return once the read models include it. Both waits
+        are bounded, and cut short by the request's deadline (`deadline.py`)."""
         metadata = await self.publisher.send(
-            topic, key, record, subject=str(subject), event_id=event_id
-        )
+            topic, key, record, subject=str(subject), event_id=event_id,
+            max_wait=deadline.allowed(self.settings.produce_timeout_seconds),
+        )  # fmt: skip
         if not wait:
             return
         kind = topic.removeprefix(self.topics.prefix)
         started = time.perf_counter()
         reached = await self.waiter.wait(
             topic, metadata.partition, metadata.offset,
-            self.settings.read_your_writes_timeout_seconds,
+            deadline.allowed(self.settings.read_your_writes_timeout_seconds),
         )  # fmt: skip
         READ_YOUR_WRITES_SECONDS.labels(kind).observe(time.perf_counter() - started)
         if not reached:
@@ -119,8 +122,9 @@ class Resources:
         audit_id = str(record.audit_id)
         if wait:
             await self.publisher.send(
-                self.topics.audit, None, record, subject=audit_id, event_id=audit_id
-            )
+                self.topics.audit, None, record, subject=audit_id, event_id=audit_id,
+                max_wait=deadline.allowed_for_audit(self.settings.produce_timeout_seconds),
+            )  # fmt: skip
             AUDIT_RECORDS.labels(record.outcome.value).inc()
             return
         sent = await self.publisher.enqueue(

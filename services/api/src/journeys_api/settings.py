@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from journeys_api.deadline import AUDIT_RESERVE_SECONDS
 from journeys_runtime.settings import DatabaseSettings
 
 MIB = 1024 * 1024
@@ -37,6 +38,10 @@ class ApiSettings(DatabaseSettings):
     produce_timeout_seconds: float = Field(
         10.0, gt=0, le=120, description="longest wait for Kafka to acknowledge before a 503"
     )
+    answer_timeout_seconds: float = Field(
+        12.0, gt=AUDIT_RESERVE_SECONDS, le=300,
+        description="every journeys answer leaves within this; keep it under clients' timeout",
+    )  # fmt: skip
     max_body_bytes: int = Field(MIB, ge=1024, le=64 * MIB, description="larger bodies get 413")
     max_in_flight: int = Field(
         128, ge=1, le=100_000, description="requests in hand at once; more get 503 at once"

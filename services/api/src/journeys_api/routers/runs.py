@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query
 
 from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Scope, require
+from journeys_api.deadline import allowed
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import not_found
 from journeys_api.openapi import (
@@ -137,8 +138,8 @@ async def cancel_run(
     )  # fmt: skip
     # Read-your-writes for a cancel: the executor's run.cancelled has no offset known here,
     # so watch the run itself, bounded like every other wait for the read side.
-    deadline = time.monotonic() + resources.settings.read_your_writes_timeout_seconds
-    while time.monotonic() < deadline:
+    until = time.monotonic() + allowed(resources.settings.read_your_writes_timeout_seconds)
+    while time.monotonic() < until:
         await asyncio.sleep(0.02)
         row = await resources.read_models.run(run_id)
         if row is not None and row["status"] in TERMINAL_STATUSES:
