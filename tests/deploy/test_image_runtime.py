@@ -6,13 +6,15 @@ and uv.lock, the second the build context after .dockerignore). Then it plays wh
 Kubernetes does with the local overlay's ConfigMap and a Secret directory, against a real
 Kafka and PostgreSQL: `wait-for-setup` waits, the topics Job and the migrations Job run,
 `wait-for-setup` passes, the four services start from the venv alone (outside the
-checkout) and answer /ready, and stop cleanly on SIGTERM. What it cannot show without an
-engine: the base image, uid 10001 and the read-only root filesystem.
+checkout) and answer /ready, the API keeps an idle connection open past uvicorn's default
+5 s, and they stop cleanly on SIGTERM. What it cannot show without an engine: the base
+image, uid 10001 and the read-only root filesystem.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import http.client
 import os
 import shutil
 import signal
@@ -34,6 +36,7 @@ UV_SYNC = (  # the two RUN lines of deploy/Dockerfile's build stage, in order
     ["sync", "--frozen", "--no-dev", "--no-install-workspace"],
     ["sync", "--frozen", "--no-dev", "--no-editable"],
 )
+UVICORN_KEEP_ALIVE = 5  # seconds: uvicorn's default, shorter than most proxies' idle timeout
 PORT_SETTINGS = {"api": "API_PORT", "executor": "EXECUTOR_OPS_PORT",
                  "scheduler": "SCHEDULER_OPS_PORT", "projector": "PROJECTOR_OPS_PORT"}  # fmt: skip
 
@@ -105,6 +108,21 @@ def pod_env(
     return env
 
 
+def assert_keeps_idle_connections(port: int, idle: float) -> None:
+    """One connection, two requests `idle` seconds apart: the second is answered on it."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/health")
+        assert conn.getresponse().read() == b'{"status":"ok"}'
+        first = conn.sock
+        time.sleep(idle)
+        conn.request("GET", "/health")  # RemoteDisconnected if the server has closed it
+        assert conn.getresponse().status == 200
+        assert conn.sock is first  # the same connection, not a new one
+    finally:
+        conn.close()
+
+
 def command(env: dict[str, str], cwd: Path, *argv: str, **more: str) -> int:
     done = subprocess.run(["python", "-m", *argv], env={**env, **more}, cwd=cwd,
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
@@ -155,6 +173,7 @@ def test_the_image_runs_the_deploy_flow(pod_env: dict[str, str], tmp_path: Path)
                     pass
             time.sleep(0.5)
         assert not waiting, f"not ready in 90 s: {sorted(waiting)}"
+        assert_keeps_idle_connections(int(pod_env["API_PORT"]), idle=UVICORN_KEEP_ALIVE + 1)
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)

@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        # uvicorn's own default, 5 s, is shorter than the idle timeout of most proxies and
+        # client pools: one of them reuses a connection as uvicorn closes it, and its request
+        # fails with a reset (`make faults` 8a saw a ReadError that way).
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     return 0
 

@@ -42,6 +42,10 @@ class ApiSettings(DatabaseSettings):
         12.0, gt=AUDIT_RESERVE_SECONDS, le=300,
         description="every journeys answer leaves within this; keep it under clients' timeout",
     )  # fmt: skip
+    keep_alive_seconds: int = Field(
+        75, ge=1, le=3600,
+        description="idle connections close after this; keep it above the proxy's and clients'",
+    )  # fmt: skip
     max_body_bytes: int = Field(MIB, ge=1024, le=64 * MIB, description="larger bodies get 413")
     max_in_flight: int = Field(
         128, ge=1, le=100_000, description="requests in hand at once; more get 503 at once"
