@@ -63,6 +63,7 @@ class LoadResult:
     errors: dict[str, int] = field(default_factory=dict)  # exception type -> count
     attempted: int = 0
     bad_answers: int = 0  # a 5xx other than 503, or a 503 without Retry-After: never allowed
+    loop_lag_max: float = 0.0  # seconds this process's event loop fell behind, at worst
 
 
 async def create_journeys(client: httpx.AsyncClient) -> dict[str, str]:
@@ -144,6 +145,7 @@ async def run_load(
             if name != "branch" and rng.random() < cancel_fraction:
                 await _cancel_later(client, accepted, rng.uniform(0.2, 2.5))
 
+        lag = asyncio.create_task(_watch_loop_lag(result))
         started = time.monotonic()
         i = 0
         while time.monotonic() - started < seconds:
@@ -153,4 +155,16 @@ async def run_load(
             i += 1
             await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
         await asyncio.gather(*tasks)
+        lag.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag
     return result
+
+
+async def _watch_loop_lag(result: LoadResult, every: float = 0.1) -> None:
+    """How late a timer fires here: when this loop is behind, what the load measures (its
+    rate, how long an answer took) is the generator's, not the API's."""
+    while True:
+        due = time.monotonic() + every
+        await asyncio.sleep(every)
+        result.loop_lag_max = max(result.loop_lag_max, time.monotonic() - due)

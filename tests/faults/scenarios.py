@@ -306,6 +306,7 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
     # Runs nobody got a 202 for (a request that got no answer): allowed, never twice per key.
     extra["unacknowledged_runs"] = len(set(seen.events) - set(result.accepted))
     extra["triggers_sent"] = result.attempted
+    extra["load_loop_lag_max_ms"] = round(result.loop_lag_max * 1000)
     extra["unanswered_requests"] = result.unanswered
     extra.update({f"unanswered_{kind}": n for kind, n in result.unanswered_kinds.items()})
     extra.update({f"http_{status}": n for status, n in result.rejected.items()})
