@@ -7,6 +7,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+RECORD_MAX_BYTES = 1024 * 1024
+"""The largest record value any producer here may send. Producers, topics and the local broker
+take their size limits from this one number, so a record one of them accepts, all accept."""
+
 
 def producer(
     bootstrap: str, *, transactional_id: str | None = None, linger_ms: int = 2
