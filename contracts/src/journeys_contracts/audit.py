@@ -12,9 +12,9 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, ValidationError
 
-from journeys_contracts.wire import UtcDatetime, WireModel
+from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 PatientKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
@@ -87,4 +87,9 @@ class AccessRecorded(WireModel):
 
 
 def decode_audit(data: bytes) -> AccessRecorded:
-    return AccessRecorded.model_validate_json(data)
+    """Parse a audit record; raises `UnknownRecordType` for a record type of a newer version
+    (skip it), pydantic.ValidationError on anything malformed (poison)."""
+    try:
+        return AccessRecorded.model_validate_json(data)
+    except ValidationError as exc:
+        raise_for_unknown_type(exc)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import JourneyDefinition
-from journeys_contracts.wire import UtcDatetime, WireModel
+from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 
 class CommandBase(WireModel):
@@ -60,5 +60,9 @@ COMMAND_TYPES: tuple[type[CommandBase], ...] = (StartRun, FireTimer, CancelRun, 
 
 
 def decode_command(data: bytes) -> Command:
-    """Parse a command value; raises pydantic.ValidationError on anything malformed."""
-    return COMMAND_ADAPTER.validate_json(data)
+    """Parse a command value; raises `UnknownRecordType` for a command type of a newer version
+    (skip it), pydantic.ValidationError on anything malformed (poison)."""
+    try:
+        return COMMAND_ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        raise_for_unknown_type(exc)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import JourneyDefinition
-from journeys_contracts.wire import UtcDatetime, WireModel
+from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 
 class EventBase(WireModel):
@@ -136,8 +136,12 @@ TERMINAL_EVENT_TYPES = frozenset(
 
 
 def decode_event(data: bytes) -> Event:
-    """Parse an event value; raises pydantic.ValidationError on anything malformed."""
-    return EVENT_ADAPTER.validate_json(data)
+    """Parse an event value; raises `UnknownRecordType` for an event type of a newer version
+    (skip it), pydantic.ValidationError on anything malformed (poison)."""
+    try:
+        return EVENT_ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        raise_for_unknown_type(exc)
 
 
 def type_of(model: type[WireModel]) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from journeys_contracts.definition import JourneyDefinition
-from journeys_contracts.wire import UtcDatetime, WireModel
+from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 
 class JourneyDefined(WireModel):
@@ -19,4 +21,9 @@ class JourneyDefined(WireModel):
 
 
 def decode_journey(data: bytes) -> JourneyDefined:
-    return JourneyDefined.model_validate_json(data)
+    """Parse a definitions-topic record; raises `UnknownRecordType` for a record type of a
+    newer version (skip it), pydantic.ValidationError on anything malformed (poison)."""
+    try:
+        return JourneyDefined.model_validate_json(data)
+    except ValidationError as exc:
+        raise_for_unknown_type(exc)
