@@ -17,6 +17,12 @@ from journeys_runtime.topics import Topics, ensure_topics
 
 PARTITIONS = 4
 
+# Settings apply production rules unless development is chosen explicitly; the suite runs
+# under development rules (placeholder secrets, the development key), set here once for the
+# settings built in-process and the services started as subprocesses alike. Tests of the
+# other environments set JOURNEYS_ENV themselves.
+os.environ.setdefault("JOURNEYS_ENV", "development")
+
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[tuple[str, str]]:

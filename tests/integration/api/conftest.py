@@ -36,7 +36,7 @@ def api_settings(
     values: dict[str, Any] = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
         "JOURNEYS_TOPIC_PREFIX": topics.prefix, "JOURNEYS_PARTITIONS": PARTITIONS,
-        "JOURNEYS_ENV": "test", "db_pool_min_size": 1, "db_pool_max_size": 4,
+        "JOURNEYS_ENV": "development", "db_pool_min_size": 1, "db_pool_max_size": 4,
         "JOURNEYS_CREATE_TOPICS": False, "auth_dev_key": DEV_KEY,
     }  # fmt: skip
     return ApiSettings(**{**values, **overrides})

@@ -27,7 +27,7 @@ def offline_settings(**overrides: object) -> ApiSettings:
     values: dict[str, object] = {
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
         "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
-        "JOURNEYS_ENV": "test",
+        "JOURNEYS_ENV": "development",
         "auth_dev_key": DEV_KEY,
     }
     return ApiSettings(**{**values, **overrides})  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from journeys_api.settings import ApiSettings
 
+SECRET = "s" * 48
+
 
 def test_defaults_listen_on_localhost_8000_with_a_1_mib_body_limit(
     monkeypatch: pytest.MonkeyPatch,
@@ -57,13 +59,48 @@ def test_placeholder_patient_key_secret_is_refused_in_production(
         ApiSettings()
 
 
+def test_an_unset_environment_gets_production_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment that forgets JOURNEYS_ENV must not accept the placeholder secret or a
+    development key: only an explicit `development` relaxes the rules."""
+    monkeypatch.delenv("JOURNEYS_ENV", raising=False)
+    monkeypatch.delenv("JOURNEYS_PATIENT_KEY_SECRET", raising=False)
+    monkeypatch.delenv("API_AUTH_DEV_KEY", raising=False)
+
+    with pytest.raises(ValidationError, match="JOURNEYS_PATIENT_KEY_SECRET"):
+        ApiSettings()
+    monkeypatch.setenv("JOURNEYS_PATIENT_KEY_SECRET", SECRET)
+    assert ApiSettings().environment == "production"
+    monkeypatch.setenv("API_AUTH_DEV_KEY", "d" * 40)
+    with pytest.raises(ValidationError, match="not in production"):
+        ApiSettings()
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_placeholder_patient_key_secret_is_refused_outside_development(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    monkeypatch.setenv("JOURNEYS_ENV", environment)
+    monkeypatch.delenv("JOURNEYS_PATIENT_KEY_SECRET", raising=False)
+
+    with pytest.raises(ValidationError, match="JOURNEYS_PATIENT_KEY_SECRET"):
+        ApiSettings()
+
+
+def test_development_set_explicitly_accepts_the_placeholder_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOURNEYS_ENV", "development")
+    monkeypatch.delenv("JOURNEYS_PATIENT_KEY_SECRET", raising=False)
+
+    assert ApiSettings().environment == "development"
+
+
 PEM = (
     ec.generate_private_key(ec.SECP256R1())
     .public_key()
     .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     .decode()
 )
-SECRET = "s" * 48
 JWT = {"auth_jwt_issuer": "https://idp.example/", "auth_jwt_audience": "journeys"}
 
 

@@ -15,6 +15,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for var in ("DATABASE_URL", "JOURNEYS_PATIENT_KEY_SECRET", "JOURNEYS_SECRETS_DIR",
                 "JOURNEYS_ENV"):  # fmt: skip
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("JOURNEYS_ENV", "development")  # unset would mean production rules
     return monkeypatch
 
 

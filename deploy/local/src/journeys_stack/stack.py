@@ -73,6 +73,9 @@ class Stack:
 
     def service_env(self) -> dict[str, str]:
         return {
+            # Explicitly: unset means production rules, which refuse the development key and
+            # the placeholder patient-key secret this stack relies on.
+            "JOURNEYS_ENV": "development",
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "DATABASE_URL": self.database_url,
             "JOURNEYS_TOPIC_PREFIX": self.config.topic_prefix,

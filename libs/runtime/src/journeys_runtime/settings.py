@@ -18,7 +18,7 @@ from journeys_runtime import crash
 # A directory of files named like the variables (`DATABASE_URL`, ...), each holding one value:
 # how Kubernetes hands Secrets over without putting them in the environment.
 SECRETS_DIR_VARIABLE = "JOURNEYS_SECRETS_DIR"
-# Refused outside development (see `_refuse_placeholder_secret`).
+# Refused in every environment but development (see `_refuse_placeholder_secret`).
 DEV_PATIENT_KEY_SECRET = "dev-only-patient-key-secret-change-me"  # noqa: S105  # nosec B105
 
 
@@ -46,9 +46,12 @@ class CommonSettings(BaseSettings):
             file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 
+    # Production rules unless development is chosen explicitly: a deployment that forgets the
+    # variable must not accept the placeholder secret or a development key.
     environment: Literal["development", "test", "production"] = Field(
-        "development", validation_alias=_env("JOURNEYS_ENV")
-    )
+        "production", validation_alias=_env("JOURNEYS_ENV"),
+        description="`development` relaxes the secret rules; `test` and `production` do not",
+    )  # fmt: skip
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS")
     )
@@ -74,7 +77,7 @@ class CommonSettings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> CommonSettings:
         secret = self.patient_key_secret.get_secret_value()
-        if self.environment == "production" and (
+        if self.environment != "development" and (
             secret == DEV_PATIENT_KEY_SECRET or len(secret) < 32
         ):
             raise ValueError(
