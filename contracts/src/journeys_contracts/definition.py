@@ -1,4 +1,12 @@
-"""Journey definitions: the wire shape upstream systems submit, and its graph rules."""
+"""Journey definitions: the wire shape upstream systems submit, and its graph rules.
+
+Two variants of one shape. `JourneyDefinition` (and its nodes and condition) is what Kafka
+records carry: it ignores fields it does not know, so a later version may add an optional node
+field without breaking readers that are still running the old version. `StrictJourneyDefinition`
+is what the API accepts: an unknown field there is a client's typo, refused with a 422. The
+strict classes subclass the tolerant ones, so a strict definition goes wherever a tolerant one
+is expected.
+"""
 
 from __future__ import annotations
 
@@ -39,11 +47,11 @@ _EXAMPLE: dict[str, Any] = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class Condition(_Strict):
+class Condition(_Tolerant):
     """A test of one patient-context field; `field` is a dotted path (`patient.` optional)."""
 
     field: Annotated[str, Field(min_length=1, max_length=200)]
@@ -64,7 +72,7 @@ class Condition(_Strict):
         return self
 
 
-class MessageNode(_Strict):
+class MessageNode(_Tolerant):
     """Send `message` to the patient, then continue to `next_node_id`."""
 
     id: NodeId
@@ -73,7 +81,7 @@ class MessageNode(_Strict):
     next_node_id: NodeId | None = None
 
 
-class DelayNode(_Strict):
+class DelayNode(_Tolerant):
     """Wait `duration_seconds`, surviving any restart, then continue."""
 
     id: NodeId
@@ -85,7 +93,7 @@ class DelayNode(_Strict):
     next_node_id: NodeId | None = None
 
 
-class ConditionalNode(_Strict):
+class ConditionalNode(_Tolerant):
     """Evaluate `condition` against the patient context and branch."""
 
     id: NodeId
@@ -98,12 +106,10 @@ class ConditionalNode(_Strict):
 Node = Annotated[MessageNode | DelayNode | ConditionalNode, Field(discriminator="type")]
 
 
-class JourneyDefinition(_Strict):
+class JourneyDefinition(_Tolerant):
     """A journey as submitted: a graph of nodes entered at `start_node_id`."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"examples": [_EXAMPLE]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     start_node_id: NodeId
@@ -114,6 +120,50 @@ class JourneyDefinition(_Strict):
             if n.id == node_id:
                 return n
         raise KeyError(node_id)
+
+
+# The strict classes keep their tolerant parent's title and description: in the published
+# JSON Schema of the request body they are the same contract, only closed.
+
+
+class StrictCondition(Condition):
+    """A test of one patient-context field; `field` is a dotted path (`patient.` optional)."""
+
+    model_config = ConfigDict(extra="forbid", title="Condition")
+
+
+class StrictMessageNode(MessageNode):
+    """Send `message` to the patient, then continue to `next_node_id`."""
+
+    model_config = ConfigDict(extra="forbid", title="MessageNode")
+
+
+class StrictDelayNode(DelayNode):
+    """Wait `duration_seconds`, surviving any restart, then continue."""
+
+    model_config = ConfigDict(extra="forbid", title="DelayNode")
+
+
+class StrictConditionalNode(ConditionalNode):
+    """Evaluate `condition` against the patient context and branch."""
+
+    model_config = ConfigDict(extra="forbid", title="ConditionalNode")
+
+    condition: StrictCondition
+
+
+StrictNode = Annotated[
+    StrictMessageNode | StrictDelayNode | StrictConditionalNode, Field(discriminator="type")
+]
+
+
+class StrictJourneyDefinition(JourneyDefinition):
+    """A journey as submitted: a graph of nodes entered at `start_node_id`."""
+
+    model_config = ConfigDict(extra="forbid", title="JourneyDefinition")
+
+    # A list of the strict nodes where the parent has a list of nodes: list is invariant.
+    nodes: Annotated[list[StrictNode], Field(min_length=1, max_length=1000)]  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

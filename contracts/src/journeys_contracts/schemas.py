@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
 from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import COMMAND_TYPES
-from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.definition import StrictJourneyDefinition
 from journeys_contracts.events import EVENT_TYPES, type_of
 from journeys_contracts.journeys import JourneyDefined
 
@@ -56,10 +57,15 @@ DESCRIPTIONS = {
 
 
 class _NoFieldTitles(GenerateJsonSchema):
-    """Field titles derived from camelCase aliases ("Journeyid") add noise, not meaning."""
+    """Field titles derived from camelCase aliases ("Journeyid") add noise, not meaning; the
+    request body's strict classes are named as the contract they close (`StrictMessageNode` is
+    a closed `MessageNode`)."""
 
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False
+
+    def normalize_name(self, name: str) -> str:
+        return super().normalize_name(re.sub(r"\bStrict(?=[A-Z])", "", name))
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ def contracts() -> list[Contract]:
         *(Contract("events", type_of(m), m) for m in EVENT_TYPES),
         *(Contract("commands", type_of(m), m) for m in COMMAND_TYPES),
         Contract("journeys", type_of(JourneyDefined), JourneyDefined),
-        Contract("definition", "journey-definition.v1", JourneyDefinition),
+        Contract("definition", "journey-definition.v1", StrictJourneyDefinition),
         Contract("audit", type_of(AccessRecorded), AccessRecorded),
     ]
 

@@ -1,4 +1,6 @@
-"""Journey definitions, field by field: wrong types and bad conditions name their location."""
+"""Journey definitions as the API takes them (`StrictJourneyDefinition`), field by field: wrong
+types, unknown fields and bad conditions name their location. Kafka readers use the tolerant
+`JourneyDefinition`, which ignores unknown fields (tested last)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from journeys_contracts.definition import JourneyDefinition, graph_errors
+from journeys_contracts.definition import JourneyDefinition, StrictJourneyDefinition, graph_errors
 
 # Verbatim from DESIGN.md section 2: upstream systems already send exactly this.
 DESIGN_EXAMPLE = """
@@ -42,23 +44,23 @@ def condition(operator: str, value: Any = None) -> dict[str, Any]:
 
 def error_locs(data: dict[str, Any]) -> list[tuple[Any, ...]]:
     with pytest.raises(ValidationError) as raised:
-        JourneyDefinition.model_validate_json(json.dumps(data))
+        StrictJourneyDefinition.model_validate_json(json.dumps(data))
     return [tuple(e["loc"]) for e in raised.value.errors()]
 
 
 def test_the_example_journey_of_the_design_is_valid() -> None:
-    definition = JourneyDefinition.model_validate_json(DESIGN_EXAMPLE)
+    definition = StrictJourneyDefinition.model_validate_json(DESIGN_EXAMPLE)
     assert graph_errors(definition) == []
     assert [n.type for n in definition.nodes] == ["MESSAGE", "CONDITIONAL", "DELAY", "MESSAGE"]
 
 
 def test_the_example_published_in_the_json_schema_is_the_design_example() -> None:
-    (example,) = JourneyDefinition.model_json_schema()["examples"]
+    (example,) = StrictJourneyDefinition.model_json_schema()["examples"]
     assert example == json.loads(DESIGN_EXAMPLE)
 
 
 def test_next_node_ids_may_be_omitted_and_then_end_the_run() -> None:
-    definition = JourneyDefinition.model_validate(body({"id": "a", "type": "MESSAGE",
+    definition = StrictJourneyDefinition.model_validate(body({"id": "a", "type": "MESSAGE",
                                                         "message": "hi"}))  # fmt: skip
     assert definition.nodes[0].next_node_id is None
 
@@ -115,7 +117,7 @@ def test_duration_seconds_must_be_a_json_number(duration: Any) -> None:
 
 def test_duration_seconds_accepts_integers_and_fractions() -> None:
     for seconds in (0, 1, 0.25, 86400):
-        (node,) = JourneyDefinition.model_validate(
+        (node,) = StrictJourneyDefinition.model_validate(
             body({**DELAY, "duration_seconds": seconds})
         ).nodes
         assert node.type == "DELAY"
@@ -133,7 +135,7 @@ def test_an_unknown_operator_is_rejected_at_the_operator(operator: str) -> None:
 @pytest.mark.parametrize("value", [None, "en", 1, {"en": 1}])
 def test_in_and_not_in_need_a_list_value(operator: str, value: Any) -> None:
     with pytest.raises(ValidationError) as raised:
-        JourneyDefinition.model_validate(body(condition(operator, value)))
+        StrictJourneyDefinition.model_validate(body(condition(operator, value)))
     (error,) = raised.value.errors()
     assert error["loc"] == ("nodes", 0, "CONDITIONAL", "condition")
     assert f"'{operator}' needs a list value" in error["msg"]
@@ -161,5 +163,40 @@ def test_ordering_operators_need_a_number_or_string_value(operator: str, value: 
      ("lte", 1.5)],
 )  # fmt: skip
 def test_every_operator_accepts_a_value_that_fits_it(operator: str, value: Any) -> None:
-    definition = JourneyDefinition.model_validate(body(condition(operator, value)))
+    definition = StrictJourneyDefinition.model_validate(body(condition(operator, value)))
     assert graph_errors(definition) == []
+
+
+UNKNOWN_FIELDS = [
+    (body(MESSAGE, owner="me"), ("owner",)),
+    (body({**MESSAGE, "colour": "red"}), ("nodes", 0, "MESSAGE", "colour")),
+    (body({**DELAY, "jitter": 1}), ("nodes", 0, "DELAY", "jitter")),
+    (body({**CONDITIONAL, "label": "x"}), ("nodes", 0, "CONDITIONAL", "label")),
+    (body({**CONDITIONAL, "condition": {**CONDITIONAL["condition"], "tz": "UTC"}}),
+     ("nodes", 0, "CONDITIONAL", "condition", "tz")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("data", "loc"), UNKNOWN_FIELDS)
+def test_the_api_refuses_an_unknown_field_at_every_level(
+    data: dict[str, Any], loc: tuple[Any, ...]
+) -> None:
+    assert error_locs(data) == [loc]
+
+
+@pytest.mark.parametrize(("data", "loc"), UNKNOWN_FIELDS)
+def test_kafka_readers_ignore_an_unknown_field_at_every_level(
+    data: dict[str, Any], loc: tuple[Any, ...]
+) -> None:
+    tolerant = JourneyDefinition.model_validate(data)
+
+    assert f'"{loc[-1]}"' not in tolerant.model_dump_json()
+    assert graph_errors(tolerant) == []
+
+
+def test_a_strict_definition_is_a_definition() -> None:
+    strict = StrictJourneyDefinition.model_validate(json.loads(DESIGN_EXAMPLE))
+
+    assert isinstance(strict, JourneyDefinition)
+    tolerant = JourneyDefinition.model_validate_json(DESIGN_EXAMPLE)
+    assert JourneyDefinition.model_validate(strict.model_dump()) == tolerant

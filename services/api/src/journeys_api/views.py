@@ -25,12 +25,12 @@ class JourneyCreated(_View):
 
 
 class JourneyView(JourneyDefinition):
-    """The definition exactly as submitted, plus its id and creation time."""
+    """The definition exactly as submitted, plus its id and creation time. Tolerant like the
+    read model it comes from: a row a newer version stored may carry fields this one ignores."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True,
-        json_schema_extra={"examples": [examples.JOURNEY_VIEW]},
-    )  # fmt: skip
+        populate_by_name=True, json_schema_extra={"examples": [examples.JOURNEY_VIEW]}
+    )
 
     journey_id: UUID = Field(alias="journeyId")
     created_at: UtcDatetime = Field(alias="createdAt")

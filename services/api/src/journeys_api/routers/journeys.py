@@ -28,7 +28,7 @@ from journeys_api.read_models import Row
 from journeys_api.views import JourneyCreated, JourneyPage, JourneyView, RunAccepted
 from journeys_contracts.audit import AuditAction
 from journeys_contracts.commands import StartRun
-from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.definition import StrictJourneyDefinition
 from journeys_contracts.journeys import JourneyDefined
 
 router = APIRouter(prefix="/journeys", tags=["journeys"], route_class=AuditedRoute)
@@ -58,7 +58,7 @@ IdempotencyKey = Annotated[
     openapi_extra=audited(AuditAction.JOURNEY_CREATE),
 )
 async def create_journey(
-    definition: Annotated[JourneyDefinition, Body(openapi_examples=JOURNEY_EXAMPLES)],
+    definition: Annotated[StrictJourneyDefinition, Body(openapi_examples=JOURNEY_EXAMPLES)],
     resources: ResourcesDep,
     response: Response,
 ) -> JourneyCreated:
