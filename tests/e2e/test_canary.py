@@ -13,8 +13,11 @@ markers.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +27,12 @@ from tests.e2e.conftest import Stack
 from tests.e2e.helpers import TERMINAL, create_journey, message_journey, wait_for_status
 
 pytestmark = pytest.mark.e2e
+
+SERVICES = {"api", "executor", "scheduler", "projector"}
+# Each service logs a few lines at start alone (ops server, started, partitions assigned).
+MIN_LINES_PER_LOG = 3
+MIN_BYTES = 4096
+SERVICE_FIELD = re.compile(r'"service": "([a-z]+)"')
 
 
 async def test_no_patient_data_where_it_does_not_belong(
@@ -84,12 +93,12 @@ async def test_no_patient_data_where_it_does_not_belong(
     for response in answers:
         if response.status_code >= 400:
             assert marker not in response.text, (response.status_code, response.text[:200])
+    events = await call("GET", f"/journeys/runs/{second}/events")
+    messages = set(re.findall(r'"messageId":\s*"([^"]+)"', events.text))
+    assert messages, "the cancelled run requested no message before its cancel"
     await asyncio.sleep(1)  # the services' last log lines of these requests
-    lines = 0
-    for log in sorted(stack.log_dir.glob("*.log")):
-        for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
-            assert marker not in line, f"{log.name}:{number}: patient data in a log line"
-            lines += 1
+    scan = scan_logs(stack.log_dir, marker)
+    require_scanned(scan, stack, answers, messages)
     ports = stack.ports
     async with httpx.AsyncClient(timeout=10) as plain:
         for port in (ports.api, ports.executor, ports.scheduler, ports.projector):
@@ -100,11 +109,60 @@ async def test_no_patient_data_where_it_does_not_belong(
     assert seen > 0
     assert audited >= len(answers) - 1  # all but the 413, refused before routing
     print(
-        f"canary: {len(answers)} answers, {lines} log lines, {seen} Kafka records searched "
+        f"canary: {len(answers)} answers, {sum(scan.lines.values())} log lines in "
+        f"{len(scan.lines)} files ({scan.size} bytes), {seen} Kafka records searched "
         f"({audited} audit records whole)"
     )
     # The payloads do carry it (that is where patient data lives): the canary is alive.
     assert any(context["id"] in r.text for r in answers if r.is_success)
+
+
+@dataclass
+class LogScan:
+    """What a search of the log files read: lines per file, bytes, and the ids it met."""
+
+    lines: dict[Path, int] = field(default_factory=dict)
+    size: int = 0
+    services: set[str] = field(default_factory=set)
+    text: list[str] = field(default_factory=list)
+
+    def mentions(self, token: str) -> bool:
+        return any(token in line for line in self.text)
+
+
+def scan_logs(log_dir: Path, marker: str) -> LogScan:
+    """Every line of every log file under `log_dir`, searched for the marker."""
+    scan = LogScan()
+    for log in sorted(log_dir.glob("*.log")):
+        raw = log.read_bytes()
+        scan.size += len(raw)
+        lines = raw.decode(errors="replace").splitlines()
+        scan.lines[log.resolve()] = len(lines)
+        for number, line in enumerate(lines, 1):
+            assert marker not in line, f"{log.name}:{number}: patient data in a log line"
+            if service := SERVICE_FIELD.search(line):
+                scan.services.add(service.group(1))
+        scan.text += lines
+    return scan
+
+
+def require_scanned(
+    scan: LogScan, stack: Stack, answers: list[httpx.Response], messages: set[str]
+) -> None:
+    """A search that read nothing finds nothing: require that it read each service's own log
+    file, with the line of every request this test made and of every message it sent."""
+    logs = {name: s.log_path.resolve() for name, s in stack.supervisor.services.items()}
+    assert set(logs) == SERVICES, f"the stack runs {sorted(logs)}"
+    unread = {name: str(path) for name, path in logs.items()
+              if scan.lines.get(path, 0) < MIN_LINES_PER_LOG}  # fmt: skip
+    assert not unread, f"service logs not searched, or nearly empty: {unread}"
+    assert scan.size >= MIN_BYTES, f"only {scan.size} bytes of logs searched"
+    assert scan.services >= SERVICES, f"JSON log lines only of {sorted(scan.services)}"
+    ids = [r.headers.get("x-request-id", "") for r in answers]
+    unlogged = [i for i in ids if not i or not scan.mentions(f'"trace_id": "{i}"')]
+    assert not unlogged, f"{len(unlogged)} of {len(ids)} requests have no API log line searched"
+    unsent = [m for m in messages if not scan.mentions(m)]
+    assert not unsent, f"messages with no executor log line searched: {unsent}"
 
 
 async def _kafka_keys_and_headers(stack: Stack, marker: bytes) -> tuple[int, int]:
