@@ -55,13 +55,14 @@ async def test_a_poison_record_on_each_topic_is_dead_lettered_and_the_next_is_pr
     good_journey = journey_record(topics, defined)
     good_command = command_record(topics, start_run(story), story.patient_id)
     good_event = event_record(topics, story.events[0])
-    unknown = json.loads(good_command[2] or b"")
-    unknown["type"] = "journeys.command.teleport.v1"
+    # A known type with a field of the wrong type; an unknown type would be skipped instead.
+    malformed = json.loads(good_command[2] or b"")
+    malformed["requestedAt"] = "yesterday"
     no_seq = json.loads(good_event[2] or b"")
     del no_seq["seq"]
     poison = [
         _poisoned(good_journey, b"\x00\xffnot json"),
-        _poisoned(good_command, json.dumps(unknown).encode()),
+        _poisoned(good_command, json.dumps(malformed).encode()),
         _poisoned(good_event, json.dumps(no_seq).encode()),
     ]
     await produce(kafka_bootstrap, [*poison, good_journey, good_command, good_event])
@@ -78,7 +79,9 @@ async def test_a_poison_record_on_each_topic_is_dead_lettered_and_the_next_is_pr
         assert header(letter.headers, "dlq_stage") == "projector.decode"
         assert header(letter.headers, "dlq_source_offset") == "0"
         assert header(letter.headers, "ce_id") == header(headers, "ce_id")
-    assert "union_tag_invalid" in (header(by_source[topics.commands].headers, "dlq_error") or "")
+    assert "requestedAt: datetime_from_date_parsing" in (
+        header(by_source[topics.commands].headers, "dlq_error") or ""
+    )
     assert "seq: missing" in (header(by_source[topics.events].headers, "dlq_error") or "")
 
     assert await query(read_models, "SELECT journey_id FROM journeys") == [

@@ -11,7 +11,7 @@ import pytest
 from journeys_contracts import events as ev
 from journeys_contracts.commands import CancelRun, FireTimer, RecordDelivery, StartRun
 from journeys_contracts.journeys import JourneyDefined
-from journeys_projector.decode import MAX_SEQ, Poison, Source, decode
+from journeys_projector.decode import MAX_SEQ, Poison, Source, Unknown, decode
 from tests.unit.projector.facts import Story, journey, start_run
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
@@ -54,9 +54,33 @@ def test_undecodable_bytes_are_poison(source: Source) -> None:
     assert poison.stage == "projector.decode"
 
 
-def test_an_unknown_event_type_is_poison_that_names_the_type_field() -> None:
+@pytest.mark.parametrize(
+    ("source", "record"),
+    [
+        (Source.EVENTS, Story().started().events[0]),
+        (Source.COMMANDS, start_run(Story())),
+        (Source.DEFINITIONS, journey()),
+    ],
+)
+def test_a_record_type_of_a_newer_version_is_unknown_not_poison(
+    source: Source, record: JourneyDefined
+) -> None:
+    data = {**json.loads(record.to_json()), "type": "journeys.run.teleported.v1"}
+
+    assert decode(source, json.dumps(data).encode()) == Unknown("journeys.run.teleported.v1")
+
+
+def test_an_unknown_audit_type_is_unknown_not_poison() -> None:
+    data = {"type": "journeys.audit.export_recorded.v1", "auditId": str(uuid.uuid4())}
+
+    assert decode(Source.AUDIT, json.dumps(data).encode()) == Unknown(
+        "journeys.audit.export_recorded.v1"
+    )
+
+
+def test_a_type_field_that_names_no_type_is_poison_that_names_the_type_field() -> None:
     data = json.loads(Story().started().events[0].to_json())
-    data["type"] = "journeys.run.teleported.v1"
+    data["type"] = "RunTeleported"
     poison = decode(Source.EVENTS, json.dumps(data).encode())
     assert isinstance(poison, Poison)
     assert "union_tag_invalid" in poison.reason

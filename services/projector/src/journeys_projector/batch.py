@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 
 from journeys_contracts.events import EventBase
 from journeys_projector import metrics, store
-from journeys_projector.decode import Decoded, Fact, Poison, Source, decode
+from journeys_projector.decode import Decoded, Fact, Poison, Source, Unknown, decode
 from journeys_projector.plan import Plan, plan
 from journeys_projector.retry import describe, retrying
 from journeys_runtime.crash import crash_point
@@ -50,6 +50,7 @@ class BatchProjector:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         # The rebalance listener loads offsets while a batch may be in flight: one at a time.
         self._conn_lock = asyncio.Lock()
+        self._skipped_types: set[str] = set()
 
     async def project(self, batch: Batch) -> dict[TopicPartition, int]:
         """Project `batch`; return the next offset of each of its partitions, now stored."""
@@ -179,6 +180,10 @@ class BatchProjector:
         for tp, record, decoded in items:
             if isinstance(decoded, Poison) or (tp, record.offset) in refused:
                 outcome = "dead_lettered"
+            elif isinstance(decoded, Unknown):
+                outcome = "unknown"
+                metrics.count_unknown(self._sources[tp.topic], decoded.record_type)
+                self._log_first_of(decoded.record_type, self._sources[tp.topic])
             else:
                 outcome = "ignored" if decoded is None else "projected"
             counts[(self._sources[tp.topic], outcome)] += 1
@@ -189,6 +194,17 @@ class BatchProjector:
         metrics.BATCH_RECORDS.observe(len(items))
         metrics.BATCH_SECONDS.observe(seconds)
 
+    def _log_first_of(self, record_type: str, source: Source) -> None:
+        """Say once per type that records are being skipped: the metric counts the rest."""
+        if record_type in self._skipped_types:
+            return
+        if len(self._skipped_types) < metrics.UNKNOWN_TYPES_LABELLED:
+            self._skipped_types.add(record_type)
+        log.warning(
+            "skipping records of a type this version does not know (from a newer version?)",
+            extra={"topic": source.value, "record_type": record_type},
+        )
+
 
 def _is_fact(decoded: Decoded) -> TypeGuard[Fact]:
-    return decoded is not None and not isinstance(decoded, Poison)
+    return decoded is not None and not isinstance(decoded, Poison | Unknown)

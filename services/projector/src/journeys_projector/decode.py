@@ -1,4 +1,5 @@
-"""Turn one record value into the fact it states, nothing (not a fact), or why it is poison."""
+"""Turn one record value into the fact it states, nothing (not a fact), a type of a newer
+version (skipped), or why it is poison."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from journeys_contracts.audit import AccessRecorded, decode_audit
 from journeys_contracts.commands import StartRun, decode_command
 from journeys_contracts.events import Event, decode_event
 from journeys_contracts.journeys import JourneyDefined, decode_journey
+from journeys_contracts.wire import UnknownRecordType
 from journeys_runtime.dlq import describe_validation_error
 
 MAX_SEQ = 2**31 - 1  # run_events.seq and runs.last_seq are PostgreSQL integers
@@ -34,8 +36,17 @@ class Poison:
     reason: str
 
 
+@dataclass(frozen=True)
+class Unknown:
+    """A record of a type a newer version added: skipped and counted, never dead-lettered, so
+    a rolling upgrade leaves no poison behind. `record_type` is a type name, not patient data."""
+
+    record_type: str
+
+
 Fact = JourneyDefined | StartRun | Event | AccessRecorded
-Decoded = Fact | Poison | None  # None: a valid record that states no fact (FireTimer, ...)
+# None: a valid record that states no fact (FireTimer, ...)
+Decoded = Fact | Poison | Unknown | None
 
 
 def decode(source: Source, value: bytes | None) -> Decoded:
@@ -43,6 +54,8 @@ def decode(source: Source, value: bytes | None) -> Decoded:
         return Poison("projector.decode", "empty value (tombstone)")
     try:
         fact = _decode(source, value)
+    except UnknownRecordType as exc:
+        return Unknown(exc.record_type)
     except (ValidationError, ValueError, UnicodeDecodeError) as exc:
         return Poison("projector.decode", describe_validation_error(exc))
     if fact is None:

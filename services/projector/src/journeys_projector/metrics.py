@@ -2,11 +2,31 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Types are few and named by us; a bound keeps a misbehaving producer from flooding the labels.
+UNKNOWN_TYPES_LABELLED = 50
+
 RECORDS = Counter(
     "journeys_projector_records_total",
-    "Records consumed and accounted for: projected, ignored (not facts) or dead-lettered",
+    "Records consumed and accounted for: projected, ignored (not facts), unknown (a type of a "
+    "newer version, skipped) or dead-lettered",
     ["topic", "outcome"],
 )
+UNKNOWN_RECORDS = Counter(
+    "journeys_projector_records_unknown_total",
+    "Records of a type this version does not know (written by a newer version), skipped",
+    ["topic", "type"],
+)
+_unknown_types: set[str] = set()
+
+
+def count_unknown(topic: str, record_type: str) -> None:
+    """Count a skipped record under its type name, or `other` past the first few types."""
+    if record_type not in _unknown_types and len(_unknown_types) < UNKNOWN_TYPES_LABELLED:
+        _unknown_types.add(record_type)
+    label = record_type if record_type in _unknown_types else "other"
+    UNKNOWN_RECORDS.labels(topic=topic, type=label).inc()
+
+
 BATCH_RECORDS = Histogram(
     "journeys_projector_batch_records",
     "Records per committed batch",
