@@ -1,11 +1,34 @@
 # The two commands: `make run` brings the whole stack up, `make test` runs the whole suite.
-UV ?= uv
+# Every target installs what it needs first: uv (the one on PATH, else the pinned version
+# below, put into .data/tools by pip), then the Python environment from uv.lock.
+UV_VERSION := 0.13.9
+UV_TOOLS := $(CURDIR)/.data/tools
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_TOOLS)/bin/uv)
+# Only the pinned copy has a rule: a uv found on PATH is used as it is.
+UV_BOOTSTRAP := $(filter $(UV_TOOLS)/bin/uv,$(UV))
+ifneq ($(UV_BOOTSTRAP),)
+# What the targets run finds the same uv by name (the deploy tests call `uv`).
+export PATH := $(UV_TOOLS)/bin:$(PATH)
+endif
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck unit integration e2e contract faults bench audit schemas clean
+.PHONY: install toolchain run test lint typecheck unit integration e2e contract faults bench audit \
+	schemas clean
 
-install:
+# `--target` needs no virtualenv and is not refused by a system Python that forbids `--user`
+# installs (PEP 668); the wheel carries uv's static binary, which needs nothing else.
+$(UV_TOOLS)/bin/uv:
+	PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+		--upgrade --target $(UV_TOOLS) uv==$(UV_VERSION)
+
+install: $(UV_BOOTSTRAP)
 	$(UV) sync --frozen
+
+# What CI prints before it tests: the uv in use, and the Java and Maven the Kafka jars need.
+toolchain: $(UV_BOOTSTRAP)
+	@$(UV) --version
+	@java -version 2>&1 | sed -n 1p || true
+	@mvn -B -v 2>&1 | sed -n 1p || true
 
 run: install
 	$(UV) run --frozen python -m journeys_stack run
@@ -13,11 +36,11 @@ run: install
 test: install lint typecheck
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-lint:
+lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 
-typecheck:
+typecheck: install
 	$(UV) run --frozen mypy
 
 unit: install
