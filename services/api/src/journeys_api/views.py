@@ -10,10 +10,10 @@ from pydantic.alias_generators import to_camel
 
 from journeys_api import examples
 from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.statuses import TERMINAL, RunStatus
 from journeys_contracts.wire import UtcDatetime
 
-RunStatus = Literal["queued", "in_progress", "waiting_delay", "completed", "failed", "cancelled"]
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_STATUSES = TERMINAL
 
 
 class _View(BaseModel):

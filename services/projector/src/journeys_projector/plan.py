@@ -19,10 +19,9 @@ from journeys_contracts import events as ev
 from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import StartRun
 from journeys_contracts.journeys import JourneyDefined
+from journeys_contracts.statuses import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, WAITING_DELAY
 from journeys_projector.decode import Fact
 
-QUEUED, IN_PROGRESS, WAITING_DELAY = "queued", "in_progress", "waiting_delay"
-COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
 RUN_FIELDS = ("status", "current_node_id", "wake_at", "error")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from journeys_contracts.statuses import QUEUED
 from journeys_projector.plan import AuditRow, Plan
 
 Position = tuple[str, int]  # (topic, partition)
@@ -32,9 +33,9 @@ ON CONFLICT (journey_id) DO NOTHING
 # other changes nothing but may move created_at earlier, so the row never depends on order.
 _RUNS = """
 INSERT INTO runs (run_id, journey_id, patient_id, status, patient_context, created_at, updated_at)
-SELECT r.id, r.journey_id, r.patient_id, 'queued', r.context::jsonb, r.created_at, r.created_at
-FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::timestamptz[])
-    AS r(id, journey_id, patient_id, context, created_at)
+SELECT r.id, r.journey_id, r.patient_id, r.status, r.context::jsonb, r.created_at, r.created_at
+FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::timestamptz[])
+    AS r(id, journey_id, patient_id, status, context, created_at)
 ORDER BY r.id
 ON CONFLICT (run_id) DO UPDATE SET created_at = excluded.created_at
     WHERE excluded.created_at < runs.created_at
@@ -99,7 +100,7 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
         (_JOURNEYS, _columns(
             (j.journey_id, j.name, j.definition, j.created_at) for j in plan.journeys.values())),
         (_RUNS, _columns(
-            (r.run_id, r.journey_id, r.patient_id, r.patient_context, r.created_at)
+            (r.run_id, r.journey_id, r.patient_id, QUEUED, r.patient_context, r.created_at)
             for r in sorted(plan.runs.values(), key=lambda r: r.run_id))),
         (_EVENTS, _columns(
             (e.run_id, e.seq, e.type, e.occurred_at, e.data) for e in plan.events.values())),

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
 from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.statuses import TERMINAL
+from journeys_contracts.statuses import StartedStatus as Status
 from journeys_contracts.wire import UtcDatetime
-
-Status = Literal["in_progress", "waiting_delay", "completed", "failed", "cancelled"]
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
 class PendingTimer(BaseModel):
