@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from journeys_contracts.commands import CancelRun, FireTimer, StartRun
 from journeys_contracts.definition import JourneyDefinition
@@ -115,10 +116,25 @@ async def _read(
         await c.stop()
 
 
-def _start(run_id: uuid.UUID, patient: str) -> StartRun:
+def _start(run_id: uuid.UUID, patient: str, definition: JourneyDefinition = DEFINITION) -> StartRun:
     return StartRun(run_id=run_id, journey_id=uuid.uuid4(), patient_id=patient,
-                    patient_context={"id": patient}, definition=DEFINITION,
+                    patient_context={"id": patient}, definition=definition,
                     requested_at=datetime.now(UTC))  # fmt: skip
+
+
+def _partition_of(patient: str) -> int:
+    key = patient_key(SECRET, patient).encode()
+    return int(DefaultPartitioner()(key, list(range(PARTITIONS)), list(range(PARTITIONS))))
+
+
+def _neighbour(patient: str) -> str:
+    """Another patient whose commands share `patient`'s partition."""
+    candidates = (f"{patient}-neighbour-{n}" for n in range(1000))
+    return next(c for c in candidates if _partition_of(c) == _partition_of(patient))
+
+
+def _types(records: list[Any]) -> list[str]:
+    return [json.loads(r.value)["type"] for r in records]
 
 
 async def _waiting_on_delay(
@@ -172,7 +188,8 @@ async def test_duplicate_start_and_stale_timer_and_late_cancel_emit_nothing(
     await send(CancelRun(run_id=run_id, requested_at=now), "patient-b")
     await send(CancelRun(run_id=run_id, requested_at=now), "patient-b")
 
-    records = await _read(kafka_bootstrap, topics.events, until=8, subject={str(run_id)})
+    # Six events of the start, one of the first cancel; `_read` looks on past the seventh.
+    records = await _read(kafka_bootstrap, topics.events, until=7, subject={str(run_id)})
     types = [json.loads(r.value)["type"] for r in records]
     assert types.count("journeys.run.started.v1") == 1
     assert types[-1] == "journeys.run.cancelled.v1"
@@ -229,3 +246,75 @@ async def test_a_restarted_executor_reads_its_runs_back_and_carries_a_waiting_ru
         "journeys.delay.elapsed.v1", "journeys.run.completed.v1"
     ]  # fmt: skip
     assert [v["seq"] for v in values] == list(range(1, 9))
+
+
+# Definitions a producer other than the API could put on the commands topic: the graph rules
+# are the API's, so `decode_command` takes them, and the core meets the missing node late.
+AFTER_DELIVERY = JourneyDefinition.model_validate({
+    "name": "next node missing", "start_node_id": "hello",
+    "nodes": [{"id": "hello", "type": "MESSAGE", "message": "hi", "next_node_id": "gone"}],
+})  # fmt: skip
+AT_START = JourneyDefinition.model_validate({
+    "name": "start node missing", "start_node_id": "gone",
+    "nodes": [{"id": "hello", "type": "MESSAGE", "message": "hi"}],
+})  # fmt: skip
+AFTER_DELAY = JourneyDefinition.model_validate({
+    "name": "node after the delay missing", "start_node_id": "wait",
+    "nodes": [{"id": "wait", "type": "DELAY", "duration_seconds": 3600, "next_node_id": "gone"}],
+})  # fmt: skip
+
+
+async def test_a_command_that_makes_the_core_raise_fails_its_run_and_the_partition_goes_on(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    """The core raises after the run's first message was handed over, or before anything was
+    written: either way the run ends `failed` (seq gapless, the reason names only the error's
+    type), the command goes to the DLQ, and the next patient on the partition is served."""
+    after, at_start, good = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    neighbour = _neighbour("patient-f")
+    await send(_start(after, "patient-f", AFTER_DELIVERY), "patient-f")
+    await send(_start(at_start, neighbour, AT_START), neighbour)
+    await send(_start(good, neighbour), neighbour)
+
+    events = await _read(kafka_bootstrap, topics.events, until=6, subject={str(good)})
+    assert len(_types(events)) == 6
+    both = {str(after), str(at_start)}
+    failed = await _read(kafka_bootstrap, topics.events, until=6, subject=both)
+    by_run = {run: [json.loads(r.value) for r in failed if json.loads(r.value)["runId"] == run]
+              for run in (str(after), str(at_start))}  # fmt: skip
+    assert [e["type"] for e in by_run[str(after)]] == [
+        "journeys.run.started.v1", "journeys.node.entered.v1", "journeys.message.requested.v1",
+        "journeys.run.failed.v1",
+    ]  # fmt: skip
+    assert [e["type"] for e in by_run[str(at_start)]] == [
+        "journeys.run.started.v1", "journeys.run.failed.v1"
+    ]  # fmt: skip
+    for values in by_run.values():
+        assert [e["seq"] for e in values] == list(range(1, len(values) + 1))
+        assert values[-1]["reason"] == "executor error: KeyError"  # the type, never the text
+    dead = await _read(kafka_bootstrap, topics.dlq, until=2, subject=both)
+    assert len(dead) == 2
+    for record in dead:
+        assert header(record.headers, "dlq_stage") == "process"
+        assert header(record.headers, "dlq_error") == "KeyError"
+        assert b"gone" not in b"".join(v for _, v in record.headers)
+
+
+async def test_a_core_error_on_a_later_command_fails_the_run_that_exists(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    run_id = uuid.uuid4()
+    await send(_start(run_id, "patient-g", AFTER_DELAY), "patient-g")
+    started = await _read(kafka_bootstrap, topics.events, until=3, subject={str(run_id)})
+    delay = json.loads(started[-1].value)
+    assert delay["type"] == "journeys.delay.started.v1"
+
+    await send(_timer(delay), "patient-g")
+
+    records = await _read(kafka_bootstrap, topics.events, until=4, subject={str(run_id)})
+    values = [json.loads(r.value) for r in records]
+    # Nothing this command decided is kept: the run fails where it waited.
+    assert [v["type"] for v in values[3:]] == ["journeys.run.failed.v1"]
+    assert [v["seq"] for v in values] == list(range(1, len(values) + 1))
+    dead = await _read(kafka_bootstrap, topics.dlq, until=1, subject={str(run_id)})
+    assert [header(r.headers, "dlq_stage") for r in dead] == ["process"]

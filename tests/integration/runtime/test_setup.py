@@ -71,9 +71,12 @@ async def test_apply_creates_then_restores_declared_configs(kafka_bootstrap: str
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:  # someone shortens the events' retention by hand, and sets an override of their own
+        # AlterConfigs replaces every override: the declared size limit is kept by hand.
+        limit = t.configs()[t.events]["max.message.bytes"]
         await admin.alter_configs([ConfigResource(
             ConfigResourceType.TOPIC, t.events,
-            configs={"retention.ms": "60000", "max.message.bytes": "2097152"})])  # fmt: skip
+            configs={"retention.ms": "60000", "retention.bytes": "1073741824",
+                     "max.message.bytes": limit})])  # fmt: skip
     finally:
         await admin.close()
     await settled(kafka_bootstrap, t.events, "retention.ms", "60000")
@@ -83,7 +86,7 @@ async def test_apply_creates_then_restores_declared_configs(kafka_bootstrap: str
     assert second.reconfigured == {t.events: {"retention.ms": "60000"}}  # what it found
     declared = t.configs()[t.events]["retention.ms"]
     restored = await settled(kafka_bootstrap, t.events, "retention.ms", declared)
-    assert restored["max.message.bytes"] == "2097152"  # not declared: kept
+    assert restored["retention.bytes"] == "1073741824"  # not declared: kept
 
 
 async def test_apply_reports_a_topic_the_broker_refuses(kafka_bootstrap: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from journeys_runtime.kafka import REQUEST_MAX_BYTES
 from journeys_stack.aio import run_blocking
 from journeys_stack.paths import KAFKA_LOG4J, KAFKA_POM, kafka_libs_dir
 from journeys_stack.ports import port_open
@@ -183,6 +184,10 @@ class KafkaBroker:
             "num.io.threads": "4",
             "background.threads": "4",
             "num.recovery.threads.per.data.dir": "2",
+            # The size limits the producers and topics use (`kafka.REQUEST_MAX_BYTES`): the
+            # broker's default is a few bytes over 1 MiB, less than a full record with headers.
+            "message.max.bytes": str(REQUEST_MAX_BYTES),
+            "replica.fetch.max.bytes": str(REQUEST_MAX_BYTES),
             # The cleaner allocates this on the heap at start-up; 128 MiB by default.
             "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
             **self.extra_config,

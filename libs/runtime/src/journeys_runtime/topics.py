@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from journeys_runtime.kafka import REQUEST_MAX_BYTES
+
 log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
@@ -60,7 +62,12 @@ class Topics:
 
     def configs(self, min_insync_replicas: int = 1) -> dict[str, dict[str, str]]:
         """The declared configuration of each topic: what creation sets and `apply` restores."""
-        isr = {"min.insync.replicas": str(min_insync_replicas)}
+        # Every topic takes what a producer here may send (`kafka.REQUEST_MAX_BYTES`), whatever
+        # the broker's default: a record the producer let through is never refused later.
+        isr = {
+            "min.insync.replicas": str(min_insync_replicas),
+            "max.message.bytes": str(REQUEST_MAX_BYTES),
+        }
         return {
             self.definitions: {"cleanup.policy": "compact", **isr},
             self.commands: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS), **isr},

@@ -30,3 +30,9 @@ RESTORE_SECONDS = Histogram(
 OWNED_PARTITIONS = Gauge(
     "journeys_executor_owned_partitions", "Command partitions this replica processes now"
 )
+OVERSIZED_RECORDS = Counter(
+    "journeys_executor_oversized_records_total",
+    "Records too large to produce (event, run_state, dead_letter): the run fails, or the "
+    "dead letter goes without its value",
+    ["record"],
+)

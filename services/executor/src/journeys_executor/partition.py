@@ -31,26 +31,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
 
 from journeys_contracts import events as ev
 from journeys_contracts.commands import Command, decode_command
 from journeys_contracts.envelope import CloudEvent, event_id
 from journeys_executor.channels import Channel
-from journeys_executor.core import RunState
-from journeys_executor.metrics import COMMANDS, EVENTS, PROCESS_SECONDS, TRANSACTION_SECONDS
+from journeys_executor.core import Rejection, RunState, fail, fold
+from journeys_executor.metrics import (
+    COMMANDS,
+    EVENTS,
+    OVERSIZED_RECORDS,
+    PROCESS_SECONDS,
+    TRANSACTION_SECONDS,
+)
 from journeys_executor.processing import Outcome, process
 from journeys_executor.runs import Runs
 from journeys_runtime import kafka
 from journeys_runtime.crash import crash_point
 from journeys_runtime.dlq import describe_validation_error, dlq_headers
+from journeys_runtime.kafka import RecordTooLargeError, check_record_size
 from journeys_runtime.logs import run_id_var
 from journeys_runtime.topics import Topics
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/journeys/executor"
+
+INFRASTRUCTURE = (KafkaError, TimeoutError, OSError)
+"""Errors of the broker or the network: they abort the transaction and the partition is read
+again. Any other error while processing one command is that command's own: its run fails."""
 
 
 def transactional_id(group_id: str, tp: TopicPartition) -> str:
@@ -94,6 +105,8 @@ class _Batch:
     """What one transaction has changed so far; applied to the partition only after commit."""
 
     states: dict[bytes, RunState] = field(default_factory=dict)
+    stored: dict[bytes, bytes | None] = field(default_factory=dict)
+    """The changelog value of each run in `states`; None forgets the run (a tombstone)."""
     sends: list[asyncio.Future[Any]] = field(default_factory=list)
     tally: Counter[tuple[str, str]] = field(default_factory=Counter)
     emitted: Counter[str] = field(default_factory=Counter)
@@ -132,7 +145,7 @@ class BatchProcessor:
         for record in records:
             try:
                 command: Command = decode_command(record.value or b"")
-            except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+            except Exception as exc:  # whatever it is, the record is poison
                 batch.tally["undecodable", "dead_lettered"] += 1
                 error = describe_validation_error(exc)
                 await self._dead_letter(part, record, batch, "decode", error)
@@ -143,7 +156,7 @@ class BatchProcessor:
             wave.append((record, command))
             keys.add(record.key)
         await self._wave(part, wave, batch)
-        changed = {k: s.model_dump_json().encode() for k, s in batch.states.items()}
+        changed = batch.stored
         for run_key, stored in changed.items():
             batch.sends.append(
                 await producer.send(
@@ -200,72 +213,180 @@ class BatchProcessor:
         run_key = str(command.run_id).encode()
         token = run_id_var.set(str(command.run_id))
         started = time.perf_counter()
-        handed_over = False
+        handed: list[ev.Event] = []
 
         async def before_delivery(events: Sequence[ev.Event]) -> None:
-            nonlocal handed_over
-            handed_over = True
             await self._emit(part, record, batch, events)
+            handed.extend(events)
             await self._wait_acked(batch)  # a fenced producer fails here, before delivering
 
         try:
-            state = batch.states.get(run_key)
-            if state is None:
-                state = part.runs.get(run_key)
+            try:
+                state = self._state(part, batch, run_key)
+            except Exception as exc:  # a stored state this version cannot read
+                log.warning(
+                    "run state unreadable",
+                    extra={"command": command.type, "error": type(exc).__name__},
+                )
+                batch.tally[command.type, "dead_lettered"] += 1
+                await self._dead_letter(part, record, batch, "state", type(exc).__name__)
+                return
             try:
                 outcome: Outcome = await process(
                     state, command, self.channel, self.clock, before_delivery
                 )
-            except Exception as exc:
-                if handed_over:  # events of this command are in the transaction: abort it
-                    raise
-                # Nothing of this command was written: it is a poison record for the core.
-                log.exception("command could not be processed", extra={"command": command.type})
-                batch.tally[command.type, "dead_lettered"] += 1
-                await self._dead_letter(part, record, batch, "process", type(exc).__name__)
+                if outcome.rejection is not None:
+                    batch.tally[command.type, "rejected"] += 1
+                    log.info(
+                        "command rejected",
+                        extra={"command": command.type, "reason": outcome.rejection.reason},
+                    )
+                    return
+                assert outcome.state is not None
+                stored = self._serialize(run_key, outcome.state)
+                await self._emit(part, record, batch, outcome.remaining)
+            except INFRASTRUCTURE:
+                raise
+            except Exception as exc:  # this command's failure, not the partition's
+                # Events handed over before a delivery are in the transaction already: the
+                # failure follows them.
+                await self._fail(part, record, command, batch, state, handed, exc)
                 return
-            if outcome.rejection is not None:
-                batch.tally[command.type, "rejected"] += 1
-                log.info(
-                    "command rejected",
-                    extra={"command": command.type, "reason": outcome.rejection.reason},
-                )
-                return
-            assert outcome.state is not None
             batch.states[run_key] = outcome.state
-            await self._emit(part, record, batch, outcome.remaining)
+            batch.stored[run_key] = stored
             batch.tally[command.type, "applied"] += 1
         finally:
             PROCESS_SECONDS.observe(time.perf_counter() - started)
             run_id_var.reset(token)
 
+    @staticmethod
+    def _state(part: Partition, batch: _Batch, run_key: bytes) -> RunState | None:
+        if run_key in batch.states:
+            return batch.states[run_key]
+        return part.runs.get(run_key)
+
+    def _serialize(self, run_key: bytes, state: RunState) -> bytes:
+        """The changelog value of `state`; `RecordTooLargeError` if it can never be stored."""
+        stored = state.model_dump_json().encode()
+        try:
+            check_record_size("run state", run_key, stored)
+        except RecordTooLargeError:
+            OVERSIZED_RECORDS.labels(record="run_state").inc()
+            raise
+        return stored
+
+    async def _fail(
+        self,
+        part: Partition,
+        record: ConsumerRecord,
+        command: Command,
+        batch: _Batch,
+        state: RunState | None,
+        handed: list[ev.Event],
+        exc: Exception,
+    ) -> None:
+        """The run of a command that could not be carried out ends failed, from `state` and
+        the events `handed` over before a delivery (they are in the transaction already), and
+        the command goes to the DLQ with the reason.
+
+        Only the error's type is kept, in logs, events and headers: its text may quote
+        patient data. A record too large to store is named with its size and the limit.
+        """
+        if isinstance(exc, RecordTooLargeError):
+            stage, error = "size", f"record too large: {exc}"
+        else:
+            stage, error = "process", type(exc).__name__
+        reason = error if stage == "size" else f"executor error: {error}"
+        log.warning("command failed its run", extra={"command": command.type, "stage": stage,
+                                                    "error": type(exc).__name__})  # fmt: skip
+        try:
+            base = fold(state, handed)
+            await self._record_failure(part, record, command, batch, base, reason)
+        except INFRASTRUCTURE:
+            raise
+        except Exception as failure:  # failing the run failed too: the DLQ keeps the command
+            log.warning(
+                "run could not be failed",
+                extra={"command": command.type, "error": type(failure).__name__},
+            )
+        batch.tally[command.type, "failed"] += 1
+        await self._dead_letter(part, record, batch, stage, error)
+
+    async def _record_failure(
+        self,
+        part: Partition,
+        record: ConsumerRecord,
+        command: Command,
+        batch: _Batch,
+        state: RunState | None,
+        reason: str,
+    ) -> None:
+        now = self.clock()
+        decision = fail(state, command, now, reason)
+        if isinstance(decision, Rejection):  # no run, or one that has ended: the DLQ only
+            return
+        run_key = str(command.run_id).encode()
+        stored: bytes | None = None
+        try:
+            if decision.state is not None:
+                stored = self._serialize(run_key, decision.state)
+            await self._emit(part, record, batch, decision)
+        except RecordTooLargeError:
+            if state is None:  # its start is what cannot be recorded: the failure stands alone
+                decision = fail(state, command, now, reason, record_start=False)
+                assert not isinstance(decision, Rejection)
+            stored = None  # an ended run too large to store is forgotten (a tombstone)
+            await self._emit(part, record, batch, decision)
+        if decision.state is not None:
+            batch.states[run_key] = decision.state
+            batch.stored[run_key] = stored
+
     async def _emit(
         self, part: Partition, record: ConsumerRecord, batch: _Batch, events: Sequence[ev.Event]
     ) -> None:
-        """Events go to the events partition with the command's number, under its key."""
+        """Events go to the events partition with the command's number, under its key. All of
+        them are checked before the first is sent: either all go, or `RecordTooLargeError`."""
+        ready = []
         for e in events:
             envelope = CloudEvent(
                 id=event_id(e.run_id, e.seq), type=e.type, source=SOURCE,
                 subject=str(e.run_id), time=e.occurred_at,
             )  # fmt: skip
+            value, headers = e.to_json(), envelope.headers()
+            try:
+                check_record_size(e.type, record.key, value, headers)
+            except RecordTooLargeError:
+                OVERSIZED_RECORDS.labels(record="event").inc()
+                raise
+            ready.append((e.type, value, headers))
+        for kind, value, headers in ready:
             batch.sends.append(
                 await part.producer.send(
-                    self.topics.events, e.to_json(), key=record.key,
-                    partition=part.tp.partition, headers=envelope.headers(),
+                    self.topics.events, value, key=record.key,
+                    partition=part.tp.partition, headers=headers,
                 )
             )  # fmt: skip
-            batch.emitted[e.type] += 1
+            batch.emitted[kind] += 1
 
     async def _dead_letter(
         self, part: Partition, record: ConsumerRecord, batch: _Batch, stage: str, error: str
     ) -> None:
+        """The command, as it came, with where and why it failed in headers. A value that
+        would not fit beside those headers is left out, and a header says so."""
         headers = dlq_headers(
             list(record.headers or []), topic=record.topic, partition=record.partition,
             offset=record.offset, stage=stage, error=error,
         )  # fmt: skip
+        value: bytes | None = record.value
+        try:
+            check_record_size("dead letter", record.key, value, headers)
+        except RecordTooLargeError as exc:
+            OVERSIZED_RECORDS.labels(record="dead_letter").inc()
+            value = b""
+            headers.append(("dlq_value_omitted", f"record too large: {exc}".encode()))
         batch.sends.append(
             await part.producer.send(
-                self.topics.dlq, record.value, key=record.key,
+                self.topics.dlq, value, key=record.key,
                 partition=part.tp.partition, headers=headers,
             )
         )  # fmt: skip

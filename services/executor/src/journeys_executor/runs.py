@@ -31,8 +31,13 @@ class Runs:
         raw = self._stored.get(run_key)
         return RunState.model_validate_json(raw) if raw is not None else None
 
-    def update(self, changed: dict[bytes, bytes]) -> None:
-        self._stored.update(changed)
+    def update(self, changed: dict[bytes, bytes | None]) -> None:
+        """New states; None forgets a run, as a tombstone in the changelog does."""
+        for run_key, stored in changed.items():
+            if stored is None:
+                self._stored.pop(run_key, None)
+            else:
+                self._stored[run_key] = stored
 
 
 async def restore(bootstrap: str, topic: str, partitions: Collection[int]) -> dict[int, Runs]:

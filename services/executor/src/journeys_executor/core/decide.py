@@ -80,11 +80,52 @@ class _Emitter:
         return self.state
 
 
+def fail(
+    state: RunState | None,
+    command: cmd.Command,
+    now: datetime,
+    reason: str,
+    *,
+    record_start: bool = True,
+) -> Decision | Rejection:
+    """End the run of `command` as failed, from `state`: for a command the executor could not
+    carry out (deciding it raised, or a record it produced can never be stored).
+
+    Nothing `command` itself decided is kept, so the run fails where it stood, with the next
+    seq. A run the command would have started is recorded as started, then failed, unless
+    `record_start` is false (its `run.started` is what cannot be stored): then the failure
+    is its only event and there is no state to keep.
+    """
+    if state is not None:
+        if state.ended:
+            return Rejection(f"Expected run to be active to fail it, but it is {state.status}")
+        out = _Emitter(state, now)
+        out.emit(ev.RunFailed, node_id=state.current_node_id, reason=reason)
+        return out.decision
+    if not isinstance(command, cmd.StartRun):
+        return Rejection(f"Expected run {command.run_id} to exist, but it has not started")
+    if not record_start:
+        failed = ev.RunFailed(
+            run_id=command.run_id, journey_id=command.journey_id, patient_id=command.patient_id,
+            seq=1, occurred_at=now, node_id=None, reason=reason,
+        )  # fmt: skip
+        return Decision([failed], None)
+    out = _started(command, now)
+    out.emit(ev.RunFailed, node_id=None, reason=reason)
+    return out.decision
+
+
 def _start(state: RunState | None, command: cmd.StartRun, now: datetime) -> Decision | Rejection:
     if state is not None:
         return Rejection(
             f"Expected no run with id {command.run_id}, but it exists ({state.status})"
         )
+    out = _started(command, now)
+    _walk(out, command.definition.start_node_id)
+    return out.decision
+
+
+def _started(command: cmd.StartRun, now: datetime) -> _Emitter:
     out = _Emitter(None, now)
     out.emit(
         ev.RunStarted,
@@ -96,8 +137,7 @@ def _start(state: RunState | None, command: cmd.StartRun, now: datetime) -> Deci
         patient_context=command.patient_context,
         definition=command.definition,
     )
-    _walk(out, command.definition.start_node_id)
-    return out.decision
+    return out
 
 
 def _fire_timer(state: RunState, command: cmd.FireTimer, now: datetime) -> Decision | Rejection:
