@@ -35,7 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from journeys_api import deadline
+from journeys_api import deadline, json_depth
 from journeys_api.auth import Principal
 from journeys_api.errors import UnavailableError
 from journeys_api.metrics import AUDIT_FAILURES
@@ -133,6 +133,10 @@ class AuditedRoute(APIRoute):
             started = deadline.begin(request.app.state.resources.settings.answer_timeout_seconds)
             token = _touched.set(note)
             try:
+                # Before FastAPI parses it: a parser is what fails on a body nested too deep.
+                json_depth.require_depth_within(
+                    await request.body(), request.app.state.resources.settings.max_json_depth
+                )
                 response = await handle(request)
             except Exception as exc:
                 await _record(request, action, route, note, status_of(exc), exc)

@@ -47,6 +47,11 @@ class ApiSettings(DatabaseSettings):
         description="idle connections close after this; keep it above the proxy's and clients'",
     )  # fmt: skip
     max_body_bytes: int = Field(MIB, ge=1024, le=64 * MIB, description="larger bodies get 413")
+    max_json_depth: int = Field(
+        32, ge=8, le=64,
+        description="bodies nesting JSON deeper get 422; at most 64, well under the 200 levels "
+        "the services reading Kafka records parse",
+    )  # fmt: skip
     max_in_flight: int = Field(
         128, ge=1, le=100_000, description="requests in hand at once; more get 503 at once"
     )
