@@ -40,10 +40,12 @@ def test_every_route_documents_its_errors_with_examples(
         assert _has_example(operation["responses"][status]["content"]), (path, status)
 
 
-def test_journey_body_examples_include_the_design_journey(document: dict[str, Any]) -> None:
+def test_journey_body_examples_include_the_hip_replacement_journey(
+    document: dict[str, Any],
+) -> None:
     body = document["paths"]["/journeys"]["post"]["requestBody"]["content"]["application/json"]
 
-    assert body["examples"]["design"]["value"] == DESIGN_JOURNEY
+    assert body["examples"]["hip_replacement"]["value"] == DESIGN_JOURNEY
 
 
 def test_trigger_documents_the_idempotency_key_header(document: dict[str, Any]) -> None:

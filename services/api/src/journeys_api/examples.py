@@ -1,4 +1,4 @@
-"""Example payloads for the OpenAPI document, from the journey of DESIGN.md on."""
+"""Example payloads for the OpenAPI document, built around one hip replacement journey."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 JOURNEY_ID = "3f0c6d7e-2b1a-4c5d-9e8f-0a1b2c3d4e5f"
 RUN_ID = "9b2e4f60-7c1d-5e3a-8b4c-1d2e3f405162"
 CREATED_AT = "2025-03-01T09:30:00.123456Z"
-DESIGN_JOURNEY: dict[str, Any] = {
+HIP_REPLACEMENT_JOURNEY: dict[str, Any] = {
     "name": "Hip replacement recovery",
     "start_node_id": "welcome",
     "nodes": [
@@ -24,7 +24,11 @@ PATIENT_CONTEXT: dict[str, Any] = {
     "id": "patient-123", "age": 72, "language": "en", "condition": "hip_replacement",
 }  # fmt: skip
 
-JOURNEY_VIEW: dict[str, Any] = {"journeyId": JOURNEY_ID, **DESIGN_JOURNEY, "createdAt": CREATED_AT}
+JOURNEY_VIEW: dict[str, Any] = {
+    "journeyId": JOURNEY_ID,
+    **HIP_REPLACEMENT_JOURNEY,
+    "createdAt": CREATED_AT,
+}
 
 RUN_VIEW: dict[str, Any] = {
     "runId": RUN_ID,

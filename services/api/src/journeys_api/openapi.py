@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from journeys_api.examples import (
-    DESIGN_JOURNEY,
+    HIP_REPLACEMENT_JOURNEY,
     JOURNEY_ID,
     JOURNEY_VIEW,
     NAMED,
@@ -28,10 +28,12 @@ UNAVAILABLE = response(
 )
 
 JOURNEY_EXAMPLES: dict[str, Any] = {
-    "design": json_example("The journey of DESIGN.md", DESIGN_JOURNEY),
+    "hip_replacement": json_example(
+        "Welcome, branch on age, wait a day, check in", HIP_REPLACEMENT_JOURNEY
+    ),
     "dangling": json_example(
         "Rejected (422): a next node that does not exist",
-        {**DESIGN_JOURNEY, "nodes": [
+        {**HIP_REPLACEMENT_JOURNEY, "nodes": [
             {"id": "welcome", "type": "MESSAGE", "message": "Welcome!",
              "next_node_id": "nowhere"}]},
     ),
@@ -140,7 +142,7 @@ _SCHEMA_EXAMPLES = {"JourneyView": [JOURNEY_VIEW], "RunView": [RUN_VIEW], "RunTi
 def keep_null_examples(app: FastAPI) -> None:
     """FastAPI drops every null from the document, examples included: put the examples back.
 
-    Without this the DESIGN.md journey would lose `"on_false_next_node_id": null`, the very
+    Without this the hip replacement example would lose `"on_false_next_node_id": null`, the very
     way a branch ends a run.
     """
     generate = app.openapi
