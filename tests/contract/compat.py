@@ -1,9 +1,26 @@
 """Is a new JSON Schema an additive evolution of an old one? Lists every breaking change.
 
-Within a `vN`, old readers must read new records and new readers must read recorded old
-ones, so only additions are allowed: no removed properties, no newly required ones, no
-changed types or formats, no removed enum/const values or union alternatives, and no new
-property on a closed object (`additionalProperties: false`: old readers reject it).
+Within a `vN`, readers still running the old version must read records the new version
+writes, and new readers must read records already written. So the new schema may accept
+nothing the old one refused, and must accept everything the old one accepted, with one
+exception: a new optional property on an open object (old readers ignore unknown fields).
+New top-level record types are the other addition, checked per file, not here: readers skip
+types they do not know.
+
+Hence flagged, besides removed properties and narrowed types:
+- added enum or const values, and added union alternatives (a new node `type`, a new
+  operator): an old reader refuses the record, or worse, must act on a value it does not
+  know. Such a change needs every reader upgraded first, and is then listed, with its
+  reason, in `contracts/schemas/published/accepted-changes.json`;
+- any change to a type or format, widened as much as narrowed (an integer becoming a
+  number, a field becoming nullable);
+- any change to a constraint (`maxLength`, `maximum`, `minItems`, `pattern`, ...): relaxed,
+  old readers refuse the new values; tightened, records already written may fail;
+- a property newly required (old records lack it) or no longer required (old readers
+  require it);
+- an object closed (`additionalProperties: false`), or opened (old readers refuse the
+  properties it now allows), and a property added to a closed object.
+
 Optional fields appear as `anyOf: [X, {"type": "null"}]`, so `anyOf`/`oneOf` are read as
 sets of alternatives; `$ref`s are followed within each document.
 """
@@ -15,6 +32,12 @@ from typing import Any
 Schema = dict[str, Any]
 
 _JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
+# Keywords bounding values: a larger upper bound, a smaller lower bound, or a removed one
+# relaxes; the rest (`pattern`, `multipleOf`, ...) relax or tighten in ways not worth ordering.
+_UPPER = ("maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties")
+_LOWER = ("minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties")
+_OTHER = ("pattern", "multipleOf", "uniqueItems", "maxContains", "minContains",
+          "propertyNames", "contentEncoding", "contentMediaType")  # fmt: skip
 
 
 def breaking_changes(old: Schema, new: Schema) -> list[str]:
@@ -56,7 +79,8 @@ def _allowed_values(branch: Schema) -> list[Any] | None:
 
 
 def _label(branch: Schema, kind: str) -> str:
-    tag = branch.get("properties", {}).get("type", {}).get("const")
+    """Names an alternative: by its `type` tag, its const value, or its title."""
+    tag = branch.get("properties", {}).get("type", {}).get("const", branch.get("const"))
     return f"{kind}:{tag if tag is not None else branch.get('title', '')}"
 
 
@@ -113,12 +137,17 @@ class _Checker:
             self._compare_branch(olds[0], news[0], path)
             return
         by_label = {_label(b, kind): b for b in news}
+        old_labels = {_label(b, kind) for b in olds}
         for branch in olds:
             label = _label(branch, kind)
             if label not in by_label:
                 self.problems.append(f"{path}: alternative {label} removed")
             else:
                 self._compare_branch(branch, by_label[label], f"{path}<{label}>")
+        for label in sorted(set(by_label) - old_labels):
+            self.problems.append(
+                f"{path}: alternative {label} added, old readers refuse it (readers first)"
+            )
 
     def _compare_branch(self, old: Schema, new: Schema, path: str) -> None:
         if old.get("format") != new.get("format"):
@@ -130,9 +159,38 @@ class _Checker:
             removed = [v for v in old_values if v not in new_values]
             if removed:
                 self.problems.append(f"{path}: values {removed} no longer allowed")
+            added = [v for v in new_values if v not in old_values]
+            if added:
+                self.problems.append(
+                    f"{path}: values {added} added, old readers refuse them (readers first)"
+                )
+        elif old_values is not None:
+            self.problems.append(f"{path}: values no longer limited to {old_values}")
+        elif new_values is not None:
+            self.problems.append(f"{path}: values newly limited to {new_values}")
+        self._compare_constraints(old, new, path)
         self._compare_object(old, new, path)
         if "items" in old and "items" in new:
             self.compare(old["items"], new["items"], f"{path}[]")
+
+    def _compare_constraints(self, old: Schema, new: Schema, path: str) -> None:
+        for keyword in (*_UPPER, *_LOWER, *_OTHER):
+            before, after = old.get(keyword), new.get(keyword)
+            if before == after:
+                continue
+            relaxed: bool | None = None  # None: neither looser nor stricter, only different
+            if after is None or before is None:
+                relaxed = after is None
+            elif keyword in _UPPER:
+                relaxed = after > before
+            elif keyword in _LOWER:
+                relaxed = after < before
+            how = {
+                True: "relaxed, old readers refuse what it now allows",
+                False: "tightened, records already written may fail it",
+                None: "changed, old readers and records already written may disagree with it",
+            }[relaxed]
+            self.problems.append(f"{path}: {keyword} {before!r} -> {after!r} {how}")
 
     def _compare_object(self, old: Schema, new: Schema, path: str) -> None:
         old_props, new_props = old.get("properties", {}), new.get("properties", {})
@@ -141,8 +199,13 @@ class _Checker:
                 self.problems.append(f"{path}.{name}: property removed")
             else:
                 self.compare(schema, new_props[name], f"{path}.{name}")
-        for name in sorted(set(new.get("required", ())) - set(old.get("required", ()))):
+        old_required, new_required = set(old.get("required", ())), set(new.get("required", ()))
+        for name in sorted(new_required - old_required):
             self.problems.append(f"{path}.{name}: property newly required")
+        for name in sorted((old_required - new_required) & set(new_props)):
+            self.problems.append(
+                f"{path}.{name}: property no longer required, old readers require it"
+            )
         old_extra = old.get("additionalProperties", True)
         new_extra = new.get("additionalProperties", True)
         if old_extra is False:
@@ -153,6 +216,11 @@ class _Checker:
                 )
         elif new_extra is False:
             self.problems.append(f"{path}: object closed (additionalProperties: false)")
+        if old_extra is False and new_extra is not False:
+            self.problems.append(
+                f"{path}: object opened, old readers refuse the properties it now allows "
+                "(readers first)"
+            )
         elif isinstance(old_extra, dict) or isinstance(new_extra, dict):
             # `true` (or absent) is the schema that allows anything: `{}`.
             as_schema = [e if isinstance(e, dict) else {} for e in (old_extra, new_extra)]

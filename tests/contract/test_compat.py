@@ -1,4 +1,13 @@
-"""The compatibility checker itself, on handmade pairs of old and new schemas."""
+"""The compatibility checker itself, on handmade pairs of old and new schemas.
+
+The rule under test: a reader still running the old version must read every record the new
+version writes, and a new reader every record already written. Adding an optional field to
+an open object is the one change inside a record that keeps both true, because readers ignore
+unknown fields. Adding an enum value or a union alternative is not: an old reader refuses the
+record (a node `type` it does not know), or would have to act on a value it cannot interpret.
+Such a change needs readers upgraded first, so the check flags it, and it ships only as a
+reviewed entry of `contracts/schemas/published/accepted-changes.json`.
+"""
 
 from __future__ import annotations
 
@@ -53,16 +62,111 @@ def test_adding_an_optional_field_is_compatible() -> None:
     assert changed(lambda s: s["properties"].update(channel=NULLABLE_STRING)) == []
 
 
-def test_adding_an_enum_value_is_compatible() -> None:
-    assert changed(lambda s: s["$defs"]["Node"]["properties"]["kind"]["enum"].append("X")) == []
+def test_adding_an_enum_value_breaks() -> None:
+    problems = changed(lambda s: s["$defs"]["Node"]["properties"]["kind"]["enum"].append("X"))
+    assert problems == ["$.node.kind: values ['X'] added, old readers refuse them (readers first)"]
 
 
-def test_relaxing_a_constraint_or_a_description_is_compatible() -> None:
+def test_adding_a_const_alternative_breaks() -> None:
+    def kinds(*values: str) -> dict[str, Any]:
+        schema = event()
+        schema["$defs"]["Node"]["properties"]["kind"] = {
+            "anyOf": [{"const": v, "type": "string"} for v in values]
+        }
+        return schema
+
+    assert breaking_changes(kinds("MESSAGE", "DELAY"), kinds("MESSAGE", "DELAY", "X")) == [
+        "$.node.kind: alternative string:X added, old readers refuse it (readers first)"
+    ]
+
+
+def test_changing_a_description_or_a_title_is_compatible() -> None:
     def edit(s: dict[str, Any]) -> None:
-        del s["properties"]["seq"]["minimum"]
         s["description"] = "now documented"
+        s["$defs"]["Node"]["title"] = "A node"
 
     assert changed(edit) == []
+
+
+def test_relaxing_a_lower_bound_breaks() -> None:
+    problems = changed(lambda s: s["properties"]["seq"].update(minimum=0))
+    assert problems == ["$.seq: minimum 1 -> 0 relaxed, old readers refuse what it now allows"]
+
+
+def test_removing_a_bound_breaks() -> None:
+    problems = changed(lambda s: s["properties"]["seq"].pop("minimum"))
+    assert problems == ["$.seq: minimum 1 -> None relaxed, old readers refuse what it now allows"]
+
+
+def test_raising_an_upper_bound_breaks() -> None:
+    def edit(s: dict[str, Any]) -> None:
+        s["$defs"]["Node"]["properties"]["id"]["maxLength"] = 500
+
+    old = event()
+    old["$defs"]["Node"]["properties"]["id"]["maxLength"] = 200
+    new = copy.deepcopy(old)
+    edit(new)
+    assert breaking_changes(old, new) == [
+        "$.node.id: maxLength 200 -> 500 relaxed, old readers refuse what it now allows"
+    ]
+
+
+def test_tightening_a_bound_breaks_records_already_written() -> None:
+    problems = changed(lambda s: s["properties"]["seq"].update(minimum=2))
+    assert problems == ["$.seq: minimum 1 -> 2 tightened, records already written may fail it"]
+
+
+def test_adding_a_bound_breaks_records_already_written() -> None:
+    problems = changed(lambda s: s["properties"]["seq"].update(maximum=10))
+    assert problems == ["$.seq: maximum None -> 10 tightened, records already written may fail it"]
+
+
+def test_changing_a_pattern_breaks() -> None:
+    old = event()
+    old["properties"]["runId"]["pattern"] = "^[0-9a-f-]+$"
+    new = copy.deepcopy(old)
+    new["properties"]["runId"]["pattern"] = "^.+$"
+    assert breaking_changes(old, new) == [
+        "$.runId: pattern '^[0-9a-f-]+$' -> '^.+$' changed, old readers and records already "
+        "written may disagree with it"
+    ]
+
+
+def test_removing_a_pattern_breaks() -> None:
+    old = event()
+    old["properties"]["runId"]["pattern"] = "^[0-9a-f-]+$"
+    new = copy.deepcopy(old)
+    del new["properties"]["runId"]["pattern"]
+    assert breaking_changes(old, new) == [
+        "$.runId: pattern '^[0-9a-f-]+$' -> None relaxed, old readers refuse what it now allows"
+    ]
+
+
+def test_lowering_min_items_breaks() -> None:
+    old = union("MESSAGE")
+    old["minItems"] = 1
+    new = copy.deepcopy(old)
+    new["minItems"] = 0
+    assert breaking_changes(old, new) == [
+        "$: minItems 1 -> 0 relaxed, old readers refuse what it now allows"
+    ]
+
+
+def test_widening_an_integer_to_a_number_breaks() -> None:
+    problems = changed(lambda s: s["properties"]["seq"].update(type="number"))
+    assert problems == ["$.seq: type changed from ['integer'] to ['number']"]
+
+
+def test_making_a_required_field_optional_breaks() -> None:
+    problems = changed(lambda s: s["required"].remove("seq"))
+    assert problems == ["$.seq: property no longer required, old readers require it"]
+
+
+def test_opening_a_closed_object_breaks() -> None:
+    problems = changed(lambda s: s["$defs"]["Node"].pop("additionalProperties"))
+    assert problems == [
+        "$.node: object opened, old readers refuse the properties it now allows (readers first)"
+    ]
 
 
 def test_removing_a_field_breaks() -> None:
@@ -103,7 +207,10 @@ def test_changing_a_format_breaks() -> None:
 
 def test_changing_a_const_breaks() -> None:
     problems = changed(lambda s: s["properties"]["type"].update(const="x.happened.v2"))
-    assert problems == ["$.type: values ['x.happened.v1'] no longer allowed"]
+    assert problems == [
+        "$.type: values ['x.happened.v1'] no longer allowed",
+        "$.type: values ['x.happened.v2'] added, old readers refuse them (readers first)",
+    ]
 
 
 def test_removing_an_enum_value_breaks_inside_a_ref() -> None:
@@ -142,8 +249,19 @@ def union(*tags: str) -> dict[str, Any]:
     }
 
 
-def test_adding_a_union_alternative_is_compatible() -> None:
-    assert breaking_changes(union("MESSAGE", "DELAY"), union("MESSAGE", "DELAY", "BRANCH")) == []
+def test_adding_a_union_alternative_breaks() -> None:
+    problems = breaking_changes(union("MESSAGE", "DELAY"), union("MESSAGE", "DELAY", "BRANCH"))
+    assert problems == [
+        "$[]: alternative object:BRANCH added, old readers refuse it (readers first)"
+    ]
+
+
+def test_adding_an_optional_field_to_a_nested_open_object_is_compatible() -> None:
+    old = event()
+    del old["$defs"]["Node"]["additionalProperties"]
+    new = copy.deepcopy(old)
+    new["$defs"]["Node"]["properties"]["label"] = NULLABLE_STRING
+    assert breaking_changes(old, new) == []
 
 
 def test_removing_a_union_alternative_breaks() -> None:

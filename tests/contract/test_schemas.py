@@ -15,6 +15,7 @@ from tests.contract.compat import breaking_changes
 
 ROOT = schemas.SCHEMAS_DIR
 PUBLISHED = ROOT / schemas.PUBLISHED
+ACCEPTED = ROOT / "published" / "accepted-changes.json"
 WRITE = "python -m journeys_contracts.schemas write"
 GENERATED = {str(path): json.loads(text) for path, text in schemas.generate().items()}
 
@@ -52,15 +53,34 @@ def test_current_models_evolve_committed_schemas_additively(path: str) -> None:
     assert breaking_changes(old, GENERATED[path]) == []
 
 
+def accepted_changes() -> dict[str, set[str]]:
+    """The reviewed exceptions: changes that needed every reader upgraded first, by schema."""
+    accepted: dict[str, set[str]] = {}
+    for entry in json.loads(ACCEPTED.read_text()):
+        assert entry["reason"].strip(), "every accepted change says why it is safe"
+        for path in entry["schemas"]:
+            accepted.setdefault(path, set()).update(entry["changes"])
+    return accepted
+
+
 @pytest.mark.parametrize("path", committed(PUBLISHED))
 def test_current_models_evolve_published_v1_schemas_additively(path: str) -> None:
     assert path in GENERATED, f"published type {path} was removed: a breaking change"
     old = json.loads((PUBLISHED / path).read_text())
     problems = breaking_changes(old, GENERATED[path])
-    assert problems == [], (
-        f"{path} breaks its published v1 schema; add fields instead, or publish a v2 type:\n"
-        + "\n".join(problems)
+    unexpected = [p for p in problems if p not in accepted_changes().get(path, set())]
+    assert unexpected == [], (
+        f"{path} breaks its published v1 schema: add optional fields instead, publish a v2 "
+        f"type, or (a change readers must take first) list it with its reason in {ACCEPTED}:\n"
+        + "\n".join(unexpected)
     )
+
+
+def test_every_accepted_change_is_one_the_check_still_finds() -> None:
+    """An exception nobody needs any more would silently accept the next change like it."""
+    for path, changes in accepted_changes().items():
+        problems = breaking_changes(json.loads((PUBLISHED / path).read_text()), GENERATED[path])
+        assert sorted(changes - set(problems)) == [], f"stale entries for {path} in {ACCEPTED}"
 
 
 def test_every_type_is_frozen_as_published() -> None:
