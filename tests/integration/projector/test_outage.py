@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from psycopg import sql
 
 from journeys_projector.migrations import apply
@@ -41,9 +42,13 @@ async def test_waits_out_a_postgresql_outage_without_skipping_a_record(
 ) -> None:
     defined = journey()
     await produce(kafka_bootstrap, [journey_record(topics, defined)])
+    retries_before = _store_retries()
     async with running(projector_settings(kafka_bootstrap, absent_database, topics)) as projector:
         checks = await projector.ready()
         assert checks["postgres"] is False
+        # The database appears only once the projector has failed and retried at least once:
+        # else this test would pass without the retry path ever running.
+        assert await eventually(lambda: _retried_since(retries_before)) is True
 
         name = psycopg.conninfo.conninfo_to_dict(absent_database)["dbname"]
         with psycopg.connect(admin_database_url, autocommit=True) as conn:
@@ -55,6 +60,14 @@ async def test_waits_out_a_postgresql_outage_without_skipping_a_record(
     assert await query(absent_database, "SELECT journey_id FROM journeys") == [
         {"journey_id": defined.journey_id}
     ]
+
+
+def _store_retries() -> float:
+    return REGISTRY.get_sample_value("journeys_projector_store_retries_total") or 0.0
+
+
+async def _retried_since(before: float) -> bool:
+    return _store_retries() > before
 
 
 async def _ready(projector: object) -> bool:
