@@ -19,7 +19,8 @@ from journeys_contracts.commands import CancelRun, FireTimer, StartRun
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.envelope import CloudEvent, event_id, header
 from journeys_contracts.keys import patient_key
-from journeys_runtime.kafka import consumer, producer
+from journeys_executor.core import Decision, decide
+from journeys_runtime.kafka import RECORD_MAX_BYTES, consumer, producer
 from journeys_runtime.topics import Topics, ensure_topics
 from journeys_stack.aio import run_blocking
 from journeys_stack.ports import free_port
@@ -318,3 +319,99 @@ async def test_a_core_error_on_a_later_command_fails_the_run_that_exists(
     assert [v["seq"] for v in values] == list(range(1, len(values) + 1))
     dead = await _read(kafka_bootstrap, topics.dlq, until=1, subject={str(run_id)})
     assert [header(r.headers, "dlq_stage") for r in dead] == ["process"]
+
+
+def _sized(run_id: uuid.UUID, patient: str, size: int, definition: JourneyDefinition) -> StartRun:
+    """A StartRun whose value is exactly `size` bytes, padded in the patient context."""
+    command = _start(run_id, patient, definition)
+    context = {"id": patient, "notes": ""}
+    base = len(command.model_copy(update={"patient_context": context}).to_json())
+    context["notes"] = "x" * (size - base)
+    sized = command.model_copy(update={"patient_context": context})
+    assert len(sized.to_json()) == size
+    return sized
+
+
+async def test_a_start_whose_records_are_over_the_limit_fails_its_run_not_its_partition(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    """A trigger just under the limit makes a run state just over it; one from a producer
+    that ignores the limit is over it itself. Either run fails with the reason, its command
+    goes to the DLQ (without its value when that cannot fit beside the DLQ headers), and the
+    next patient on the partition is served."""
+    under, over, good = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    neighbour = _neighbour("patient-h")
+    await send(_sized(under, "patient-h", RECORD_MAX_BYTES - 100, DEFINITION), "patient-h")
+    await send(_sized(over, neighbour, RECORD_MAX_BYTES + 1000, DEFINITION), neighbour)
+    await send(_start(good, neighbour), neighbour)
+
+    assert len(await _read(kafka_bootstrap, topics.events, until=6, subject={str(good)})) == 6
+    both = {str(under), str(over)}
+    failed = [json.loads(r.value) for r in
+              await _read(kafka_bootstrap, topics.events, until=5, subject=both)]  # fmt: skip
+    by_run = {run: [(e["type"], e["seq"]) for e in failed if e["runId"] == run] for run in both}
+    # Its first message went out before the state was found too large: the failure follows.
+    assert by_run[str(under)] == [
+        ("journeys.run.started.v1", 1), ("journeys.node.entered.v1", 2),
+        ("journeys.message.requested.v1", 3), ("journeys.run.failed.v1", 4),
+    ]  # fmt: skip
+    # Its start cannot be recorded at all: the failure is the run's one event.
+    assert by_run[str(over)] == [("journeys.run.failed.v1", 1)]
+    for event in failed:
+        if event["type"] == "journeys.run.failed.v1":
+            assert event["reason"].startswith("record too large: ")
+    dead = {header(r.headers, "ce_subject"): r for r in
+            await _read(kafka_bootstrap, topics.dlq, until=2, subject=both)}  # fmt: skip
+    assert set(dead) == both
+    assert header(dead[str(under)].headers, "dlq_stage") == "size"
+    assert len(dead[str(under)].value) == RECORD_MAX_BYTES - 100
+    assert dead[str(over)].value == b""
+    omitted = header(dead[str(over)].headers, "dlq_value_omitted") or ""
+    assert omitted.startswith("record too large")
+
+
+# Node ids are up to 200 characters: a run at a long-named DELAY stores that id twice (the
+# current node and the pending timer's), so its state grows by ~400 bytes as it goes.
+LONG = "n" * 200
+GROWING = JourneyDefinition.model_validate({
+    "name": "growing", "start_node_id": "a",
+    "nodes": [{"id": "a", "type": "DELAY", "duration_seconds": 0.5, "next_node_id": LONG},
+              {"id": LONG, "type": "DELAY", "duration_seconds": 3600}],
+})  # fmt: skip
+
+
+async def test_a_run_whose_state_grows_past_the_limit_fails_at_that_step(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    run_id = uuid.uuid4()
+    command = _sized(run_id, "patient-i", RECORD_MAX_BYTES - 300, GROWING)
+    # The shape, from the core alone: it starts within the limit and outgrows it later.
+    now = datetime.now(UTC)
+    first = decide(None, command, now)
+    assert isinstance(first, Decision)
+    assert first.state is not None
+    assert max(len(e.to_json()) for e in first) <= RECORD_MAX_BYTES
+    assert len(first.state.model_dump_json()) <= RECORD_MAX_BYTES
+    timer = first.state.pending_timer
+    assert timer is not None
+    fired = FireTimer(run_id=run_id, timer_id=timer.timer_id, due_at=timer.due_at,
+                      fired_at=timer.due_at)  # fmt: skip
+    later = decide(first.state, fired, now)
+    assert isinstance(later, Decision)
+    assert later.state is not None
+    assert len(later.state.model_dump_json()) > RECORD_MAX_BYTES
+
+    await send(command, "patient-i")
+    started = await _read(kafka_bootstrap, topics.events, until=3, subject={str(run_id)})
+    await send(_timer(json.loads(started[-1].value)), "patient-i")
+
+    records = await _read(kafka_bootstrap, topics.events, until=4, subject={str(run_id)})
+    values = [json.loads(r.value) for r in records]
+    assert [v["type"] for v in values] == [
+        "journeys.run.started.v1", "journeys.node.entered.v1", "journeys.delay.started.v1",
+        "journeys.run.failed.v1",
+    ]  # fmt: skip
+    assert values[-1]["nodeId"] == "a"
+    assert values[-1]["reason"].startswith("record too large: run state is ")
+    dead = await _read(kafka_bootstrap, topics.dlq, until=1, subject={str(run_id)})
+    assert [header(r.headers, "dlq_stage") for r in dead] == ["size"]
