@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 
 from journeys_api import deadline, json_depth
 from journeys_api.auth import Principal
-from journeys_api.errors import UnavailableError
+from journeys_api.errors import KAFKA_SIZE_ERRORS, TooLargeError, UnavailableError
 from journeys_api.metrics import AUDIT_FAILURES
 from journeys_contracts.audit import AccessRecorded, AuditAction, outcome_of
 from journeys_runtime.logs import trace_id_var
@@ -89,6 +89,8 @@ def status_of(exc: Exception) -> int:
         return exc.status_code
     if isinstance(exc, RequestValidationError):
         return 422
+    if isinstance(exc, (TooLargeError, *KAFKA_SIZE_ERRORS)):
+        return 413
     if isinstance(exc, UnavailableError | psycopg.OperationalError | KafkaError):
         return 503
     return 500
@@ -112,7 +114,7 @@ def _path_ids(request: Request, into: Touched) -> None:
 
 def _kafka_away(error: Exception | None) -> bool:
     if isinstance(error, KafkaError):
-        return True
+        return not isinstance(error, KAFKA_SIZE_ERRORS)
     return isinstance(error, UnavailableError) and error.dependency == "kafka"
 
 

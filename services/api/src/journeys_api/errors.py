@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -31,6 +31,20 @@ class UnavailableError(Exception):
         super().__init__(f"{dependency} unavailable: {reason}")
         self.dependency = dependency
         self.reason = reason
+
+
+class TooLargeError(Exception):
+    """What the request would put on Kafka cannot fit in a record: 413, never a 503, since
+    the same request would fail again. `detail` names sizes and limits, never content."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+# Kafka's own refusals for size (the producer's check, or the broker's): final, like ours.
+KAFKA_SIZE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError)
+KAFKA_REFUSED_SIZE = "Kafka refused the record this request makes for its size"
 
 
 def invalid(loc: Loc, msg: str, error_type: str = "value_error") -> RequestValidationError:
@@ -69,6 +83,11 @@ def _unavailable_response(request: Request, dependency: str, reason: str) -> JSO
     )
 
 
+async def _too_large(_: Request, exc: Exception) -> JSONResponse:
+    detail = exc.detail if isinstance(exc, TooLargeError) else KAFKA_REFUSED_SIZE
+    return JSONResponse({"detail": detail}, status_code=413)
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, UnavailableError)
     return _unavailable_response(request, exc.dependency, exc.reason)
@@ -89,3 +108,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnavailableError, _unavailable)
     app.add_exception_handler(psycopg.OperationalError, _postgres)
     app.add_exception_handler(KafkaError, _kafka)
+    app.add_exception_handler(TooLargeError, _too_large)
+    for size_error in KAFKA_SIZE_ERRORS:  # more specific than KafkaError: looked up first
+        app.add_exception_handler(size_error, _too_large)

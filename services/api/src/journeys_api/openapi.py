@@ -95,9 +95,17 @@ NOT_FOUND: dict[str, dict[str, Any]] = {
 }
 
 TOO_LARGE = response(
-    "The body exceeds `API_MAX_BODY_BYTES`",
+    "The body exceeds `API_MAX_BODY_BYTES`, or a Kafka record this request makes (or the "
+    "executor will make from it) would exceed the record size limit. Final: do not retry",
     too_large=json_example(
         "body too large", {"detail": "request body exceeds the limit of 1048576 bytes"}
+    ),
+    record_too_large=json_example(
+        "record too large",
+        {
+            "detail": "the run state record would be 1049003 bytes, over the limit of 1048576 "
+            "bytes per Kafka record"
+        },
     ),
 )
 

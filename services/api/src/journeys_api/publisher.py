@@ -12,7 +12,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
-from journeys_api.errors import UnavailableError
+from journeys_api.errors import (
+    KAFKA_REFUSED_SIZE,
+    KAFKA_SIZE_ERRORS,
+    TooLargeError,
+    UnavailableError,
+)
 from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import CancelRun, StartRun
 from journeys_contracts.envelope import CloudEvent
@@ -84,16 +89,25 @@ class Publisher:
         """Wait until Kafka has the record (acks=all); its partition and offset come back.
         Without a key the producer spreads records over the partitions. The wait is the
         produce timeout, or `max_wait` when that is shorter (what the request has left)."""
+        message = _message(key, record, subject, event_id)
+        try:
+            kafka.check_record_size(record.type, message["key"], message["value"],
+                                    message["headers"])  # fmt: skip
+        except kafka.RecordTooLargeError as exc:
+            raise TooLargeError(
+                f"the {exc.what} record would be {exc.size} bytes, over the limit of "
+                f"{exc.limit} bytes per Kafka record"
+            ) from exc
         if self._producer is None:
             raise UnavailableError("kafka", "not connected")
         timeout = self._timeout if max_wait is None else min(self._timeout, max_wait)
         try:
             async with asyncio.timeout(timeout):
-                return await self._producer.send_and_wait(
-                    topic, **_message(key, record, subject, event_id)
-                )
+                return await self._producer.send_and_wait(topic, **message)
         except TimeoutError as exc:
             raise UnavailableError("kafka", "no acknowledgement in time") from exc
+        except KAFKA_SIZE_ERRORS as exc:  # final: the same record would be refused again
+            raise TooLargeError(KAFKA_REFUSED_SIZE) from exc
         except KafkaError as exc:
             raise UnavailableError("kafka", type(exc).__name__) from exc
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 
-from journeys_api import bodies, idempotency
+from journeys_api import bodies, idempotency, record_size
 from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Scope, require
 from journeys_api.deps import ResourcesDep
@@ -68,6 +68,12 @@ async def create_journey(
     touched(journey_id=journey_id)
     record = JourneyDefined(
         journey_id=journey_id, definition=definition, created_at=datetime.now(UTC)
+    )
+    record_size.require_fits({"journey definition record": len(record.to_json())})
+    smallest = record_size.SMALLEST_CONTEXT
+    record_size.require_fits(
+        record_size.run_record_sizes(journey_id, smallest["id"], smallest, definition),
+        "no run of this journey could fit, even with the smallest patient context: ",
     )
     await resources.publish(
         resources.topics.definitions, str(journey_id), record,
@@ -149,6 +155,10 @@ async def trigger(
     definition = await resources.journeys.get(journey_id)
     if definition is None:
         raise not_found("journey", journey_id)
+    # Before anything is stored or sent: the executor's records of this run must fit too.
+    record_size.require_fits(
+        record_size.run_record_sizes(journey_id, patient_id, context, definition)
+    )
     if idempotency_key is None:
         run_id = uuid.uuid4()
     else:
