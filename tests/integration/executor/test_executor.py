@@ -415,3 +415,25 @@ async def test_a_run_whose_state_grows_past_the_limit_fails_at_that_step(
     assert values[-1]["reason"].startswith("record too large: run state is ")
     dead = await _read(kafka_bootstrap, topics.dlq, until=1, subject={str(run_id)})
     assert [header(r.headers, "dlq_stage") for r in dead] == ["size"]
+
+
+async def test_the_executor_log_names_error_types_never_their_text(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    """The core's KeyError quotes the node it missed: here, a patient value."""
+    canary = f"canary-{uuid.uuid4().hex[:8]}-patient"
+    poison = JourneyDefinition.model_validate({
+        "name": "canary", "start_node_id": canary,
+        "nodes": [{"id": "hello", "type": "MESSAGE", "message": "hi"}],
+    })  # fmt: skip
+    run_id = uuid.uuid4()
+    await send(_start(run_id, "patient-j", poison), "patient-j")
+    dead = await _read(kafka_bootstrap, topics.dlq, until=1, subject={str(run_id)})
+    assert [header(r.headers, "dlq_error") for r in dead] == ["KeyError"]
+
+    log = executor.services["executor"].log_path.read_text()
+    failures = [json.loads(line) for line in log.splitlines()
+                if line.startswith("{") and str(run_id) in line]  # fmt: skip
+    assert canary not in log
+    assert "Traceback" not in log
+    assert any(f.get("error") == "KeyError" for f in failures), "the failure was logged"

@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from journeys_executor.channels import Channel, ConsoleChannel
+from journeys_executor.errors import log_unhandled
 from journeys_executor.metrics import OWNED_PARTITIONS, TRANSACTIONS
 from journeys_executor.partition import (
     BatchProcessor,
@@ -69,6 +70,7 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
 
     async def _start(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(log_unhandled)
         s = self.settings
         await ensure_topics(
             s.kafka_bootstrap_servers, self.topics, s.partitions, create=s.create_topics
