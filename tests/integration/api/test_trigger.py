@@ -6,6 +6,7 @@ import uuid
 
 import psycopg
 
+from journeys_api import keys
 from journeys_contracts.commands import StartRun, decode_command
 from journeys_contracts.envelope import header
 from journeys_contracts.keys import patient_key
@@ -101,3 +102,35 @@ async def test_trigger_of_unknown_journey_is_404_and_produces_nothing(api: Api) 
     assert response.status_code == 404
     assert response.json() == {"detail": f"journey {unknown} not found"}
     assert await commands_on_topic(api) == []
+
+
+async def test_the_same_idempotency_key_from_two_callers_names_two_runs(api: Api) -> None:
+    """Keys are scoped to the authenticated caller: a client that happens to pick another's
+    key (a counter, an order number) must neither get nor disclose the other's run."""
+    journey_id = await create_journey(api)
+    clinic_a = keys.create(api.database_url, "clinic-a", ["runs:trigger"])
+    clinic_b = keys.create(api.database_url, "clinic-b", ["runs:trigger"])
+    clinic_c = keys.create(api.database_url, "clinic-c", ["runs:trigger"])
+    path = f"/journeys/{journey_id}/trigger"
+
+    async def trigger(key: str, context: dict[str, object]) -> str:
+        headers = {"X-API-Key": key, "Idempotency-Key": "order-1"}
+        response = await api.client.post(path, json=context, headers=headers)
+        assert response.status_code == 202, response.text
+        return str(response.json()["runId"])
+
+    a_first = await trigger(clinic_a, CONTEXT)
+    c_first = await trigger(clinic_c, CONTEXT)  # the same body too: still its own run
+    b_first = await trigger(clinic_b, {**CONTEXT, "id": "patient-456"})  # another body, no 422
+    a_retry = await trigger(clinic_a, CONTEXT)
+    b_retry = await trigger(clinic_b, {**CONTEXT, "id": "patient-456"})
+
+    assert a_first == a_retry
+    assert b_first == b_retry
+    assert len({a_first, b_first, c_first}) == 3
+    produced = [decode_command(r.value) for r in await commands_on_topic(api)]
+    assert {str(c.run_id): c.patient_id for c in produced} == {
+        a_first: "patient-123",
+        b_first: "patient-456",
+        c_first: "patient-123",
+    }

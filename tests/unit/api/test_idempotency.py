@@ -1,31 +1,101 @@
-"""Idempotency keys: a stable run id per (journey, key), and only hashes are stored."""
+"""Idempotency keys: one run per (journey, caller, key), and PostgreSQL sees only hashes.
+
+tests/integration/api/test_trigger.py runs the same rules against a real PostgreSQL; here a
+recording connection shows exactly what `claim` sends to it.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from journeys_api.idempotency import body_hash, key_hash, run_id_for
+import pytest
+from fastapi.exceptions import RequestValidationError
+
+from journeys_api.idempotency import body_hash, claim, run_id_for
 
 JOURNEY = uuid.UUID("3f0c6d7e-2b1a-4c5d-9e8f-0a1b2c3d4e5f")
+CONTEXT = {"id": "patient-123", "age": 72, "note": "order-77 follow-up"}
 
 
-def test_same_journey_and_key_always_name_the_same_run() -> None:
-    assert run_id_for(JOURNEY, "order-77") == run_id_for(JOURNEY, "order-77")
+class RecordingPool:
+    """Stands in for the pool: keeps every statement's parameters and plays back a table
+    of claimed keys keyed as the real primary key is, (journey, subject, key hash)."""
+
+    def __init__(self) -> None:
+        self.parameters: list[tuple[Any, ...]] = []
+        self.rows: dict[tuple[Any, ...], tuple[str, uuid.UUID]] = {}
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[RecordingPool]:
+        yield self
+
+    async def execute(self, statement: str, params: tuple[Any, ...]) -> RecordingPool:
+        self.parameters.append(params)
+        if statement.lstrip().startswith("INSERT"):
+            journey_id, subject, key, body, run_id = params
+            if (journey_id, subject, key) in self.rows:
+                self._result: Any = None
+            else:
+                self.rows[(journey_id, subject, key)] = (body, run_id)
+                self._result = (run_id,)
+        else:
+            self._result = self.rows.get(params)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._result
 
 
-def test_the_same_key_under_another_journey_names_another_run() -> None:
-    assert run_id_for(JOURNEY, "order-77") != run_id_for(uuid.uuid4(), "order-77")
+async def test_the_same_caller_retrying_gets_the_same_run() -> None:
+    pool = RecordingPool()
+    first = await claim(pool, JOURNEY, "key:clinic-a", "order-77", CONTEXT)  # type: ignore[arg-type]
+    again = await claim(pool, JOURNEY, "key:clinic-a", "order-77", dict(reversed(CONTEXT.items())))  # type: ignore[arg-type]
+    assert first == again == run_id_for(JOURNEY, "key:clinic-a", "order-77")
+
+
+async def test_two_callers_with_the_same_key_and_body_get_two_runs() -> None:
+    pool = RecordingPool()
+    a = await claim(pool, JOURNEY, "key:clinic-a", "order-77", CONTEXT)  # type: ignore[arg-type]
+    b = await claim(pool, JOURNEY, "key:clinic-b", "order-77", CONTEXT)  # type: ignore[arg-type]
+    assert a != b
+
+
+async def test_a_caller_reusing_its_key_with_another_body_is_422_at_the_header() -> None:
+    pool = RecordingPool()
+    await claim(pool, JOURNEY, "key:clinic-a", "order-77", CONTEXT)  # type: ignore[arg-type]
+    with pytest.raises(RequestValidationError) as refused:
+        await claim(pool, JOURNEY, "key:clinic-a", "order-77", {**CONTEXT, "age": 73})  # type: ignore[arg-type]
+    assert refused.value.errors()[0]["loc"] == ("header", "idempotency-key")
+
+
+async def test_postgresql_is_sent_the_subject_and_hashes_never_the_key_or_the_body() -> None:
+    pool = RecordingPool()
+    await claim(pool, JOURNEY, "key:clinic-a", "order-77", CONTEXT)  # type: ignore[arg-type]
+    await claim(pool, JOURNEY, "key:clinic-a", "order-77", CONTEXT)  # type: ignore[arg-type]
+
+    sent = [str(value) for params in pool.parameters for value in params]
+    assert "key:clinic-a" in sent
+    for secret in ("order-77", "patient-123", "72", "follow-up"):
+        assert not any(secret in value for value in sent), secret
+
+
+def test_the_run_id_depends_on_journey_caller_and_key() -> None:
+    run = run_id_for(JOURNEY, "key:clinic-a", "order-77")
+    assert run_id_for(uuid.uuid4(), "key:clinic-a", "order-77") != run
+    assert run_id_for(JOURNEY, "key:clinic-b", "order-77") != run
+    assert run_id_for(JOURNEY, "key:clinic-a", "order-78") != run
+
+
+def test_no_two_splits_of_caller_and_key_share_a_run() -> None:
+    assert run_id_for(JOURNEY, "key:a", "b:c") != run_id_for(JOURNEY, "key:a:b", "c")
 
 
 def test_body_hash_ignores_key_order_but_not_values() -> None:
     assert body_hash({"id": "p", "age": 72}) == body_hash({"age": 72, "id": "p"})
     assert body_hash({"id": "p", "age": 72}) != body_hash({"id": "p", "age": 73})
-
-
-def test_hashes_do_not_contain_the_key_or_the_patient_data() -> None:
-    assert "order-77" not in key_hash("order-77")
-    assert "patient-123" not in body_hash({"id": "patient-123"})
-    assert len(key_hash("order-77")) == len(body_hash({})) == 64
 
 
 def test_body_hash_takes_integers_beyond_64_bits() -> None:

@@ -8,7 +8,11 @@ from journeys_api.migrations import migrations, yoyo_url
 def test_migration_ids_carry_the_api_prefix() -> None:
     ids = [m.id for m in migrations()]
 
-    assert ids == ["api_0001_idempotency_keys", "api_0002_api_keys"]
+    assert ids == [
+        "api_0001_idempotency_keys",
+        "api_0002_api_keys",
+        "api_0003_idempotency_key_subjects",
+    ]
 
 
 def test_yoyo_url_keeps_a_socket_directory() -> None:

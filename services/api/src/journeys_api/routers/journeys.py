@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Response
 
 from journeys_api import bodies, idempotency, record_size
 from journeys_api.audit import AuditedRoute, audited, touched
-from journeys_api.auth import Scope, require
+from journeys_api.auth import Principal, Scope, require
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import not_found
 from journeys_api.openapi import (
@@ -38,7 +38,8 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         min_length=1, max_length=255,
-        description="retrying with the same key and body returns the same runId",
+        description="retrying with the same key and body returns the same runId; keys are "
+        "scoped to the caller (the authenticated subject) and the journey",
     ),
 ]  # fmt: skip
 
@@ -126,7 +127,6 @@ async def get_journey(journey_id: JourneyIdPath, resources: ResourcesDep) -> Jou
     "/{journeyId}/trigger",
     status_code=202,
     summary="Start a run of the journey for one patient",
-    dependencies=[require(Scope.RUNS_TRIGGER)],
     responses={
         **AUTH_ERRORS,
         202: {"headers": {"Location": {"description": "the run's URL"}}},
@@ -146,6 +146,7 @@ async def trigger(
     ],
     resources: ResourcesDep,
     response: Response,
+    caller: Annotated[Principal, require(Scope.RUNS_TRIGGER)],
     idempotency_key: IdempotencyKey = None,
 ) -> RunAccepted:  # fmt: skip
     """Accepted means durable: the StartRun command is in Kafka when this answers 202."""
@@ -162,7 +163,9 @@ async def trigger(
     if idempotency_key is None:
         run_id = uuid.uuid4()
     else:
-        run_id = await idempotency.claim(resources.pool, journey_id, idempotency_key, context)
+        run_id = await idempotency.claim(
+            resources.pool, journey_id, caller.subject, idempotency_key, context
+        )
     touched(run_id=run_id)
     command = StartRun(
         run_id=run_id, journey_id=journey_id, patient_id=patient_id, patient_context=context,
