@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from journeys_contracts.audit import decode_audit
 from journeys_contracts.commands import StartRun, decode_command
-from journeys_contracts.events import RunStarted, decode_event
+from journeys_contracts.events import RunStarted, decode_event, decode_unknown_event
 from journeys_contracts.journeys import decode_journey
 from journeys_contracts.wire import UnknownRecordType
 
@@ -138,6 +138,25 @@ def test_an_unknown_type_needs_no_other_field(record: dict[str, Any], decode: De
 
 
 COMPLETED = recorded("journeys.run.completed.v1")
+
+
+def test_an_event_of_the_next_version_reads_by_its_common_fields_and_keeps_the_rest() -> None:
+    record = {**COMPLETED, "type": "journeys.run.paused.v1", "pausedBy": {"team": "7"}}
+
+    event = decode_unknown_event(encode(record))
+
+    assert (str(event.run_id), event.seq, event.type) == (
+        COMPLETED["runId"], COMPLETED["seq"], "journeys.run.paused.v1",
+    )  # fmt: skip
+    assert json.loads(event.to_json()) == record
+
+
+@pytest.mark.parametrize("missing", ["runId", "journeyId", "patientId", "seq", "occurredAt"])
+def test_an_event_of_the_next_version_without_a_common_field_cannot_be_read(missing: str) -> None:
+    record = {k: v for k, v in COMPLETED.items() if k != missing}
+
+    with pytest.raises(ValidationError):
+        decode_unknown_event(encode({**record, "type": "journeys.run.paused.v1"}))
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
@@ -142,6 +142,28 @@ def decode_event(data: bytes) -> Event:
         return EVENT_ADAPTER.validate_json(data)
     except ValidationError as exc:
         raise_for_unknown_type(exc)
+
+
+class UnknownEvent(EventBase):
+    """An event of a type this version does not know (a newer version added it), read only by
+    the fields every event carries.
+
+    `decode_event` raises `UnknownRecordType` for such an event; a reader that keeps a run's
+    timeline may then read it with `decode_unknown_event` and keep it as received (its other
+    fields are kept, not interpreted), so the run's seq stays gapless during a rolling upgrade.
+    What the event means is left to the version that knows its type: never change a run's state
+    from it. Not part of `Event`, and no schema is published for it.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
+def decode_unknown_event(data: bytes) -> UnknownEvent:
+    """Read an event `decode_event` refused with `UnknownRecordType` by its common fields;
+    raises pydantic.ValidationError when it lacks them (then it cannot join a timeline)."""
+    return UnknownEvent.model_validate_json(data)
 
 
 def type_of(model: type[WireModel]) -> str:

@@ -1,7 +1,9 @@
 """Records written by the next version (a rolling upgrade): today's projector takes them all.
 
-Added fields are ignored; records of an added type are skipped and counted, and their offsets
-are stored like any other. Nothing of it is dead-lettered, and nothing around it is lost.
+Added fields are ignored. An event of an added type that carries the fields every event
+carries enters its run's timeline as received, so the run's seq stays gapless; other records
+of an added type are skipped. Both are counted, their offsets are stored like any other, nothing
+of it is dead-lettered, and nothing around it is lost.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from journeys_contracts import events as ev
 from journeys_contracts.envelope import CloudEvent
 from journeys_runtime.topics import Topics
 from tests.integration.projector.helpers import (
@@ -62,13 +65,35 @@ def unknown_count(source: str) -> float:
     )
 
 
+def without(record: Record, *names: str) -> Record:
+    """The record with some of its fields removed."""
+    topic, key, value, headers = record
+    data = {k: v for k, v in json.loads(value or b"").items() if k not in names}
+    return topic, key, json.dumps(data).encode(), headers
+
+
+def renumbered(event: ev.Event, seq: int) -> ev.Event:
+    return event.model_copy(update={"seq": seq})
+
+
 async def test_records_of_the_next_version_are_projected_or_skipped_and_never_lost(
     kafka_bootstrap: str, read_models: str, topics: Topics
 ) -> None:
     defined = journey()
     story = waiting_run(Story(journey_id=defined.journey_id, patient_id="patient-next"))
-    first, *middle, last = [event_record(topics, e) for e in story.events]
-    paused = of_new_type(last, "journeys.run.paused.v1", seq=len(story.events) + 1)
+    story.elapsed("wait")
+    # The next version emits an event of a new type between the delay's start and its end,
+    # and another after the end: seqs 1..n are today's waiting run, n+1 is new, n+2 is the
+    # delay's end, n+3 is new again.
+    *waiting, ended = story.events
+    n = len(waiting)
+    first, *middle, last = [event_record(topics, e) for e in waiting]
+    escalated = of_new_type(last, "journeys.run.escalated.v1", seq=n + 1, escalatedTo="nurse")
+    elapsed = event_record(topics, renumbered(ended, n + 2))
+    paused = of_new_type(last, "journeys.run.paused.v1", seq=n + 3, pausedBy="care team 7")
+    headless = without(
+        of_new_type(last, "journeys.patient.merged.v1"), "runId", "seq", "occurredAt"
+    )
     command = command_record(topics, start_run(story), story.patient_id)
     records = [
         with_new_fields(journey_record(topics, defined)),
@@ -78,7 +103,10 @@ async def test_records_of_the_next_version_are_projected_or_skipped_and_never_lo
         with_new_fields(first),
         *(with_new_fields(r) for r in middle),
         with_new_fields(last),
+        escalated,
+        with_new_fields(elapsed),
         paused,
+        headless,
     ]
     before = {s: unknown_count(s) for s in ("definitions", "commands", "events")}
     await produce(kafka_bootstrap, records)
@@ -100,16 +128,26 @@ async def test_records_of_the_next_version_are_projected_or_skipped_and_never_lo
     assert [n["id"] for n in journeys[0]["definition"]["nodes"]] == [
         n.id for n in defined.definition.nodes
     ]
+    timeline = await query(
+        read_models,
+        "SELECT seq, type, data FROM run_events WHERE run_id = %s ORDER BY seq",
+        story.run_id,
+    )
+    assert [e["seq"] for e in timeline] == list(range(1, n + 4)), "no seq gap"
+    new = {e["seq"]: (e["type"], e["data"]) for e in timeline if e["seq"] in (n + 1, n + 3)}
+    assert new == {
+        n + 1: ("journeys.run.escalated.v1", json.loads(escalated[2] or b"")),
+        n + 3: ("journeys.run.paused.v1", json.loads(paused[2] or b"")),
+    }, "events of a new type are kept as received"
     run = await run_row(read_models, story.run_id)
     assert run is not None
-    assert (run["status"], run["current_node_id"]) == ("waiting_delay", "wait")
-    timeline = await query(
-        read_models, "SELECT seq FROM run_events WHERE run_id = %s ORDER BY seq", story.run_id
-    )
-    assert [e["seq"] for e in timeline] == [e.seq for e in story.events]
+    assert run["last_seq"] == n + 3
+    # What a new type means is for the version that knows it: the run stays as the known
+    # events left it.
+    assert (run["status"], run["current_node_id"], run["wake_at"]) == ("in_progress", "wait", None)
     after = {s: unknown_count(s) for s in before}
     assert {s: after[s] - before[s] for s in before} == {
         "definitions": 1,
         "commands": 1,
-        "events": 1,
+        "events": 3,
     }

@@ -57,7 +57,6 @@ def test_undecodable_bytes_are_poison(source: Source) -> None:
 @pytest.mark.parametrize(
     ("source", "record"),
     [
-        (Source.EVENTS, Story().started().events[0]),
         (Source.COMMANDS, start_run(Story())),
         (Source.DEFINITIONS, journey()),
     ],
@@ -68,6 +67,38 @@ def test_a_record_type_of_a_newer_version_is_unknown_not_poison(
     data = {**json.loads(record.to_json()), "type": "journeys.run.teleported.v1"}
 
     assert decode(source, json.dumps(data).encode()) == Unknown("journeys.run.teleported.v1")
+
+
+def test_an_event_of_a_newer_type_with_the_common_fields_is_kept_as_received() -> None:
+    data = {**json.loads(Story().started().events[0].to_json()),
+            "type": "journeys.run.teleported.v1", "teleportedTo": {"ward": "7b"}}  # fmt: skip
+
+    decoded = decode(Source.EVENTS, json.dumps(data).encode())
+
+    assert isinstance(decoded, ev.UnknownEvent)
+    assert (decoded.type, decoded.seq) == ("journeys.run.teleported.v1", 1)
+    assert json.loads(decoded.model_dump_json(by_alias=True)) == data
+
+
+@pytest.mark.parametrize("missing", ["runId", "journeyId", "patientId", "seq", "occurredAt"])
+def test_an_event_of_a_newer_type_without_a_common_field_is_unknown_not_poison(
+    missing: str,
+) -> None:
+    data = {**json.loads(Story().started().events[0].to_json()),
+            "type": "journeys.run.teleported.v1"}  # fmt: skip
+    del data[missing]
+
+    assert decode(Source.EVENTS, json.dumps(data).encode()) == Unknown("journeys.run.teleported.v1")
+
+
+def test_an_event_of_a_newer_type_postgresql_cannot_store_is_poison() -> None:
+    data = {**json.loads(Story().started().events[0].to_json()),
+            "type": "journeys.run.teleported.v1", "note": "a\x00b"}  # fmt: skip
+
+    poison = decode(Source.EVENTS, json.dumps(data).encode())
+
+    assert isinstance(poison, Poison)
+    assert poison.stage == "projector.validate"
 
 
 def test_an_unknown_audit_type_is_unknown_not_poison() -> None:

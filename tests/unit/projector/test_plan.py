@@ -120,6 +120,22 @@ def test_a_timeline_only_event_moves_last_seq_and_updated_at_only() -> None:
     assert (change.last_seq, change.updated_at, change.values) == (4, story.last_at, {})
 
 
+def test_an_event_of_a_newer_type_enters_the_timeline_and_moves_last_seq_only() -> None:
+    story = Story().started().delay("wait")
+    data = {**json.loads(story.events[-1].to_json()), "type": "journeys.run.paused.v1",
+            "seq": 4, "pausedBy": "care team 7"}  # fmt: skip
+    paused = ev.UnknownEvent.model_validate(data)
+
+    rows = plan([*story.events, paused])
+
+    row = rows.events[(story.run_id, 4)]
+    assert (row.type, json.loads(row.data)) == ("journeys.run.paused.v1", data)
+    change = rows.changes[story.run_id]
+    assert (change.last_seq, change.updated_at) == (4, paused.occurred_at)
+    assert change.values["status"] == "waiting_delay"
+    assert change.seqs["status"] == 3
+
+
 def test_runs_of_a_batch_are_planned_apart() -> None:
     a, b = full_run(), Story().started().failed("boom")
     changes = plan([*a.events, *b.events]).changes

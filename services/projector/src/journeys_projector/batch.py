@@ -14,7 +14,7 @@ import psycopg
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from journeys_contracts.events import EventBase
+from journeys_contracts.events import EventBase, UnknownEvent
 from journeys_projector import metrics, store
 from journeys_projector.decode import Decoded, Fact, Poison, Source, Unknown, decode
 from journeys_projector.plan import Plan, plan
@@ -180,10 +180,11 @@ class BatchProjector:
         for tp, record, decoded in items:
             if isinstance(decoded, Poison) or (tp, record.offset) in refused:
                 outcome = "dead_lettered"
-            elif isinstance(decoded, Unknown):
+            elif isinstance(decoded, Unknown | UnknownEvent):
                 outcome = "unknown"
-                metrics.count_unknown(self._sources[tp.topic], decoded.record_type)
-                self._log_first_of(decoded.record_type, self._sources[tp.topic])
+                record_type = decoded.record_type if isinstance(decoded, Unknown) else decoded.type
+                metrics.count_unknown(self._sources[tp.topic], record_type)
+                self._log_first_of(record_type, self._sources[tp.topic])
             else:
                 outcome = "ignored" if decoded is None else "projected"
             counts[(self._sources[tp.topic], outcome)] += 1
@@ -195,13 +196,14 @@ class BatchProjector:
         metrics.BATCH_SECONDS.observe(seconds)
 
     def _log_first_of(self, record_type: str, source: Source) -> None:
-        """Say once per type that records are being skipped: the metric counts the rest."""
+        """Say once per type that records of it are not understood: the metric counts the rest."""
         if record_type in self._skipped_types:
             return
         if len(self._skipped_types) < metrics.UNKNOWN_TYPES_LABELLED:
             self._skipped_types.add(record_type)
         log.warning(
-            "skipping records of a type this version does not know (from a newer version?)",
+            "records of a type this version does not know (from a newer version?): events "
+            "carrying the common fields enter their run's timeline as received, others are skipped",
             extra={"topic": source.value, "record_type": record_type},
         )
 

@@ -1,5 +1,5 @@
 """Turn one record value into the fact it states, nothing (not a fact), a type of a newer
-version (skipped), or why it is poison."""
+version (an event for its run's timeline, else skipped), or why it is poison."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from journeys_contracts.audit import AccessRecorded, decode_audit
 from journeys_contracts.commands import StartRun, decode_command
-from journeys_contracts.events import Event, decode_event
+from journeys_contracts.events import Event, UnknownEvent, decode_event, decode_unknown_event
 from journeys_contracts.journeys import JourneyDefined, decode_journey
 from journeys_contracts.wire import UnknownRecordType
 from journeys_runtime.dlq import describe_validation_error
@@ -44,7 +44,7 @@ class Unknown:
     record_type: str
 
 
-Fact = JourneyDefined | StartRun | Event | AccessRecorded
+Fact = JourneyDefined | StartRun | Event | UnknownEvent | AccessRecorded
 # None: a valid record that states no fact (FireTimer, ...)
 Decoded = Fact | Poison | Unknown | None
 
@@ -55,7 +55,7 @@ def decode(source: Source, value: bytes | None) -> Decoded:
     try:
         fact = _decode(source, value)
     except UnknownRecordType as exc:
-        return Unknown(exc.record_type)
+        return _unknown(source, value, exc.record_type)
     except (ValidationError, ValueError, UnicodeDecodeError) as exc:
         return Poison("projector.decode", describe_validation_error(exc))
     if fact is None:
@@ -74,6 +74,19 @@ def _decode(source: Source, value: bytes) -> Fact | None:
     # Only StartRun states a fact (a run was accepted); the others are requests the
     # executor may reject, and their effects arrive as events.
     return command if isinstance(command, StartRun) else None
+
+
+def _unknown(source: Source, value: bytes, record_type: str) -> Fact | Poison | Unknown:
+    """An event of a newer type still has a place in its run's timeline when it carries the
+    fields every event carries: kept there, the timeline has no seq gap. Anything else is
+    skipped."""
+    if source is not Source.EVENTS:
+        return Unknown(record_type)
+    try:
+        event = decode_unknown_event(value)
+    except ValidationError:
+        return Unknown(record_type)
+    return _storable(event, value)
 
 
 def _storable(fact: Fact, value: bytes) -> Fact | Poison:

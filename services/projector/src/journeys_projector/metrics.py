@@ -8,19 +8,21 @@ UNKNOWN_TYPES_LABELLED = 50
 RECORDS = Counter(
     "journeys_projector_records_total",
     "Records consumed and accounted for: projected, ignored (not facts), unknown (a type of a "
-    "newer version, skipped) or dead-lettered",
+    "newer version: an event with the common fields enters its run's timeline uninterpreted, "
+    "anything else is skipped) or dead-lettered",
     ["topic", "outcome"],
 )
 UNKNOWN_RECORDS = Counter(
     "journeys_projector_records_unknown_total",
-    "Records of a type this version does not know (written by a newer version), skipped",
+    "Records of a type this version does not know (written by a newer version): events with "
+    "the common fields enter their run's timeline uninterpreted, others are skipped",
     ["topic", "type"],
 )
 _unknown_types: set[str] = set()
 
 
 def count_unknown(topic: str, record_type: str) -> None:
-    """Count a skipped record under its type name, or `other` past the first few types."""
+    """Count a record of an unknown type under its type name, or `other` past the first few."""
     if record_type not in _unknown_types and len(_unknown_types) < UNKNOWN_TYPES_LABELLED:
         _unknown_types.add(record_type)
     label = record_type if record_type in _unknown_types else "other"

@@ -92,7 +92,7 @@ class RunChange:
     values: dict[str, Any] = field(default_factory=dict)
     seqs: dict[str, int] = field(default_factory=dict)
 
-    def apply(self, event: ev.Event) -> None:
+    def apply(self, event: ev.Event | ev.UnknownEvent) -> None:
         for name, value in run_fields(event).items():
             if event.seq > self.seqs.get(name, 0):
                 self.values[name], self.seqs[name] = value, event.seq
@@ -133,7 +133,7 @@ class Plan:
         if known is None or row.created_at < known.created_at:
             self.runs[row.run_id] = row
 
-    def _event(self, event: ev.Event) -> None:
+    def _event(self, event: ev.Event | ev.UnknownEvent) -> None:
         key = (event.run_id, event.seq)
         if key in self.events:
             return
@@ -156,8 +156,10 @@ def plan(facts: list[Fact]) -> Plan:
     return out
 
 
-def run_fields(event: ev.Event) -> dict[str, Any]:
-    """The run-row fields one event sets; events not listed here only enter the timeline."""
+def run_fields(event: ev.Event | ev.UnknownEvent) -> dict[str, Any]:
+    """The run-row fields one event sets; events not listed here only enter the timeline (and
+    advance the run's `last_seq`). An event of a type this version does not know sets none:
+    only the version that knows it can say what it changes."""
     if isinstance(event, ev.RunStarted):
         return {"status": IN_PROGRESS, "current_node_id": event.start_node_id}
     if isinstance(event, ev.NodeEntered):
