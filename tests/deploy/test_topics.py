@@ -7,8 +7,8 @@ import re
 from journeys_runtime.topics import Topics
 from tests.deploy.conftest import ROOT, Rendered
 
-# A topic's name: `journeys.<name>.v<N>` (DESIGN.md; event types have two words before the
-# version), or an internal table's `journeys.<...>.changelog`.
+# A topic's name: `journeys.<name>.v<N>` (record types, unlike topics, have two words before
+# the version), or an internal table's `journeys.<...>.changelog`.
 TOPIC_LITERAL = re.compile(r"journeys\.[a-z_]+\.v\d+\b|journeys\.[a-z_.]+\.changelog\b")
 SOURCES = ("contracts/src", "libs/runtime/src", "services")
 STRIMZI_FIELDS = {"topicName", "partitions", "replicas", "config"}

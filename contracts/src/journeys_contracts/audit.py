@@ -2,8 +2,8 @@
 
 The API writes one record for every request to a journey or run route that presented
 credentials, before it answers. A record names people and things by identifiers only: the
-caller's subject, run and journey ids, and the patients' keyed hashes (DESIGN.md section 3),
-never a patient id, a patient context or a message.
+caller's subject, run and journey ids, and the patients' keys (keyed hashes, see
+`journeys_contracts.keys`), never a patient id, a patient context or a message.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class AccessRecorded(WireModel):
     patient_keys: list[PatientKey] = Field(
         default_factory=list,
         description="keyed hashes (HMAC-SHA256, hex) of the patients the request concerned: "
-        "looked up, read, triggered for or changed (DESIGN.md section 3); never their ids",
+        "looked up, read, triggered for or changed; never their ids",
     )
 
 

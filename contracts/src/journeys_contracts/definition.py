@@ -186,7 +186,8 @@ def successors(node: MessageNode | DelayNode | ConditionalNode) -> Iterator[tupl
 
 
 def graph_errors(definition: JourneyDefinition) -> list[GraphError]:
-    """Check the graph rules of DESIGN.md section 2; an empty list means the graph is sound."""
+    """Check the graph rules (ids unique, every reference and the start resolve, every node
+    reachable, every cycle passes a positive DELAY); an empty list means the graph is sound."""
     errors: list[GraphError] = []
     index: dict[str, int] = {}
     for i, node in enumerate(definition.nodes):

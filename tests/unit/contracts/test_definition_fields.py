@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from journeys_contracts.definition import JourneyDefinition, StrictJourneyDefinition, graph_errors
 
-# Verbatim from DESIGN.md section 2: upstream systems already send exactly this.
-DESIGN_EXAMPLE = """
+# The documented example journey, verbatim: upstream systems already send exactly this.
+HIP_REPLACEMENT_JOURNEY = """
 {
   "name": "Hip replacement recovery",
   "start_node_id": "welcome",
@@ -48,15 +48,15 @@ def error_locs(data: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [tuple(e["loc"]) for e in raised.value.errors()]
 
 
-def test_the_example_journey_of_the_design_is_valid() -> None:
-    definition = StrictJourneyDefinition.model_validate_json(DESIGN_EXAMPLE)
+def test_the_documented_example_journey_is_valid() -> None:
+    definition = StrictJourneyDefinition.model_validate_json(HIP_REPLACEMENT_JOURNEY)
     assert graph_errors(definition) == []
     assert [n.type for n in definition.nodes] == ["MESSAGE", "CONDITIONAL", "DELAY", "MESSAGE"]
 
 
-def test_the_example_published_in_the_json_schema_is_the_design_example() -> None:
+def test_the_example_published_in_the_json_schema_is_the_documented_one() -> None:
     (example,) = StrictJourneyDefinition.model_json_schema()["examples"]
-    assert example == json.loads(DESIGN_EXAMPLE)
+    assert example == json.loads(HIP_REPLACEMENT_JOURNEY)
 
 
 def test_next_node_ids_may_be_omitted_and_then_end_the_run() -> None:
@@ -109,7 +109,7 @@ def test_a_field_of_the_wrong_type_is_rejected_at_its_location(
     [pytest.param(True, id="boolean"), pytest.param("5", id="numeric-string")],
 )
 def test_duration_seconds_must_be_a_json_number(duration: Any) -> None:
-    """DESIGN.md section 2: a field of the wrong type is rejected, not coerced."""
+    """A field of the wrong type is rejected, not coerced."""
     assert error_locs(body({**DELAY, "duration_seconds": duration})) == [
         ("nodes", 0, "DELAY", "duration_seconds")
     ]
@@ -195,8 +195,8 @@ def test_kafka_readers_ignore_an_unknown_field_at_every_level(
 
 
 def test_a_strict_definition_is_a_definition() -> None:
-    strict = StrictJourneyDefinition.model_validate(json.loads(DESIGN_EXAMPLE))
+    strict = StrictJourneyDefinition.model_validate(json.loads(HIP_REPLACEMENT_JOURNEY))
 
     assert isinstance(strict, JourneyDefinition)
-    tolerant = JourneyDefinition.model_validate_json(DESIGN_EXAMPLE)
+    tolerant = JourneyDefinition.model_validate_json(HIP_REPLACEMENT_JOURNEY)
     assert JourneyDefinition.model_validate(strict.model_dump()) == tolerant

@@ -41,7 +41,7 @@ def closure(edges: dict[str, list[str]], sources: list[str]) -> set[str]:
 
 
 def oracle_accepts(definition: JourneyDefinition) -> bool:
-    """DESIGN.md section 2, read literally: unique ids, no dangling reference, all reachable,
+    """The graph rules, read literally: unique ids, no dangling reference, all reachable,
     and no node that can come back to itself without leaving a positive DELAY."""
     ids = [n.id for n in definition.nodes]
     if len(set(ids)) != len(ids) or definition.start_node_id not in ids:

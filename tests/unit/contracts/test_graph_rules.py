@@ -1,4 +1,5 @@
-"""Journey definitions: every graph rule of DESIGN.md section 2, located and named."""
+"""Journey definitions: every graph rule (unique ids, resolving references, reachability, a
+DELAY on every cycle), located and named."""
 
 from __future__ import annotations
 

@@ -43,9 +43,9 @@ def fire_record(timer: Timer, fired_at: datetime) -> tuple[bytes, bytes, list[tu
 
 
 class FirePublisher:
-    """Commands and events share partition numbers (DESIGN 3): the FireTimer goes to the
-    commands partition with the number of the DelayStarted's events partition, under the same
-    key, so it reaches the executor task that holds the run."""
+    """Commands and events are co-partitioned (same count, same key; docs/architecture.md,
+    Topics): the FireTimer goes to the commands partition with the number of the DelayStarted's
+    events partition, under the same key, so it reaches the executor task that holds the run."""
 
     def __init__(self, producer: Any, topic: str) -> None:
         self._producer, self._topic = producer, topic
