@@ -9,10 +9,12 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from tests.faults.inject import Injected
 from tests.faults.load import Accepted
 from tests.faults.observe import Observed
 
-TERMINAL = {"journeys.run.completed.v1", "journeys.run.failed.v1", "journeys.run.cancelled.v1"}
+FAILED = "journeys.run.failed.v1"
+TERMINAL = {"journeys.run.completed.v1", FAILED, "journeys.run.cancelled.v1"}
 STATUS_AFTER = {
     "journeys.run.started.v1": "in_progress",
     "journeys.node.entered.v1": "in_progress",
@@ -125,6 +127,18 @@ def projection_divergence(seen: Observed) -> list[str]:
         if actual != expected:
             bad.append(run_id)
     return sorted(bad)
+
+
+def injected_failed(injected: dict[str, Injected], seen: Observed) -> list[str]:
+    """Injected runs whose last event is not `run.failed` (or that have none)."""
+    return sorted(r for r in injected
+                  if [e["type"] for e in seen.events.get(r, [])][-1:] != [FAILED])  # fmt: skip
+
+
+def injected_dead_letters(injected: dict[str, Injected], seen: Observed) -> list[str]:
+    """Injected runs whose command is not in the DLQ at the stage it fails at."""
+    found = {(d["ce_subject"], d["dlq_stage"]) for d in seen.dlq}
+    return sorted(r for r, what in injected.items() if (r, what.stage) not in found)
 
 
 def check(accepted: dict[str, Accepted], seen: Observed) -> dict[str, list[str]]:

@@ -65,7 +65,8 @@ async def observe(
     seen.events = dict(by_run)
     for record in await drain(bootstrap, topics.dlq, settle=0.5):
         seen.dlq.append({k: header(record.headers, k)
-                         for k in ("dlq_source_topic", "dlq_stage", "dlq_error")})  # fmt: skip
+                         for k in ("dlq_source_topic", "dlq_stage", "dlq_error",
+                                   "ce_subject")})  # fmt: skip
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         for row in conn.execute("SELECT * FROM runs"):
             seen.runs[str(row["run_id"])] = row

@@ -17,7 +17,14 @@ import psycopg
 from journeys_runtime.kafka import producer
 from journeys_stack.ports import free_port
 from journeys_stack.supervisor import ServiceProcess, ServiceStartError
-from tests.faults.checkers import CHECKERS, check, redelivered
+from tests.faults.checkers import (
+    CHECKERS,
+    check,
+    injected_dead_letters,
+    injected_failed,
+    redelivered,
+)
+from tests.faults.inject import inject_oversized, inject_poison
 from tests.faults.load import LoadResult, run_load
 from tests.faults.observe import observe
 from tests.faults.proxy import TcpProxy
@@ -215,6 +222,20 @@ async def poison_every_topic(stack: FaultStack) -> dict[str, int]:
     return {"poison_records": len(POISON) * len(CONSUMERS)}
 
 
+async def poison_commands(stack: FaultStack) -> dict[str, int]:
+    """Commands that make the core raise (after a message went out, at the start, on a timer
+    the scheduler fires): each run fails, the executor never stops."""
+    stack.injected = await inject_poison(stack.kafka_bootstrap, stack.topics)
+    return {"poison_commands": len(stack.injected)}
+
+
+async def oversized_records(stack: FaultStack) -> dict[str, int]:
+    """Commands whose records cannot be produced (a run state just over the limit, a command
+    over it, a state that outgrows it on a timer): each run fails, no partition stalls."""
+    stack.injected = await inject_oversized(stack.kafka_bootstrap, stack.topics)
+    return {"oversized_commands": len(stack.injected)}
+
+
 SCENARIOS: dict[str, tuple[str, Fault]] = {
     "1": ("SIGKILL the executor mid-load, start it again", kill_executor),
     "2": ("SIGKILL the scheduler with timers coming due, start it again", kill_scheduler),
@@ -233,6 +254,8 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
     "8b": ("PostgreSQL unreachable for 60 s, then back", postgres_away),
     "9": ("poison records on every topic", poison_every_topic),
     "10": ("the scheduler down past many due times, then back", scheduler_down_past_due_times),
+    "11": ("poison commands that make the executor's core raise", poison_commands),
+    "12": ("oversized records: runs whose records can never be produced", oversized_records),
 }
 
 
@@ -301,10 +324,20 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
         extra["dlq_records"] = len(seen.dlq)
     if key == "10":
         counts["timer_order"] = await timer_order(stack)
+    if stack.injected:  # each injected run failed, and its command is in the DLQ
+        found["injected_not_failed"] = [f"{stack.injected[r].kind} {r}"
+                                        for r in injected_failed(stack.injected, seen)]  # fmt: skip
+        found["injected_not_dead_lettered"] = [
+            f"{stack.injected[r].kind} {r}" for r in injected_dead_letters(stack.injected, seen)
+        ]
+        counts["injected_not_failed"] = len(found["injected_not_failed"])
+        counts["injected_not_dead_lettered"] = len(found["injected_not_dead_lettered"])
     if key == "7":  # a crash point never reached proves nothing about its window
         counts["crash_points_missed"] = extra.pop("crash_points_missed")
     # Runs nobody got a 202 for (a request that got no answer): allowed, never twice per key.
-    extra["unacknowledged_runs"] = len(set(seen.events) - set(result.accepted))
+    extra["unacknowledged_runs"] = len(
+        set(seen.events) - set(result.accepted) - set(stack.injected)
+    )
     extra["triggers_sent"] = result.attempted
     extra["load_loop_lag_max_ms"] = round(result.loop_lag_max * 1000)
     extra["unanswered_requests"] = result.unanswered

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -17,6 +17,7 @@ from journeys_stack.ports import free_port, free_ports
 from journeys_stack.services import Ports
 from journeys_stack.stack import Stack, StackConfig
 from journeys_stack.supervisor import Supervisor
+from tests.faults.inject import Injected
 from tests.faults.proxy import TcpProxy
 
 
@@ -31,6 +32,7 @@ class FaultStack:
     log_dir: Path
     kafka_proxy: TcpProxy | None = None
     database_proxy: TcpProxy | None = None
+    injected: dict[str, Injected] = field(default_factory=dict)  # run id -> what was put in
 
     @property
     def executor_logs(self) -> list[Path]:

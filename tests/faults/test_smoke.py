@@ -1,4 +1,5 @@
-"""Smoke run of the fault suite inside `make test`: scenarios 1, 2, 5, 6, 8a and 9, small load."""
+"""Smoke run of the fault suite inside `make test`: scenarios 1, 2, 5, 6, 8a, 9, 11 and 12,
+small load."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.faults.stack import fault_stack
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.parametrize("scenario", ["1", "2", "5", "6", "9"])
+@pytest.mark.parametrize("scenario", ["1", "2", "5", "6", "9", "11", "12"])
 async def test_every_checker_reads_zero_after_the_fault(
     scenario: str,
     kafka_bootstrap: str,
