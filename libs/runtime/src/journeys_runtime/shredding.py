@@ -45,8 +45,8 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SEALED_PURPOSE = "journeys.sealed.v1"
-_WRAPPED_PURPOSE = "journeys.data-key.v1"
+_SEALED_PURPOSE = "journeys-sealed-value-v1"  # not shaped like a topic name
+_WRAPPED_PURPOSE = "journeys-data-key-v1"
 
 Envelope = dict[str, str]
 
