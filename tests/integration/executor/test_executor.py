@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
@@ -217,12 +218,12 @@ async def test_poison_commands_go_to_the_dead_letter_topic_and_processing_contin
 ) -> None:
     bogus = _start(uuid.uuid4(), "patient-d")
     await send(bogus, "patient-d", value=b"not json")
-    await send(bogus, "patient-d", value=b'{"type": "journeys.command.unknown.v1"}')
+    await send(bogus, "patient-d", value=b'{"type": "no such type"}')
     good = uuid.uuid4()
     await send(_start(good, "patient-d"), "patient-d")
 
     dead = await _read(kafka_bootstrap, topics.dlq, until=2, subject={str(bogus.run_id)})
-    assert [r.value for r in dead] == [b"not json", b'{"type": "journeys.command.unknown.v1"}']
+    assert [r.value for r in dead] == [b"not json", b'{"type": "no such type"}']
     for record in dead:
         assert header(record.headers, "dlq_source_topic") == topics.commands
         assert header(record.headers, "dlq_error")
@@ -437,3 +438,27 @@ async def test_the_executor_log_names_error_types_never_their_text(
     assert canary not in log
     assert "Traceback" not in log
     assert any(f.get("error") == "KeyError" for f in failures), "the failure was logged"
+
+
+async def test_a_command_of_a_newer_version_is_skipped_and_counted_and_new_fields_ignored(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
+) -> None:
+    """During a rolling upgrade a newer API may write a command type this executor does not
+    know, or add fields to one it knows: neither is poison."""
+    later, run_id = uuid.uuid4(), uuid.uuid4()
+    unknown = {"type": "journeys.command.snooze_run.v1", "runId": str(later), "minutes": 5}
+    await send(_start(later, "patient-k"), "patient-k", value=json.dumps(unknown).encode())
+    newer = json.loads(_start(run_id, "patient-k").to_json()) | {"priority": "high"}
+    await send(_start(run_id, "patient-k"), "patient-k", value=json.dumps(newer).encode())
+
+    # One partition, in order: once the second command's events are there, the first is done.
+    events = await _read(kafka_bootstrap, topics.events, until=6, subject={str(run_id)})
+    assert [json.loads(r.value)["seq"] for r in events] == [1, 2, 3, 4, 5, 6]
+    assert await _read(kafka_bootstrap, topics.dlq, until=1, subject={str(later)}, within=1) == []
+    ready_url = executor.services["executor"].ready_url
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(ready_url.replace("/ready", "/metrics"))).text
+    name = 'journeys_executor_records_unknown_total{kind="command_type"}'
+    skipped = [line for line in metrics.splitlines() if line.startswith(name)]
+    assert skipped
+    assert float(skipped[0].split()[-1]) >= 1

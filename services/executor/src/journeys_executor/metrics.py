@@ -36,3 +36,8 @@ OVERSIZED_RECORDS = Counter(
     "dead letter goes without its value",
     ["record"],
 )
+UNKNOWN_RECORDS = Counter(
+    "journeys_executor_records_unknown_total",
+    "Records skipped because a newer version wrote them (kind: command_type); never DLQ'd",
+    ["kind"],
+)

@@ -37,6 +37,7 @@ from aiokafka.structs import ConsumerRecord
 from journeys_contracts import events as ev
 from journeys_contracts.commands import Command, decode_command
 from journeys_contracts.envelope import CloudEvent, event_id
+from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.channels import Channel
 from journeys_executor.core import Rejection, RunState, fail, fold
 from journeys_executor.metrics import (
@@ -45,6 +46,7 @@ from journeys_executor.metrics import (
     OVERSIZED_RECORDS,
     PROCESS_SECONDS,
     TRANSACTION_SECONDS,
+    UNKNOWN_RECORDS,
 )
 from journeys_executor.processing import Outcome, process
 from journeys_executor.runs import Runs
@@ -145,6 +147,12 @@ class BatchProcessor:
         for record in records:
             try:
                 command: Command = decode_command(record.value or b"")
+            except UnknownRecordType:  # a newer version's command: not poison, not ours yet
+                UNKNOWN_RECORDS.labels(kind="command_type").inc()
+                batch.tally["unknown", "skipped"] += 1
+                log.info("command of a type this version does not know skipped",
+                         extra={"offset": record.offset})  # fmt: skip
+                continue
             except Exception as exc:  # whatever it is, the record is poison
                 batch.tally["undecodable", "dead_lettered"] += 1
                 error = describe_validation_error(exc)
