@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 EXAMPLES_PER_OPERATION = 25
 # `ignored_auth` sends its own invalid credentials, but ours ride along on every call (the
 # key is passed as a header), so it sees them accepted and cries wolf. Authentication has
-# a test of its own: tests/integration/api/test_authorization.py (8 routes x 16 credentials).
+# a test of its own: tests/integration/api/test_authorization.py (every route x 18 credentials).
 #
 # `positive_data_acceptance` expects every schema-valid request to be accepted. Ours refuse
 # some with a 422 naming the rule, for rules JSON Schema cannot state: a cursor must be one

@@ -147,3 +147,25 @@ async def test_a_record_handed_over_without_waiting_still_reaches_kafka(
 def _audit_failures() -> float:
     """The process-wide counter: other tests in this process may have moved it too."""
     return REGISTRY.get_sample_value("journeys_api_audit_failures_total") or 0.0
+
+
+async def test_a_search_is_recorded_like_a_listing_found_or_not(api: Api) -> None:
+    key = patient_key(api.settings.patient_key_secret.get_secret_value(), PATIENT)
+    created = await api.client.post("/journeys", json=DESIGN_JOURNEY)
+    triggered = await api.client.post(
+        f"/journeys/{created.json()['journeyId']}/trigger", json=CONTEXT
+    )
+    run_id = uuid.UUID(triggered.json()["runId"])
+
+    found = await api.client.post("/journeys/runs/search", json={"patientId": PATIENT})
+    nobody = await api.client.post("/journeys/runs/search", json={"patientId": "nobody-here"})
+
+    assert [found.status_code, nobody.status_code] == [200, 200]
+    records = await audit_records(api.settings.kafka_bootstrap_servers, api.topics)
+    searched, missed = records[request_id(found)], records[request_id(nobody)]
+    assert searched.action is AuditAction.RUN_LIST
+    assert (searched.method, searched.route) == ("POST", "/journeys/runs/search")
+    assert (searched.run_ids, searched.patient_keys) == ([run_id], [key])
+    nobody_key = patient_key(api.settings.patient_key_secret.get_secret_value(), "nobody-here")
+    assert (missed.run_ids, missed.patient_keys) == ([], [nobody_key])
+    assert PATIENT not in str(searched.model_dump())

@@ -65,6 +65,7 @@ ROUTES = [
     Route("GET", f"/journeys/{UNKNOWN}", "journeys:read", 404),
     Route("POST", f"/journeys/{UNKNOWN}/trigger", "runs:trigger", 404, {"id": "p-1"}),
     Route("GET", "/journeys/runs", "runs:read", 200),
+    Route("POST", "/journeys/runs/search", "runs:read", 200, {"patientId": "p-1"}),
     Route("GET", f"/journeys/runs/{UNKNOWN}", "runs:read", 404),
     Route("GET", f"/journeys/runs/{UNKNOWN}/events", "runs:read", 404),
     Route("POST", f"/journeys/runs/{UNKNOWN}/cancel", "runs:cancel", 404),
@@ -191,7 +192,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 144
+    assert len(ROUTES) * len(cases) == 162
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 
@@ -212,7 +213,7 @@ async def _each_answer_has_its_audit_record(
         else:
             assert record.subject is not None, name
             assert record.subject.startswith(("jwt:", "key:")), name
-    assert len(records) == 8 * 17
+    assert len(records) == len(ROUTES) * 17
 
 
 async def test_probes_stay_open(secured: tuple[httpx.AsyncClient, str]) -> None:

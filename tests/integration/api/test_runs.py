@@ -113,3 +113,42 @@ async def test_runs_filter_by_journey_patient_and_status_and_page(api: Api) -> N
 
 def _is_cancel(record: ConsumerRecord[bytes, bytes]) -> bool:
     return header(record.headers, "ce_type") == "journeys.command.cancel_run.v1"
+
+
+async def test_search_by_body_finds_what_the_query_form_finds_and_pages(api: Api) -> None:
+    """POST /journeys/runs/search keeps the patient id out of the URL (and so out of proxy
+    and ingress logs), with the query form's filters and pagination."""
+    journey_a, journey_b = await create_journey(api), await create_journey(api)
+    a1 = await _trigger(api, journey_a, "patient-s")
+    a2 = await _trigger(api, journey_a, "patient-s")
+    b1 = await _trigger(api, journey_b, "patient-s")
+    await _trigger(api, journey_a, "patient-other")
+    await set_run(api.database_url, a2, "waiting_delay")
+
+    async def search(**body: object) -> dict[str, object]:
+        response = await api.client.post("/journeys/runs/search", json=body)
+        assert response.status_code == 200, response.text
+        assert "patient-s" not in str(response.request.url)
+        found: dict[str, object] = response.json()
+        return found
+
+    async def ids(**body: object) -> list[str]:
+        return [run["runId"] for run in (await search(**body))["items"]]  # type: ignore[attr-defined]
+
+    assert await ids(patientId="patient-s") == [a1, a2, b1]
+    assert await ids(patientId="patient-s", journeyId=journey_a) == [a1, a2]
+    assert await ids(patientId="patient-s", status="waiting_delay") == [a2]
+    page = await search(patientId="patient-s", limit=2)
+    rest = await ids(patientId="patient-s", limit=2, cursor=page["nextCursor"])
+    assert [run["runId"] for run in page["items"]] + rest == [a1, a2, b1]  # type: ignore[attr-defined]
+    by_query = await api.client.get("/journeys/runs", params={"patientId": "patient-s"})
+    assert (await search(patientId="patient-s"))["items"] == by_query.json()["items"]
+
+
+async def test_search_refuses_unknown_fields_and_foreign_cursors_naming_them(api: Api) -> None:
+    unknown = await api.client.post("/journeys/runs/search", json={"patient": "p"})
+    cursor = await api.client.post("/journeys/runs/search", json={"cursor": "not-ours"})
+
+    assert unknown.status_code == cursor.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "patient"]
+    assert cursor.json()["detail"][0]["loc"] == ["body", "cursor"]

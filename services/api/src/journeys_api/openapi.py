@@ -64,12 +64,21 @@ VALIDATION: dict[str, dict[str, Any]] = {
             ["body", "id"], "Field required: the patient context needs an id", "missing")),
         reused_key=json_example("Idempotency-Key reused with another body", error(
             ["header", "idempotency-key"],
-            "Idempotency-Key was already used for this journey with a different request body")),
+            "Idempotency-Key was already used by you for this journey with a different "
+            "request body")),
     ),
     "cursor": response(
         "A query parameter is malformed",
         cursor=json_example("foreign cursor",
                             error(["query", "cursor"], "cursor is not one this API issued")),
+    ),
+    "search": response(
+        "A field of the body is unknown or malformed",
+        unknown=json_example("unknown field", error(["body", "patient"],
+                                                    "Extra inputs are not permitted",
+                                                    "extra_forbidden")),
+        cursor=json_example("foreign cursor in the body",
+                            error(["body", "cursor"], "cursor is not one this API issued")),
     ),
     "journeyId": response(
         "The journey id is not a UUID",
@@ -142,6 +151,19 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 CANCEL_EXAMPLES: dict[str, Any] = {
     "reason": json_example("With a reason", {"reason": "patient opted out"}),
     "empty": json_example("Without a reason", {}),
+}
+
+SEARCH_EXAMPLES: dict[str, Any] = {
+    "patient": json_example("A patient's runs", {"patientId": "patient-123"}),
+    "filtered": json_example(
+        "A patient's waiting runs of one journey, 20 a page",
+        {
+            "patientId": "patient-123",
+            "journeyId": "3f0c6d7e-2b1a-4c5d-9e8f-0a1b2c3d4e5f",
+            "status": "waiting_delay",
+            "limit": 20,
+        },
+    ),
 }
 
 _SCHEMA_EXAMPLES = {"JourneyView": [JOURNEY_VIEW], "RunView": [RUN_VIEW], "RunTimeline": [TIMELINE]}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from journeys_api.errors import invalid
+from journeys_api.errors import Loc, invalid
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -28,8 +28,9 @@ def encode_cursor(key: Key) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> Key | None:
-    """The key a cursor names; a 422 naming `cursor` when it is not one this API issued."""
+def decode_cursor(cursor: str | None, loc: Loc = ("query", "cursor")) -> Key | None:
+    """The key a cursor names; a 422 naming `cursor` (at `loc`) when it is not one this API
+    issued."""
     if cursor is None:
         return None
     try:
@@ -37,9 +38,9 @@ def decode_cursor(cursor: str | None) -> Key | None:
         created_at, ident = json.loads(raw)
         key = Key(datetime.fromisoformat(created_at), UUID(ident))
     except (binascii.Error, ValueError, TypeError) as exc:
-        raise invalid(("query", "cursor"), "cursor is not one this API issued") from exc
+        raise invalid(loc, "cursor is not one this API issued") from exc
     if key.created_at.tzinfo is None:
-        raise invalid(("query", "cursor"), "cursor is not one this API issued")
+        raise invalid(loc, "cursor is not one this API issued")
     return key
 
 

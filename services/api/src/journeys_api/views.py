@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from journeys_api import examples
+from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.statuses import TERMINAL, RunStatus
 from journeys_contracts.wire import UtcDatetime
@@ -91,6 +92,29 @@ class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str | None = Field(None, max_length=500, description="recorded on run.cancelled")
+
+
+class RunSearch(BaseModel):
+    """The filters and page of `GET /journeys/runs`, in a body: a patient id here stays out
+    of the URL, and so out of proxy, ingress and access logs."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False,
+        json_schema_extra={"examples": [{"patientId": "patient-123", "limit": 50}]},
+    )  # fmt: skip
+
+    journey_id: UUID | None = None
+    patient_id: str | None = Field(None, min_length=1, max_length=255)
+    status: RunStatus | None = None
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, description="`nextCursor` of the previous page")
+
+    @field_validator("patient_id")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
 
 
 class Detail(BaseModel):

@@ -15,23 +15,27 @@ from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Scope, require
 from journeys_api.deadline import allowed
 from journeys_api.deps import ResourcesDep
-from journeys_api.errors import not_found
+from journeys_api.errors import invalid, not_found
 from journeys_api.openapi import (
     AUTH_ERRORS,
     CANCEL_EXAMPLES,
     CONFLICT,
     NOT_FOUND,
+    SEARCH_EXAMPLES,
+    TOO_LARGE,
     UNAVAILABLE,
     VALIDATION,
 )
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.read_models import Row, RunFilter
+from journeys_api.resources import Resources
 from journeys_api.views import (
     TERMINAL_STATUSES,
     CancelRequest,
     RunCancelling,
     RunEvent,
     RunPage,
+    RunSearch,
     RunStatus,
     RunTimeline,
     RunView,
@@ -54,6 +58,8 @@ _RUN_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.get(
     "",
     summary="List runs, oldest first, filtered by journey, patient and status",
+    description="A patient id in the query string stays in proxy, ingress and access logs: "
+    "this form is for development. Elsewhere, search with `POST /journeys/runs/search`.",
     dependencies=[require(Scope.RUNS_READ)],
     responses={**AUTH_ERRORS, 422: VALIDATION["cursor"], 503: UNAVAILABLE},
     openapi_extra=audited(AuditAction.RUN_LIST),
@@ -62,18 +68,47 @@ async def list_runs(
     resources: ResourcesDep,
     journey_id: Annotated[UUID | None, Query(alias="journeyId")] = None,
     patient_id: Annotated[
-        str | None, Query(alias="patientId", min_length=1, max_length=255)
+        str | None,
+        Query(alias="patientId", min_length=1, max_length=255,
+              description="kept in logs along the way: search by body instead"),
     ] = None,
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page")] = None,
-) -> RunPage:
-    if patient_id is not None:  # looking a patient up is an access to them, found or not
-        touched(patient_key=resources.patient_key(patient_id))
-    if journey_id is not None:
-        touched(journey_id=journey_id)
-    after = decode_cursor(cursor)
+) -> RunPage:  # fmt: skip
+    if patient_id is not None and "\x00" in patient_id:
+        raise invalid(("query", "patientId"), "must not contain the NUL character (U+0000)")
     filters = RunFilter(journey_id=journey_id, patient_id=patient_id, status=status)
+    return await _runs(resources, filters, limit, decode_cursor(cursor))
+
+
+@router.post(
+    "/search",
+    summary="Search runs, oldest first, by journey, patient and status in the body",
+    description="The filters and page of `GET /journeys/runs`, sent as JSON: the patient id "
+    "stays out of the URL, and so out of proxy, ingress and access logs.",
+    dependencies=[require(Scope.RUNS_READ)],
+    responses={**AUTH_ERRORS, 413: TOO_LARGE, 422: VALIDATION["search"], 503: UNAVAILABLE},
+    openapi_extra=audited(AuditAction.RUN_LIST),
+)
+async def search_runs(
+    search: Annotated[RunSearch, Body(openapi_examples=SEARCH_EXAMPLES)],
+    resources: ResourcesDep,
+) -> RunPage:
+    filters = RunFilter(
+        journey_id=search.journey_id, patient_id=search.patient_id, status=search.status
+    )
+    after = decode_cursor(search.cursor, ("body", "cursor"))
+    return await _runs(resources, filters, search.limit, after)
+
+
+async def _runs(resources: Resources, filters: RunFilter, limit: int, after: Key | None) -> RunPage:
+    """One page of runs, noted for the audit record: a patient looked up and not found was
+    still looked up."""
+    if filters.patient_id is not None:
+        touched(patient_key=resources.patient_key(filters.patient_id))
+    if filters.journey_id is not None:
+        touched(journey_id=filters.journey_id)
     rows = await resources.read_models.runs(filters, after, limit + 1)
     keys = [Key(row["created_at"], row["run_id"]) for row in rows]
     items = [_view(row) for row in rows[:limit]]
