@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from journeys_runtime.logs import describe_error
+
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
@@ -40,8 +42,8 @@ class OpsServer:
     async def _ready_view(self, _: web.Request) -> web.Response:
         try:
             checks = await self._ready()
-        except Exception:  # a failing check means "not ready", never a 500
-            log.exception("readiness check raised")
+        except Exception as exc:  # a failing check means "not ready", never a 500
+            log.warning("readiness check raised", extra={"error": describe_error(exc)})
             checks = {"checks": False}
         ok = all(checks.values())
         return web.json_response(

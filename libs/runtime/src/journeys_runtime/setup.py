@@ -16,13 +16,14 @@ import psycopg
 from aiokafka.errors import KafkaError
 from tenacity import (
     AsyncRetrying,
-    before_sleep_log,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_delay,
     wait_exponential,
 )
 
 from journeys_runtime import migrations
+from journeys_runtime.logs import describe_error
 from journeys_runtime.settings import CommonSettings, TopicSettings
 from journeys_runtime.topics import (
     MissingTopicsError,
@@ -49,8 +50,24 @@ def _retrying(settings: CommonSettings, *also: type[BaseException]) -> AsyncRetr
         stop=stop_after_delay(settings.setup_timeout_seconds),
         wait=wait_exponential(multiplier=0.5, max=10),
         retry=retry_if_exception_type((KafkaError, OSError, psycopg.OperationalError, *also)),
-        before_sleep=before_sleep_log(log, logging.WARNING),
+        before_sleep=_waiting,
         reraise=True,
+    )
+
+
+def _explain(exc: BaseException) -> dict[str, str]:
+    """Our own errors say what is missing; any other error is told by type only."""
+    if isinstance(exc, NotSetUpError | TopicsError):
+        return {"problem": str(exc)}
+    return {"error": describe_error(exc)}
+
+
+def _waiting(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    retry_in = state.next_action.sleep if state.next_action is not None else None
+    log.warning(
+        "setup not done yet; retrying",
+        extra={"retry_in": retry_in, **(_explain(exc) if exc is not None else {})},
     )
 
 
@@ -74,10 +91,10 @@ def topics_main(action: Action, settings: TopicSettings) -> int:
     try:
         report = asyncio.run(topics(action, settings))
     except (TopicsError, NotSetUpError) as exc:
-        log.error("topics do not match the declaration", extra={"problem": str(exc)})
+        log.error("topics do not match the declaration", extra=_explain(exc))
         return 1
     except Exception as exc:  # Kafka still unreachable when the setup timeout ran out
-        log.error("topics not applied", extra={"error": repr(exc)})
+        log.error("topics not applied", extra=_explain(exc))
         return 1
     for name in report.created:
         log.info("topic created", extra={"topic": name})
@@ -113,7 +130,7 @@ def wait_main(
     try:
         asyncio.run(wait_for_setup(settings, database_url, sql))
     except Exception as exc:
-        log.error("setup not done in time", extra={"problem": str(exc)})
+        log.error("setup not done in time", extra=_explain(exc))
         return 1
     log.info("setup done: topics and migrations in place")
     return 0

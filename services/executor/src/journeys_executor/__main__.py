@@ -7,7 +7,6 @@ import logging
 import sys
 
 from journeys_executor.app import Executor
-from journeys_executor.errors import scrub_exceptions
 from journeys_executor.settings import get_settings
 from journeys_runtime import crash, service, setup
 from journeys_runtime.logs import configure_logging
@@ -25,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = get_settings()
     configure_logging("executor", settings.log_level)
-    scrub_exceptions()
     if args == ["wait-for-setup"]:
         return setup.wait_main(settings)
     crash.arm(settings.crash_at)

@@ -25,7 +25,6 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from journeys_executor.channels import Channel, ConsoleChannel
-from journeys_executor.errors import log_unhandled
 from journeys_executor.metrics import OWNED_PARTITIONS, TRANSACTIONS
 from journeys_executor.partition import (
     BatchProcessor,
@@ -37,6 +36,7 @@ from journeys_executor.partition import (
 from journeys_executor.runs import restore
 from journeys_executor.settings import ExecutorSettings
 from journeys_runtime import kafka
+from journeys_runtime.logs import log_unhandled
 from journeys_runtime.ops import OpsServer
 from journeys_runtime.service import LoopService
 from journeys_runtime.topics import Topics, ensure_topics
