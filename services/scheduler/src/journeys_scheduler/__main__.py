@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from journeys_runtime import crash, setup
-from journeys_runtime.logs import configure_logging
+from journeys_runtime.logs import configure_logging, log_unhandled
 from journeys_scheduler import migrations
 from journeys_scheduler.app import Scheduler
 from journeys_scheduler.settings import SchedulerSettings, get_settings
@@ -22,6 +22,7 @@ async def serve(settings: SchedulerSettings) -> None:
     scheduler = Scheduler(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(log_unhandled)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     starting = asyncio.create_task(scheduler.start())

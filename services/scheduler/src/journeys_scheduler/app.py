@@ -11,6 +11,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from journeys_runtime.kafka import consumer, producer
+from journeys_runtime.logs import describe_error
 from journeys_runtime.ops import OpsServer
 from journeys_runtime.topics import Topics, ensure_topics
 from journeys_scheduler import migrations
@@ -68,8 +69,11 @@ class Scheduler:
             try:
                 await self._connect()
                 break
-            except (*KAFKA_ERRORS, *PG_ERRORS):
-                log.warning("dependencies not reachable at start; retrying", exc_info=True)
+            except (*KAFKA_ERRORS, *PG_ERRORS) as exc:
+                log.warning(
+                    "dependencies not reachable at start; retrying",
+                    extra={"error": describe_error(exc)},
+                )
                 await self._close_clients()
                 await backoff.wait()
         ingest = Ingest(

@@ -15,6 +15,7 @@ from typing import Protocol
 from uuid import UUID
 
 from journeys_runtime.crash import crash_point
+from journeys_runtime.logs import describe_error
 from journeys_scheduler.clock import Alarm, Backoff, Clock, Sleep
 from journeys_scheduler.coordination import Health, Locks
 from journeys_scheduler.forgetting import Forgetter
@@ -104,8 +105,8 @@ class Firer:
             due = [t for t in due if t.due_at <= now]
         try:
             failed = await self._publisher.fire(due, now)
-        except KAFKA_ERRORS:
-            log.warning("FireTimer batch failed", exc_info=True)
+        except KAFKA_ERRORS as exc:
+            log.warning("FireTimer batch failed", extra={"error": describe_error(exc)})
             failed = list(due)
         if failed:
             FIRE_FAILURES.inc(len(failed))
@@ -149,7 +150,10 @@ class Firer:
                 self._window.abort_load()
                 if not isinstance(exc, PG_ERRORS):
                     raise
-                log.warning("could not load the timer window; retrying", exc_info=True)
+                log.warning(
+                    "could not load the timer window; retrying",
+                    extra={"error": describe_error(exc)},
+                )
                 self._health.postgres = False
                 return False
             self._window.load(now, after, until, timers, limit)

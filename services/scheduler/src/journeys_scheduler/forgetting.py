@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 from uuid import UUID
 
+from journeys_runtime.logs import describe_error
 from journeys_scheduler.clock import Backoff, Sleep
 from journeys_scheduler.coordination import Health
 from journeys_scheduler.store import PG_ERRORS
@@ -60,8 +61,10 @@ class Forgetter:
         batch = self._pending[:DELETE_BATCH]
         try:
             await self._store.delete_timers(batch)
-        except PG_ERRORS:
-            log.warning("could not delete fired timers; retrying", exc_info=True)
+        except PG_ERRORS as exc:
+            log.warning(
+                "could not delete fired timers; retrying", extra={"error": describe_error(exc)}
+            )
             self._health.postgres = False
             return False
         del self._pending[: len(batch)]

@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from journeys_runtime.dlq import dlq_headers
+from journeys_runtime.logs import describe_error
 from journeys_scheduler.clock import Alarm, Backoff, Clock, Sleep
 from journeys_scheduler.coordination import Health, Locks
 from journeys_scheduler.metrics import EVENTS, PARTITIONS_ASSIGNED
@@ -50,8 +51,10 @@ class Ingest:
             generation = self._generation
             try:
                 batches = await self._consumer.getmany(timeout_ms=1000)
-            except KAFKA_ERRORS:
-                log.warning("could not fetch events; retrying", exc_info=True)
+            except KAFKA_ERRORS as exc:
+                log.warning(
+                    "could not fetch events; retrying", extra={"error": describe_error(exc)}
+                )
                 await self._backoff.wait()
                 continue
             records = [
@@ -83,8 +86,10 @@ class Ingest:
                 )
                 self._health.kafka = True
                 return
-            except KAFKA_ERRORS:
-                log.warning("could not dead-letter a record; retrying", exc_info=True)
+            except KAFKA_ERRORS as exc:
+                log.warning(
+                    "could not dead-letter a record; retrying", extra={"error": describe_error(exc)}
+                )
                 self._health.kafka = False
                 await self._backoff.wait()
 
@@ -95,8 +100,11 @@ class Ingest:
                 return True
             try:
                 deleted = await self._store.apply(self._topic, plan)
-            except PG_ERRORS:
-                log.warning("could not store a batch of events; retrying", exc_info=True)
+            except PG_ERRORS as exc:
+                log.warning(
+                    "could not store a batch of events; retrying",
+                    extra={"error": describe_error(exc)},
+                )
                 self._health.postgres = False
                 return False
             self._window.remove(deleted | plan.delete_timer_ids)
@@ -148,8 +156,10 @@ class Ingest:
         while True:
             try:
                 offsets = await self._store.offsets(self._topic, partitions)
-            except PG_ERRORS:
-                log.warning("could not read stored offsets; retrying", exc_info=True)
+            except PG_ERRORS as exc:
+                log.warning(
+                    "could not read stored offsets; retrying", extra={"error": describe_error(exc)}
+                )
                 self._health.postgres = False
                 await backoff.wait()
                 continue
@@ -163,8 +173,11 @@ class Ingest:
         try:
             ends = await self._consumer.end_offsets(partitions)
             starts = await self._consumer.beginning_offsets(partitions)
-        except KAFKA_ERRORS:
-            log.warning("end offsets unknown: firing without catching up", exc_info=True)
+        except KAFKA_ERRORS as exc:
+            log.warning(
+                "end offsets unknown: firing without catching up",
+                extra={"error": describe_error(exc)},
+            )
             return {}
         return {tp: end for tp, end in ends.items() if end > stored.get(tp.partition, starts[tp])}
 

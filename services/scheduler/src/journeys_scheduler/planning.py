@@ -59,7 +59,11 @@ class Plan:
 
 
 class _PoisonError(Exception):
-    pass
+    """`reason` is ours: a field location and error kind, or a sentence; never a value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def plan_batch(records: Iterable[Record]) -> Plan:
@@ -71,7 +75,7 @@ def plan_batch(records: Iterable[Record]) -> Plan:
         try:
             _apply(plan, record)
         except _PoisonError as exc:
-            plan.dead_letters.append((record, str(exc)))
+            plan.dead_letters.append((record, exc.reason))
     return plan
 
 
