@@ -32,8 +32,8 @@ OWNED_PARTITIONS = Gauge(
 )
 OVERSIZED_RECORDS = Counter(
     "journeys_executor_oversized_records_total",
-    "Records too large to produce (event, run_state, dead_letter): the run fails, or the "
-    "dead letter goes without its value",
+    "Records too large to produce (event, run_state, journey_definition, dead_letter): the run "
+    "fails, or the dead letter goes without its value",
     ["record"],
 )
 UNKNOWN_RECORDS = Counter(

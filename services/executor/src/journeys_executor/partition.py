@@ -108,7 +108,8 @@ class _Batch:
 
     states: dict[bytes, RunState] = field(default_factory=dict)
     stored: dict[bytes, bytes | None] = field(default_factory=dict)
-    """The changelog value of each run in `states`; None forgets the run (a tombstone)."""
+    """The changelog records: each run in `states` (None forgets the run, a tombstone) and the
+    definition of each journey the partition's changelog did not hold yet."""
     sends: list[asyncio.Future[Any]] = field(default_factory=list)
     tally: Counter[tuple[str, str]] = field(default_factory=Counter)
     emitted: Counter[str] = field(default_factory=Counter)
@@ -180,7 +181,7 @@ class BatchProcessor:
         )
         await asyncio.wait_for(producer.commit_transaction(), self.step_timeout)
         crash_point("executor.after_commit")
-        part.runs.update(changed)
+        part.runs.update(changed, batch.states)
         part.next_offset = next_offset
         for (kind, outcome), n in batch.tally.items():
             COMMANDS.labels(type=kind, outcome=outcome).inc(n)
@@ -252,6 +253,7 @@ class BatchProcessor:
                     return
                 assert outcome.state is not None
                 stored = self._serialize(run_key, outcome.state)
+                self._journey(part, batch, outcome.state)
                 await self._emit(part, record, batch, outcome.remaining)
             except INFRASTRUCTURE:
                 raise
@@ -282,6 +284,21 @@ class BatchProcessor:
             OVERSIZED_RECORDS.labels(record="run_state").inc()
             raise
         return stored
+
+    @staticmethod
+    def _journey(part: Partition, batch: _Batch, state: RunState) -> None:
+        """The journey's definition joins the transaction when the partition has not written it:
+        a stored state names its journey, and the journey's record is what it loads with."""
+        record = part.runs.definition_record(state)
+        if record is None or record[0] in batch.stored:
+            return
+        key, value = record
+        try:
+            check_record_size("journey definition", key, value)
+        except RecordTooLargeError:
+            OVERSIZED_RECORDS.labels(record="journey_definition").inc()
+            raise
+        batch.stored[key] = value
 
     async def _fail(
         self,
@@ -338,6 +355,7 @@ class BatchProcessor:
         try:
             if decision.state is not None:
                 stored = self._serialize(run_key, decision.state)
+                self._journey(part, batch, decision.state)
             await self._emit(part, record, batch, decision)
         except RecordTooLargeError:
             if state is None:  # its start is what cannot be recorded: the failure stands alone

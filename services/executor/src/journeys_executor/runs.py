@@ -1,43 +1,158 @@
-"""The run table: each command partition's runs, kept in memory and in a compacted changelog.
+"""The run table: a command partition's runs and journeys, in memory and in a compacted changelog.
 
 Partition p of the changelog holds the runs of command partition p, written in the same
 transaction as the events and the consumed offset, so what is committed there is exactly
 the state after the committed offset. A replica that takes partition p over reads that
 partition with `read_committed` to its end before it processes a single command.
+
+Two kinds of record share the partition:
+
+- a run's state, under its run id. It does not carry the journey definition (up to 1000
+  nodes): journeys are immutable, so the journey id names the definition, and the state
+  names the journey. A state written by an earlier version still embeds its definition; it
+  loads as it is, and its definition enters the table (and is written under its own key with
+  the next state of that journey this partition writes).
+- a journey's definition, under `journey:<journey id>`, written in the transaction of the
+  first state of that journey the partition stores. Definitions are never tombstoned: there
+  are as many as journeys, not runs.
+
+An ended run is kept for a grace window (so a late duplicate command still meets it and is
+rejected), then forgotten by a tombstone: `due` names the runs whose window has passed, oldest
+end first, and the partition's next transaction writes their tombstones. The index of ended
+runs is rebuilt from the states on restore, so a restarted replica forgets on time too.
+Memory and restore time then follow active runs plus the runs of one window, not history.
 """
 
 from __future__ import annotations
 
+import heapq
+import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from uuid import UUID
 
 from aiokafka import TopicPartition
 
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.statuses import TERMINAL
 from journeys_executor.core import RunState
 from journeys_executor.metrics import RESTORE_SECONDS, RESTORED_RUNS
 from journeys_runtime import kafka
 
 log = logging.getLogger(__name__)
 
+JOURNEY_PREFIX = b"journey:"
+
+
+def journey_key(journey_id: UUID) -> bytes:
+    """The changelog key of a journey's definition; run keys are bare run ids."""
+    return JOURNEY_PREFIX + str(journey_id).encode()
+
 
 class Runs:
-    """Run states by run id, stored as the JSON the changelog holds; parsed when used."""
+    """Run states by run id, stored as the JSON the changelog holds and parsed when used, and
+    the definitions of their journeys."""
 
-    def __init__(self, stored: dict[bytes, bytes] | None = None) -> None:
-        self._stored: dict[bytes, bytes] = stored if stored is not None else {}
+    def __init__(self) -> None:
+        self._stored: dict[bytes, bytes] = {}
+        self._definitions: dict[UUID, JourneyDefinition] = {}
+        self._written: set[UUID] = set()
+        """Journeys whose definition has its own record in the changelog."""
+        self._ended: dict[bytes, float] = {}
+        """Ended runs still stored: when each ended (seconds since the epoch)."""
+        self._queue: list[tuple[float, bytes]] = []
+        """`_ended` as a heap, oldest end first; an entry `_ended` no longer holds is stale."""
+
+    @classmethod
+    def restored(cls, latest: Mapping[bytes, bytes]) -> Runs:
+        """The table of a changelog partition whose latest value per key is `latest`."""
+        runs = cls()
+        states = []
+        for key, value in latest.items():
+            if key.startswith(JOURNEY_PREFIX):
+                journey_id = UUID(key[len(JOURNEY_PREFIX) :].decode())
+                runs._definitions[journey_id] = JourneyDefinition.model_validate_json(value)
+                runs._written.add(journey_id)
+            else:
+                runs._stored[key] = value
+                states.append(key)
+        for key in states:
+            fields = json.loads(runs._stored[key])
+            embedded = fields.get("definition")
+            if embedded is not None:  # written by a version that kept it in the state
+                journey_id = UUID(fields["journey_id"])
+                if journey_id not in runs._definitions:
+                    runs._definitions[journey_id] = JourneyDefinition.model_validate(embedded)
+            if fields.get("status") in TERMINAL:
+                runs._mark_ended(key, datetime.fromisoformat(fields["updated_at"]).timestamp())
+        return runs
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    @property
+    def journeys(self) -> int:
+        return len(self._definitions)
 
     def get(self, run_key: bytes) -> RunState | None:
         raw = self._stored.get(run_key)
-        return RunState.model_validate_json(raw) if raw is not None else None
+        if raw is None:
+            return None
+        fields = json.loads(raw)
+        if "definition" not in fields:
+            fields["definition"] = self._definitions[UUID(fields["journey_id"])]
+        return RunState.model_validate(fields)
 
-    def update(self, changed: dict[bytes, bytes | None]) -> None:
-        """New states; None forgets a run, as a tombstone in the changelog does."""
-        for run_key, stored in changed.items():
+    def definition_record(self, state: RunState) -> tuple[bytes, bytes] | None:
+        """The changelog record of `state`'s journey, when this partition has not written it."""
+        if state.journey_id in self._written:
+            return None
+        return journey_key(state.journey_id), state.definition.model_dump_json().encode()
+
+    def update(
+        self, changed: Mapping[bytes, bytes | None], states: Mapping[bytes, RunState]
+    ) -> None:
+        """What a committed transaction wrote: `changed` records (None forgets a run, as a
+        tombstone in the changelog does), with the states of the runs among them."""
+        for key, stored in changed.items():
+            if key.startswith(JOURNEY_PREFIX):
+                self._written.add(UUID(key[len(JOURNEY_PREFIX) :].decode()))
+                continue
+            self._ended.pop(key, None)
             if stored is None:
-                self._stored.pop(run_key, None)
-            else:
-                self._stored[run_key] = stored
+                self._stored.pop(key, None)
+                continue
+            self._stored[key] = stored
+            state = states.get(key)
+            if state is not None:
+                self._definitions.setdefault(state.journey_id, state.definition)
+                if state.ended:
+                    self._mark_ended(key, state.updated_at.timestamp())
+
+    def has_due(self, before: float) -> bool:
+        """Whether a run that ended at or before `before` is still stored."""
+        self._drop_stale()
+        return bool(self._queue) and self._queue[0][0] <= before
+
+    def due(self, before: float, limit: int) -> list[bytes]:
+        """Up to `limit` runs that ended at or before `before`, oldest end first, taken off
+        the queue: the caller tombstones them. (A transaction that fails discards the whole
+        table, so none is lost from a table still in use.)"""
+        keys: list[bytes] = []
+        while len(keys) < limit and self.has_due(before):
+            keys.append(heapq.heappop(self._queue)[1])
+        return keys
+
+    def _mark_ended(self, key: bytes, at: float) -> None:
+        self._ended[key] = at
+        heapq.heappush(self._queue, (at, key))
+
+    def _drop_stale(self) -> None:
+        queue = self._queue
+        while queue and self._ended.get(queue[0][1]) != queue[0][0]:
+            heapq.heappop(queue)
 
 
 async def restore(bootstrap: str, topic: str, partitions: Collection[int]) -> dict[int, Runs]:
@@ -74,12 +189,14 @@ async def restore(bootstrap: str, topic: str, partitions: Collection[int]) -> di
                     remaining.discard(tp)
     finally:
         await reader.stop()
-    restored = sum(len(t) for t in tables.values())
+    runs = {p: Runs.restored(t) for p, t in tables.items()}
+    restored = sum(len(r) for r in runs.values())
     RESTORED_RUNS.inc(restored)
     RESTORE_SECONDS.observe(time.perf_counter() - started)
     log.info(
         "run table restored",
         extra={"partitions": sorted(tables), "runs": restored,
+               "journeys": sum(r.journeys for r in runs.values()),
                "seconds": round(time.perf_counter() - started, 3)},
     )  # fmt: skip
-    return {p: Runs(t) for p, t in tables.items()}
+    return runs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.statuses import TERMINAL
@@ -30,7 +30,11 @@ class PendingMessage(BaseModel):
 
 
 class RunState(BaseModel):
-    """Everything `decide` needs: the definition snapshot travels with the run."""
+    """Everything `decide` needs, the run's journey definition included.
+
+    The definition is not part of the stored state (`exclude`): a journey is immutable, so its
+    id names it, and the run table keeps each definition once and hands it back on load.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -38,7 +42,7 @@ class RunState(BaseModel):
     journey_id: UUID
     patient_id: str
     patient_context: dict[str, Any]
-    definition: JourneyDefinition
+    definition: JourneyDefinition = Field(exclude=True)
     status: Status
     current_node_id: str | None
     seq: int

@@ -1,0 +1,154 @@
+"""The run table: definitions kept once per journey, ended runs forgotten after a grace window."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from journeys_executor.core import RunState
+from journeys_executor.runs import Runs, journey_key
+from tests.unit.executor.helpers import T0, Run, delay, journey, message, start
+
+RECORDED = Path(__file__).parent / "recorded"
+WAITING = journey(delay("wait", 3600, "hello"), message("hello"))
+ONE_MESSAGE = journey(message("bye"))
+GRACE = 3600.0
+ONE_MESSAGE_JOURNEY = uuid.UUID("55555555-5555-4555-8555-555555555555")
+
+
+def _key(state: RunState) -> bytes:
+    return str(state.run_id).encode()
+
+
+def _stored(runs: Runs, *states: RunState) -> None:
+    """What a committed transaction does: each state, and its journey when the table lacks it."""
+    changed: dict[bytes, bytes | None] = {}
+    for state in states:
+        record = runs.definition_record(state)
+        if record is not None:
+            changed[record[0]] = record[1]
+        changed[_key(state)] = state.model_dump_json().encode()
+    runs.update(changed, {_key(s): s for s in states})
+
+
+def _waiting(run_id: uuid.UUID | None = None) -> RunState:
+    run = Run()
+    run.when(start(WAITING, run_id=run_id or uuid.uuid4()))
+    return run.s
+
+
+def _ended(at_offset: float = 0) -> RunState:
+    """A run of another journey, ended `at_offset` seconds after T0."""
+    run = Run()
+    command = start(ONE_MESSAGE, run_id=uuid.uuid4())
+    run.when(command.model_copy(update={"journey_id": ONE_MESSAGE_JOURNEY}))
+    run.deliver()
+    assert run.s.ended
+    return run.s.model_copy(update={"updated_at": T0 + timedelta(seconds=at_offset)})
+
+
+def test_a_run_state_is_stored_without_its_definition() -> None:
+    state = _waiting()
+    assert "definition" not in json.loads(state.model_dump_json())
+
+
+def test_a_state_stored_without_its_definition_loads_with_its_journeys() -> None:
+    runs = Runs()
+    state = _waiting()
+    _stored(runs, state)
+    assert runs.get(_key(state)) == state
+    definition = state.definition.model_dump_json().encode()
+    again = Runs.restored(
+        {journey_key(state.journey_id): definition, _key(state): state.model_dump_json().encode()}
+    )
+    loaded = again.get(_key(state))
+    assert loaded == state
+    assert loaded is not None
+    assert loaded.definition == WAITING
+
+
+def test_a_journey_is_written_once_per_partition() -> None:
+    runs = Runs()
+    first, second = _waiting(), _waiting()
+    assert runs.definition_record(first) == (
+        journey_key(first.journey_id),
+        WAITING.model_dump_json().encode(),
+    )
+    _stored(runs, first)
+    assert runs.definition_record(second) is None
+
+
+def test_a_state_recorded_with_its_definition_loads_and_its_definition_enters_the_table() -> None:
+    """A changelog written before definitions had their own records still restores; the
+    first state of that journey written now also writes the journey's record."""
+    raw = (RECORDED / "run_state_with_definition.json").read_bytes().strip()
+    recorded = json.loads(raw)
+    runs = Runs.restored({recorded["run_id"].encode(): raw})
+    state = runs.get(recorded["run_id"].encode())
+    assert state is not None
+    assert state.status == "waiting_delay"
+    assert state.definition.model_dump(mode="json") == recorded["definition"]
+    record = runs.definition_record(state)
+    assert record is not None
+    assert record[0] == f"journey:{recorded['journey_id']}".encode()
+    # A run of the same journey stored in the new shape loads from the table.
+    newer = state.model_copy(update={"run_id": uuid.uuid4()})
+    _stored(runs, newer)
+    assert runs.get(_key(newer)) == newer
+    assert runs.definition_record(state) is None
+
+
+def test_an_ended_run_is_due_for_forgetting_once_its_grace_window_has_passed() -> None:
+    runs = Runs()
+    ended, waiting = _ended(at_offset=0), _waiting()
+    _stored(runs, ended, waiting)
+    forget_at = T0.timestamp() + GRACE
+    assert not runs.has_due(before=forget_at - GRACE - 0.001)
+    assert runs.due(before=T0.timestamp() - 0.001, limit=10) == []
+    assert runs.has_due(before=T0.timestamp())
+    assert runs.due(before=T0.timestamp(), limit=10) == [_key(ended)]
+
+
+def test_an_active_run_is_never_due() -> None:
+    runs = Runs()
+    _stored(runs, _waiting())
+    assert runs.due(before=(T0 + timedelta(days=3650)).timestamp(), limit=10) == []
+
+
+def test_due_runs_come_oldest_first_and_at_most_limit_at_a_time() -> None:
+    runs = Runs()
+    states = [_ended(at_offset=s) for s in (30, 10, 20)]
+    _stored(runs, *states)
+    now = T0.timestamp() + 100
+    first = runs.due(before=now, limit=2)
+    assert first == [_key(states[1]), _key(states[2])]
+    runs.update(dict.fromkeys(first), {})
+    assert runs.due(before=now, limit=2) == [_key(states[0])]
+
+
+def test_a_forgotten_run_is_gone_and_no_longer_due() -> None:
+    runs = Runs()
+    ended = _ended()
+    _stored(runs, ended)
+    runs.update({_key(ended): None}, {})
+    assert runs.get(_key(ended)) is None
+    assert not runs.has_due(before=T0.timestamp() + GRACE)
+    assert runs.due(before=T0.timestamp() + GRACE, limit=10) == []
+
+
+def test_a_restored_table_knows_which_runs_ended_and_when() -> None:
+    raw_ended = (RECORDED / "ended_run_state_with_definition.json").read_bytes().strip()
+    raw_waiting = (RECORDED / "run_state_with_definition.json").read_bytes().strip()
+    ended_key = json.loads(raw_ended)["run_id"].encode()
+    fresh = _ended(at_offset=50)
+    runs = Runs.restored({
+        ended_key: raw_ended,
+        json.loads(raw_waiting)["run_id"].encode(): raw_waiting,
+        journey_key(fresh.journey_id): ONE_MESSAGE.model_dump_json().encode(),
+        _key(fresh): fresh.model_dump_json().encode(),
+    })  # fmt: skip
+    assert len(runs) == 3
+    assert runs.due(before=T0.timestamp() + 49, limit=10) == [ended_key]
+    assert runs.due(before=T0.timestamp() + 50, limit=10) == [_key(fresh)]
