@@ -36,6 +36,7 @@ from journeys_executor.partition import (
 from journeys_executor.runs import restore
 from journeys_executor.settings import ExecutorSettings
 from journeys_runtime import kafka
+from journeys_runtime.backoff import Backoff
 from journeys_runtime.logs import log_unhandled
 from journeys_runtime.ops import OpsServer
 from journeys_runtime.service import LoopService
@@ -43,7 +44,9 @@ from journeys_runtime.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = 1.0
+# A partition whose transactions or takeovers keep failing is retried after 0.1-0.5 s, then
+# longer, up to 5 s, so a broker in trouble is not hammered; a committed transaction resets it.
+RETRY_INITIAL_SECONDS, RETRY_JITTER_SECONDS, RETRY_MAX_SECONDS = 0.1, 0.4, 5.0
 TRANSIENT = (KafkaError, TimeoutError, OSError)
 
 
@@ -65,6 +68,7 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self._owned: dict[TopicPartition, Partition] = {}
         self._parked: dict[TopicPartition, Partition] = {}
         self._pending: dict[TopicPartition, float] = {}  # assigned, not yet taken over: not before
+        self._retries: dict[TopicPartition, Backoff] = {}
         self._assigned_once = False
         self._consumer: AIOKafkaConsumer | None = None
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
@@ -160,9 +164,19 @@ class Executor(LoopService, ConsumerRebalanceListener):
                 "transaction failed; re-reading the partition",
                 extra={"partition": part.tp.partition, "error": type(exc).__name__},
             )
-            await self._demote(part, RETRY_SECONDS)
+            await self._demote(part, self._retry_delay(part.tp))
         else:
             TRANSACTIONS.labels(outcome="committed").inc()
+            self._retries.pop(part.tp, None)
+
+    def _retry_delay(self, tp: TopicPartition) -> float:
+        if tp not in self._retries:
+            self._retries[tp] = Backoff(
+                initial=RETRY_INITIAL_SECONDS,
+                maximum=RETRY_MAX_SECONDS,
+                jitter=RETRY_JITTER_SECONDS,
+            )
+        return self._retries[tp].next_delay()
 
     async def _demote(self, part: Partition, delay: float) -> None:
         """Forget a partition's state after a failed transaction; take it over again later
@@ -222,8 +236,8 @@ class Executor(LoopService, ConsumerRebalanceListener):
                         extra={"partitions": _names(tps), "error": type(exc).__name__})  # fmt: skip
             for producer in producers.values():
                 await discard(producer)
-            retry_at = time.monotonic() + RETRY_SECONDS
-            self._pending.update(dict.fromkeys(tps, retry_at))
+            for tp in tps:
+                self._pending[tp] = time.monotonic() + self._retry_delay(tp)
             return
         for tp in tps:
             offset = committed[tp]
