@@ -20,7 +20,7 @@ from tests.e2e.helpers import (
 
 pytestmark = pytest.mark.e2e
 
-DESIGN_JOURNEY: dict[str, Any] = {
+HIP_REPLACEMENT_JOURNEY: dict[str, Any] = {
     "name": "Hip replacement recovery",
     "start_node_id": "welcome",
     "nodes": [
@@ -42,7 +42,7 @@ def _at(value: str) -> datetime:
 async def test_delay_is_observed_waiting_then_completes_no_earlier_than_due(
     client: httpx.AsyncClient,
 ) -> None:
-    journey_id = await create_journey(client, DESIGN_JOURNEY)
+    journey_id = await create_journey(client, HIP_REPLACEMENT_JOURNEY)
     run_id = await trigger(client, journey_id, {"id": "patient-123", "age": 72, "language": "en"})
 
     waiting = await wait_for_status(client, run_id, {"waiting_delay"})
@@ -71,7 +71,7 @@ async def test_delay_is_observed_waiting_then_completes_no_earlier_than_due(
 async def test_condition_false_branch_ends_the_run_without_waiting(
     client: httpx.AsyncClient,
 ) -> None:
-    journey_id = await create_journey(client, DESIGN_JOURNEY)
+    journey_id = await create_journey(client, HIP_REPLACEMENT_JOURNEY)
     run_id = await trigger(client, journey_id, {"id": "patient-young", "age": 40})
 
     await wait_for_status(client, run_id, {"completed"})
@@ -173,7 +173,7 @@ async def test_cancel_during_delay_never_sends_the_message_after_it(
 async def test_trigger_with_same_idempotency_key_and_body_returns_the_same_run(
     client: httpx.AsyncClient,
 ) -> None:
-    journey_id = await create_journey(client, DESIGN_JOURNEY)
+    journey_id = await create_journey(client, HIP_REPLACEMENT_JOURNEY)
     context = {"id": "patient-idem", "age": 30}
 
     first = await trigger(client, journey_id, context, key="upstream-order-77")
@@ -200,7 +200,7 @@ async def test_bad_requests_get_precise_4xx(client: httpx.AsyncClient) -> None:
     assert (await client.post(f"/journeys/{unknown}/trigger", json={"id": "p"})).status_code == 404
     assert (await client.post(f"/journeys/runs/{unknown}/cancel")).status_code == 404
 
-    dangling = {**DESIGN_JOURNEY, "start_node_id": "nowhere"}
+    dangling = {**HIP_REPLACEMENT_JOURNEY, "start_node_id": "nowhere"}
     response = await client.post("/journeys", json=dangling)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][-1] == "start_node_id"

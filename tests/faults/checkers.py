@@ -1,4 +1,4 @@
-"""The checkers of issue 4: pure functions over what the load accepted and what was observed.
+"""The fault scenarios' checkers: pure functions over what the load accepted and what was observed.
 
 Each returns the offending run (or message) ids; a scenario passes when every list is empty.
 """

@@ -9,12 +9,12 @@ from journeys_runtime.kafka import consumer
 from journeys_runtime.topics import Topics
 from tests.conftest import PARTITIONS
 from tests.integration.api.conftest import Api
-from tests.unit.api.journeys import DESIGN_JOURNEY
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
 
 
 async def create_journey(api: Api) -> str:
-    """The journey of DESIGN.md, created through the API."""
-    response = await api.client.post("/journeys", json=DESIGN_JOURNEY)
+    """The hip replacement journey, created through the API."""
+    response = await api.client.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
     assert response.status_code == 201, response.text
     return str(response.json()["journeyId"])
 

@@ -17,7 +17,7 @@ from journeys_runtime.topics import Topics
 from tests.integration.api.conftest import DEV_KEY, Api, api_settings, serving
 from tests.integration.api.helpers import audit_records, create_journey, read_topic
 from tests.integration.api.projector_sim import simulated_projector
-from tests.unit.api.journeys import DESIGN_JOURNEY
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
 
 PATIENT = "patient-audit-7f3a"
 CONTEXT = {"id": PATIENT, "age": 70, "diagnosis": "audit-marker-diagnosis"}
@@ -30,7 +30,7 @@ def request_id(response: httpx.Response) -> str:
 async def test_each_access_is_recorded_with_who_what_and_the_result(api: Api) -> None:
     key = patient_key(api.settings.patient_key_secret.get_secret_value(), PATIENT)
     client = api.client
-    created = await client.post("/journeys", json=DESIGN_JOURNEY)
+    created = await client.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
     journey_id = uuid.UUID(created.json()["journeyId"])
     triggered = await client.post(f"/journeys/{journey_id}/trigger", json=CONTEXT)
     run_id = uuid.UUID(triggered.json()["runId"])
@@ -104,7 +104,7 @@ async def test_no_answer_leaves_without_its_record(
     a read that PostgreSQL alone could serve."""
     settings = api_settings(kafka_bootstrap, read_models, topics, produce_timeout_seconds=1)
     async with simulated_projector(kafka_bootstrap, read_models, topics), serving(settings) as c:
-        created = await c.post("/journeys", json=DESIGN_JOURNEY)
+        created = await c.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
         assert created.status_code == 201
         journey_id = created.json()["journeyId"]
         failures_before = _audit_failures()
@@ -151,7 +151,7 @@ def _audit_failures() -> float:
 
 async def test_a_search_is_recorded_like_a_listing_found_or_not(api: Api) -> None:
     key = patient_key(api.settings.patient_key_secret.get_secret_value(), PATIENT)
-    created = await api.client.post("/journeys", json=DESIGN_JOURNEY)
+    created = await api.client.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
     triggered = await api.client.post(
         f"/journeys/{created.json()['journeyId']}/trigger", json=CONTEXT
     )

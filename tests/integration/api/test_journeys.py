@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from tests.integration.api.conftest import Api
-from tests.unit.api.journeys import DESIGN_JOURNEY, linear_journey
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY, linear_journey
 
 
 async def test_created_journey_is_readable_right_after_201(api: Api) -> None:
-    response = await api.client.post("/journeys", json=DESIGN_JOURNEY)
+    response = await api.client.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
 
     assert response.status_code == 201, response.text
     journey_id = response.json()["journeyId"]
@@ -19,7 +19,7 @@ async def test_created_journey_is_readable_right_after_201(api: Api) -> None:
     body = found.json()
     assert body.pop("journeyId") == journey_id
     assert body.pop("createdAt").endswith("Z")
-    assert body == DESIGN_JOURNEY
+    assert body == HIP_REPLACEMENT_JOURNEY
 
 
 async def test_journeys_list_in_pages_with_an_opaque_cursor(api: Api) -> None:

@@ -18,7 +18,7 @@ from journeys_api.deadline import AUDIT_RESERVE_SECONDS
 from journeys_api.resources import Resources
 from journeys_runtime.topics import Topics
 from tests.integration.api.conftest import DEV_KEY, api_settings, serving
-from tests.unit.api.journeys import DESIGN_JOURNEY
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
 
 SOME_JOURNEY = "00000000-0000-4000-8000-000000000000"
 AUTH = {"X-API-Key": DEV_KEY}
@@ -60,7 +60,7 @@ async def test_kafka_unreachable_is_503_with_retry_after(read_models: str, topic
     unconfirmed = REGISTRY.get_sample_value("journeys_api_audit_unconfirmed_total") or 0.0
 
     async with serving(settings) as client:
-        created = await client.post("/journeys", json=DESIGN_JOURNEY)
+        created = await client.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
         ready = await client.get("/ready")
 
     # Its audit record could not even be handed to a producer; counted, not waited for.
@@ -94,7 +94,7 @@ async def test_projector_lagging_past_the_wait_still_answers_201_and_counts_it(
 
     async with serving(settings) as client:  # no projector runs: nothing is ever projected
         started = time.monotonic()
-        response = await client.post("/journeys", json=DESIGN_JOURNEY)
+        response = await client.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
         elapsed = time.monotonic() - started
 
     assert response.status_code == 201, response.text
@@ -127,7 +127,7 @@ async def test_an_api_started_without_its_audit_topic_answers_503_at_once(
     await delete_topic(kafka_bootstrap, topics.audit)
 
     async with serving(api_settings(kafka_bootstrap, read_models, topics)) as client:
-        response = await client.post("/journeys", json=DESIGN_JOURNEY)
+        response = await client.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
         ready = await client.get("/ready")
 
     assert response.status_code == 503, response.text
@@ -200,7 +200,7 @@ async def test_waits_in_turn_share_one_answer_deadline(
         assert app.state.resources.publisher.connected
         # Deleted once the producer is connected, so the audit record is what fails.
         await delete_topic(kafka_bootstrap, topics.audit)
-        response = await client.post("/journeys", json=DESIGN_JOURNEY)
+        response = await client.post("/journeys", json=HIP_REPLACEMENT_JOURNEY)
 
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "5"

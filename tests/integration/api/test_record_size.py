@@ -26,12 +26,12 @@ from tests.conftest import PARTITIONS
 from tests.integration.api.conftest import Api, api_settings, serving
 from tests.integration.api.helpers import commands_on_topic, create_journey, records_on_topic
 from tests.integration.api.projector_sim import simulated_projector
-from tests.unit.api.journeys import DESIGN_JOURNEY, linear_journey
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY, linear_journey
 
 pytestmark = pytest.mark.integration
 
 JSON = {"Content-Type": "application/json"}
-DEFINITION = JourneyDefinition.model_validate(DESIGN_JOURNEY)
+DEFINITION = JourneyDefinition.model_validate(HIP_REPLACEMENT_JOURNEY)
 PAD = "x"
 
 

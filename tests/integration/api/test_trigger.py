@@ -12,7 +12,7 @@ from journeys_contracts.envelope import header
 from journeys_contracts.keys import patient_key
 from tests.integration.api.conftest import Api
 from tests.integration.api.helpers import commands_on_topic, create_journey
-from tests.unit.api.journeys import DESIGN_JOURNEY
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
 
 CONTEXT = {"id": "patient-123", "age": 72, "language": "en", "condition": "hip_replacement"}
 
@@ -38,7 +38,7 @@ async def test_trigger_puts_start_run_on_commands_keyed_by_patient_key(api: Api)
     assert str(command.run_id) == run_id
     assert command.patient_id == "patient-123"
     assert command.patient_context == CONTEXT
-    assert command.definition.model_dump() == DESIGN_JOURNEY
+    assert command.definition.model_dump() == HIP_REPLACEMENT_JOURNEY
 
 
 async def test_run_is_readable_right_after_202(api: Api) -> None:

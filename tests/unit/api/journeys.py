@@ -1,11 +1,11 @@
-"""Journey bodies for the API's tests, starting from the one in DESIGN.md."""
+"""Journey bodies for the API's tests, starting from the hip replacement journey."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-DESIGN_JOURNEY: dict[str, Any] = {
+HIP_REPLACEMENT_JOURNEY: dict[str, Any] = {
     "name": "Hip replacement recovery",
     "start_node_id": "welcome",
     "nodes": [
@@ -20,9 +20,9 @@ DESIGN_JOURNEY: dict[str, Any] = {
 }  # fmt: skip
 
 
-def design_journey() -> dict[str, Any]:
+def hip_replacement_journey() -> dict[str, Any]:
     """A deep copy, for tests that break one thing in it."""
-    return copy.deepcopy(DESIGN_JOURNEY)
+    return copy.deepcopy(HIP_REPLACEMENT_JOURNEY)
 
 
 def linear_journey(name: str, *messages: str) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from journeys_contracts.commands import StartRun, decode_command
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.events import RunStarted, decode_event
-from tests.unit.api.journeys import DESIGN_JOURNEY
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
 
-DEFINITION = JourneyDefinition.model_validate(DESIGN_JOURNEY)
+DEFINITION = JourneyDefinition.model_validate(HIP_REPLACEMENT_JOURNEY)
 NOW = datetime.now(UTC)
 PLACEHOLDER = b'"patientContext":{"id":"p1"}'
 

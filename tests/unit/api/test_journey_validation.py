@@ -1,4 +1,4 @@
-"""POST /journeys: every graph rule of DESIGN.md section 2 is a 422 naming the field."""
+"""POST /journeys: every graph rule of a journey definition is a 422 naming the field."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.api.journeys import design_journey
+from tests.unit.api.journeys import hip_replacement_journey
 
 
 def _errors(response: httpx.Response) -> list[dict[str, Any]]:
@@ -16,7 +16,7 @@ def _errors(response: httpx.Response) -> list[dict[str, Any]]:
 
 
 async def test_repeated_node_id_is_422_at_the_second_node(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][3]["id"] = "welcome"
     body["nodes"][2]["next_node_id"] = "welcome"
 
@@ -27,7 +27,7 @@ async def test_repeated_node_id_is_422_at_the_second_node(client: httpx.AsyncCli
 
 
 async def test_dangling_next_node_is_422_at_that_field(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][2]["next_node_id"] = "nowhere"
 
     errors = _errors(await client.post("/journeys", json=body))
@@ -39,7 +39,7 @@ async def test_dangling_next_node_is_422_at_that_field(client: httpx.AsyncClient
 async def test_dangling_conditional_branch_is_422_at_that_branch(
     client: httpx.AsyncClient,
 ) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][1]["on_false_next_node_id"] = "ghost"
 
     [error] = _errors(await client.post("/journeys", json=body))
@@ -50,7 +50,7 @@ async def test_dangling_conditional_branch_is_422_at_that_branch(
 async def test_start_node_that_does_not_exist_is_422_at_start_node_id(
     client: httpx.AsyncClient,
 ) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["start_node_id"] = "nowhere"
 
     [error] = _errors(await client.post("/journeys", json=body))
@@ -60,7 +60,7 @@ async def test_start_node_that_does_not_exist_is_422_at_start_node_id(
 
 
 async def test_missing_start_node_id_is_422_field_required(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     del body["start_node_id"]
 
     [error] = _errors(await client.post("/journeys", json=body))
@@ -69,7 +69,7 @@ async def test_missing_start_node_id_is_422_field_required(client: httpx.AsyncCl
 
 
 async def test_unreachable_node_is_422_at_its_id(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"].append({"id": "orphan", "type": "MESSAGE", "message": "never"})
 
     [error] = _errors(await client.post("/journeys", json=body))
@@ -79,7 +79,7 @@ async def test_unreachable_node_is_422_at_its_id(client: httpx.AsyncClient) -> N
 
 
 async def test_cycle_without_a_delay_is_422_naming_the_cycle(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][3]["next_node_id"] = "welcome"
     body["nodes"][2]["duration_seconds"] = 0
 
@@ -103,7 +103,7 @@ async def test_cycle_without_a_delay_is_422_naming_the_cycle(client: httpx.Async
 async def test_field_of_the_wrong_type_is_422_at_that_field(
     client: httpx.AsyncClient, node: int, field: str, value: Any, loc_tail: list[str]
 ) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][node][field] = value
 
     [error] = _errors(await client.post("/journeys", json=body))
@@ -112,7 +112,7 @@ async def test_field_of_the_wrong_type_is_422_at_that_field(
 
 
 async def test_unknown_operator_is_422_listing_the_known_ones(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][1]["condition"]["operator"] = "approximately"
 
     [error] = _errors(await client.post("/journeys", json=body))
@@ -122,7 +122,7 @@ async def test_unknown_operator_is_422_listing_the_known_ones(client: httpx.Asyn
 
 
 async def test_unknown_node_type_is_422_at_the_node(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][0]["type"] = "SMS"
 
     [error] = _errors(await client.post("/journeys", json=body))
@@ -133,7 +133,7 @@ async def test_unknown_node_type_is_422_at_the_node(client: httpx.AsyncClient) -
 async def test_nul_character_is_422_because_postgres_could_not_store_it(
     client: httpx.AsyncClient,
 ) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][0]["message"] = "Wel\x00come"
 
     [error] = _errors(await client.post("/journeys", json=body))
@@ -142,7 +142,7 @@ async def test_nul_character_is_422_because_postgres_could_not_store_it(
 
 
 async def test_every_broken_rule_is_reported_at_once(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["start_node_id"] = "nowhere"
     body["nodes"][0]["next_node_id"] = "ghost"
 
@@ -154,7 +154,7 @@ async def test_every_broken_rule_is_reported_at_once(client: httpx.AsyncClient) 
 
 
 async def test_422_never_echoes_the_submitted_values(client: httpx.AsyncClient) -> None:
-    body = design_journey()
+    body = hip_replacement_journey()
     body["nodes"][2]["duration_seconds"] = "secret-duration-value"
     body["nodes"][1]["condition"]["value"] = {"nested": "secret-condition-value"}
 
@@ -180,7 +180,7 @@ async def test_malformed_json_is_422_without_the_parser_context(
 async def test_a_sound_journey_passes_validation_and_needs_kafka(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.post("/journeys", json=design_journey())
+    response = await client.post("/journeys", json=hip_replacement_journey())
 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"

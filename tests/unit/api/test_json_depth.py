@@ -24,7 +24,7 @@ from journeys_api.publisher import Record
 from journeys_contracts.commands import StartRun, decode_command
 from journeys_contracts.definition import JourneyDefinition
 from tests.unit.api.conftest import AUTH, JOURNEY_ID, offline_app
-from tests.unit.api.journeys import DESIGN_JOURNEY, design_journey
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY, hip_replacement_journey
 
 LIMIT = 32  # API_MAX_JSON_DEPTH's default
 RUN_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
@@ -46,7 +46,7 @@ def accepting_app() -> FastAPI:
     would (`to_json`) into a list instead of Kafka."""
     app = offline_app()
     resources = app.state.resources
-    definition = JourneyDefinition.model_validate(DESIGN_JOURNEY)
+    definition = JourneyDefinition.model_validate(HIP_REPLACEMENT_JOURNEY)
     sent: list[bytes] = []
 
     async def journey(_: Any) -> JourneyDefinition:
@@ -114,7 +114,7 @@ async def test_every_route_taking_json_refuses_a_deep_body(path: str) -> None:
 
 
 async def test_a_definition_with_a_deep_condition_value_is_422_naming_the_limit() -> None:
-    journey = design_journey()
+    journey = hip_replacement_journey()
     value: Any = 65
     for _ in range(LIMIT):
         value = [value]

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.api.journeys import DESIGN_JOURNEY
+from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
 
 API_ROUTES = [
     ("post", "/journeys"), ("get", "/journeys"), ("get", "/journeys/{journeyId}"),
@@ -45,7 +45,7 @@ def test_journey_body_examples_include_the_hip_replacement_journey(
 ) -> None:
     body = document["paths"]["/journeys"]["post"]["requestBody"]["content"]["application/json"]
 
-    assert body["examples"]["hip_replacement"]["value"] == DESIGN_JOURNEY
+    assert body["examples"]["hip_replacement"]["value"] == HIP_REPLACEMENT_JOURNEY
 
 
 def test_trigger_documents_the_idempotency_key_header(document: dict[str, Any]) -> None:

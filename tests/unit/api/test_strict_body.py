@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.api.journeys import design_journey
+from tests.unit.api.journeys import hip_replacement_journey
 
 
 def _add(body: dict[str, Any], where: tuple[Any, ...]) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def _add(body: dict[str, Any], where: tuple[Any, ...]) -> dict[str, Any]:
 async def test_an_unknown_field_at_any_level_is_422_at_that_field(
     client: httpx.AsyncClient, where: tuple[Any, ...], loc: list[Any]
 ) -> None:
-    response = await client.post("/journeys", json=_add(design_journey(), where))
+    response = await client.post("/journeys", json=_add(hip_replacement_journey(), where))
 
     assert response.status_code == 422, response.text
     assert [e["loc"] for e in response.json()["detail"]] == [loc]

@@ -66,7 +66,8 @@ def require_storable(value: Any, loc: tuple[str | int, ...]) -> None:
 
 
 def require_sound_graph(definition: JourneyDefinition) -> None:
-    """Every broken graph rule of DESIGN.md section 2, each located under the body."""
+    """Every broken graph rule (repeated ids, dangling or unreachable nodes, delay-free cycles),
+    each located under the body."""
     errors = [
         {"type": "value_error", "loc": ("body", *error.loc), "msg": error.msg}
         for error in graph_errors(definition)

@@ -1,4 +1,4 @@
-"""Response bodies: camelCase like DESIGN.md section 2, times in UTC ISO 8601."""
+"""Response bodies: camelCase field names, as integrations read them; times in UTC ISO 8601."""
 
 from __future__ import annotations
 
