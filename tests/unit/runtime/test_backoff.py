@@ -68,6 +68,16 @@ async def test_retrying_returns_once_the_operation_succeeds() -> None:
     assert len(failures) == 3
 
 
+async def test_retrying_awaits_an_operation_given_as_a_lambda() -> None:
+    flaky = Flaky(2, OSError("refused"))
+    result = await retrying(
+        lambda: flaky(), what="reading", retry_on=(OSError,), stopping=asyncio.Event(),
+        initial=0.001, max_delay=0.01,
+    )  # fmt: skip
+    assert result == 42
+    assert flaky.calls == 3
+
+
 async def test_retrying_logs_the_error_by_type_only(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="journeys_runtime.backoff"):
         await retrying(

@@ -129,4 +129,10 @@ async def retrying(
         before_sleep=failed,
         reraise=True,
     )
-    return await retryer(operation)
+
+    async def attempt() -> T:
+        # tenacity awaits only what it recognises as a coroutine function; a lambda returning
+        # an awaitable would come back unawaited, as a "success".
+        return await operation()
+
+    return await retryer(attempt)
