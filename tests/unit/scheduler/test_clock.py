@@ -1,10 +1,10 @@
-"""The alarm sleeps until its deadline unless a nearer timer wakes it; backoff grows."""
+"""The alarm sleeps until its deadline unless a nearer timer wakes it."""
 
 from __future__ import annotations
 
 import asyncio
 
-from journeys_scheduler.clock import Alarm, Backoff
+from journeys_scheduler.clock import Alarm
 from tests.unit.scheduler.fakes import FakeClock, settle
 
 
@@ -34,17 +34,3 @@ async def test_a_wake_before_the_wait_is_not_lost() -> None:
     alarm = Alarm(FakeClock().sleep)
     alarm.wake()
     assert await alarm.wait(3600) is True
-
-
-async def test_backoff_doubles_up_to_its_maximum_and_resets() -> None:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    backoff = Backoff(sleep, initial=0.1, maximum=0.5)
-    for _ in range(5):
-        await backoff.wait()
-    backoff.reset()
-    await backoff.wait()
-    assert slept == [0.1, 0.2, 0.4, 0.5, 0.5, 0.1]

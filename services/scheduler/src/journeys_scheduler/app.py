@@ -10,12 +10,13 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from journeys_runtime.backoff import Backoff
 from journeys_runtime.kafka import consumer, producer
 from journeys_runtime.logs import describe_error
 from journeys_runtime.ops import OpsServer
 from journeys_runtime.topics import Topics, ensure_topics
 from journeys_scheduler import migrations
-from journeys_scheduler.clock import Alarm, Backoff, Clock, Sleep, utc_now
+from journeys_scheduler.clock import Alarm, Clock, Sleep, utc_now
 from journeys_scheduler.coordination import Health, Locks
 from journeys_scheduler.firing import Firer
 from journeys_scheduler.ingest import Ingest

@@ -1,4 +1,4 @@
-"""Time as a dependency: the wall clock, sleeping, waits a nearer timer cuts short, backoff."""
+"""Time as a dependency: the wall clock, sleeping, and waits a nearer timer cuts short."""
 
 from __future__ import annotations
 
@@ -46,18 +46,3 @@ class Alarm:
                         await task
         self._event.clear()
         return woken.done() and not woken.cancelled()
-
-
-class Backoff:
-    """Exponential backoff between retries of a failing dependency, reset by a success."""
-
-    def __init__(self, sleep: Sleep, initial: float = 0.05, maximum: float = 5.0) -> None:
-        self._sleep, self.initial, self.maximum = sleep, initial, maximum
-        self.delay = initial
-
-    async def wait(self) -> None:
-        delay, self.delay = self.delay, min(self.delay * 2, self.maximum)
-        await self._sleep(delay)
-
-    def reset(self) -> None:
-        self.delay = self.initial

@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from journeys_runtime.backoff import Backoff
 from journeys_runtime.crash import crash_point
 from journeys_runtime.logs import describe_error
-from journeys_scheduler.clock import Alarm, Backoff, Clock, Sleep
+from journeys_scheduler.clock import Alarm, Clock, Sleep
 from journeys_scheduler.coordination import Health, Locks
 from journeys_scheduler.forgetting import Forgetter
 from journeys_scheduler.metrics import (

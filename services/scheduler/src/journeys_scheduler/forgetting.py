@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 from uuid import UUID
 
+from journeys_runtime.backoff import Backoff
 from journeys_runtime.logs import describe_error
-from journeys_scheduler.clock import Backoff, Sleep
+from journeys_scheduler.clock import Sleep
 from journeys_scheduler.coordination import Health
 from journeys_scheduler.store import PG_ERRORS
 from journeys_scheduler.window import DueWindow

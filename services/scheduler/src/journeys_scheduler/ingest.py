@@ -13,9 +13,10 @@ from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
+from journeys_runtime.backoff import Backoff
 from journeys_runtime.dlq import dlq_headers
 from journeys_runtime.logs import describe_error
-from journeys_scheduler.clock import Alarm, Backoff, Clock, Sleep
+from journeys_scheduler.clock import Alarm, Clock, Sleep
 from journeys_scheduler.coordination import Health, Locks
 from journeys_scheduler.metrics import EVENTS, PARTITIONS_ASSIGNED
 from journeys_scheduler.planning import Plan, Record, plan_batch
