@@ -11,9 +11,9 @@ from aiokafka.errors import KafkaError
 from journeys_projector.batch import BatchProjector
 from journeys_projector.decode import Source
 from journeys_projector.rebalance import SeekToStoredOffsets
-from journeys_projector.retry import StoppedError
 from journeys_projector.settings import ProjectorSettings
 from journeys_runtime import kafka
+from journeys_runtime.backoff import StoppedError
 from journeys_runtime.ops import OpsServer
 from journeys_runtime.service import LoopService
 from journeys_runtime.topics import Topics, ensure_topics

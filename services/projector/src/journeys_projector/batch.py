@@ -18,9 +18,10 @@ from journeys_contracts.events import EventBase, UnknownEvent
 from journeys_projector import metrics, store
 from journeys_projector.decode import Decoded, Fact, Poison, Source, Unknown, decode
 from journeys_projector.plan import Plan, plan
-from journeys_projector.retry import describe, retrying
+from journeys_runtime.backoff import retrying
 from journeys_runtime.crash import crash_point
 from journeys_runtime.dlq import dlq_headers
+from journeys_runtime.logs import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,9 @@ class BatchProjector:
             try:
                 await self._write(single, offsets)
             except RECORD_ERRORS as exc:
-                await self._dead_letter([(tp, record, Poison("projector.store", describe(exc)))])
+                await self._dead_letter(
+                    [(tp, record, Poison("projector.store", describe_error(exc)))]
+                )
                 await self._write(Plan(), offsets)
                 refused.add((tp, record.offset))
         return refused

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
-from journeys_projector.retry import StoppedError
+from journeys_runtime.backoff import StoppedError
 
 log = logging.getLogger(__name__)
 
