@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,6 +48,30 @@ def test_journey_body_examples_include_the_hip_replacement_journey(
     body = document["paths"]["/journeys"]["post"]["requestBody"]["content"]["application/json"]
 
     assert body["examples"]["hip_replacement"]["value"] == HIP_REPLACEMENT_JOURNEY
+
+
+# The journey definition's components as published before the API body became a strict twin
+# of the tolerant Kafka model: generated clients know these names and shapes.
+PUBLISHED = json.loads(
+    (Path(__file__).parent / "recorded" / "openapi_journey_definition.json").read_text()
+)
+
+
+def test_journey_body_keeps_its_published_component_names_and_schemas(
+    document: dict[str, Any],
+) -> None:
+    body = document["paths"]["/journeys"]["post"]["requestBody"]["content"]["application/json"]
+    schemas = document["components"]["schemas"]
+
+    assert body["schema"] == {"$ref": "#/components/schemas/JourneyDefinition"}
+    assert {name: schemas.get(name) for name in PUBLISHED} == PUBLISHED
+
+
+def test_no_component_is_named_after_an_internal_class(document: dict[str, Any]) -> None:
+    names = set(document["components"]["schemas"])
+
+    assert not {name for name in names if name.startswith("Strict")}
+    assert "Strict" not in json.dumps(document)
 
 
 def test_trigger_documents_the_idempotency_key_header(document: dict[str, Any]) -> None:

@@ -79,5 +79,5 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(ops.router)
     if settings.public_metrics:
         app.include_router(ops.metrics_router)
-    openapi.keep_null_examples(app)
+    openapi.finish_document(app)
     return app

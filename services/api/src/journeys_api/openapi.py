@@ -1,10 +1,12 @@
-"""The OpenAPI document: named examples of every route's answers, nulls kept."""
+"""The OpenAPI document: named examples of every route's answers, nulls kept, and the journey
+definition's components under the names clients were generated from."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from journeys_api.examples import (
     HIP_REPLACEMENT_JOURNEY,
@@ -18,6 +20,18 @@ from journeys_api.examples import (
     error,
     json_example,
     response,
+)
+from journeys_contracts.definition import (
+    Condition,
+    ConditionalNode,
+    DelayNode,
+    JourneyDefinition,
+    MessageNode,
+    StrictCondition,
+    StrictConditionalNode,
+    StrictDelayNode,
+    StrictJourneyDefinition,
+    StrictMessageNode,
 )
 
 UNAVAILABLE = response(
@@ -169,19 +183,33 @@ SEARCH_EXAMPLES: dict[str, Any] = {
 _SCHEMA_EXAMPLES = {"JourneyView": [JOURNEY_VIEW], "RunView": [RUN_VIEW], "RunTimeline": [TIMELINE]}
 
 
-def keep_null_examples(app: FastAPI) -> None:
-    """FastAPI drops every null from the document, examples included: put the examples back.
+# The API validates journey bodies with strict twins of the contracts' models: the same shape,
+# closed to unknown fields. Clients were generated from the published names, so the twins take
+# them. The tolerant models' components (the journey view's nodes) give way: a response never
+# carries a field its model does not declare, so the closed shapes describe it exactly.
+_PUBLISHED_NAMES: dict[type[BaseModel], type[BaseModel]] = {
+    StrictJourneyDefinition: JourneyDefinition,
+    StrictMessageNode: MessageNode,
+    StrictDelayNode: DelayNode,
+    StrictConditionalNode: ConditionalNode,
+    StrictCondition: Condition,
+}
 
-    Without this the hip replacement example would lose `"on_false_next_node_id": null`, the very
-    way a branch ends a run.
-    """
+
+def finish_document(app: FastAPI) -> None:
+    """Finish FastAPI's document once, when it is first generated: null examples restored, the
+    journey definition's components under their published names."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         fresh = app.openapi_schema is None
         document = generate()
         if fresh:
+            # FastAPI drops every null from the document, examples included: without this the
+            # hip replacement example would lose `"on_false_next_node_id": null`, the very way
+            # a branch ends a run.
             _restore(document)
+            _publish_strict_twins(document)
             schemas = document.get("components", {}).get("schemas", {})
             for name, examples in _SCHEMA_EXAMPLES.items():
                 if name in schemas:
@@ -203,3 +231,33 @@ def _restore(node: Any) -> None:
     elif isinstance(node, list):
         for child in node:
             _restore(child)
+
+
+def _publish_strict_twins(document: dict[str, Any]) -> None:
+    """Rename each strict twin's component to its tolerant model's name, references included."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    refs: dict[str, str] = {}
+    for strict, tolerant in _PUBLISHED_NAMES.items():
+        if strict.__name__ in schemas:
+            schemas[tolerant.__name__] = schemas.pop(strict.__name__)
+            refs[_ref(strict)] = _ref(tolerant)
+    _rewrite(document, refs)
+    if schemas:
+        document["components"]["schemas"] = dict(sorted(schemas.items()))
+
+
+def _ref(model: type[BaseModel]) -> str:
+    return f"#/components/schemas/{model.__name__}"
+
+
+def _rewrite(node: Any, refs: dict[str, str]) -> None:
+    """Replace every reference in `refs`: `$ref` values and discriminator mappings alike."""
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if isinstance(child, str) and child in refs:
+                node[key] = refs[child]
+            else:
+                _rewrite(child, refs)
+    elif isinstance(node, list):
+        for child in node:
+            _rewrite(child, refs)
