@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def settings(bootstrap: str, prefix: str, **more: object) -> TopicSettings:
     values = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "JOURNEYS_TOPIC_PREFIX": prefix,
-              "JOURNEYS_ENV": "test", "JOURNEYS_SETUP_TIMEOUT_SECONDS": 3}  # fmt: skip
+              "JOURNEYS_ENV": "development", "JOURNEYS_SETUP_TIMEOUT_SECONDS": 3}  # fmt: skip
     return TopicSettings(**{**values, **more})
 
 
@@ -107,7 +107,7 @@ async def test_apply_never_changes_a_partition_count(kafka_bootstrap: str) -> No
 
 def test_topics_command_exit_codes(kafka_bootstrap: str) -> None:
     """The Job's command: 0 when the topics match, 1 when they cannot be made to."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "JOURNEYS_ENV": "test",
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "JOURNEYS_ENV": "development",
            "JOURNEYS_TOPIC_PREFIX": fresh_prefix(),
            "JOURNEYS_SETUP_TIMEOUT_SECONDS": "2"}  # fmt: skip
 
@@ -128,7 +128,7 @@ async def test_wait_for_setup_waits_for_topics_and_migrations(
     kafka_bootstrap: str, fresh_database: str
 ) -> None:
     prefix = fresh_prefix()
-    s = CommonSettings(**{"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "JOURNEYS_ENV": "test",
+    s = CommonSettings(**{"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "JOURNEYS_ENV": "development",
                           "JOURNEYS_TOPIC_PREFIX": prefix,
                           "JOURNEYS_SETUP_TIMEOUT_SECONDS": 2})  # fmt: skip
     with pytest.raises(MissingTopicsError):
