@@ -27,6 +27,8 @@ from typing import Any
 
 import psycopg
 
+from journeys_runtime.logs import describe_error
+
 log = logging.getLogger(__name__)
 
 Position = tuple[str, int]  # (topic, partition)
@@ -91,7 +93,7 @@ class ProjectionWaiter:
             except Exception as exc:  # keep listening whatever broke; waiters only time out
                 log.warning(
                     "read-your-writes listener lost its connection",
-                    extra={"error": type(exc).__name__, "retry_in_seconds": backoff},
+                    extra={"error": describe_error(exc), "retry_in_seconds": backoff},
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

@@ -23,6 +23,7 @@ from journeys_contracts.commands import CancelRun, StartRun
 from journeys_contracts.envelope import CloudEvent
 from journeys_contracts.journeys import JourneyDefined
 from journeys_runtime import kafka
+from journeys_runtime.logs import describe_error
 from journeys_runtime.topics import PartitionMismatchError, Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ class Publisher:
         except PartitionMismatchError:
             raise
         except Exception as exc:
-            log.warning("kafka unreachable at start, retrying", extra={"error": repr(exc)})
+            log.warning(
+                "kafka unreachable at start, retrying", extra={"error": describe_error(exc)}
+            )
             self._retry = asyncio.create_task(self._keep_connecting(), name="kafka-connect")
 
     async def stop(self) -> None:
@@ -151,7 +154,7 @@ class Publisher:
                 await self._connect()
                 return
             except Exception as exc:
-                log.warning("kafka still unreachable", extra={"error": repr(exc)})
+                log.warning("kafka still unreachable", extra={"error": describe_error(exc)})
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
