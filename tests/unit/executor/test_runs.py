@@ -6,9 +6,15 @@ import json
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from journeys_executor.channels import ConsoleChannel
 from journeys_executor.core import RunState
+from journeys_executor.partition import BatchProcessor, Partition
 from journeys_executor.runs import Runs, journey_key
+from journeys_runtime.topics import Topics
 from tests.unit.executor.helpers import T0, Run, delay, journey, message, start
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -152,3 +158,18 @@ def test_a_restored_table_knows_which_runs_ended_and_when() -> None:
     assert len(runs) == 3
     assert runs.due(before=T0.timestamp() + 49, limit=10) == [ended_key]
     assert runs.due(before=T0.timestamp() + 50, limit=10) == [_key(fresh)]
+
+
+def test_the_executor_forgets_a_run_grace_seconds_after_it_ended() -> None:
+    runs = Runs()
+    ended = _ended(at_offset=0)
+    _stored(runs, ended)
+    part = Partition(TopicPartition("commands", 0), cast(AIOKafkaProducer, None), runs, 0)
+
+    def at(seconds: float) -> BatchProcessor:
+        now = T0 + timedelta(seconds=seconds)
+        channel = ConsoleChannel(False)
+        return BatchProcessor(Topics(), "g", channel, 1.0, lambda: now, ended_run_grace=GRACE)
+
+    assert not at(GRACE - 0.01).sweep_due(part)
+    assert at(GRACE).sweep_due(part)

@@ -60,8 +60,9 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self.group_id = f"{settings.topic_prefix}{settings.app_id}"
         channel = channel or ConsoleChannel(settings.console_reveal_patient_data)
         self.batches = BatchProcessor(
-            self.topics, self.group_id, channel, settings.step_timeout_seconds
-        )
+            self.topics, self.group_id, channel, settings.step_timeout_seconds,
+            ended_run_grace=settings.ended_run_grace_seconds,
+        )  # fmt: skip
         # Held while a batch runs and while partitions are taken over; the rebalance
         # callbacks take it too, so a partition is never revoked in the middle of a batch.
         self._lock = asyncio.Lock()
@@ -141,12 +142,13 @@ class Executor(LoopService, ConsumerRebalanceListener):
                 async with self._lock:
                     await self._take_over_due()
             batch = await self._consumer.getmany(timeout_ms=self.settings.poll_timeout_ms)
-            if not batch:
-                continue
             async with self._lock:
                 # Records of a partition not (or no longer) owned are dropped: taking it over
                 # seeks to the committed offset, which fetches them again.
                 work = [(self._owned[tp], rs) for tp, rs in batch.items() if tp in self._owned]
+                # A partition without commands forgets its ended runs in a transaction of its own.
+                work += [(part, []) for tp, part in self._owned.items()
+                         if tp not in batch and self.batches.sweep_due(part)]  # fmt: skip
                 await asyncio.gather(*(self._commit(part, records) for part, records in work))
 
     async def _commit(self, part: Partition, records: list[ConsumerRecord]) -> None:

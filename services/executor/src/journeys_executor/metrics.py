@@ -41,3 +41,7 @@ UNKNOWN_RECORDS = Counter(
     "Records skipped because a newer version wrote them (kind: command_type); never DLQ'd",
     ["kind"],
 )
+FORGOTTEN_RUNS = Counter(
+    "journeys_executor_runs_forgotten_total",
+    "Ended runs tombstoned in the changelog once their grace window passed",
+)

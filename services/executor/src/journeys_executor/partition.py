@@ -43,6 +43,7 @@ from journeys_executor.core import Rejection, RunState, fail, fold
 from journeys_executor.metrics import (
     COMMANDS,
     EVENTS,
+    FORGOTTEN_RUNS,
     OVERSIZED_RECORDS,
     PROCESS_SECONDS,
     TRANSACTION_SECONDS,
@@ -60,6 +61,10 @@ from journeys_runtime.topics import Topics
 log = logging.getLogger(__name__)
 
 SOURCE = "/journeys/executor"
+
+SWEEP_MAX_TOMBSTONES = 2000
+"""Most ended runs one transaction forgets: a window's worth of runs ending at once is spread
+over several transactions instead of one that outlasts its timeouts."""
 
 INFRASTRUCTURE = (KafkaError, TimeoutError, OSError)
 """Errors of the broker or the network: they abort the transaction and the partition is read
@@ -128,16 +133,28 @@ class BatchProcessor:
         channel: Channel,
         step_timeout: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ended_run_grace: float = 3600.0,
     ) -> None:
         self.topics, self.group_id, self.channel = topics, group_id, channel
         self.step_timeout, self.clock = step_timeout, clock
+        self.ended_run_grace = ended_run_grace
+
+    def sweep_due(self, part: Partition) -> bool:
+        """Whether a run of `part` ended more than the grace window ago and is still stored."""
+        return part.runs.has_due(self._forget_before())
+
+    def _forget_before(self) -> float:
+        return self.clock().timestamp() - self.ended_run_grace
 
     async def run(self, part: Partition, records: Sequence[ConsumerRecord]) -> int:
         """Process and commit; returns how many commands it committed. Raises on any Kafka
         failure, after which nothing of the batch is visible and the caller re-reads the
-        partition's state (a commit that timed out may or may not have happened)."""
+        partition's state (a commit that timed out may or may not have happened).
+
+        The transaction also forgets the partition's runs whose grace window has passed (their
+        tombstones); with no records, it does only that, and the offset stays where it is."""
         records = [r for r in records if r.offset >= part.next_offset]
-        if not records:
+        if not records and not self.sweep_due(part):
             return 0
         started = time.perf_counter()
         batch = _Batch()
@@ -166,6 +183,13 @@ class BatchProcessor:
             keys.add(record.key)
         await self._wave(part, wave, batch)
         changed = batch.stored
+        # A run this batch changed is not forgotten now: its new state decides.
+        forgotten = [
+            run_key
+            for run_key in part.runs.due(self._forget_before(), SWEEP_MAX_TOMBSTONES)
+            if run_key not in changed
+        ]
+        changed.update(dict.fromkeys(forgotten))
         for run_key, stored in changed.items():
             batch.sends.append(
                 await producer.send(
@@ -174,15 +198,17 @@ class BatchProcessor:
             )
         await self._wait_acked(batch)
         crash_point("executor.before_commit")
-        next_offset = records[-1].offset + 1
-        await asyncio.wait_for(
-            producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id),
-            self.step_timeout,
-        )
+        next_offset = records[-1].offset + 1 if records else part.next_offset
+        if records:
+            await asyncio.wait_for(
+                producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id),
+                self.step_timeout,
+            )
         await asyncio.wait_for(producer.commit_transaction(), self.step_timeout)
         crash_point("executor.after_commit")
         part.runs.update(changed, batch.states)
         part.next_offset = next_offset
+        FORGOTTEN_RUNS.inc(len(forgotten))
         for (kind, outcome), n in batch.tally.items():
             COMMANDS.labels(type=kind, outcome=outcome).inc(n)
         for kind, n in batch.emitted.items():

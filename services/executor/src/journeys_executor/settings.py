@@ -25,6 +25,9 @@ class ExecutorSettings(CommonSettings):
         15.0, gt=0, le=120, description="longest wait on one transaction step before retrying"
     )
     restore_timeout_seconds: float = Field(300.0, gt=0)
+    ended_run_grace_seconds: float = Field(
+        3600.0, ge=0, description="how long an ended run's state is kept for late duplicates"
+    )
     channel: Literal["console"] = "console"
     console_reveal_patient_data: bool = Field(
         False, description="print patient id and message text on the console channel"
