@@ -18,6 +18,20 @@ AUDIT_MS = 6 * 366 * DAY_MS
 METADATA_WAIT_SECONDS = 15.0
 TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another replica created it first
 DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs source of a topic's own override
+HOUR_MS = 3600 * 1000
+
+CHANGELOG_COMPACTION = {
+    # The active segment is never compacted: roll it hourly, and let no record wait more than
+    # an hour for the cleaner, however little of the log is dirty.
+    "segment.ms": str(HOUR_MS),
+    "max.compaction.lag.ms": str(HOUR_MS),
+    "min.cleanable.dirty.ratio": "0.1",
+    # A tombstone outlives its run's records by this much, so a restore (at most
+    # EXECUTOR_RESTORE_TIMEOUT_SECONDS, 300 s by default) that read the state also reads it.
+    "delete.retention.ms": str(HOUR_MS),
+}
+"""The executor's run table: a run tombstoned at time t stops costing restore time (its state
+is gone) by about t + 2 h (segment roll, cleaner), and its tombstone by t + 3 h."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,7 @@ class Topics:
             self.dlq: {"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS), **isr},
             # Six years, what HIPAA asks of its documentation (45 CFR 164.316(b)(2)).
             self.audit: {"cleanup.policy": "delete", "retention.ms": str(AUDIT_MS), **isr},
-            self.executor_runs: {"cleanup.policy": "compact", **isr},
+            self.executor_runs: {"cleanup.policy": "compact", **CHANGELOG_COMPACTION, **isr},
         }
 
     def specs(
