@@ -22,7 +22,9 @@ CONTEXT = {"id": "patient-123", "age": 72, "note": "order-77 follow-up"}
 
 class RecordingPool:
     """Stands in for the pool: keeps every statement's parameters and plays back a table
-    of claimed keys keyed as the real primary key is, (journey, subject, key hash)."""
+    of claimed keys keyed as the real primary key is, (journey, subject, key hash). Keys
+    claimed before keys were scoped are not played: test_idempotency_upgrade.py adopts
+    them in a real PostgreSQL."""
 
     def __init__(self) -> None:
         self.parameters: list[tuple[Any, ...]] = []
@@ -32,16 +34,21 @@ class RecordingPool:
     async def connection(self) -> AsyncIterator[RecordingPool]:
         yield self
 
-    async def execute(self, statement: str, params: tuple[Any, ...]) -> RecordingPool:
-        self.parameters.append(params)
-        if statement.lstrip().startswith("INSERT"):
-            journey_id, subject, key, body, run_id = params
+    async def execute(
+        self, statement: str, params: tuple[Any, ...] | dict[str, Any]
+    ) -> RecordingPool:
+        if isinstance(params, dict):  # the claim
+            journey_id, subject, key, body, run_id = (
+                params[name] for name in ("journey", "subject", "key", "body", "run")
+            )
+            self.parameters.append((journey_id, subject, key, body, run_id))
             if (journey_id, subject, key) in self.rows:
                 self._result: Any = None
             else:
                 self.rows[(journey_id, subject, key)] = (body, run_id)
                 self._result = (run_id,)
         else:
+            self.parameters.append(params)
             self._result = self.rows.get(params)
         return self
 

@@ -5,6 +5,11 @@ an order number) get two runs, and neither learns of the other's. The run id is 
 the subject and the key (uuid5 under the journey id), so it is the same on every replica even
 before anything is stored. The `api_idempotency_keys` row (the subject, and hashes only, never
 the raw key or body) catches a key reused with a different body.
+
+Keys claimed before keys were scoped carry the empty subject, and their run id was derived from
+the key alone. The first caller to send such a key again with the same body adopts it and gets
+that run, so a retry that spans the upgrade does not start the journey twice; any other caller
+then gets a run of their own. Another body adopts nothing: it is not a retry of that request.
 """
 
 from __future__ import annotations
@@ -15,17 +20,32 @@ import uuid
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from journeys_api.errors import invalid
 
 HEADER_LOC = ("header", "idempotency-key")
 
+# One round trip: adopt an unscoped key with this body if the caller holds none yet, else claim.
 _CLAIM = """
-INSERT INTO api_idempotency_keys (journey_id, subject, key_hash, body_hash, run_id, created_at)
-VALUES (%s, %s, %s, %s, %s, now())
-ON CONFLICT (journey_id, subject, key_hash) DO NOTHING
-RETURNING run_id
+WITH adopted AS (
+    UPDATE api_idempotency_keys SET subject = %(subject)s
+    WHERE journey_id = %(journey)s AND subject = '' AND key_hash = %(key)s
+      AND body_hash = %(body)s
+      AND NOT EXISTS (
+          SELECT 1 FROM api_idempotency_keys
+          WHERE journey_id = %(journey)s AND subject = %(subject)s AND key_hash = %(key)s)
+    RETURNING run_id
+), claimed AS (
+    INSERT INTO api_idempotency_keys
+        (journey_id, subject, key_hash, body_hash, run_id, created_at)
+    SELECT %(journey)s, %(subject)s, %(key)s, %(body)s, %(run)s, now()
+    WHERE NOT EXISTS (SELECT 1 FROM adopted)
+    ON CONFLICT (journey_id, subject, key_hash) DO NOTHING
+    RETURNING run_id
+)
+SELECT run_id FROM adopted UNION ALL SELECT run_id FROM claimed
 """
 # A separate statement: under READ COMMITTED it sees a row a concurrent request just committed.
 _EXISTING = """
@@ -57,10 +77,18 @@ async def claim(
     another body before."""
     run_id = run_id_for(journey_id, subject, key)
     hashed_key, hashed_body = key_hash(key), body_hash(context)
+    params = {"journey": journey_id, "subject": subject, "key": hashed_key,
+              "body": hashed_body, "run": run_id}  # fmt: skip
     async with pool.connection() as conn:
-        cursor = await conn.execute(_CLAIM, (journey_id, subject, hashed_key, hashed_body, run_id))
-        if await cursor.fetchone() is not None:
-            return run_id
+        try:
+            cursor = await conn.execute(_CLAIM, params)
+            claimed = await cursor.fetchone()
+        except psycopg.errors.UniqueViolation:
+            # The caller claimed the key with another body while this adopted it: the row
+            # holding the key is theirs now, read below.
+            claimed = None
+        if claimed is not None:
+            return UUID(str(claimed[0]))
         cursor = await conn.execute(_EXISTING, (journey_id, subject, hashed_key))
         row = await cursor.fetchone()
     if row is None:  # only if an operator deleted the row in between: the key is free again
