@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from journeys_runtime.backoff import Backoff
 from journeys_runtime.logs import describe_error
 
 log = logging.getLogger(__name__)
@@ -81,22 +82,22 @@ class ProjectionWaiter:
                 del self._waiters[(topic, partition)]
 
     async def _run(self) -> None:
-        backoff = self._poll
+        backoff = Backoff(initial=self._poll, maximum=2.0)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self._url, autocommit=True, connect_timeout=self._connect_timeout
                 ) as conn:
                     await conn.execute("LISTEN journeys_projected")
-                    backoff = self._poll
+                    backoff.reset()
                     await self._serve(conn)
             except Exception as exc:  # keep listening whatever broke; waiters only time out
+                delay = backoff.next_delay()
                 log.warning(
                     "read-your-writes listener lost its connection",
-                    extra={"error": describe_error(exc), "retry_in_seconds": backoff},
+                    extra={"error": describe_error(exc), "retry_in_seconds": round(delay, 3)},
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                await asyncio.sleep(delay)
 
     async def _serve(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while True:

@@ -23,6 +23,7 @@ from journeys_contracts.commands import CancelRun, StartRun
 from journeys_contracts.envelope import CloudEvent
 from journeys_contracts.journeys import JourneyDefined
 from journeys_runtime import kafka
+from journeys_runtime.backoff import Backoff
 from journeys_runtime.logs import describe_error
 from journeys_runtime.topics import PartitionMismatchError, Topics, ensure_topics
 
@@ -147,15 +148,14 @@ class Publisher:
         log.info("kafka producer connected")
 
     async def _keep_connecting(self) -> None:
-        delay = 0.5
+        backoff = Backoff(initial=0.5, maximum=RETRY_MAX_SECONDS)
         while True:
-            await asyncio.sleep(delay)
+            await backoff.wait()
             try:
                 await self._connect()
                 return
             except Exception as exc:
                 log.warning("kafka still unreachable", extra={"error": describe_error(exc)})
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
 def _message(key: str | None, record: Record, subject: str, event_id: str) -> dict[str, Any]:
