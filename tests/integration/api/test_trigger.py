@@ -76,7 +76,43 @@ async def test_same_idempotency_key_and_body_return_the_same_run(api: Api) -> No
     assert "order-77" not in key_hash
     assert "patient-123" not in body_hash
     produced = [str(decode_command(r.value).run_id) for r in await commands_on_topic(api)]
-    assert produced == [str(run_id), str(run_id)]  # the replay is sent again, harmlessly
+    assert produced == [str(run_id)]
+
+
+async def test_a_retry_of_a_published_key_produces_no_second_start_run(api: Api) -> None:
+    """However late the retry comes: the executor forgets a run a while after it ended, and a
+    second StartRun would then start the journey again."""
+    journey_id = await create_journey(api)
+    headers = {"Idempotency-Key": "order-79"}
+    url = f"/journeys/{journey_id}/trigger"
+    first = await api.client.post(url, json=CONTEXT, headers=headers)
+    async with await psycopg.AsyncConnection.connect(api.database_url) as conn:
+        cursor = await conn.execute("SELECT published_at FROM api_idempotency_keys")
+        assert [row[0] is not None for row in await cursor.fetchall()] == [True]
+
+    retries = [await api.client.post(url, json=CONTEXT, headers=headers) for _ in range(3)]
+
+    assert {r.status_code for r in retries} == {202}
+    assert {r.json()["runId"] for r in retries} == {first.json()["runId"]}
+    assert {r.headers["location"] for r in retries} == {first.headers["location"]}
+    assert len(await commands_on_topic(api)) == 1
+
+
+async def test_a_retry_of_a_key_whose_start_was_not_acknowledged_publishes_it(api: Api) -> None:
+    """A crash between the claim and the broker's answer leaves the key unpublished: the retry
+    sends the StartRun (again, if the broker had it after all; the executor rejects that)."""
+    journey_id = await create_journey(api)
+    headers = {"Idempotency-Key": "order-80"}
+    url = f"/journeys/{journey_id}/trigger"
+    first = await api.client.post(url, json=CONTEXT, headers=headers)
+    async with await psycopg.AsyncConnection.connect(api.database_url) as conn:
+        await conn.execute("UPDATE api_idempotency_keys SET published_at = NULL")
+
+    retry = await api.client.post(url, json=CONTEXT, headers=headers)
+
+    assert retry.json()["runId"] == first.json()["runId"]
+    produced = [str(decode_command(r.value).run_id) for r in await commands_on_topic(api)]
+    assert produced == [first.json()["runId"]] * 2
 
 
 async def test_same_idempotency_key_with_another_body_is_422_naming_the_header(api: Api) -> None:

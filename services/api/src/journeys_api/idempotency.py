@@ -10,6 +10,12 @@ Keys claimed before keys were scoped carry the empty subject, and their run id w
 the key alone. The first caller to send such a key again with the same body adopts it and gets
 that run, so a retry that spans the upgrade does not start the journey twice; any other caller
 then gets a run of their own. Another body adopts nothing: it is not a retry of that request.
+
+Once the broker has acknowledged a key's StartRun, `mark_published` records it, and a retry
+(`published`) answers the same run without producing again: the executor keeps an ended run
+only for a grace window, after which a second StartRun would start the journey again. Only a
+retry in the moment between the acknowledgement and that record produces twice, and the
+executor rejects that one while the run's state is kept.
 """
 
 from __future__ import annotations
@@ -51,6 +57,16 @@ SELECT run_id FROM adopted UNION ALL SELECT run_id FROM claimed
 _EXISTING = """
 SELECT body_hash, run_id FROM api_idempotency_keys
 WHERE journey_id = %s AND subject = %s AND key_hash = %s
+"""
+
+
+_PUBLISHED = """
+SELECT published_at IS NOT NULL FROM api_idempotency_keys
+WHERE journey_id = %s AND subject = %s AND key_hash = %s
+"""
+_MARK_PUBLISHED = """
+UPDATE api_idempotency_keys SET published_at = now()
+WHERE journey_id = %s AND subject = %s AND key_hash = %s AND published_at IS NULL
 """
 
 
@@ -101,3 +117,20 @@ async def claim(
             "request body",
         )
     return UUID(str(stored_run))
+
+
+async def published(
+    pool: AsyncConnectionPool[Any], journey_id: UUID, subject: str, key: str
+) -> bool:
+    """Whether this caller's key has had its StartRun acknowledged by the broker."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(_PUBLISHED, (journey_id, subject, key_hash(key)))
+        row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def mark_published(
+    pool: AsyncConnectionPool[Any], journey_id: UUID, subject: str, key: str
+) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(_MARK_PUBLISHED, (journey_id, subject, key_hash(key)))

@@ -161,23 +161,32 @@ async def trigger(
         record_size.run_record_sizes(journey_id, patient_id, context, definition)
     )
     if idempotency_key is None:
-        run_id = uuid.uuid4()
+        run_id, sent = uuid.uuid4(), False
     else:
         run_id = await idempotency.claim(
             resources.pool, journey_id, caller.subject, idempotency_key, context
         )
+        sent = await idempotency.published(
+            resources.pool, journey_id, caller.subject, idempotency_key
+        )
     touched(run_id=run_id)
+    response.headers["Location"] = f"/journeys/runs/{run_id}"
+    if sent:  # a retry of a request whose StartRun the broker has: never a second one
+        return RunAccepted(run_id=run_id)
     command = StartRun(
         run_id=run_id, journey_id=journey_id, patient_id=patient_id, patient_context=context,
         definition=definition, requested_at=datetime.now(UTC),
     )  # fmt: skip
-    # A repeated StartRun (same key and body) is harmless: the executor ignores a known run,
-    # and sending it again covers a crash between storing the key and producing.
+    # Sending again a StartRun whose key is claimed but not marked published covers a crash
+    # between the claim and the produce; the executor rejects it if the first one got there.
     await resources.publish(
         resources.topics.commands, resources.patient_key(patient_id), command,
         subject=run_id, event_id=str(uuid.uuid5(run_id, "command.start_run")),
     )  # fmt: skip
-    response.headers["Location"] = f"/journeys/runs/{run_id}"
+    if idempotency_key is not None:
+        await idempotency.mark_published(
+            resources.pool, journey_id, caller.subject, idempotency_key
+        )
     return RunAccepted(run_id=run_id)
 
 
