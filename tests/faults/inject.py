@@ -46,26 +46,19 @@ POISON = {
     ),
 }
 
-LONG = "n" * 200
-# Its state at rest (waiting, with the timer) is ~170 bytes over the command, its RunStarted
-# ~60: a command 100 bytes under the limit starts, sends its message, then cannot be stored.
+# A run's stored state holds the patient context but not the definition, so once its start
+# fits, nothing it does later outgrows the limit. What can still fail is the start itself:
+# its RunStarted carries context and definition, tens of bytes more than the command.
 MESSAGE_THEN_WAIT = _definition(
     "hello",
     {"id": "hello", "type": "MESSAGE", "message": "hi", "next_node_id": "wait"},
     {"id": "wait", "type": "DELAY", "duration_seconds": 3600},
 )
-# Node ids of 200 characters, stored twice at a DELAY: the state outgrows the limit later.
-GROWING = _definition(
-    "a",
-    {"id": "a", "type": "DELAY", "duration_seconds": 1, "next_node_id": LONG},
-    {"id": LONG, "type": "DELAY", "duration_seconds": 1},
-)
-# (definition, value size): a state just over the limit after the first message; a command
-# over the limit itself; a state that grows past the limit on the timer.
+# (definition, command value size): a command that fits whose RunStarted does not; a command
+# over the limit itself.
 OVERSIZED = {
-    "state_over_after_delivery": (MESSAGE_THEN_WAIT, RECORD_MAX_BYTES - 100),
+    "start_over": (MESSAGE_THEN_WAIT, RECORD_MAX_BYTES - 10),
     "command_over": (MESSAGE_THEN_WAIT, RECORD_MAX_BYTES + 1000),
-    "state_grows_over": (GROWING, RECORD_MAX_BYTES - 300),
 }
 
 

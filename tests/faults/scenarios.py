@@ -232,8 +232,8 @@ async def poison_commands(stack: FaultStack) -> dict[str, int]:
 
 
 async def oversized_records(stack: FaultStack) -> dict[str, int]:
-    """Commands whose records cannot be produced (a run state just over the limit, a command
-    over it, a state that outgrows it on a timer): each run fails, no partition stalls."""
+    """Commands whose records cannot be produced (a command that fits whose RunStarted does
+    not, a command over the limit): each run fails, no partition stalls."""
     stack.injected = await inject_oversized(stack.kafka_bootstrap, stack.topics)
     return {"oversized_commands": len(stack.injected)}
 
