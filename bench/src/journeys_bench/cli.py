@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from journeys_bench import api, engine, projection, references, report, timers
+from journeys_bench import api, engine, forgetting, projection, references, report, timers
 from journeys_bench.harness import Infra, infra
 from journeys_runtime.logs import configure_logging
 from journeys_stack.paths import KAFKA_POM, REPO_ROOT, data_dir
@@ -46,13 +46,15 @@ class Sizes:
     near_timers: int = 2000
     kafka_records: int = 200_000
     postgres_rows: int = 100_000
+    forgetting_runs: int = 20_000
+    forgetting_grace: float = 5.0
 
 
 # Small enough to check that every benchmark still works; the figures mean nothing.
 QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5, api_seconds=5,
               api_rates=(100,), api_workers=8, timers=500, timer_window=5, timer_lead=5,
               timer_steps=(1000, 5000), near_timers=100, kafka_records=5000,
-              postgres_rows=5000)  # fmt: skip
+              postgres_rows=5000, forgetting_runs=500)  # fmt: skip
 
 Benchmark = Callable[[Infra, Sizes, Path], Any]
 BENCHMARKS: dict[str, Benchmark] = {
@@ -66,6 +68,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "timer-punctuality": lambda i, s, _: timers.timer_punctuality(i, s.timers, s.timer_window,
                                                                   s.timer_lead),
     "timer-scale": lambda i, s, _: timers.timer_scale(i, s.timer_steps, s.near_timers),
+    "forgetting": lambda i, s, _: forgetting.forgetting(i, s.forgetting_runs,
+                                                        s.forgetting_grace),
 }  # fmt: skip
 
 
@@ -86,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="tiny sizes: checks the benchmarks work, measures nothing",
+    )
+    parser.add_argument(
+        "--forgetting-runs",
+        type=int,
+        metavar="N",
+        help=f"ended runs for `forgetting` (default {Sizes.forgetting_runs:,})",
     )
     return parser
 
@@ -108,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     chosen = args.benchmarks or list(BENCHMARKS)
     sizes = QUICK if args.quick else Sizes()
+    if args.forgetting_runs:
+        sizes = dataclasses.replace(sizes, forgetting_runs=args.forgetting_runs)
     work = data_dir() / "bench"
     started = datetime.now(UTC)
     clock = time.monotonic()

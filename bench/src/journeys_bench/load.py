@@ -47,13 +47,19 @@ class Record:
     headers: Headers
 
 
-def start_runs(count: int, definition: dict[str, Any] = FIVE_STEP) -> list[Record]:
-    """`count` StartRun commands for distinct patients, serialised ahead of the clock."""
+def start_runs(
+    count: int,
+    definition: dict[str, Any] = FIVE_STEP,
+    first: int = 0,
+    journey_id: uuid.UUID | None = None,
+) -> list[Record]:
+    """`count` StartRun commands for distinct patients (numbered from `first`), serialised
+    ahead of the clock; one journey (`journey_id`, or a new one)."""
     journey = JourneyDefinition.model_validate(definition)
-    journey_id = uuid.uuid4()
+    journey_id = journey_id or uuid.uuid4()
     now = datetime.now(UTC)
     records = []
-    for i in range(count):
+    for i in range(first, first + count):
         run_id = uuid.uuid4()
         patient = f"bench-patient-{i}"
         command = StartRun(

@@ -157,8 +157,22 @@ def _references(r: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
+def _forgetting(r: dict[str, Any]) -> list[Row]:
+    f = _get(r, "forgetting")
+    if not f:
+        return []
+    first, compacted = f["restore"], f["restore_compacted"]
+    measured = (f"{f['forgotten']:,}/{f['runs']:,} forgotten; restore {first['seconds']} s "
+                f"({f['changelog_records']:,} records, {first['runs']:,} runs back), executor "
+                f"RSS {first['rss_mb']} MB; compacted: restore {compacted['seconds']} s "
+                f"({f['changelog_records_compacted']:,} records), "
+                f"RSS {compacted['rss_mb']} MB")  # fmt: skip
+    return [(f"run table after {f['runs']:,} ended runs", "restore and RSS follow active runs",
+             measured, None)]  # fmt: skip
+
+
 SECTIONS: list[Callable[[dict[str, Any]], list[Row]]] = [
-    _engine, _api, _timers, _projection, _references]  # fmt: skip
+    _engine, _api, _timers, _projection, _forgetting, _references]  # fmt: skip
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
