@@ -68,10 +68,16 @@ async def test_same_idempotency_key_and_body_return_the_same_run(api: Api) -> No
     assert first.status_code == second.status_code == 202, (first.text, second.text)
     assert first.json()["runId"] == second.json()["runId"]
     async with await psycopg.AsyncConnection.connect(api.database_url) as conn:
-        cursor = await conn.execute("SELECT key_hash, body_hash, run_id FROM api_idempotency_keys")
+        cursor = await conn.execute(
+            "SELECT subject, key_hash, body_hash, run_id FROM api_idempotency_claims"
+        )
         rows = await cursor.fetchall()
+        cursor = await conn.execute("SELECT count(*) FROM api_idempotency_keys")
+        unscoped = await cursor.fetchone()
+    assert unscoped == (0,)  # the previous version's table is for its own pods' keys
     assert len(rows) == 1
-    key_hash, body_hash, run_id = rows[0]
+    subject, key_hash, body_hash, run_id = rows[0]
+    assert subject == "dev"
     assert str(run_id) == first.json()["runId"]
     assert "order-77" not in key_hash
     assert "patient-123" not in body_hash
@@ -87,7 +93,7 @@ async def test_a_retry_of_a_published_key_produces_no_second_start_run(api: Api)
     url = f"/journeys/{journey_id}/trigger"
     first = await api.client.post(url, json=CONTEXT, headers=headers)
     async with await psycopg.AsyncConnection.connect(api.database_url) as conn:
-        cursor = await conn.execute("SELECT published_at FROM api_idempotency_keys")
+        cursor = await conn.execute("SELECT published_at FROM api_idempotency_claims")
         assert [row[0] is not None for row in await cursor.fetchall()] == [True]
 
     retries = [await api.client.post(url, json=CONTEXT, headers=headers) for _ in range(3)]
@@ -106,7 +112,7 @@ async def test_a_retry_of_a_key_whose_start_was_not_acknowledged_publishes_it(ap
     url = f"/journeys/{journey_id}/trigger"
     first = await api.client.post(url, json=CONTEXT, headers=headers)
     async with await psycopg.AsyncConnection.connect(api.database_url) as conn:
-        await conn.execute("UPDATE api_idempotency_keys SET published_at = NULL")
+        await conn.execute("UPDATE api_idempotency_claims SET published_at = NULL")
 
     retry = await api.client.post(url, json=CONTEXT, headers=headers)
 

@@ -21,10 +21,10 @@ CONTEXT = {"id": "patient-123", "age": 72, "note": "order-77 follow-up"}
 
 
 class RecordingPool:
-    """Stands in for the pool: keeps every statement's parameters and plays back a table
-    of claimed keys keyed as the real primary key is, (journey, subject, key hash). Keys
-    claimed before keys were scoped are not played: test_idempotency_upgrade.py adopts
-    them in a real PostgreSQL."""
+    """Stands in for the pool: keeps every statement's parameters and plays back the table
+    of scoped claims keyed as its real primary key is, (journey, subject, key hash). The
+    unscoped keys of the previous version are not played: test_idempotency_upgrade.py
+    adopts them in a real PostgreSQL."""
 
     def __init__(self) -> None:
         self.parameters: list[tuple[Any, ...]] = []

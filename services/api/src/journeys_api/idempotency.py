@@ -3,13 +3,15 @@
 Keys are scoped to the authenticated subject: two callers who pick the same key (a counter,
 an order number) get two runs, and neither learns of the other's. The run id is derived from
 the subject and the key (uuid5 under the journey id), so it is the same on every replica even
-before anything is stored. The `api_idempotency_keys` row (the subject, and hashes only, never
+before anything is stored. The `api_idempotency_claims` row (the subject, and hashes only, never
 the raw key or body) catches a key reused with a different body.
 
-Keys claimed before keys were scoped carry the empty subject, and their run id was derived from
-the key alone. The first caller to send such a key again with the same body adopts it and gets
-that run, so a retry that spans the upgrade does not start the journey twice; any other caller
-then gets a run of their own. Another body adopts nothing: it is not a retry of that request.
+`api_idempotency_keys` holds unscoped keys, as the previous version claims them: before the
+upgrade, and still during a rolling upgrade or after a rollback, whose old pods must keep
+working on this schema. Their run id was derived from the key alone. The first caller to send
+such a key again with the same body adopts it (`adopted_by`) and gets that run, so a retry that
+spans the upgrade does not start the journey twice; any other caller then gets a run of their
+own. Another body adopts nothing: it is not a retry of that request.
 
 Once the broker has acknowledged a key's StartRun, `mark_published` records it, and a retry
 (`published`) answers the same run without producing again: the executor keeps an ended run
@@ -34,38 +36,45 @@ from journeys_api.errors import invalid
 HEADER_LOC = ("header", "idempotency-key")
 
 # One round trip: adopt an unscoped key with this body if the caller holds none yet, else claim.
+# The adoption's insert has no ON CONFLICT: should the caller claim the key meanwhile, the
+# unique violation undoes the whole statement, adoption included, and the key stays adoptable.
 _CLAIM = """
 WITH adopted AS (
-    UPDATE api_idempotency_keys SET subject = %(subject)s
-    WHERE journey_id = %(journey)s AND subject = '' AND key_hash = %(key)s
-      AND body_hash = %(body)s
+    UPDATE api_idempotency_keys SET adopted_by = %(subject)s
+    WHERE journey_id = %(journey)s AND key_hash = %(key)s AND body_hash = %(body)s
+      AND adopted_by IS NULL
       AND NOT EXISTS (
-          SELECT 1 FROM api_idempotency_keys
+          SELECT 1 FROM api_idempotency_claims
           WHERE journey_id = %(journey)s AND subject = %(subject)s AND key_hash = %(key)s)
     RETURNING run_id
+), kept AS (
+    INSERT INTO api_idempotency_claims
+        (journey_id, subject, key_hash, body_hash, run_id, created_at)
+    SELECT %(journey)s, %(subject)s, %(key)s, %(body)s, run_id, now() FROM adopted
+    RETURNING run_id
 ), claimed AS (
-    INSERT INTO api_idempotency_keys
+    INSERT INTO api_idempotency_claims
         (journey_id, subject, key_hash, body_hash, run_id, created_at)
     SELECT %(journey)s, %(subject)s, %(key)s, %(body)s, %(run)s, now()
     WHERE NOT EXISTS (SELECT 1 FROM adopted)
     ON CONFLICT (journey_id, subject, key_hash) DO NOTHING
     RETURNING run_id
 )
-SELECT run_id FROM adopted UNION ALL SELECT run_id FROM claimed
+SELECT run_id FROM kept UNION ALL SELECT run_id FROM claimed
 """
 # A separate statement: under READ COMMITTED it sees a row a concurrent request just committed.
 _EXISTING = """
-SELECT body_hash, run_id FROM api_idempotency_keys
+SELECT body_hash, run_id FROM api_idempotency_claims
 WHERE journey_id = %s AND subject = %s AND key_hash = %s
 """
 
 
 _PUBLISHED = """
-SELECT published_at IS NOT NULL FROM api_idempotency_keys
+SELECT published_at IS NOT NULL FROM api_idempotency_claims
 WHERE journey_id = %s AND subject = %s AND key_hash = %s
 """
 _MARK_PUBLISHED = """
-UPDATE api_idempotency_keys SET published_at = now()
+UPDATE api_idempotency_claims SET published_at = now()
 WHERE journey_id = %s AND subject = %s AND key_hash = %s AND published_at IS NULL
 """
 
@@ -100,8 +109,8 @@ async def claim(
             cursor = await conn.execute(_CLAIM, params)
             claimed = await cursor.fetchone()
         except psycopg.errors.UniqueViolation:
-            # The caller claimed the key with another body while this adopted it: the row
-            # holding the key is theirs now, read below.
+            # The caller claimed the key while this adopted it: the statement, adoption
+            # included, was undone, and the caller's claim is read below.
             claimed = None
         if claimed is not None:
             return UUID(str(claimed[0]))

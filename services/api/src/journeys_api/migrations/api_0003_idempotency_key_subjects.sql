@@ -1,11 +1,24 @@
 -- Idempotency keys belong to the caller who sent them: two callers using the same key on the
 -- same journey must get two runs, and neither may learn of the other's. `subject` is the
 -- authenticated subject as the audit records name it (`key:<name>`, `jwt:<sub>`, `dev`).
--- Keys claimed before this migration get the empty subject, which no caller has; the first
--- caller to send one again with the same body adopts it (journeys_api.idempotency), so a retry
--- across the upgrade gets the run it started.
+--
+-- Scoped claims get a table of their own. `api_idempotency_keys` stays exactly as the previous
+-- version uses it (same columns it names, same primary key its ON CONFLICT names), so its pods
+-- keep claiming keys, unscoped, during a rolling upgrade or after a rollback. A key in that
+-- table, claimed before this migration or by such a pod, goes to the first caller who sends it
+-- again with the same body (journeys_api.idempotency): `adopted_by` records that caller, so
+-- only one adopts it. The previous version never names the column, and NULL is its default.
 
-ALTER TABLE api_idempotency_keys ADD COLUMN subject text NOT NULL DEFAULT '';
-ALTER TABLE api_idempotency_keys ALTER COLUMN subject DROP DEFAULT;
-ALTER TABLE api_idempotency_keys DROP CONSTRAINT api_idempotency_keys_pkey;
-ALTER TABLE api_idempotency_keys ADD PRIMARY KEY (journey_id, subject, key_hash);
+CREATE TABLE api_idempotency_claims (
+    journey_id uuid NOT NULL,
+    subject text NOT NULL,
+    key_hash text NOT NULL,
+    body_hash text NOT NULL,
+    run_id uuid NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (journey_id, subject, key_hash)
+);
+-- For expiring old keys by age.
+CREATE INDEX api_idempotency_claims_created_at_idx ON api_idempotency_claims (created_at);
+
+ALTER TABLE api_idempotency_keys ADD COLUMN adopted_by text;
