@@ -78,6 +78,17 @@ class AuditRow:
         )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ErasureRow:
+    """A patient's erasure: its runs' rows go, and its run ids are remembered so no replay
+    brings them back."""
+
+    erasure_id: UUID
+    patient_key: str
+    erased_at: datetime
+    run_ids: tuple[UUID, ...]
+
+
 @dataclass
 class RunChange:
     """The run fields the batch's events set, each with the seq of the event that set it last.
@@ -107,6 +118,7 @@ class Plan:
     events: dict[tuple[UUID, int], EventRow] = field(default_factory=dict)
     changes: dict[UUID, RunChange] = field(default_factory=dict)
     audits: dict[UUID, AuditRow] = field(default_factory=dict)
+    erasures: dict[UUID, ErasureRow] = field(default_factory=dict)
 
     def add(self, fact: Fact) -> None:
         if isinstance(fact, JourneyDefined):

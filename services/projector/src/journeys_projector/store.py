@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from journeys_contracts.statuses import QUEUED
-from journeys_projector.plan import AuditRow, Plan
+from journeys_projector.plan import AuditRow, ErasureRow, Plan
 
 Position = tuple[str, int]  # (topic, partition)
 
@@ -36,6 +36,7 @@ INSERT INTO runs (run_id, journey_id, patient_id, status, patient_context, creat
 SELECT r.id, r.journey_id, r.patient_id, r.status, r.context::jsonb, r.created_at, r.created_at
 FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::timestamptz[])
     AS r(id, journey_id, patient_id, status, context, created_at)
+WHERE NOT EXISTS (SELECT FROM erased_runs x WHERE x.run_id = r.id)
 ORDER BY r.id
 ON CONFLICT (run_id) DO UPDATE SET created_at = excluded.created_at
     WHERE excluded.created_at < runs.created_at
@@ -46,6 +47,7 @@ INSERT INTO run_events (run_id, seq, type, occurred_at, data)
 SELECT e.run_id, e.seq, e.type, e.occurred_at, e.data::jsonb
 FROM unnest(%b::uuid[], %b::int[], %b::text[], %b::timestamptz[], %b::text[])
     AS e(run_id, seq, type, occurred_at, data)
+WHERE NOT EXISTS (SELECT FROM erased_runs x WHERE x.run_id = e.run_id)
 ON CONFLICT (run_id, seq) DO NOTHING
 """
 
@@ -78,6 +80,24 @@ FROM unnest(%b::uuid[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], %
     AS a(id, occurred_at, subject, action, method, route, status, outcome, request_id,
          journey_id, run_ids, patient_keys)
 ON CONFLICT (audit_id) DO NOTHING
+"""
+
+# Runs after every insert of the batch, so a run's rows projected in the same batch go too.
+# The data-modifying CTEs run once each on one snapshot; they touch different tables. A second
+# delivery deletes nothing and keeps the first row (and its count).
+_ERASE = """
+WITH gone AS (
+    DELETE FROM runs WHERE run_id = ANY(%(run_ids)s::uuid[]) RETURNING run_id
+), events AS (
+    DELETE FROM run_events WHERE run_id = ANY(%(run_ids)s::uuid[])
+), remembered AS (
+    INSERT INTO erased_runs (run_id, erasure_id)
+    SELECT unnest(%(run_ids)s::uuid[]), %(erasure_id)s
+    ON CONFLICT (run_id) DO NOTHING
+)
+INSERT INTO erased_patients (erasure_id, patient_key, erased_at, runs_deleted)
+SELECT %(erasure_id)s, %(patient_key)s, %(erased_at)s, count(*) FROM gone
+ON CONFLICT (erasure_id) DO NOTHING
 """
 
 # GREATEST: a replica that lost its partitions mid-batch may commit late; never go back.
@@ -113,6 +133,8 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
         for sql, params in statements:
             if params:
                 await cur.execute(sql, params)
+        for erasure in plan.erasures.values():
+            await cur.execute(_ERASE, _erasure_params(erasure))
         await cur.execute(f"NOTIFY {CHANNEL}")
 
 
@@ -134,6 +156,11 @@ def _change_row(
 
     return (run_id, last_seq, updated_at, *pair("status"), *pair("current_node_id"),
             *pair("wake_at"), *pair("error"))  # fmt: skip
+
+
+def _erasure_params(e: ErasureRow) -> dict[str, Any]:
+    return {"erasure_id": e.erasure_id, "patient_key": e.patient_key, "erased_at": e.erased_at,
+            "run_ids": list(e.run_ids)}  # fmt: skip
 
 
 def _audit_row(a: AuditRow) -> tuple[Any, ...]:
