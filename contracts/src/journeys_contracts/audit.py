@@ -9,14 +9,15 @@ caller's subject, run and journey ids, and the patients' keys (keyed hashes, see
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import Field, ValidationError
 
+from journeys_contracts.keys import PatientKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
-PatientKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+__all__ = ["AccessRecorded", "AuditAction", "AuditOutcome", "PatientKey", "decode_audit"]
 
 
 class AuditAction(StrEnum):
@@ -30,6 +31,7 @@ class AuditAction(StrEnum):
     RUN_READ = "runs.read"
     RUN_EVENTS_READ = "runs.events.read"
     RUN_CANCEL = "runs.cancel"
+    PATIENT_ERASE = "patients.erase"
 
 
 class AuditOutcome(StrEnum):

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.keys import PatientKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 
@@ -54,9 +55,32 @@ class RecordDelivery(CommandBase):
     at: UtcDatetime
 
 
-Command = Annotated[StartRun | FireTimer | CancelRun | RecordDelivery, Field(discriminator="type")]
+class ErasePatient(WireModel):
+    """Forget a patient: the executor cancels the patient's runs that have not ended, drops the
+    state of all of them and answers with `journeys.patient.erased.v1`.
+
+    About a patient, not a run, so it has no `runId` and carries no patient id: the Kafka key
+    (the patient key, which routes it in order with the patient's other commands) and
+    `patientKey` name the patient. The CloudEvents subject is the erasure id.
+    """
+
+    type: Literal["journeys.command.erase_patient.v1"] = "journeys.command.erase_patient.v1"
+    erasure_id: UUID
+    patient_key: PatientKey
+    requested_at: UtcDatetime
+
+
+RunCommand = StartRun | FireTimer | CancelRun | RecordDelivery
+"""Every command about one run: a `CommandBase`, with `runId`."""
+Command = Annotated[RunCommand | ErasePatient, Field(discriminator="type")]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
-COMMAND_TYPES: tuple[type[CommandBase], ...] = (StartRun, FireTimer, CancelRun, RecordDelivery)
+COMMAND_TYPES: tuple[type[WireModel], ...] = (
+    StartRun,
+    FireTimer,
+    CancelRun,
+    RecordDelivery,
+    ErasePatient,
+)
 
 
 def decode_command(data: bytes) -> Command:

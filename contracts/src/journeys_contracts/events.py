@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.keys import PatientKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 
@@ -101,7 +102,26 @@ class RunCancelled(EventBase):
     cancelled_timer_id: UUID | None = None
 
 
-Event = Annotated[
+class PatientErased(WireModel):
+    """The executor forgot a patient: it cancelled the patient's runs that had not ended
+    (each with its own `journeys.run.cancelled.v1` before this event) and dropped the state of
+    every run listed in `runIds` (those it held on the patient's partition, ended or not).
+    Readers should delete what they keep about these runs.
+
+    Not a run event: no `runId`, `seq` or `patientId`, and no patient data; keyed by the
+    patient key. The CloudEvents subject is the erasure id, and `ce_id` is derived from it, so
+    a repeated erasure of the same request keeps its id. Erasing a patient again yields an
+    empty `runIds`.
+    """
+
+    type: Literal["journeys.patient.erased.v1"] = "journeys.patient.erased.v1"
+    erasure_id: UUID
+    patient_key: PatientKey
+    erased_at: UtcDatetime
+    run_ids: list[UUID]
+
+
+RunEvent = (
     RunStarted
     | NodeEntered
     | MessageRequested
@@ -112,11 +132,13 @@ Event = Annotated[
     | DelayElapsed
     | RunCompleted
     | RunFailed
-    | RunCancelled,
-    Field(discriminator="type"),
-]
+    | RunCancelled
+)
+"""Every event about one run: an `EventBase`, with `runId` and `seq`."""
+
+Event = Annotated[RunEvent | PatientErased, Field(discriminator="type")]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_TYPES: tuple[type[EventBase], ...] = (
+EVENT_TYPES: tuple[type[WireModel], ...] = (
     RunStarted,
     NodeEntered,
     MessageRequested,
@@ -128,6 +150,7 @@ EVENT_TYPES: tuple[type[EventBase], ...] = (
     RunCompleted,
     RunFailed,
     RunCancelled,
+    PatientErased,
 )
 TERMINAL_EVENT_TYPES = frozenset(
     {RunCompleted.model_fields["type"].default, RunFailed.model_fields["type"].default,
@@ -164,6 +187,11 @@ def decode_unknown_event(data: bytes) -> UnknownEvent:
     """Read an event `decode_event` refused with `UnknownRecordType` by its common fields;
     raises pydantic.ValidationError when it lacks them (then it cannot join a timeline)."""
     return UnknownEvent.model_validate_json(data)
+
+
+def erasure_event_id(erasure_id: UUID) -> str:
+    """The `ce_id` of the `journeys.patient.erased.v1` answering erasure `erasure_id`."""
+    return str(uuid5(erasure_id, "patient.erased"))
 
 
 def type_of(model: type[WireModel]) -> str:

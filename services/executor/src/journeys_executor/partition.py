@@ -35,7 +35,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from journeys_contracts import events as ev
-from journeys_contracts.commands import Command, decode_command
+from journeys_contracts.commands import Command, ErasePatient, RunCommand, decode_command
 from journeys_contracts.envelope import CloudEvent, event_id
 from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.channels import Channel
@@ -160,7 +160,7 @@ class BatchProcessor:
         batch = _Batch()
         producer = part.producer
         await asyncio.wait_for(producer.begin_transaction(), self.step_timeout)
-        wave: list[tuple[ConsumerRecord, Command]] = []
+        wave: list[tuple[ConsumerRecord, RunCommand]] = []
         keys: set[bytes | None] = set()
         for record in records:
             try:
@@ -175,6 +175,9 @@ class BatchProcessor:
                 batch.tally["undecodable", "dead_lettered"] += 1
                 error = describe_validation_error(exc)
                 await self._dead_letter(part, record, batch, "decode", error)
+                continue
+            if isinstance(command, ErasePatient):  # handled once the executor erases
+                batch.tally[command.type, "skipped"] += 1
                 continue
             if record.key in keys:
                 await self._wave(part, wave, batch)
@@ -227,7 +230,7 @@ class BatchProcessor:
             await asyncio.wait_for(asyncio.shield(batch.acked), self.step_timeout)
 
     async def _wave(
-        self, part: Partition, wave: list[tuple[ConsumerRecord, Command]], batch: _Batch
+        self, part: Partition, wave: list[tuple[ConsumerRecord, RunCommand]], batch: _Batch
     ) -> None:
         """Commands of distinct patients, side by side; the first failure aborts the rest."""
         if not wave:
@@ -243,14 +246,14 @@ class BatchProcessor:
             raise failed.exceptions[0] from None
 
     async def _one(
-        self, part: Partition, record: ConsumerRecord, command: Command, batch: _Batch
+        self, part: Partition, record: ConsumerRecord, command: RunCommand, batch: _Batch
     ) -> None:
         run_key = str(command.run_id).encode()
         token = run_id_var.set(str(command.run_id))
         started = time.perf_counter()
-        handed: list[ev.Event] = []
+        handed: list[ev.RunEvent] = []
 
-        async def before_delivery(events: Sequence[ev.Event]) -> None:
+        async def before_delivery(events: Sequence[ev.RunEvent]) -> None:
             await self._emit(part, record, batch, events)
             handed.extend(events)
             await self._wait_acked(batch)  # a fenced producer fails here, before delivering
@@ -330,10 +333,10 @@ class BatchProcessor:
         self,
         part: Partition,
         record: ConsumerRecord,
-        command: Command,
+        command: RunCommand,
         batch: _Batch,
         state: RunState | None,
-        handed: list[ev.Event],
+        handed: list[ev.RunEvent],
         exc: Exception,
     ) -> None:
         """The run of a command that could not be carried out ends failed, from `state` and
@@ -367,7 +370,7 @@ class BatchProcessor:
         self,
         part: Partition,
         record: ConsumerRecord,
-        command: Command,
+        command: RunCommand,
         batch: _Batch,
         state: RunState | None,
         reason: str,
@@ -394,7 +397,7 @@ class BatchProcessor:
             batch.stored[run_key] = stored
 
     async def _emit(
-        self, part: Partition, record: ConsumerRecord, batch: _Batch, events: Sequence[ev.Event]
+        self, part: Partition, record: ConsumerRecord, batch: _Batch, events: Sequence[ev.RunEvent]
     ) -> None:
         """Events go to the events partition with the command's number, under its key. All of
         them are checked before the first is sent: either all go, or `RecordTooLargeError`."""

@@ -14,25 +14,25 @@ from journeys_executor.core import Rejection, RunState, decide
 
 log = logging.getLogger(__name__)
 
-BeforeDelivery = Callable[[Sequence[ev.Event]], Awaitable[None]]
+BeforeDelivery = Callable[[Sequence[ev.RunEvent]], Awaitable[None]]
 
 
 @dataclass
 class Outcome:
     state: RunState | None
-    events: list[ev.Event] = field(default_factory=list)
+    events: list[ev.RunEvent] = field(default_factory=list)
     rejection: Rejection | None = None
     handed_over: int = 0
     """How many of `events` were already given to `before_delivery`."""
 
     @property
-    def remaining(self) -> list[ev.Event]:
+    def remaining(self) -> list[ev.RunEvent]:
         return self.events[self.handed_over :]
 
 
 async def process(
     state: RunState | None,
-    command: cmd.Command,
+    command: cmd.RunCommand,
     channel: Channel,
     clock: Callable[[], datetime],
     before_delivery: BeforeDelivery | None = None,

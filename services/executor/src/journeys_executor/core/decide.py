@@ -27,7 +27,7 @@ class Rejection:
     reason: str
 
 
-def decide(state: RunState | None, command: cmd.Command, now: datetime) -> Decision | Rejection:
+def decide(state: RunState | None, command: cmd.RunCommand, now: datetime) -> Decision | Rejection:
     if isinstance(command, cmd.StartRun):
         return _start(state, command, now)
     if state is None:
@@ -39,11 +39,11 @@ def decide(state: RunState | None, command: cmd.Command, now: datetime) -> Decis
     return _record_delivery(state, command, now)
 
 
-class Decision(list[ev.Event]):
+class Decision(list[ev.RunEvent]):
     """The events decided, and the state they fold into (already folded while deciding, so
     a caller need not fold them again; equal to `fold(state, events)`)."""
 
-    def __init__(self, events: list[ev.Event], state: RunState | None) -> None:
+    def __init__(self, events: list[ev.RunEvent], state: RunState | None) -> None:
         super().__init__(events)
         self.state = state
 
@@ -54,9 +54,9 @@ class _Emitter:
     def __init__(self, state: RunState | None, now: datetime) -> None:
         self.state = state
         self.now = now
-        self.events: list[ev.Event] = []
+        self.events: list[ev.RunEvent] = []
 
-    def emit(self, kind: type[ev.EventBase], **fields: Any) -> ev.Event:
+    def emit(self, kind: type[ev.EventBase], **fields: Any) -> ev.RunEvent:
         seq = 1 if self.state is None else self.state.seq + 1
         if self.state is not None:
             fields = {
@@ -65,7 +65,7 @@ class _Emitter:
                 "patient_id": self.state.patient_id,
                 **fields,
             }
-        event: ev.Event = kind(seq=seq, occurred_at=self.now, **fields)  # type: ignore[assignment]
+        event: ev.RunEvent = kind(seq=seq, occurred_at=self.now, **fields)  # type: ignore[assignment]
         self.state = evolve(self.state, event)
         self.events.append(event)
         return event
@@ -82,7 +82,7 @@ class _Emitter:
 
 def fail(
     state: RunState | None,
-    command: cmd.Command,
+    command: cmd.RunCommand,
     now: datetime,
     reason: str,
     *,

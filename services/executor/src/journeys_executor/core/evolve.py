@@ -14,7 +14,7 @@ class EvolveError(ValueError):
     """An event that cannot follow the state it is applied to: a bug or a corrupted log."""
 
 
-def evolve(state: RunState | None, event: ev.Event) -> RunState:
+def evolve(state: RunState | None, event: ev.RunEvent) -> RunState:
     if isinstance(event, ev.RunStarted):
         if state is not None:
             raise EvolveError(
@@ -40,7 +40,7 @@ def evolve(state: RunState | None, event: ev.Event) -> RunState:
     return state.model_copy(update=changes)
 
 
-def fold(state: RunState | None, events: Iterable[ev.Event]) -> RunState | None:
+def fold(state: RunState | None, events: Iterable[ev.RunEvent]) -> RunState | None:
     for event in events:
         state = evolve(state, event)
     return state
