@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from journeys_contracts.commands import CommandBase
 from journeys_contracts.envelope import CloudEvent, Headers, event_id
-from journeys_contracts.events import EventBase
+from journeys_contracts.events import EventBase, PatientErased, erasure_event_id, type_of
 from journeys_contracts.journeys import JourneyDefined
 from journeys_contracts.keys import patient_key
 from journeys_projector.app import Projector
@@ -54,9 +54,21 @@ def event_record(topics: Topics, event: EventBase) -> Record:
     return topics.events, _key(event.patient_id), event.to_json(), envelope.headers()
 
 
+def erased_record(topics: Topics, erased: PatientErased) -> Record:
+    envelope = CloudEvent(
+        erasure_event_id(erased.erasure_id), type_of(PatientErased), "/journeys/executor",
+        str(erased.erasure_id), erased.erased_at,
+    )  # fmt: skip
+    return topics.events, erased.patient_key.encode(), erased.to_json(), envelope.headers()
+
+
 def time_of(command: CommandBase) -> Any:
     data = command.model_dump()
     return data.get("requested_at") or data.get("fired_at") or data.get("at")
+
+
+def key_of(patient_id: str) -> str:
+    return patient_key(DEV_PATIENT_KEY_SECRET, patient_id)
 
 
 def _key(patient_id: str) -> bytes:

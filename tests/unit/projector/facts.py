@@ -111,3 +111,14 @@ def waiting_run(story: Story | None = None) -> Story:
     """The example journey up to its day's wait."""
     s = story or Story()
     return s.started().message("welcome").condition("age_check", "wait").delay("wait")
+
+
+def erased(
+    *stories: Story, patient_key: str, erasure_id: uuid.UUID | None = None
+) -> ev.PatientErased:
+    """The executor's answer to erasing the patient of `stories`, a second after their end."""
+    return ev.PatientErased(
+        erasure_id=erasure_id or uuid.uuid4(), patient_key=patient_key,
+        erased_at=max(s.last_at for s in stories) + timedelta(seconds=1),
+        run_ids=[s.run_id for s in stories],
+    )  # fmt: skip

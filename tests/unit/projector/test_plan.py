@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from journeys_contracts import events as ev
-from journeys_projector.plan import RunChange, RunRow, plan, run_fields
+from journeys_projector.plan import ErasureRow, RunChange, RunRow, plan, run_fields
 from tests.unit.projector.facts import CONTEXT, DEFINITION, T0, Story, full_run, journey, start_run
 
 
@@ -152,3 +152,14 @@ def test_an_empty_batch_plans_nothing() -> None:
 def test_run_ids_stay_uuids() -> None:
     story = Story().started()
     assert isinstance(next(iter(plan(story.events).changes)), uuid.UUID)
+
+
+def test_patient_erased_becomes_an_erasure_of_its_runs_and_enters_no_timeline() -> None:
+    story = full_run()
+    erased = ev.PatientErased(erasure_id=uuid.uuid4(), patient_key="ab" * 32,
+                              erased_at=story.last_at, run_ids=[story.run_id])  # fmt: skip
+    rows = plan([*story.events, erased, erased])
+    assert list(rows.erasures.values()) == [
+        ErasureRow(erased.erasure_id, "ab" * 32, story.last_at, (story.run_id,))
+    ]
+    assert len(rows.events) == len(story.events)

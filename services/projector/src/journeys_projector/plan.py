@@ -88,6 +88,10 @@ class ErasureRow:
     erased_at: datetime
     run_ids: tuple[UUID, ...]
 
+    @classmethod
+    def of(cls, event: ev.PatientErased) -> ErasureRow:
+        return cls(event.erasure_id, event.patient_key, event.erased_at, tuple(event.run_ids))
+
 
 @dataclass
 class RunChange:
@@ -103,7 +107,7 @@ class RunChange:
     values: dict[str, Any] = field(default_factory=dict)
     seqs: dict[str, int] = field(default_factory=dict)
 
-    def apply(self, event: ev.Event | ev.UnknownEvent) -> None:
+    def apply(self, event: ev.RunEvent | ev.UnknownEvent) -> None:
         for name, value in run_fields(event).items():
             if event.seq > self.seqs.get(name, 0):
                 self.values[name], self.seqs[name] = value, event.seq
@@ -125,6 +129,8 @@ class Plan:
             self._journey(fact)
         elif isinstance(fact, AccessRecorded):
             self.audits.setdefault(fact.audit_id, AuditRow.of(fact))
+        elif isinstance(fact, ev.PatientErased):
+            self.erasures.setdefault(fact.erasure_id, ErasureRow.of(fact))
         elif isinstance(fact, StartRun):
             self._run(RunRow(fact.run_id, fact.journey_id, fact.patient_id,
                              _json(fact.patient_context), fact.requested_at))  # fmt: skip
@@ -145,7 +151,7 @@ class Plan:
         if known is None or row.created_at < known.created_at:
             self.runs[row.run_id] = row
 
-    def _event(self, event: ev.Event | ev.UnknownEvent) -> None:
+    def _event(self, event: ev.RunEvent | ev.UnknownEvent) -> None:
         key = (event.run_id, event.seq)
         if key in self.events:
             return
@@ -168,7 +174,7 @@ def plan(facts: list[Fact]) -> Plan:
     return out
 
 
-def run_fields(event: ev.Event | ev.UnknownEvent) -> dict[str, Any]:
+def run_fields(event: ev.RunEvent | ev.UnknownEvent) -> dict[str, Any]:
     """The run-row fields one event sets; events not listed here only enter the timeline (and
     advance the run's `last_seq`). An event of a type this version does not know sets none:
     only the version that knows it can say what it changes."""
