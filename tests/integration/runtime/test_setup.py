@@ -15,7 +15,14 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from journeys_api import migrations as api_migrations
 from journeys_runtime import setup
 from journeys_runtime.settings import CommonSettings, TopicSettings
-from journeys_runtime.topics import MissingTopicsError, Topics, TopicsError, ensure_topics
+from journeys_runtime.topics import (
+    DAY_MS,
+    HOUR_MS,
+    MissingTopicsError,
+    Topics,
+    TopicsError,
+    ensure_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +94,31 @@ async def test_apply_creates_then_restores_declared_configs(kafka_bootstrap: str
     declared = t.configs()[t.events]["retention.ms"]
     restored = await settled(kafka_bootstrap, t.events, "retention.ms", declared)
     assert restored["retention.bytes"] == "1073741824"  # not declared: kept
+
+
+async def test_apply_declares_the_retention_settings(kafka_bootstrap: str) -> None:
+    """Set through the settings, on creation and on topics that exist with other values."""
+    prefix = fresh_prefix()
+    await setup.topics("apply", settings(kafka_bootstrap, prefix))  # created with the defaults
+    s = settings(kafka_bootstrap, prefix, JOURNEYS_EVENTS_RETENTION_DAYS=7,
+                 JOURNEYS_CHANGELOG_COMPACTION_LAG_HOURS=2,
+                 JOURNEYS_CHANGELOG_TOMBSTONE_RETENTION_HOURS=3)  # fmt: skip
+    t = Topics(prefix, s.retention)
+    report = await setup.topics("apply", s)
+    assert report.problems == []
+    assert set(report.reconfigured) == {t.events, t.executor_runs}
+    await settled(kafka_bootstrap, t.events, "retention.ms", str(7 * DAY_MS))
+    changelog = await settled(kafka_bootstrap, t.executor_runs, "segment.ms", str(2 * HOUR_MS))
+    assert changelog["max.compaction.lag.ms"] == str(2 * HOUR_MS)
+    assert changelog["delete.retention.ms"] == str(3 * HOUR_MS)
+    assert (await setup.topics("verify", s)).problems == []
+
+    created = Topics(fresh_prefix(), s.retention)  # what a service creating them declares
+    await ensure_topics(kafka_bootstrap, created, 4)
+    configs = await topic_configs(kafka_bootstrap, created.names)
+    for name, declared in created.configs().items():
+        assert {k: configs[name][k] for k in declared} == declared
+    assert configs[created.events]["retention.ms"] == str(7 * DAY_MS)
 
 
 async def test_apply_reports_a_topic_the_broker_refuses(kafka_bootstrap: str) -> None:

@@ -14,6 +14,7 @@ from pydantic_settings import (
 )
 
 from journeys_runtime import crash
+from journeys_runtime.topics import Retention
 
 # A directory of files named like the variables (`DATABASE_URL`, ...), each holding one value:
 # how Kubernetes hands Secrets over without putting them in the environment.
@@ -65,6 +66,32 @@ class CommonSettings(BaseSettings):
         SecretStr(DEV_PATIENT_KEY_SECRET), validation_alias=_env("JOURNEYS_PATIENT_KEY_SECRET")
     )
     log_level: str = Field("INFO", validation_alias=_env("JOURNEYS_LOG_LEVEL"))
+    # Every service that creates a missing topic declares it as the topics job does, so these
+    # are read by all; the topics job restores them on topics that exist.
+    commands_retention_days: int = Field(
+        Retention.commands_days, ge=1, le=365,
+        validation_alias=_env("JOURNEYS_COMMANDS_RETENTION_DAYS"),
+    )  # fmt: skip
+    events_retention_days: int = Field(
+        Retention.events_days, ge=1, le=36500,
+        validation_alias=_env("JOURNEYS_EVENTS_RETENTION_DAYS"),
+    )  # fmt: skip
+    dlq_retention_days: int = Field(
+        Retention.dlq_days, ge=1, le=3650, validation_alias=_env("JOURNEYS_DLQ_RETENTION_DAYS")
+    )
+    audit_retention_days: int = Field(
+        Retention.audit_days, ge=1, le=36500,
+        validation_alias=_env("JOURNEYS_AUDIT_RETENTION_DAYS"),
+    )  # fmt: skip
+    # At most a week each: how long an ended or erased run's state stays on disk depends on it.
+    changelog_compaction_lag_hours: int = Field(
+        Retention.changelog_compaction_lag_hours, ge=1, le=168,
+        validation_alias=_env("JOURNEYS_CHANGELOG_COMPACTION_LAG_HOURS"),
+    )  # fmt: skip
+    changelog_tombstone_retention_hours: int = Field(
+        Retention.changelog_tombstone_hours, ge=1, le=168,
+        validation_alias=_env("JOURNEYS_CHANGELOG_TOMBSTONE_RETENTION_HOURS"),
+    )  # fmt: skip
     setup_timeout_seconds: float = Field(
         300.0, gt=0, le=3600, validation_alias=_env("JOURNEYS_SETUP_TIMEOUT_SECONDS"),
         description="how long the topics command and `wait-for-setup` keep trying",
@@ -73,6 +100,18 @@ class CommonSettings(BaseSettings):
         None, validation_alias=_env("JOURNEYS_CRASH_AT"),
         description="test-only crash point, see journeys_runtime.crash; refused in production",
     )  # fmt: skip
+
+    @property
+    def retention(self) -> Retention:
+        """What `Topics` declares for each topic's retention and compaction."""
+        return Retention(
+            commands_days=self.commands_retention_days,
+            events_days=self.events_retention_days,
+            dlq_days=self.dlq_retention_days,
+            audit_days=self.audit_retention_days,
+            changelog_compaction_lag_hours=self.changelog_compaction_lag_hours,
+            changelog_tombstone_hours=self.changelog_tombstone_retention_hours,
+        )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> CommonSettings:

@@ -73,7 +73,7 @@ def _waiting(state: RetryCallState) -> None:
 
 async def topics(action: Action, settings: TopicSettings) -> TopicReport:
     """`apply` creates and reconfigures; `verify` waits until the topics match, changing none."""
-    t = Topics(settings.topic_prefix)
+    t = Topics(settings.topic_prefix, settings.retention)
     args = (settings.kafka_bootstrap_servers, t, settings.partitions,
             settings.topic_replication_factor, settings.topic_min_insync_replicas)  # fmt: skip
     async for attempt in _retrying(settings, NotSetUpError):

@@ -14,29 +14,52 @@ from journeys_runtime.kafka import REQUEST_MAX_BYTES
 log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
-AUDIT_MS = 6 * 366 * DAY_MS
+HOUR_MS = 3600 * 1000
 METADATA_WAIT_SECONDS = 15.0
 TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another replica created it first
 DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs source of a topic's own override
-HOUR_MS = 3600 * 1000
+# A tenth of the log dirty is enough for the cleaner; the lag below bounds the rest.
+CHANGELOG_DIRTY_RATIO = "0.1"
 
-CHANGELOG_COMPACTION = {
-    # The active segment is never compacted: roll it hourly, and let no record wait more than
-    # an hour for the cleaner, however little of the log is dirty.
-    "segment.ms": str(HOUR_MS),
-    "max.compaction.lag.ms": str(HOUR_MS),
-    "min.cleanable.dirty.ratio": "0.1",
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each topic keeps what it holds; the defaults are the documented ones.
+
+    The settings (`JOURNEYS_*_RETENTION_DAYS`, `JOURNEYS_CHANGELOG_*_HOURS`) fill this in, so
+    the topics job, every service that creates a missing topic and the Strimzi resources all
+    declare the same values.
+    """
+
+    commands_days: int = 14  # a backstop: every consumer reads a command within seconds
+    events_days: int = 3650
+    dlq_days: int = 90
+    # Six years, what HIPAA asks of its documentation (45 CFR 164.316(b)(2)).
+    audit_days: int = 6 * 366
+    # The executor's run table: the active segment is never compacted, so it rolls this
+    # often, and no record waits longer than this for the cleaner however little is dirty.
+    changelog_compaction_lag_hours: int = 1
     # A tombstone outlives its run's records by this much, so a restore (at most
     # EXECUTOR_RESTORE_TIMEOUT_SECONDS, 300 s by default) that read the state also reads it.
-    "delete.retention.ms": str(HOUR_MS),
-}
-"""The executor's run table: a run tombstoned at time t stops costing restore time (its state
-is gone) by about t + 2 h (segment roll, cleaner), and its tombstone by t + 3 h."""
+    changelog_tombstone_hours: int = 1
+
+    def changelog(self) -> dict[str, str]:
+        """A run tombstoned at time t stops costing restore time (its state is gone) by about
+        t + 2 lag (segment roll, cleaner), and its tombstone by t + 2 lag + tombstone hours."""
+        lag = str(self.changelog_compaction_lag_hours * HOUR_MS)
+        return {"segment.ms": lag, "max.compaction.lag.ms": lag,
+                "min.cleanable.dirty.ratio": CHANGELOG_DIRTY_RATIO,
+                "delete.retention.ms": str(self.changelog_tombstone_hours * HOUR_MS)}  # fmt: skip
+
+
+def _deleted_after(days: int) -> dict[str, str]:
+    return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
 
 
 @dataclass(frozen=True)
 class Topics:
     prefix: str = ""
+    retention: Retention = Retention()
 
     @property
     def definitions(self) -> str:
@@ -82,14 +105,14 @@ class Topics:
             "min.insync.replicas": str(min_insync_replicas),
             "max.message.bytes": str(REQUEST_MAX_BYTES),
         }
+        r = self.retention
         return {
             self.definitions: {"cleanup.policy": "compact", **isr},
-            self.commands: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS), **isr},
-            self.events: {"cleanup.policy": "delete", "retention.ms": str(3650 * DAY_MS), **isr},
-            self.dlq: {"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS), **isr},
-            # Six years, what HIPAA asks of its documentation (45 CFR 164.316(b)(2)).
-            self.audit: {"cleanup.policy": "delete", "retention.ms": str(AUDIT_MS), **isr},
-            self.executor_runs: {"cleanup.policy": "compact", **CHANGELOG_COMPACTION, **isr},
+            self.commands: {**_deleted_after(r.commands_days), **isr},
+            self.events: {**_deleted_after(r.events_days), **isr},
+            self.dlq: {**_deleted_after(r.dlq_days), **isr},
+            self.audit: {**_deleted_after(r.audit_days), **isr},
+            self.executor_runs: {"cleanup.policy": "compact", **r.changelog(), **isr},
         }
 
     def specs(

@@ -46,7 +46,7 @@ class Resources:
 
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
-        self.topics = Topics(settings.topic_prefix)
+        self.topics = Topics(settings.topic_prefix, settings.retention)
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             settings.database_url,
             min_size=settings.db_pool_min_size,

@@ -27,7 +27,7 @@ class Projector(LoopService):
     def __init__(self, settings: ProjectorSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.topics = Topics(settings.topic_prefix)
+        self.topics = Topics(settings.topic_prefix, settings.retention)
         self._sources = {
             self.topics.definitions: Source.DEFINITIONS,
             self.topics.commands: Source.COMMANDS,

@@ -39,7 +39,7 @@ class Scheduler:
         self, settings: SchedulerSettings, *, clock: Clock = utc_now, sleep: Sleep = asyncio.sleep
     ) -> None:
         self.settings = settings
-        self.topics = Topics(settings.topic_prefix)
+        self.topics = Topics(settings.topic_prefix, settings.retention)
         self.window = DueWindow(settings.window, settings.window_max_entries)
         self._clock, self._sleep = clock, sleep
         self._health = Health()
