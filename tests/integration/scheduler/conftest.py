@@ -14,7 +14,7 @@ import pytest
 
 from journeys_contracts.commands import FireTimer, decode_command
 from journeys_contracts.envelope import CloudEvent, event_id
-from journeys_contracts.events import EventBase, type_of
+from journeys_contracts.events import EventBase, PatientErased, erasure_event_id, type_of
 from journeys_contracts.keys import patient_key
 from journeys_runtime.kafka import consumer, producer
 from journeys_runtime.topics import Topics
@@ -90,6 +90,16 @@ class EventWriter:
             self.topics.events, event.to_json(), key=key, headers=envelope.headers()
         )
         return int(meta.partition)
+
+    async def send_erased(self, erased: PatientErased) -> None:
+        envelope = CloudEvent(
+            id=erasure_event_id(erased.erasure_id), type=type_of(PatientErased),
+            source="/journeys/executor", subject=str(erased.erasure_id), time=erased.erased_at,
+        )  # fmt: skip
+        await self._producer.send_and_wait(
+            self.topics.events, erased.to_json(), key=erased.patient_key.encode(),
+            headers=envelope.headers(),
+        )  # fmt: skip
 
     async def send_raw(self, value: bytes, key: bytes) -> None:
         await self._producer.send_and_wait(self.topics.events, value, key=key)

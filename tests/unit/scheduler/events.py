@@ -12,8 +12,10 @@ from journeys_contracts.events import (
     DelayStarted,
     EventBase,
     NodeEntered,
+    PatientErased,
     RunCancelled,
     RunCompleted,
+    erasure_event_id,
     type_of,
 )
 
@@ -56,3 +58,14 @@ def headers(event: EventBase) -> list[tuple[str, bytes]]:
     return CloudEvent(id=event_id(event.run_id, event.seq), type=type_of(type(event)),
                       source="/journeys/executor", subject=str(event.run_id),
                       time=event.occurred_at).headers()  # fmt: skip
+
+
+def patient_erased(*run_ids: uuid.UUID) -> PatientErased:
+    return PatientErased(erasure_id=uuid.uuid4(), patient_key=KEY.decode(),
+                         erased_at=datetime.now(UTC), run_ids=list(run_ids))  # fmt: skip
+
+
+def erased_headers(erased: PatientErased) -> list[tuple[str, bytes]]:
+    return CloudEvent(id=erasure_event_id(erased.erasure_id), type=type_of(PatientErased),
+                      source="/journeys/executor", subject=str(erased.erasure_id),
+                      time=erased.erased_at).headers()  # fmt: skip

@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from journeys_contracts.events import EventBase
+from journeys_contracts.events import EventBase, PatientErased
 from journeys_scheduler.planning import Record, plan_batch
 from tests.unit.scheduler.events import (
     KEY,
     delay_elapsed,
     delay_started,
+    erased_headers,
     headers,
     node_entered,
+    patient_erased,
     run_cancelled,
     run_completed,
 )
@@ -21,12 +23,14 @@ DUE = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def records(
-    *events: EventBase | bytes, partition: int = 2, key: bytes | None = KEY
+    *events: EventBase | PatientErased | bytes, partition: int = 2, key: bytes | None = KEY
 ) -> list[Record]:
     out: list[Record] = []
     for offset, e in enumerate(events, start=10):
         if isinstance(e, bytes):
             out.append(Record(partition, offset, key, e, ()))
+        elif isinstance(e, PatientErased):
+            out.append(Record(partition, offset, key, e.to_json(), tuple(erased_headers(e))))
         else:
             out.append(Record(partition, offset, key, e.to_json(), tuple(headers(e))))
     return out
@@ -74,6 +78,14 @@ def test_a_second_delay_after_the_first_elapsed_in_the_same_batch_survives() -> 
     plan = plan_batch(records(first, delay_elapsed(first), second))
     assert list(plan.inserts) == [second.timer_id]
     assert plan.delete_run_ids == {run_id}  # applied before the inserts
+
+
+def test_patient_erased_deletes_the_timers_of_its_runs_stored_or_in_the_batch() -> None:
+    stored, in_batch, kept = (delay_started(uuid.uuid4(), DUE) for _ in range(3))
+    plan = plan_batch(records(in_batch, kept, patient_erased(stored.run_id, in_batch.run_id)))
+    assert plan.delete_run_ids == {stored.run_id, in_batch.run_id}
+    assert list(plan.inserts) == [kept.timer_id]
+    assert (plan.ignored, plan.dead_letters) == (0, [])
 
 
 def test_other_event_types_are_ignored() -> None:

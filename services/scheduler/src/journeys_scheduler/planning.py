@@ -13,6 +13,7 @@ from journeys_contracts.envelope import header
 from journeys_contracts.events import (
     DelayElapsed,
     DelayStarted,
+    PatientErased,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -23,7 +24,7 @@ from journeys_runtime.dlq import describe_validation_error
 from journeys_scheduler.timers import Timer
 
 ENDS_WAIT = (DelayElapsed, RunCompleted, RunFailed, RunCancelled)
-RELEVANT_TYPES = frozenset(type_of(t) for t in (DelayStarted, *ENDS_WAIT))
+RELEVANT_TYPES = frozenset(type_of(t) for t in (DelayStarted, *ENDS_WAIT, PatientErased))
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def plan_batch(records: Iterable[Record]) -> Plan:
 def _apply(plan: Plan, record: Record) -> None:
     declared = header(record.headers, "ce_type")
     if declared is not None and declared not in RELEVANT_TYPES:
-        # Only five event types concern timers; skip decoding the rest (run starts carry whole
+        # Only six event types concern timers; skip decoding the rest (run starts carry whole
         # definitions). Their own consumers judge whether they are well formed.
         plan.ignored += 1
         return
@@ -95,15 +96,25 @@ def _apply(plan: Plan, record: Record) -> None:
     if isinstance(event, DelayStarted):
         plan.inserts[event.timer_id] = (_timer(event, record), event.occurred_at)
         return
+    if isinstance(event, PatientErased):
+        # Each run's own end normally deleted its timers already; a timer left over would only
+        # fire for a run the executor has forgotten.
+        _end_runs(plan, set(event.run_ids))
+        return
     if not isinstance(event, ENDS_WAIT):
         plan.ignored += 1
         return
     if isinstance(event, RunCancelled) and event.cancelled_timer_id is not None:
         plan.inserts.pop(event.cancelled_timer_id, None)
         plan.delete_timer_ids.add(event.cancelled_timer_id)
-    for timer_id in [k for k, (t, _) in plan.inserts.items() if t.run_id == event.run_id]:
+    _end_runs(plan, {event.run_id})
+
+
+def _end_runs(plan: Plan, run_ids: set[UUID]) -> None:
+    """Drop the batch's own timers of these runs and delete their stored ones."""
+    for timer_id in [k for k, (t, _) in plan.inserts.items() if t.run_id in run_ids]:
         del plan.inserts[timer_id]
-    plan.delete_run_ids.add(event.run_id)
+    plan.delete_run_ids |= run_ids
 
 
 def _timer(event: DelayStarted, record: Record) -> Timer:
