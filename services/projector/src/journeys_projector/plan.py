@@ -2,8 +2,9 @@
 
 Every change is idempotent against the tables: journeys and events are insert-if-absent,
 a run row is created once (its `created_at` only ever moves earlier), and run fields are
-updated only by events newer than the row's `last_seq`. So applying a plan twice, or two
-overlapping plans, leaves the same rows as applying each fact once, in order.
+updated only by events newer than the row's `last_seq`; an erasure deletes its runs' rows
+and records itself once. So applying a plan twice, or two overlapping plans, leaves the same
+rows as applying each fact once, in order.
 """
 
 from __future__ import annotations
