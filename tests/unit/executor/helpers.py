@@ -84,7 +84,7 @@ class Run:
         self.events: list[ev.Event] = []
         self.now = T0
 
-    def when(self, command: cmd.Command, now: datetime | None = None) -> Outcome:
+    def when(self, command: cmd.RunCommand, now: datetime | None = None) -> Outcome:
         self.now = now or self.now
         before = None if self.state is None else self.state.model_dump()
         outcome = decide(self.state, command, self.now)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import cast
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from journeys_contracts.keys import patient_key
 from journeys_executor.channels import ConsoleChannel
 from journeys_executor.core import RunState
 from journeys_executor.partition import BatchProcessor, Partition
@@ -22,6 +24,7 @@ WAITING = journey(delay("wait", 3600, "hello"), message("hello"))
 ONE_MESSAGE = journey(message("bye"))
 GRACE = 3600.0
 ONE_MESSAGE_JOURNEY = uuid.UUID("55555555-5555-4555-8555-555555555555")
+KEY_OF = partial(patient_key, "a-test-secret")
 
 
 def _key(state: RunState) -> bytes:
@@ -61,13 +64,14 @@ def test_a_run_state_is_stored_without_its_definition() -> None:
 
 
 def test_a_state_stored_without_its_definition_loads_with_its_journeys() -> None:
-    runs = Runs()
+    runs = Runs(KEY_OF)
     state = _waiting()
     _stored(runs, state)
     assert runs.get(_key(state)) == state
     definition = state.definition.model_dump_json().encode()
     again = Runs.restored(
-        {journey_key(state.journey_id): definition, _key(state): state.model_dump_json().encode()}
+        {journey_key(state.journey_id): definition, _key(state): state.model_dump_json().encode()},
+        KEY_OF,
     )
     loaded = again.get(_key(state))
     assert loaded == state
@@ -76,7 +80,7 @@ def test_a_state_stored_without_its_definition_loads_with_its_journeys() -> None
 
 
 def test_a_journey_is_written_once_per_partition() -> None:
-    runs = Runs()
+    runs = Runs(KEY_OF)
     first, second = _waiting(), _waiting()
     assert runs.definition_record(first) == (
         journey_key(first.journey_id),
@@ -91,7 +95,7 @@ def test_a_state_recorded_with_its_definition_loads_and_its_definition_enters_th
     first state of that journey written now also writes the journey's record."""
     raw = (RECORDED / "run_state_with_definition.json").read_bytes().strip()
     recorded = json.loads(raw)
-    runs = Runs.restored({recorded["run_id"].encode(): raw})
+    runs = Runs.restored({recorded["run_id"].encode(): raw}, KEY_OF)
     state = runs.get(recorded["run_id"].encode())
     assert state is not None
     assert state.status == "waiting_delay"
@@ -107,7 +111,7 @@ def test_a_state_recorded_with_its_definition_loads_and_its_definition_enters_th
 
 
 def test_an_ended_run_is_due_for_forgetting_once_its_grace_window_has_passed() -> None:
-    runs = Runs()
+    runs = Runs(KEY_OF)
     ended, waiting = _ended(at_offset=0), _waiting()
     _stored(runs, ended, waiting)
     forget_at = T0.timestamp() + GRACE
@@ -118,13 +122,13 @@ def test_an_ended_run_is_due_for_forgetting_once_its_grace_window_has_passed() -
 
 
 def test_an_active_run_is_never_due() -> None:
-    runs = Runs()
+    runs = Runs(KEY_OF)
     _stored(runs, _waiting())
     assert runs.due(before=(T0 + timedelta(days=3650)).timestamp(), limit=10) == []
 
 
 def test_due_runs_come_oldest_first_and_at_most_limit_at_a_time() -> None:
-    runs = Runs()
+    runs = Runs(KEY_OF)
     states = [_ended(at_offset=s) for s in (30, 10, 20)]
     _stored(runs, *states)
     now = T0.timestamp() + 100
@@ -135,7 +139,7 @@ def test_due_runs_come_oldest_first_and_at_most_limit_at_a_time() -> None:
 
 
 def test_a_forgotten_run_is_gone_and_no_longer_due() -> None:
-    runs = Runs()
+    runs = Runs(KEY_OF)
     ended = _ended()
     _stored(runs, ended)
     runs.update({_key(ended): None}, {})
@@ -154,14 +158,14 @@ def test_a_restored_table_knows_which_runs_ended_and_when() -> None:
         json.loads(raw_waiting)["run_id"].encode(): raw_waiting,
         journey_key(fresh.journey_id): ONE_MESSAGE.model_dump_json().encode(),
         _key(fresh): fresh.model_dump_json().encode(),
-    })  # fmt: skip
+    }, KEY_OF)  # fmt: skip
     assert len(runs) == 3
     assert runs.due(before=T0.timestamp() + 49, limit=10) == [ended_key]
     assert runs.due(before=T0.timestamp() + 50, limit=10) == [_key(fresh)]
 
 
 def test_the_executor_forgets_a_run_grace_seconds_after_it_ended() -> None:
-    runs = Runs()
+    runs = Runs(KEY_OF)
     ended = _ended(at_offset=0)
     _stored(runs, ended)
     part = Partition(TopicPartition("commands", 0), cast(AIOKafkaProducer, None), runs, 0)
@@ -173,3 +177,38 @@ def test_the_executor_forgets_a_run_grace_seconds_after_it_ended() -> None:
 
     assert not at(GRACE - 0.01).sweep_due(part)
     assert at(GRACE).sweep_due(part)
+
+
+def _of(patient_id: str, state: RunState) -> RunState:
+    return state.model_copy(update={"patient_id": patient_id})
+
+
+def test_a_patients_runs_are_found_by_patient_key_active_and_ended() -> None:
+    runs = Runs(KEY_OF)
+    waiting, ended, other = _of("p-1", _waiting()), _of("p-1", _ended()), _of("p-2", _waiting())
+    _stored(runs, waiting, ended, other)
+    assert runs.of_patient(KEY_OF("p-1")) == sorted([_key(waiting), _key(ended)])
+    assert runs.of_patient(KEY_OF("p-2")) == [_key(other)]
+    assert runs.of_patient(KEY_OF("p-3")) == []
+
+
+def test_a_forgotten_run_leaves_its_patients_index() -> None:
+    runs = Runs(KEY_OF)
+    first, second = _of("p-1", _waiting()), _of("p-1", _ended())
+    _stored(runs, first, second)
+    runs.update({_key(first): None}, {})
+    assert runs.of_patient(KEY_OF("p-1")) == [_key(second)]
+    runs.update({_key(second): None}, {})
+    assert runs.of_patient(KEY_OF("p-1")) == []
+
+
+def test_a_restored_table_finds_a_patients_runs_by_the_key_computed_from_the_state() -> None:
+    mine, theirs = _of("p-1", _waiting()), _of("p-2", _ended())
+    runs = Runs.restored({
+        journey_key(mine.journey_id): WAITING.model_dump_json().encode(),
+        journey_key(theirs.journey_id): ONE_MESSAGE.model_dump_json().encode(),
+        _key(mine): mine.model_dump_json().encode(),
+        _key(theirs): theirs.model_dump_json().encode(),
+    }, KEY_OF)  # fmt: skip
+    assert runs.of_patient(KEY_OF("p-1")) == [_key(mine)]
+    assert runs.of_patient(KEY_OF("p-2")) == [_key(theirs)]

@@ -18,12 +18,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
+from journeys_contracts.keys import patient_key
 from journeys_executor.channels import Channel, ConsoleChannel
 from journeys_executor.metrics import OWNED_PARTITIONS, TRANSACTIONS
 from journeys_executor.partition import (
@@ -58,6 +60,7 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, settings.retention)
         self.group_id = f"{settings.topic_prefix}{settings.app_id}"
+        self.patient_key_of = partial(patient_key, settings.patient_key_secret.get_secret_value())
         channel = channel or ConsoleChannel(settings.console_reveal_patient_data)
         self.batches = BatchProcessor(
             self.topics, self.group_id, channel, settings.step_timeout_seconds,
@@ -229,7 +232,7 @@ class Executor(LoopService, ConsumerRebalanceListener):
                 )
             tables = await asyncio.wait_for(
                 restore(s.kafka_bootstrap_servers, self.topics.executor_runs,
-                        [tp.partition for tp in tps]),
+                        [tp.partition for tp in tps], self.patient_key_of),
                 s.restore_timeout_seconds,
             )  # fmt: skip
             committed = {tp: await self._consumer.committed(tp) for tp in tps}

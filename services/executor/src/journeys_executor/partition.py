@@ -16,6 +16,10 @@ Within a batch, commands of different patients are processed concurrently, in wa
 hold at most one command per patient key: each patient's commands (and so each run's) are
 decided in record order, while the broker round trips before message deliveries (see
 `process`) are shared by the whole wave instead of paid one delivery at a time.
+
+An `ErasePatient` is one such command, in order with the patient's others: in its
+transaction the patient's runs that have not ended are cancelled, the states of all the
+patient's runs are tombstoned, and `PatientErased` lists them.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from journeys_contracts.commands import Command, ErasePatient, RunCommand, decod
 from journeys_contracts.envelope import CloudEvent, event_id
 from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.channels import Channel
-from journeys_executor.core import Rejection, RunState, fail, fold
+from journeys_executor.core import Rejection, RunState, erase, fail, fold
 from journeys_executor.metrics import (
     COMMANDS,
     EVENTS,
@@ -160,7 +164,7 @@ class BatchProcessor:
         batch = _Batch()
         producer = part.producer
         await asyncio.wait_for(producer.begin_transaction(), self.step_timeout)
-        wave: list[tuple[ConsumerRecord, RunCommand]] = []
+        wave: list[tuple[ConsumerRecord, Command]] = []
         keys: set[bytes | None] = set()
         for record in records:
             try:
@@ -175,9 +179,6 @@ class BatchProcessor:
                 batch.tally["undecodable", "dead_lettered"] += 1
                 error = describe_validation_error(exc)
                 await self._dead_letter(part, record, batch, "decode", error)
-                continue
-            if isinstance(command, ErasePatient):  # handled once the executor erases
-                batch.tally[command.type, "skipped"] += 1
                 continue
             if record.key in keys:
                 await self._wave(part, wave, batch)
@@ -230,20 +231,68 @@ class BatchProcessor:
             await asyncio.wait_for(asyncio.shield(batch.acked), self.step_timeout)
 
     async def _wave(
-        self, part: Partition, wave: list[tuple[ConsumerRecord, RunCommand]], batch: _Batch
+        self, part: Partition, wave: list[tuple[ConsumerRecord, Command]], batch: _Batch
     ) -> None:
         """Commands of distinct patients, side by side; the first failure aborts the rest."""
         if not wave:
             return
         if len(wave) == 1:
-            await self._one(part, *wave[0], batch)
+            await self._command(part, *wave[0], batch)
             return
         try:
             async with asyncio.TaskGroup() as group:
                 for record, command in wave:
-                    group.create_task(self._one(part, record, command, batch))
+                    group.create_task(self._command(part, record, command, batch))
         except BaseExceptionGroup as failed:  # the caller handles one failure, as before
             raise failed.exceptions[0] from None
+
+    async def _command(
+        self, part: Partition, record: ConsumerRecord, command: Command, batch: _Batch
+    ) -> None:
+        if isinstance(command, ErasePatient):
+            await self._erase(part, record, command, batch)
+        else:
+            await self._one(part, record, command, batch)
+
+    async def _erase(
+        self, part: Partition, record: ConsumerRecord, command: ErasePatient, batch: _Batch
+    ) -> None:
+        """Cancel the patient's runs that have not ended, tombstone all of theirs, and say so.
+
+        The runs are the table's runs of the patient key and those this batch stored before
+        (a start earlier in the batch). Either every event goes into the transaction, then
+        every tombstone, or (a record too large: a patient with tens of thousands of runs)
+        none, and the command is dead-lettered with the reason.
+        """
+        started = time.perf_counter()
+        patient_key = command.patient_key
+        run_keys = set(part.runs.of_patient(patient_key))
+        run_keys.update(
+            key
+            for key, state in batch.states.items()
+            if part.runs.patient_key_of(state.patient_id) == patient_key
+        )
+        states = [s for s in (self._state(part, batch, k) for k in run_keys) if s is not None]
+        erasure = erase(states, command, self.clock())
+        events: list[ev.Event] = [e for decision in erasure.cancellations for e in decision]
+        events.append(erasure.erased)
+        try:
+            await self._emit(part, record, batch, events)
+        except RecordTooLargeError as exc:
+            batch.tally[command.type, "failed"] += 1
+            await self._dead_letter(part, record, batch, "size", f"record too large: {exc}")
+            return
+        for state in states:
+            run_key = str(state.run_id).encode()
+            batch.states.pop(run_key, None)
+            batch.stored[run_key] = None
+        batch.tally[command.type, "applied"] += 1
+        PROCESS_SECONDS.observe(time.perf_counter() - started)
+        log.info(
+            "patient erased",
+            extra={"erasure_id": str(command.erasure_id), "runs": len(states),
+                   "cancelled": len(erasure.cancellations)},
+        )  # fmt: skip
 
     async def _one(
         self, part: Partition, record: ConsumerRecord, command: RunCommand, batch: _Batch
@@ -302,6 +351,8 @@ class BatchProcessor:
     def _state(part: Partition, batch: _Batch, run_key: bytes) -> RunState | None:
         if run_key in batch.states:
             return batch.states[run_key]
+        if run_key in batch.stored:  # tombstoned by an erasure earlier in the batch
+            return None
         return part.runs.get(run_key)
 
     def _serialize(self, run_key: bytes, state: RunState) -> bytes:
@@ -397,16 +448,13 @@ class BatchProcessor:
             batch.stored[run_key] = stored
 
     async def _emit(
-        self, part: Partition, record: ConsumerRecord, batch: _Batch, events: Sequence[ev.RunEvent]
+        self, part: Partition, record: ConsumerRecord, batch: _Batch, events: Sequence[ev.Event]
     ) -> None:
         """Events go to the events partition with the command's number, under its key. All of
         them are checked before the first is sent: either all go, or `RecordTooLargeError`."""
         ready = []
         for e in events:
-            envelope = CloudEvent(
-                id=event_id(e.run_id, e.seq), type=e.type, source=SOURCE,
-                subject=str(e.run_id), time=e.occurred_at,
-            )  # fmt: skip
+            envelope = _envelope(e)
             value, headers = e.to_json(), envelope.headers()
             try:
                 check_record_size(e.type, record.key, value, headers)
@@ -445,3 +493,16 @@ class BatchProcessor:
                 partition=part.tp.partition, headers=headers,
             )
         )  # fmt: skip
+
+
+def _envelope(event: ev.Event) -> CloudEvent:
+    """A run event is named by its run and seq; a patient's erasure by the erasure id."""
+    if isinstance(event, ev.PatientErased):
+        return CloudEvent(
+            id=ev.erasure_event_id(event.erasure_id), type=event.type, source=SOURCE,
+            subject=str(event.erasure_id), time=event.erased_at,
+        )  # fmt: skip
+    return CloudEvent(
+        id=event_id(event.run_id, event.seq), type=event.type, source=SOURCE,
+        subject=str(event.run_id), time=event.occurred_at,
+    )  # fmt: skip

@@ -21,6 +21,11 @@ rejected), then forgotten by a tombstone: `due` names the runs whose window has 
 end first, and the partition's next transaction writes their tombstones. The index of ended
 runs is rebuilt from the states on restore, so a restarted replica forgets on time too.
 Memory and restore time then follow active runs plus the runs of one window, not history.
+
+The table also indexes its runs by patient key (the HMAC of the state's patient id under the
+deployment secret, as the API keys the patient's commands), so erasing a patient finds every
+run of theirs the partition holds, active or in the grace window, without reading them all.
+The index is kept as states are stored and forgotten, and rebuilt from the states on restore.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import heapq
 import json
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from uuid import UUID
 
@@ -51,11 +56,20 @@ def journey_key(journey_id: UUID) -> bytes:
     return JOURNEY_PREFIX + str(journey_id).encode()
 
 
-class Runs:
-    """Run states by run id, stored as the JSON the changelog holds and parsed when used, and
-    the definitions of their journeys."""
+PatientKeyOf = Callable[[str], str]
+"""A patient id -> its patient key (`journeys_contracts.keys.patient_key` under the secret)."""
 
-    def __init__(self) -> None:
+
+class Runs:
+    """Run states by run id, stored as the JSON the changelog holds and parsed when used, the
+    definitions of their journeys, and the run ids of each patient key."""
+
+    def __init__(self, patient_key_of: PatientKeyOf) -> None:
+        self._key_of = patient_key_of
+        self._patients: dict[str, set[bytes]] = {}
+        """Patient key -> the keys of the patient's stored runs."""
+        self._patient: dict[bytes, str] = {}
+        """Run key -> its patient key: what `_patients` must drop when the run is forgotten."""
         self._stored: dict[bytes, bytes] = {}
         self._definitions: dict[UUID, JourneyDefinition] = {}
         self._written: set[UUID] = set()
@@ -66,9 +80,9 @@ class Runs:
         """`_ended` as a heap, oldest end first; an entry `_ended` no longer holds is stale."""
 
     @classmethod
-    def restored(cls, latest: Mapping[bytes, bytes]) -> Runs:
+    def restored(cls, latest: Mapping[bytes, bytes], patient_key_of: PatientKeyOf) -> Runs:
         """The table of a changelog partition whose latest value per key is `latest`."""
-        runs = cls()
+        runs = cls(patient_key_of)
         states = []
         for key, value in latest.items():
             if key.startswith(JOURNEY_PREFIX):
@@ -80,6 +94,7 @@ class Runs:
                 states.append(key)
         for key in states:
             fields = json.loads(runs._stored[key])
+            runs._index(key, fields["patient_id"])
             embedded = fields.get("definition")
             if embedded is not None:  # written by a version that kept it in the state
                 journey_id = UUID(fields["journey_id"])
@@ -123,13 +138,38 @@ class Runs:
             self._ended.pop(key, None)
             if stored is None:
                 self._stored.pop(key, None)
+                self._unindex(key)
                 continue
             self._stored[key] = stored
             state = states.get(key)
             if state is not None:
+                self._index(key, state.patient_id)
                 self._definitions.setdefault(state.journey_id, state.definition)
                 if state.ended:
                     self._mark_ended(key, state.updated_at.timestamp())
+
+    def patient_key_of(self, patient_id: str) -> str:
+        return self._key_of(patient_id)
+
+    def of_patient(self, patient_key: str) -> list[bytes]:
+        """The keys of the stored runs of `patient_key`, ended or not, sorted."""
+        return sorted(self._patients.get(patient_key, ()))
+
+    def _index(self, run_key: bytes, patient_id: str) -> None:
+        if run_key in self._patient:  # a run's patient never changes: hash it once
+            return
+        patient_key = self._key_of(patient_id)
+        self._patient[run_key] = patient_key
+        self._patients.setdefault(patient_key, set()).add(run_key)
+
+    def _unindex(self, run_key: bytes) -> None:
+        patient_key = self._patient.pop(run_key, None)
+        if patient_key is None:
+            return
+        keys = self._patients[patient_key]
+        keys.discard(run_key)
+        if not keys:
+            del self._patients[patient_key]
 
     def has_due(self, before: float) -> bool:
         """Whether a run that ended at or before `before` is still stored."""
@@ -155,7 +195,9 @@ class Runs:
             heapq.heappop(queue)
 
 
-async def restore(bootstrap: str, topic: str, partitions: Collection[int]) -> dict[int, Runs]:
+async def restore(
+    bootstrap: str, topic: str, partitions: Collection[int], patient_key_of: PatientKeyOf
+) -> dict[int, Runs]:
     """Read the given changelog partitions from the beginning to their last stable offset.
 
     The caller has already fenced the partitions' previous transactional producers, so no
@@ -189,7 +231,7 @@ async def restore(bootstrap: str, topic: str, partitions: Collection[int]) -> di
                     remaining.discard(tp)
     finally:
         await reader.stop()
-    runs = {p: Runs.restored(t) for p, t in tables.items()}
+    runs = {p: Runs.restored(t, patient_key_of) for p, t in tables.items()}
     restored = sum(len(r) for r in runs.values())
     RESTORED_RUNS.inc(restored)
     RESTORE_SECONDS.observe(time.perf_counter() - started)
