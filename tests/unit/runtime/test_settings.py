@@ -117,3 +117,14 @@ def test_topics_declare_the_retention_they_are_given() -> None:
         "min.insync.replicas": "-", "max.message.bytes": "-",
     }  # fmt: skip
     assert "retention.ms" not in configs[t.definitions]
+
+
+def test_a_refused_secret_is_not_quoted_in_the_error(clean_env: pytest.MonkeyPatch) -> None:
+    """Settings errors reach the logs of a pod that will not start."""
+    short = "short-secret-" + "q" * 12
+    clean_env.setenv("JOURNEYS_ENV", "production")
+    clean_env.setenv("JOURNEYS_PATIENT_KEY_SECRET", short)
+    with pytest.raises(ValidationError) as refused:
+        DatabaseSettings()
+    assert "JOURNEYS_PATIENT_KEY_SECRET must be set" in str(refused.value)
+    assert "qqqq" not in str(refused.value)

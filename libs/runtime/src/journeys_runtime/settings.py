@@ -14,6 +14,7 @@ from pydantic_settings import (
 )
 
 from journeys_runtime import crash
+from journeys_runtime.keyring import DEV_KEKS, Keyring, KeyringError
 from journeys_runtime.topics import Retention
 
 # A directory of files named like the variables (`DATABASE_URL`, ...), each holding one value:
@@ -30,7 +31,8 @@ def _env(name: str) -> AliasChoices:
 class CommonSettings(BaseSettings):
     """Kafka, topics and the patient-key secret, read from unprefixed variables."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # A refused value may be a secret: errors name the setting, never quote what it held.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     @classmethod
     def settings_customise_sources(
@@ -146,6 +148,43 @@ class TopicSettings(CommonSettings):
             raise ValueError(
                 "JOURNEYS_TOPIC_MIN_INSYNC_REPLICAS must not exceed "
                 "JOURNEYS_TOPIC_REPLICATION_FACTOR"
+            )
+        return self
+
+
+class ShreddingSettings(CommonSettings):
+    """Adds the key-encryption keys, for the services that wrap or unwrap patients' data keys.
+
+    A mix-in for the API and the executor once they seal patient data; the projector and the
+    scheduler never see a key.
+    """
+
+    shredding_keks: SecretStr = Field(
+        SecretStr(DEV_KEKS), validation_alias=_env("JOURNEYS_SHREDDING_KEKS"),
+        description="`id=base64[,id=base64...]`, 32 bytes each; a file of the Secret",
+    )  # fmt: skip
+    shredding_active_kek: str = Field(
+        "", validation_alias=_env("JOURNEYS_SHREDDING_ACTIVE_KEK"),
+        description="the id of the KEK that wraps new data keys; required outside development",
+    )  # fmt: skip
+
+    @property
+    def keyring(self) -> Keyring:
+        keks = self.shredding_keks.get_secret_value()
+        active = self.shredding_active_kek
+        if not active and self.environment == "development" and "," not in keks:
+            active = keks.partition("=")[0].strip()
+        if not active:
+            raise KeyringError("JOURNEYS_SHREDDING_ACTIVE_KEK must name the KEK that wraps new "
+                               "data keys outside development")  # fmt: skip
+        return Keyring.parse(keks, active)
+
+    @model_validator(mode="after")
+    def _refuse_unusable_keks(self) -> ShreddingSettings:
+        if self.environment != "development" and self.keyring.holds_dev_kek():
+            raise ValueError(
+                "JOURNEYS_SHREDDING_KEKS must be set to random keys outside development; the "
+                "development key is public"
             )
         return self
 

@@ -1,0 +1,86 @@
+"""The deployment's key-encryption keys: parsed from a setting, one active, all able to unwrap.
+
+`JOURNEYS_SHREDDING_KEKS` holds `id=base64[,id=base64...]`, so an old KEK can stay next to
+a new one while data keys are re-wrapped; `JOURNEYS_SHREDDING_ACTIVE_KEK` names the one that
+wraps new data keys. The crypto itself is in `journeys_runtime.shredding`; this module only
+chooses the KEK. Its errors name KEK ids (not secret), never a key or a patient key.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from journeys_runtime.shredding import (
+    DataKey,
+    KeyEncryptionKey,
+    WrappedKey,
+    WrongKeyError,
+    unwrap,
+    wrap,
+)
+
+DEV_KEK_ID = "dev"
+# Public, so refused in every environment but development (see `ShreddingSettings`).
+DEV_KEK_SECRET = b"dev-only-kek-never-in-production"
+DEV_KEKS = f"{DEV_KEK_ID}={base64.b64encode(DEV_KEK_SECRET).decode()}"
+
+
+class KeyringError(ValueError):
+    """The KEK setting cannot be used; the message names no key."""
+
+
+def parse_keks(text: str) -> dict[str, KeyEncryptionKey]:
+    """`id=base64[,id=base64...]`, each key 32 bytes, ids unique; blanks around parts ignored."""
+    keks: dict[str, KeyEncryptionKey] = {}
+    for i, part in enumerate(text.split(","), start=1):
+        kek_id, sep, encoded = part.strip().partition("=")
+        kek_id = kek_id.strip()
+        if not sep or not kek_id or not encoded.strip():
+            raise KeyringError(f"key-encryption key {i} is not written id=base64")
+        if kek_id in keks:
+            raise KeyringError(f"key-encryption key id {kek_id!r} is given twice")
+        try:
+            keks[kek_id] = KeyEncryptionKey.from_base64(kek_id, encoded)
+        except ValueError as exc:  # messages of shredding name no key
+            raise KeyringError(f"key-encryption key {i}: {exc}") from None
+    return keks
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """Wraps new data keys under the active KEK; unwraps under whichever KEK wrapped them."""
+
+    keks: dict[str, KeyEncryptionKey]
+    active_id: str
+
+    def __post_init__(self) -> None:
+        if self.active_id not in self.keks:
+            raise KeyringError(
+                f"the active key-encryption key {self.active_id!r} is not among {sorted(self.keks)}"
+            )
+
+    @classmethod
+    def parse(cls, keks: str, active_id: str) -> Keyring:
+        return cls(parse_keks(keks), active_id)
+
+    @property
+    def active(self) -> KeyEncryptionKey:
+        return self.keks[self.active_id]
+
+    def holds_dev_kek(self) -> bool:
+        """Whether any KEK is the public development one, whatever its id."""
+        return any(k.secret == DEV_KEK_SECRET for k in self.keks.values())
+
+    def wrap(self, patient_key: str, key: DataKey) -> WrappedKey:
+        return wrap(self.active, patient_key, key)
+
+    def unwrap(self, patient_key: str, wrapped: WrappedKey) -> DataKey:
+        """`WrongKeyError` naming the KEK id when that KEK is no longer configured."""
+        kek = self.keks.get(wrapped.kek_id)
+        if kek is None:
+            raise WrongKeyError(
+                f"the key was wrapped under another key-encryption key, {wrapped.kek_id!r}, "
+                "which is not configured"
+            )
+        return unwrap(kek, patient_key, wrapped)
