@@ -10,7 +10,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from journeys_runtime.topics import Topics, ensure_topics
+from journeys_runtime.settings import CommonSettings
+from journeys_runtime.topics import Retention, Topics, ensure_topics
 from journeys_stack.aio import run_blocking
 from journeys_stack.kafka import KafkaBroker
 from journeys_stack.postgres import Postgres
@@ -33,6 +34,7 @@ class StackConfig:
     ports: Ports = field(default_factory=Ports)
     topic_prefix: str = ""
     partitions: int = 4
+    retention: Retention = field(default_factory=Retention)
     kafka_bootstrap: str | None = None  # use this broker instead of starting one
     database_url: str | None = None  # use this database instead of starting one
     service_env: dict[str, str] = field(default_factory=dict)
@@ -50,7 +52,7 @@ class Stack:
         self.supervisor: Supervisor | None = None
         self.kafka_bootstrap = config.kafka_bootstrap or ""
         self.database_url = config.database_url or ""
-        self.topics = Topics(config.topic_prefix)
+        self.topics = Topics(config.topic_prefix, config.retention)
         self.api_key = config.api_key or f"dev-{secrets.token_urlsafe(24)}"
 
     def start_infra(self) -> None:
@@ -134,6 +136,8 @@ def config_from_env(data_dir: Path) -> StackConfig:
         ),
         topic_prefix=env.get("JOURNEYS_TOPIC_PREFIX", ""),
         partitions=int(env.get("JOURNEYS_PARTITIONS", "4")),
+        # The topics are created here, before any service: as the services would create them.
+        retention=CommonSettings(JOURNEYS_ENV="development").retention,
         kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         database_url=env.get("DATABASE_URL") or None,
         # A developer's stack shows what the console channel sends; nowhere else does.
