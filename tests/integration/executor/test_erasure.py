@@ -214,3 +214,27 @@ async def test_after_a_restart_erased_runs_stay_gone_and_a_patients_runs_are_fou
     latest = await _changelog(kafka_bootstrap, topics.executor_runs)
     assert latest[str(gone).encode()] is None
     assert latest[str(kept).encode()] is None
+
+
+async def test_a_run_started_in_the_erasures_batch_is_erased_with_it(
+    executor: Supervisor, kafka_bootstrap: str, topics: Topics
+) -> None:
+    """Produced in one request, the two commands are fetched in one batch: the run's state is
+    then only in the transaction under way, not yet in the table."""
+    patient, run_id = "erased-patient-4", uuid.uuid4()
+    erasure = _erase(patient)
+    key = patient_key(SECRET, patient).encode()
+    p: AIOKafkaProducer = producer(kafka_bootstrap, linger_ms=200)
+    await p.start()
+    try:
+        sent = [
+            await p.send(topics.commands, command.to_json(), key=key)
+            for command in (_start(run_id, patient, WAITING, uuid.uuid4()), erasure)
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await p.stop()
+    assert (await _erased(kafka_bootstrap, topics, erasure))["runIds"] == [str(run_id)]
+    assert (await _types(kafka_bootstrap, topics, run_id))[-1] == "journeys.run.cancelled.v1"
+    latest = await _changelog(kafka_bootstrap, topics.executor_runs)
+    assert latest[str(run_id).encode()] is None
