@@ -69,6 +69,10 @@ ROUTES = [
     Route("GET", f"/journeys/runs/{UNKNOWN}", "runs:read", 404),
     Route("GET", f"/journeys/runs/{UNKNOWN}/events", "runs:read", 404),
     Route("POST", f"/journeys/runs/{UNKNOWN}/cancel", "runs:cancel", 404),
+    # Erasing the same patient again while it is pending answers the same erasure: 202 each time.
+    Route("POST", "/patients/erasures", "patients:erase", 202, {"patientId": "p-erase"}),
+    Route("DELETE", "/patients/p-erase-by-path", "patients:erase", 202),
+    Route("GET", f"/patients/erasures/{UNKNOWN}", "patients:erase", 404),
 ]
 
 
@@ -192,7 +196,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 162
+    assert len(ROUTES) * len(cases) == 216
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from journeys_api.audit import ACTION_KEY, AuditedRoute
+from journeys_api.auth import PROTECTED_PREFIXES
 from journeys_api.errors import UnavailableError
-from journeys_api.routers import journeys, ops, runs
+from journeys_api.routers import journeys, ops, patients, runs
 from journeys_contracts.audit import AccessRecorded, AuditAction, AuditOutcome, outcome_of
 from journeys_contracts.keys import patient_key
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
@@ -26,19 +27,24 @@ def records(app: FastAPI) -> list[AccessRecorded]:
     return list(app.state.audit_records)
 
 
-def test_every_journey_and_run_route_is_audited_under_an_action_of_its_own() -> None:
-    """One action per route, but listing runs has two forms (the patient id in the query, or
-    in a body) for one action: `runs.list`, with the route telling them apart."""
-    business = [r for r in (*journeys.router.routes, *runs.router.routes)
-                if isinstance(r, APIRoute)]  # fmt: skip
-    assert len(business) == 9
+def test_every_journey_run_and_patient_route_is_audited_under_an_action_of_its_own() -> None:
+    """One action per route, with two exceptions that name one kind of access each: listing
+    runs has two forms (the patient id in the query, or in a body), `runs.list`; erasing a
+    patient has two forms and a route to follow it, `patients.erase`. The route tells them
+    apart."""
+    business = [r for r in (*journeys.router.routes, *runs.router.routes,
+                            *patients.router.routes) if isinstance(r, APIRoute)]  # fmt: skip
+    assert len(business) == 12
     assert all(isinstance(r, AuditedRoute) for r in business)
-    assert all(r.path.startswith("/journeys") for r in business)
+    assert all(r.path.startswith(PROTECTED_PREFIXES) for r in business)
     actions = {f"{sorted(r.methods)[0]} {r.path}": (r.openapi_extra or {})[ACTION_KEY]
                for r in business}  # fmt: skip
     assert actions["GET /journeys/runs"] == actions["POST /journeys/runs/search"] == "runs.list"
+    erasure_routes = ["POST /patients/erasures", "DELETE /patients/{patientId}",
+                      "GET /patients/erasures/{erasureId}"]  # fmt: skip
+    assert {actions.pop(r) for r in erasure_routes} == {"patients.erase"}
     del actions["POST /journeys/runs/search"]
-    assert sorted(actions.values()) == sorted(a.value for a in AuditAction)
+    assert sorted([*actions.values(), "patients.erase"]) == sorted(a.value for a in AuditAction)
     # Probes and metrics are not accesses to patient data.
     ops_routes = [*ops.router.routes, *ops.metrics_router.routes]
     assert ops_routes

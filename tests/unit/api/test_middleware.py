@@ -58,13 +58,13 @@ async def test_metrics_label_the_route_template_never_the_raw_path(
 async def test_unmatched_paths_share_one_label(client: httpx.AsyncClient) -> None:
     before = _count("GET", "<unmatched>", "404")
 
-    await client.get("/patients/patient-123")
+    await client.get("/nowhere/patient-123")  # `/patients/{patientId}` is a route now
 
     assert _count("GET", "<unmatched>", "404") == before + 1
     assert "patient-123" not in (await client.get("/metrics")).text
 
 
-async def test_unexpected_error_is_a_bare_500_logged_by_type_and_path(
+async def test_unexpected_error_is_a_bare_500_logged_by_type_and_route(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = offline_app()
@@ -81,7 +81,7 @@ async def test_unexpected_error_is_a_bare_500_logged_by_type_and_path(
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error"}
     [record] = [r for r in caplog.records if r.name == "journeys_api.middleware"]
-    assert (record.exception, record.path) == ("KeyError", "/explode")  # type: ignore[attr-defined]
+    assert (record.exception, record.route) == ("KeyError", "/explode")  # type: ignore[attr-defined]
     assert record.exc_info is None
     assert "patient-123" not in caplog.text
 

@@ -13,6 +13,7 @@ def test_migration_ids_carry_the_api_prefix() -> None:
         "api_0002_api_keys",
         "api_0003_idempotency_key_subjects",
         "api_0004_idempotency_key_published",
+        "api_0005_patient_erasures",
     ]
 
 

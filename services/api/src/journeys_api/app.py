@@ -16,11 +16,11 @@ from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation, SecurityHeaders
 from journeys_api.resources import Resources
-from journeys_api.routers import journeys, ops, runs
+from journeys_api.routers import journeys, ops, patients, runs
 from journeys_api.settings import ApiSettings
 
 DESCRIPTION = """
-Define patient journeys, trigger runs for patients, and follow them.
+Define patient journeys, trigger runs for patients, and follow them; erase a patient.
 
 Writes are accepted once the command is durable in Kafka (202) and are readable right after
 the answer (the API waits, bounded, for the read models to include them). Every 4xx names the
@@ -67,7 +67,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     if settings.cors_origins:  # off unless configured: no browser origin may call by default
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
             expose_headers=["Location", "Retry-After", "X-Request-ID"],
         )  # fmt: skip
@@ -76,6 +76,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # Order matters: `/journeys/runs...` must match before `/journeys/{journeyId}`.
     app.include_router(runs.router)
     app.include_router(journeys.router)
+    app.include_router(patients.router)
     app.include_router(ops.router)
     if settings.public_metrics:
         app.include_router(ops.metrics_router)

@@ -29,7 +29,8 @@ from journeys_api.settings import ApiSettings
 
 REALM = "patient-journeys"
 KEY_HEADER = "X-API-Key"
-PROTECTED_PREFIX = "/journeys"  # every route that needs credentials lives under it
+# Every route that needs credentials lives under one of these.
+PROTECTED_PREFIXES = ("/journeys", "/patients")
 
 
 class Scope(StrEnum):
@@ -38,6 +39,7 @@ class Scope(StrEnum):
     RUNS_TRIGGER = "runs:trigger"
     RUNS_READ = "runs:read"
     RUNS_CANCEL = "runs:cancel"
+    PATIENTS_ERASE = "patients:erase"
 
 
 assert tuple(Scope) == keys.SCOPES
@@ -186,7 +188,8 @@ def require(scope: Scope) -> Any:
 
 
 class CredentialsRequired:
-    """401 at once, before the body is read, for a `/journeys` request with no credentials.
+    """401 at once, before the body is read, for a `/journeys` or `/patients` request with no
+    credentials.
 
     Without it, a caller with no credentials could learn from 413 and 422 answers how the API
     reads bodies, since FastAPI parses the body before it runs the route's dependencies. Only
@@ -210,4 +213,4 @@ class CredentialsRequired:
 
 
 def _protected(path: str) -> bool:
-    return path == PROTECTED_PREFIX or path.startswith(f"{PROTECTED_PREFIX}/")
+    return any(path == p or path.startswith(f"{p}/") for p in PROTECTED_PREFIXES)

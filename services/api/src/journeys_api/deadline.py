@@ -1,5 +1,5 @@
-"""One deadline per request: every answer of a journeys route leaves within
-`API_ANSWER_TIMEOUT_SECONDS`, whatever it waited on.
+"""One deadline per request: every answer of an audited route (`/journeys`, `/patients`)
+leaves within `API_ANSWER_TIMEOUT_SECONDS`, whatever it waited on.
 
 A trigger can wait on Kafka for its command (`API_PRODUCE_TIMEOUT_SECONDS`), then on the
 projector (`API_READ_YOUR_WRITES_TIMEOUT_SECONDS`), then on Kafka again for its audit

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from journeys_api.metrics import UNAVAILABLE
+from journeys_api.middleware import route_template
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,10 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
 
 def _unavailable_response(request: Request, dependency: str, reason: str) -> JSONResponse:
     UNAVAILABLE.labels(dependency).inc()
+    # The route template, not the path: a path can name a patient (`/patients/{patientId}`).
     log.warning(
         "dependency unavailable",
-        extra={"dependency": dependency, "reason": reason, "path": request.url.path},
+        extra={"dependency": dependency, "reason": reason, "route": route_template(request.scope)},
     )
     return JSONResponse(
         {"detail": f"{dependency} is unavailable, retry later"},

@@ -53,6 +53,12 @@ TIMELINE: dict[str, Any] = {
     ],
 }  # fmt: skip
 
+ERASURE_ID = "5d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+ERASURE_VIEW: dict[str, Any] = {
+    "erasureId": ERASURE_ID, "status": "done", "requestedAt": CREATED_AT,
+    "doneAt": "2025-03-01T09:30:01.402117Z",
+}  # fmt: skip
+
 
 def error(loc: list[str | int], msg: str, error_type: str = "value_error") -> dict[str, Any]:
     return {"detail": [{"type": error_type, "loc": loc, "msg": msg}]}

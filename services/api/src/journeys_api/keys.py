@@ -18,7 +18,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 PREFIX = "pjk"
-SCOPES = ("journeys:write", "journeys:read", "runs:trigger", "runs:read", "runs:cancel")
+SCOPES = (
+    "journeys:write", "journeys:read", "runs:trigger", "runs:read", "runs:cancel",
+    "patients:erase",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

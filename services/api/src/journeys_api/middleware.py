@@ -73,10 +73,11 @@ class RequestObservation:
                 status = CLIENT_CLOSED  # the client went away; nothing failed on our side
             raise
         except Exception as exc:
-            # Type and path only: the message or traceback could carry the body's patient data.
+            # Type and route template only: the message or traceback could carry the body's
+            # patient data, and a path can name a patient (`DELETE /patients/{patientId}`).
             log.error(
                 "unhandled exception",
-                extra={"exception": type(exc).__name__, "path": scope.get("path")},
+                extra={"exception": type(exc).__name__, "route": route_template(scope)},
             )
             if not response_started:
                 response = JSONResponse({"detail": "internal error"}, status_code=500)

@@ -9,6 +9,9 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from journeys_api.examples import (
+    CREATED_AT,
+    ERASURE_ID,
+    ERASURE_VIEW,
     HIP_REPLACEMENT_JOURNEY,
     JOURNEY_ID,
     JOURNEY_VIEW,
@@ -101,6 +104,26 @@ VALIDATION: dict[str, dict[str, Any]] = {
             "an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-], found `x` at 1",
             "uuid_parsing")),
     ),
+    "erasure": response(
+        "The patient id is missing, blank, too long or not storable, or the body has an "
+        "unknown field",
+        missing=json_example("erasure without a patient id", error(
+            ["body", "patientId"], "Field required", "missing")),
+        too_long=json_example("patient id too long", error(
+            ["body", "patientId"], "String should have at most 255 characters",
+            "string_too_long")),
+    ),
+    "patientId": response(
+        "The patient id in the path is blank, too long or not storable",
+        blank=json_example("blank patient id in the path", error(
+            ["path", "patientId"], "must have 1 to 255 non-blank characters")),
+    ),
+    "erasureId": response(
+        "The erasure id is not a UUID",
+        erasureId=json_example("malformed erasure id", error(
+            ["path", "erasureId"], "Input should be a valid UUID, invalid length: expected "
+            "length 32 for simple format, found 3", "uuid_parsing")),
+    ),
     "runId": response(
         "The run id is not a UUID",
         runId=json_example("malformed run id", error(
@@ -114,7 +137,7 @@ NOT_FOUND: dict[str, dict[str, Any]] = {
         f"No {kind} has this id",
         unknown=json_example(f"unknown {kind}", {"detail": f"{kind} {ident} not found"}),
     )
-    for kind, ident in (("journey", JOURNEY_ID), ("run", RUN_ID))
+    for kind, ident in (("journey", JOURNEY_ID), ("run", RUN_ID), ("erasure", ERASURE_ID))
 }
 
 TOO_LARGE = response(
@@ -167,6 +190,28 @@ CANCEL_EXAMPLES: dict[str, Any] = {
     "empty": json_example("Without a reason", {}),
 }
 
+ERASURE_EXAMPLES: dict[str, Any] = {
+    "patient": json_example("Erase one patient", {"patientId": "patient-123"}),
+}
+ERASURE_ACCEPTED = {
+    "description": "The erasure is recorded and its command is in Kafka; a repeat while it is "
+    "pending answers the same erasure",
+    "headers": {"Location": {"description": "the erasure's URL, to follow it",
+                             "schema": {"type": "string"}}},
+    "content": {"application/json": {"examples": {
+        "pending": json_example("erasure accepted", {"erasureId": ERASURE_ID,
+                                                     "status": "pending"}),
+    }}},
+}  # fmt: skip
+ERASURE_STATES: dict[str, Any] = {
+    "content": {"application/json": {"examples": {
+        "pending": json_example("erasure pending", {
+            "erasureId": ERASURE_ID, "status": "pending", "requestedAt": CREATED_AT,
+            "doneAt": None}),
+        "done": json_example("erasure done", ERASURE_VIEW),
+    }}},
+}  # fmt: skip
+
 SEARCH_EXAMPLES: dict[str, Any] = {
     "patient": json_example("A patient's runs", {"patientId": "patient-123"}),
     "filtered": json_example(
@@ -180,7 +225,10 @@ SEARCH_EXAMPLES: dict[str, Any] = {
     ),
 }
 
-_SCHEMA_EXAMPLES = {"JourneyView": [JOURNEY_VIEW], "RunView": [RUN_VIEW], "RunTimeline": [TIMELINE]}
+_SCHEMA_EXAMPLES = {
+    "JourneyView": [JOURNEY_VIEW], "RunView": [RUN_VIEW], "RunTimeline": [TIMELINE],
+    "ErasureView": [ERASURE_VIEW],
+}  # fmt: skip
 
 
 # The API validates journey bodies with strict twins of the contracts' models: the same shape,

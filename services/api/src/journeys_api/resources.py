@@ -1,4 +1,5 @@
-"""The process's clients: the PostgreSQL pool, the Kafka producer and the projection waiter."""
+"""The process's clients: the PostgreSQL pool, the Kafka producer, the projection waiter, and
+the erasure outbox."""
 
 from __future__ import annotations
 
@@ -17,16 +18,19 @@ from psycopg_pool import AsyncConnectionPool
 from journeys_api import deadline
 from journeys_api.consistency import ProjectionWaiter
 from journeys_api.definitions import JourneyDefinitions
+from journeys_api.erasures import Erasures
 from journeys_api.metrics import (
     AUDIT_RECORDS,
     AUDIT_UNCONFIRMED,
     READ_YOUR_WRITES_SECONDS,
     READ_YOUR_WRITES_TIMEOUTS,
 )
+from journeys_api.outbox import Outbox
 from journeys_api.publisher import Publisher, Record
 from journeys_api.read_models import ReadModels
 from journeys_api.settings import ApiSettings
 from journeys_contracts.audit import AccessRecorded
+from journeys_contracts.commands import ErasePatient
 from journeys_contracts.keys import patient_key
 from journeys_runtime.topics import Topics
 
@@ -70,6 +74,11 @@ class Resources:
             settings.read_your_writes_poll_seconds,
             settings.db_connect_timeout_seconds,
         )
+        self.erasures = Erasures(self.pool)
+        self.outbox = Outbox(
+            self.erasures, self.send_erasure, period=settings.erasure_outbox_seconds,
+            min_age=settings.answer_timeout_seconds,
+        )  # fmt: skip
 
     def patient_key(self, patient_id: str) -> str:
         return patient_key(self.settings.patient_key_secret.get_secret_value(), patient_id)
@@ -79,8 +88,10 @@ class Resources:
         await self.pool.open(wait=False)
         await self.waiter.start()
         await self.publisher.start()
+        self.outbox.start()
 
     async def stop(self) -> None:
+        await self.outbox.stop()
         await self.publisher.stop()
         await self.waiter.stop()
         await self.pool.close()
@@ -111,6 +122,15 @@ class Resources:
                 extra={"topic": kind, "partition": metadata.partition,
                        "offset": metadata.offset, "subject": str(subject)},
             )  # fmt: skip
+
+    async def send_erasure(
+        self, key: str, command: ErasePatient, erasure_id: UUID, event_id: str
+    ) -> None:
+        """Produce an ErasePatient on the commands topic under the patient key, in order with
+        the patient's other commands; nothing to wait for in the read models."""
+        await self.publish(
+            self.topics.commands, key, command, subject=erasure_id, event_id=event_id, wait=False
+        )
 
     async def record_access(self, record: AccessRecorded, *, wait: bool = True) -> None:
         """With `wait`, return once the audit record is in Kafka (acks=all), else raise

@@ -59,6 +59,11 @@ class ApiSettings(DatabaseSettings):
         1024, ge=0, le=1_000_000, description="definitions kept in memory (they are immutable)"
     )
 
+    erasure_outbox_seconds: float = Field(
+        10.0, gt=0, le=3600,
+        description="how often erasure commands Kafka has not acknowledged are sent again",
+    )  # fmt: skip
+
     docs_enabled: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
     cors_origins: list[str] = Field(
         [], description="browser origins allowed to call the API (JSON list); none by default"

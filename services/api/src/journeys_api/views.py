@@ -117,6 +117,44 @@ class RunSearch(BaseModel):
         return value
 
 
+class ErasureRequest(BaseModel):
+    """Whom to erase, in a body: the patient id stays out of the URL, and so out of proxy,
+    ingress and access logs."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False,
+        json_schema_extra={"examples": [{"patientId": "patient-123"}]},
+    )  # fmt: skip
+
+    patient_id: str = Field(min_length=1, max_length=255, pattern=r"\S")
+
+    @field_validator("patient_id")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
+
+
+class ErasureAccepted(_View):
+    """The erasure is recorded and its command is in Kafka; follow it at `Location`."""
+
+    erasure_id: UUID
+    status: Literal["pending"] = "pending"
+
+
+class ErasureView(_View):
+    """`done` once the read models have forgotten the patient (`doneAt`); until then
+    `pending`. Names the erasure only: never the patient."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.ERASURE_VIEW]})
+
+    erasure_id: UUID
+    status: Literal["pending", "done"]
+    requested_at: UtcDatetime
+    done_at: UtcDatetime | None = Field(description="when the read models forgot the patient")
+
+
 class Detail(BaseModel):
     """The body of 404, 409, 413 and 503 answers."""
 

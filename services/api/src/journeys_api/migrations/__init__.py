@@ -1,4 +1,5 @@
-"""The API's own tables (idempotency keys), applied with yoyo from the SQL files next to this."""
+"""The API's own tables (idempotency keys, API keys, erasure requests), applied with yoyo from the
+SQL files next to this."""
 
 from __future__ import annotations
 

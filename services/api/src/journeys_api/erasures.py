@@ -1,0 +1,133 @@
+"""Erasure requests: the API's record of each one (`api_patient_erasures`), and whether the
+projector has applied it (its read model `erased_patients`).
+
+A request is stored before its ErasePatient command is produced, so an erasure whose produce
+failed is still on record, and the outbox (`journeys_api.outbox`) sends it later. Erasing a
+patient again while an erasure of theirs is pending returns that one: one advisory lock per
+patient key makes two concurrent requests agree on it.
+
+The API's own rows that could tie a caller's request to the patient go in the same
+transaction: the Idempotency-Key claims of the patient's runs (subject, hashes and run id).
+The run ids come from the read model `runs`, read by patient id before the projector deletes
+it; a run triggered so recently that it is not projected yet keeps its claim.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, LiteralString
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+# Serializes erasure requests of one patient across replicas, until the transaction ends.
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('patient-erasure:' || %s, 0))"
+_DONE = sql.SQL("(SELECT d.erased_at FROM erased_patients d WHERE d.erasure_id = e.erasure_id)")
+_NOT_YET = sql.SQL("NULL::timestamptz")
+_SELECT = sql.SQL(
+    "SELECT e.erasure_id, e.patient_key, e.requested_at, e.published_at IS NOT NULL AS published, "
+    "{done} AS done_at FROM api_patient_erasures e "
+)
+_INSERT = """
+INSERT INTO api_patient_erasures (erasure_id, patient_key, subject, requested_at)
+VALUES (%s, %s, %s, now())
+RETURNING erasure_id, patient_key, requested_at, false AS published, NULL::timestamptz AS done_at
+"""
+_FORGET_CLAIMS = [
+    sql.SQL(
+        "DELETE FROM {} WHERE run_id IN (SELECT run_id FROM runs WHERE patient_id = %s)"
+    ).format(sql.Identifier(table))
+    for table in ("api_idempotency_claims", "api_idempotency_keys")
+]
+_MARK_PUBLISHED = (
+    "UPDATE api_patient_erasures SET published_at = now() "
+    "WHERE erasure_id = %s AND published_at IS NULL"
+)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    erasure_id: UUID
+    patient_key: str
+    requested_at: datetime
+    published: bool
+    done_at: datetime | None
+
+    @property
+    def status(self) -> str:
+        return "pending" if self.done_at is None else "done"
+
+
+class Erasures:
+    """Each call takes one pooled connection; `request` holds it for one short transaction."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._read_model_exists = False  # once there, the projector's table stays
+
+    async def request(self, patient_key: str, patient_id: str, subject: str) -> Erasure:
+        """The patient's pending erasure, or a new one; either way the API's own traces of the
+        patient's requests are gone when this returns."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(_LOCK, (patient_key,))
+            for statement in _FORGET_CLAIMS:
+                await conn.execute(statement, (patient_id,))
+            pending = await self._one(
+                conn, "WHERE e.patient_key = %s AND {done} IS NULL "
+                "ORDER BY e.requested_at DESC LIMIT 1", (patient_key,),
+            )  # fmt: skip
+            if pending is not None:
+                return pending
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(_INSERT, (uuid.uuid4(), patient_key, subject))
+                row = await cur.fetchone()
+            assert row is not None
+            return Erasure(**row)
+
+    async def get(self, erasure_id: UUID) -> Erasure | None:
+        async with self._pool.connection() as conn:
+            return await self._one(conn, "WHERE e.erasure_id = %s", (erasure_id,))
+
+    async def mark_published(self, erasure_id: UUID) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(_MARK_PUBLISHED, (erasure_id,))
+
+    async def unpublished(self, older_than_seconds: float, limit: int) -> list[Erasure]:
+        """Erasures whose command the broker has not acknowledged, oldest first; only those
+        requested at least `older_than_seconds` ago, which no request is still sending."""
+        async with self._pool.connection() as conn:
+            return await self._all(
+                conn, "WHERE e.published_at IS NULL "
+                "AND e.requested_at < now() - make_interval(secs => %s) "
+                "ORDER BY e.requested_at LIMIT %s",
+                (older_than_seconds, limit),
+            )  # fmt: skip
+
+    async def _one(
+        self, conn: psycopg.AsyncConnection[Any], where: LiteralString, params: tuple[Any, ...]
+    ) -> Erasure | None:
+        found = await self._all(conn, where, params)
+        return found[0] if found else None
+
+    async def _all(
+        self, conn: psycopg.AsyncConnection[Any], where: LiteralString, params: tuple[Any, ...]
+    ) -> list[Erasure]:
+        """`where` may name `{done}`: when the erasure was done, or NULL. Until the projector
+        has created `erased_patients`, no erasure is done."""
+        done = _DONE if await self._erased_patients_exists(conn) else _NOT_YET
+        query = _SELECT.format(done=done) + sql.SQL(where).format(done=done)
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            return [Erasure(**row) for row in await cur.fetchall()]
+
+    async def _erased_patients_exists(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        if not self._read_model_exists:
+            cursor = await conn.execute("SELECT to_regclass('erased_patients') IS NOT NULL")
+            row = await cursor.fetchone()
+            self._read_model_exists = bool(row and row[0])
+        return self._read_model_exists

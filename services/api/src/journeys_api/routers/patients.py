@@ -1,0 +1,128 @@
+"""`/patients`: erase a patient, and follow the erasure until the read models have forgotten them.
+
+What an erasure removes, where and how fast: docs/security.md. In short, this route stores the
+erasure, forgets the API's own traces of the patient's requests, and puts an ErasePatient
+command in Kafka under the patient key; the executor drops the patient's runs, the projector
+deletes them from the read models and records the erasure, which makes it `done` here.
+Nothing here answers, records or logs the patient id: the audit record names the patient key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Path, Response
+
+from journeys_api import outbox
+from journeys_api.audit import AuditedRoute, audited, touched
+from journeys_api.auth import Principal, Scope, require
+from journeys_api.bodies import MAX_PATIENT_ID_LENGTH
+from journeys_api.deps import ResourcesDep
+from journeys_api.errors import invalid, not_found
+from journeys_api.openapi import (
+    AUTH_ERRORS,
+    ERASURE_ACCEPTED,
+    ERASURE_EXAMPLES,
+    ERASURE_STATES,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAVAILABLE,
+    VALIDATION,
+)
+from journeys_api.resources import Resources
+from journeys_api.views import ErasureAccepted, ErasureRequest, ErasureView
+from journeys_contracts.audit import AuditAction
+
+router = APIRouter(prefix="/patients", tags=["patients"], route_class=AuditedRoute)
+
+Eraser = Annotated[Principal, require(Scope.PATIENTS_ERASE)]
+_ERASE_ERRORS: dict[int | str, dict[str, Any]] = {**AUTH_ERRORS, 503: UNAVAILABLE}
+_AFTER = (
+    " Answers once the erasure is stored and its command is in Kafka; when Kafka does not "
+    "acknowledge in time, 503 with `Retry-After`, and the erasure still completes (the API "
+    "sends it again in the background). A repeat while an erasure of the patient is pending "
+    "answers that erasure."
+)
+
+
+@router.post(
+    "/erasures",
+    status_code=202,
+    summary="Erase a patient named in the body (recommended)",
+    description="The patient id travels in the body, so it stays out of proxy, ingress and "
+    "access logs." + _AFTER,
+    responses={
+        **_ERASE_ERRORS, 202: ERASURE_ACCEPTED, 413: TOO_LARGE, 422: VALIDATION["erasure"],
+    },
+    openapi_extra=audited(AuditAction.PATIENT_ERASE),
+)  # fmt: skip
+async def erase_by_body(
+    request: Annotated[ErasureRequest, Body(openapi_examples=ERASURE_EXAMPLES)],
+    resources: ResourcesDep,
+    response: Response,
+    caller: Eraser,
+) -> ErasureAccepted:
+    return await _erase(resources, response, caller, request.patient_id)
+
+
+@router.delete(
+    "/{patientId}",
+    status_code=202,
+    summary="Erase a patient named in the path",
+    description="The patient id in the path stays in proxy, ingress and access logs: prefer "
+    "`POST /patients/erasures`." + _AFTER,
+    responses={**_ERASE_ERRORS, 202: ERASURE_ACCEPTED, 422: VALIDATION["patientId"]},
+    openapi_extra=audited(AuditAction.PATIENT_ERASE),
+)
+async def erase_by_path(
+    patient_id: Annotated[
+        str, Path(alias="patientId", min_length=1, max_length=MAX_PATIENT_ID_LENGTH,
+                  description="the patient's id, as in the patient context's `id`"),
+    ],
+    resources: ResourcesDep,
+    response: Response,
+    caller: Eraser,
+) -> ErasureAccepted:  # fmt: skip
+    if not patient_id.strip() or "\x00" in patient_id:
+        raise invalid(
+            ("path", "patientId"),
+            f"must have 1 to {MAX_PATIENT_ID_LENGTH} non-blank characters",
+        )
+    return await _erase(resources, response, caller, patient_id)
+
+
+@router.get(
+    "/erasures/{erasureId}",
+    summary="Follow an erasure: pending until the read models have forgotten the patient",
+    dependencies=[require(Scope.PATIENTS_ERASE)],
+    responses={
+        **_ERASE_ERRORS, 200: ERASURE_STATES, 404: NOT_FOUND["erasure"],
+        422: VALIDATION["erasureId"],
+    },
+    openapi_extra=audited(AuditAction.PATIENT_ERASE),
+)  # fmt: skip
+async def get_erasure(
+    erasure_id: Annotated[UUID, Path(alias="erasureId", description="the erasure's id")],
+    resources: ResourcesDep,
+) -> ErasureView:
+    erasure = await resources.erasures.get(erasure_id)
+    if erasure is None:
+        raise not_found("erasure", erasure_id)
+    touched(patient_key=erasure.patient_key)
+    return ErasureView(
+        erasure_id=erasure.erasure_id, status=erasure.status,
+        requested_at=erasure.requested_at, done_at=erasure.done_at,
+    )  # fmt: skip
+
+
+async def _erase(
+    resources: Resources, response: Response, caller: Principal, patient_id: str
+) -> ErasureAccepted:
+    key = resources.patient_key(patient_id)
+    touched(patient_key=key)
+    erasure = await resources.erasures.request(key, patient_id, caller.subject)
+    response.headers["Location"] = f"/patients/erasures/{erasure.erasure_id}"
+    if not erasure.published:  # a repeat of one Kafka already has: nothing to send again
+        await outbox.publish(resources.erasures, resources.send_erasure, erasure)
+    return ErasureAccepted(erasure_id=erasure.erasure_id)
