@@ -15,7 +15,8 @@ API_ROUTES = [
     ("post", "/journeys"), ("get", "/journeys"), ("get", "/journeys/{journeyId}"),
     ("post", "/journeys/{journeyId}/trigger"), ("get", "/journeys/runs"),
     ("get", "/journeys/runs/{runId}"), ("get", "/journeys/runs/{runId}/events"),
-    ("post", "/journeys/runs/{runId}/cancel"),
+    ("post", "/journeys/runs/{runId}/cancel"), ("post", "/patients/erasures"),
+    ("delete", "/patients/{patientId}"), ("get", "/patients/erasures/{erasureId}"),
 ]  # fmt: skip
 
 
@@ -91,3 +92,25 @@ def test_success_responses_have_examples_in_their_schemas(document: dict[str, An
 
 async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path"), [("post", "/patients/erasures"),
+                                              ("delete", "/patients/{patientId}")])  # fmt: skip
+def test_erasing_documents_202_with_location_and_503_with_retry_after(
+    document: dict[str, Any], method: str, path: str
+) -> None:
+    responses = document["paths"][path][method]["responses"]
+
+    assert "Location" in responses["202"]["headers"]
+    assert _has_example(responses["202"]["content"])
+    assert "Retry-After" in responses["503"]["headers"]
+    assert {"401", "403", "422"} <= set(responses)
+
+
+def test_following_an_erasure_documents_pending_done_and_404(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/patients/erasures/{erasureId}"]["get"]["responses"]
+    examples = responses["200"]["content"]["application/json"]["examples"]
+
+    assert {e["value"]["status"] for e in examples.values()} == {"pending", "done"}
+    assert examples["pending"]["value"]["doneAt"] is None  # the null kept in the document
+    assert _has_example(responses["404"]["content"])

@@ -71,7 +71,8 @@ async def erase_by_body(
     status_code=202,
     summary="Erase a patient named in the path",
     description="The patient id in the path stays in proxy, ingress and access logs: prefer "
-    "`POST /patients/erasures`." + _AFTER,
+    "`POST /patients/erasures`, which also takes ids this form cannot (one holding `/` "
+    "names no route here)." + _AFTER,
     responses={**_ERASE_ERRORS, 202: ERASURE_ACCEPTED, 422: VALIDATION["patientId"]},
     openapi_extra=audited(AuditAction.PATIENT_ERASE),
 )
