@@ -68,6 +68,9 @@ class ErasePatient(WireModel):
     erasure_id: UUID
     patient_key: PatientKey
     requested_at: UtcDatetime
+    run_ids: list[UUID] = Field(default_factory=list)
+    """Runs of the patient the requester knows of (the API: its read model). The executor adds
+    them to the runs it holds, so a run it has already forgotten is still erased downstream."""
 
 
 RunCommand = StartRun | FireTimer | CancelRun | RecordDelivery

@@ -73,6 +73,8 @@ async def test_delete_answers_202_and_puts_erase_patient_under_the_patient_key(a
     [(kafka_key, command, record)] = await erase_commands(api)
     assert kafka_key == KEY  # in order with the patient's other commands
     assert (str(command.erasure_id), command.patient_key) == (erasure_id, KEY)
+    # The read model's runs of the patient: erased downstream even once the executor forgot them.
+    assert [str(run) for run in command.run_ids] == [triggered.json()["runId"]]
     assert header(record.headers, "ce_subject") == erasure_id
     assert header(record.headers, "ce_id") == str(
         uuid.uuid5(uuid.UUID(erasure_id), "command.erase_patient")

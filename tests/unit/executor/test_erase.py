@@ -74,3 +74,14 @@ def test_erasure_lists_runs_in_the_same_order_whatever_order_they_come_in() -> N
     forward = erase(runs, erase_patient(), LATER).erased
     backward = erase(list(reversed(runs)), erase_patient(), LATER).erased
     assert forward == backward
+
+
+def test_erasure_also_lists_the_runs_the_requester_names_which_the_partition_forgot() -> None:
+    held = ended(uuid.uuid4())
+    forgotten = uuid.uuid4()  # ended longer ago than the grace window: no state here any more
+    command = erase_patient().model_copy(update={"run_ids": [forgotten, held.s.run_id]})
+
+    erasure = erase([held.s], command, LATER)
+
+    assert erasure.cancellations == []
+    assert erasure.erased.run_ids == sorted([held.s.run_id, forgotten], key=str)

@@ -9,7 +9,10 @@ patient key makes two concurrent requests agree on it.
 The API's own rows that could tie a caller's request to the patient go in the same
 transaction: the Idempotency-Key claims of the patient's runs (subject, hashes and run id).
 The run ids come from the read model `runs`, read by patient id before the projector deletes
-it; a run triggered so recently that it is not projected yet keeps its claim.
+it; a run triggered so recently that it is not projected yet keeps its claim. The same run ids
+are stored with the erasure and named in its command: the executor adds them to the runs it
+holds, so a run it forgot (ended longer ago than its grace window) still leaves the read
+models.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ _DONE = sql.SQL("(SELECT d.erased_at FROM erased_patients d WHERE d.erasure_id =
 _NOT_YET = sql.SQL("NULL::timestamptz")
 _SELECT = sql.SQL(
     "SELECT e.erasure_id, e.patient_key, e.requested_at, e.published_at IS NOT NULL AS published, "
-    "{done} AS done_at FROM api_patient_erasures e "
+    "e.run_ids, {done} AS done_at FROM api_patient_erasures e "
 )
 _INSERT = """
-INSERT INTO api_patient_erasures (erasure_id, patient_key, subject, requested_at)
-VALUES (%s, %s, %s, now())
-RETURNING erasure_id, patient_key, requested_at, false AS published, NULL::timestamptz AS done_at
+INSERT INTO api_patient_erasures (erasure_id, patient_key, subject, requested_at, run_ids)
+VALUES (%s, %s, %s, now(), ARRAY(SELECT run_id FROM runs WHERE patient_id = %s ORDER BY run_id))
+RETURNING erasure_id, patient_key, requested_at, false AS published, run_ids,
+    NULL::timestamptz AS done_at
 """
 _FORGET_CLAIMS = [
     sql.SQL(
@@ -56,6 +60,7 @@ class Erasure:
     patient_key: str
     requested_at: datetime
     published: bool
+    run_ids: list[UUID]
     done_at: datetime | None
 
     @property
@@ -84,7 +89,7 @@ class Erasures:
             if pending is not None:
                 return pending
             async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(_INSERT, (uuid.uuid4(), patient_key, subject))
+                await cur.execute(_INSERT, (uuid.uuid4(), patient_key, subject, patient_id))
                 row = await cur.fetchone()
             assert row is not None
             return Erasure(**row)

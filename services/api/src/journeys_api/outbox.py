@@ -33,6 +33,7 @@ def command_of(erasure: Erasure) -> ErasePatient:
         erasure_id=erasure.erasure_id,
         patient_key=erasure.patient_key,
         requested_at=erasure.requested_at,
+        run_ids=erasure.run_ids,
     )
 
 

@@ -8,7 +8,10 @@ CREATE TABLE api_patient_erasures (
     patient_key text NOT NULL,
     subject text NOT NULL,
     requested_at timestamptz NOT NULL,
-    published_at timestamptz
+    published_at timestamptz,
+    -- The patient's runs in the read model when the erasure was asked for: the command names
+    -- them, so a run the executor has already forgotten is erased from the read models too.
+    run_ids uuid[] NOT NULL DEFAULT '{}'
 );
 -- A repeat request finds the patient's erasures; the outbox finds the unpublished ones.
 CREATE INDEX api_patient_erasures_patient_key_idx ON api_patient_erasures (patient_key);

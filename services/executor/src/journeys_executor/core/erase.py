@@ -28,8 +28,9 @@ class Erasure:
 
 
 def erase(states: Iterable[RunState], command: cmd.ErasePatient, now: datetime) -> Erasure:
-    """The events erasing `command`'s patient, whose runs are `states` (any order; the runs
-    are listed by run id). No runs (a repeated erasure) still answers, with no run ids."""
+    """The events erasing `command`'s patient, whose runs are `states` (any order; the runs,
+    with those the command names, are listed by run id). No runs (a repeated erasure) still
+    answers, with no run ids."""
     runs = sorted(states, key=lambda state: str(state.run_id))
     cancellations = []
     for state in runs:
@@ -46,6 +47,7 @@ def erase(states: Iterable[RunState], command: cmd.ErasePatient, now: datetime) 
         erasure_id=command.erasure_id,
         patient_key=command.patient_key,
         erased_at=now,
-        run_ids=[state.run_id for state in runs],
+        # The requester's runs too: one the partition has forgotten is still erased downstream.
+        run_ids=sorted({state.run_id for state in runs} | set(command.run_ids), key=str),
     )
     return Erasure(cancellations, erased)
