@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -10,11 +11,13 @@ from pathlib import Path
 from typing import cast
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
+from journeys_contracts.commands import ErasePatient
 from journeys_contracts.keys import patient_key
 from journeys_executor.channels import ConsoleChannel
 from journeys_executor.core import RunState
-from journeys_executor.partition import BatchProcessor, Partition
+from journeys_executor.partition import BatchProcessor, Partition, _Batch
 from journeys_executor.runs import Runs, journey_key
 from journeys_runtime.topics import Topics
 from tests.unit.executor.helpers import T0, Run, delay, journey, message, start
@@ -164,6 +167,19 @@ def test_a_restored_table_knows_which_runs_ended_and_when() -> None:
     assert runs.due(before=T0.timestamp() + 50, limit=10) == [_key(fresh)]
 
 
+def test_a_state_this_version_cannot_read_does_not_stop_the_restore_of_the_others() -> None:
+    fresh = _ended(at_offset=50)
+    runs = Runs.restored({
+        b"not-json": b"{garbled",
+        b"other-shape": json.dumps({"run_id": "r", "sealed": True}).encode(),
+        journey_key(fresh.journey_id): ONE_MESSAGE.model_dump_json().encode(),
+        _key(fresh): fresh.model_dump_json().encode(),
+    }, KEY_OF)  # fmt: skip
+    assert runs.get(_key(fresh)) == fresh
+    assert runs.due(before=T0.timestamp() + 50, limit=10) == [_key(fresh)]
+    assert len(runs) == 3  # kept as stored: a command for one of them is dead-lettered
+
+
 def test_the_executor_forgets_a_run_grace_seconds_after_it_ended() -> None:
     runs = Runs(KEY_OF)
     ended = _ended(at_offset=0)
@@ -212,3 +228,36 @@ def test_a_restored_table_finds_a_patients_runs_by_the_key_computed_from_the_sta
     }, KEY_OF)  # fmt: skip
     assert runs.of_patient(KEY_OF("p-1")) == [_key(mine)]
     assert runs.of_patient(KEY_OF("p-2")) == [_key(theirs)]
+
+
+class _Producer:
+    """Takes records and acknowledges them at once; the erasure's transaction needs no broker
+    to be judged here, only what it sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, list[tuple[str, bytes]]]] = []
+
+    async def send(self, topic: str, value: bytes | None, **kwargs: object) -> asyncio.Future[None]:
+        self.sent.append((topic, value, list(kwargs.get("headers") or [])))  # type: ignore[call-overload]
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_an_erasure_that_meets_an_unreadable_state_is_dead_lettered_not_raised() -> None:
+    runs = Runs(KEY_OF)
+    waiting = _waiting()
+    runs.update({_key(waiting): b"{garbled"}, {_key(waiting): waiting})  # indexed, unreadable
+    producer = _Producer()
+    part = Partition(TopicPartition("commands", 0), cast(AIOKafkaProducer, producer), runs, 0)
+    processor = BatchProcessor(Topics(), "g", ConsoleChannel(False), 1.0, lambda: T0)
+    command = ErasePatient(erasure_id=uuid.uuid4(), patient_key=KEY_OF(waiting.patient_id),
+                           requested_at=T0)  # fmt: skip
+    record = ConsumerRecord("commands", 0, 7, 0, 0, b"k", command.to_json(), None, 0, 0, [])
+
+    await processor._erase(part, record, command, _Batch())
+
+    [(topic, value, headers)] = producer.sent
+    assert topic == Topics().dlq
+    assert value == command.to_json()
+    assert ("dlq_stage", b"process") in headers

@@ -266,21 +266,29 @@ class BatchProcessor:
         """
         started = time.perf_counter()
         patient_key = command.patient_key
-        run_keys = set(part.runs.of_patient(patient_key))
-        run_keys.update(
-            key
-            for key, state in batch.states.items()
-            if part.runs.patient_key_of(state.patient_id) == patient_key
-        )
-        states = [s for s in (self._state(part, batch, k) for k in run_keys) if s is not None]
-        erasure = erase(states, command, self.clock())
-        events: list[ev.Event] = [e for decision in erasure.cancellations for e in decision]
-        events.append(erasure.erased)
         try:
+            run_keys = set(part.runs.of_patient(patient_key))
+            run_keys.update(
+                key
+                for key, state in batch.states.items()
+                if part.runs.patient_key_of(state.patient_id) == patient_key
+            )
+            states = [s for s in (self._state(part, batch, k) for k in run_keys) if s is not None]
+            erasure = erase(states, command, self.clock())
+            events: list[ev.Event] = [e for decision in erasure.cancellations for e in decision]
+            events.append(erasure.erased)
             await self._emit(part, record, batch, events)
+        except INFRASTRUCTURE:
+            raise
         except RecordTooLargeError as exc:
             batch.tally[command.type, "failed"] += 1
             await self._dead_letter(part, record, batch, "size", f"record too large: {exc}")
+            return
+        except Exception as exc:  # the erasure's own failure (a state this version cannot
+            # read, a core bug): dead-lettered with its type, never a crash loop for the partition
+            log.warning("erasure failed", extra={"error": type(exc).__name__})
+            batch.tally[command.type, "failed"] += 1
+            await self._dead_letter(part, record, batch, "process", type(exc).__name__)
             return
         for state in states:
             run_key = str(state.run_id).encode()

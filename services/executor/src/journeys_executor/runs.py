@@ -92,17 +92,28 @@ class Runs:
             else:
                 runs._stored[key] = value
                 states.append(key)
+        unreadable = 0
         for key in states:
-            fields = json.loads(runs._stored[key])
-            runs._index(key, fields["patient_id"])
-            embedded = fields.get("definition")
-            if embedded is not None:  # written by a version that kept it in the state
-                journey_id = UUID(fields["journey_id"])
-                if journey_id not in runs._definitions:
-                    runs._definitions[journey_id] = JourneyDefinition.model_validate(embedded)
-            if fields.get("status") in TERMINAL:
-                runs._mark_ended(key, datetime.fromisoformat(fields["updated_at"]).timestamp())
+            try:
+                runs._restore_state(key)
+            except (ValueError, KeyError, TypeError):
+                # Kept as stored: a command for this run is dead-lettered (stage `state`) when
+                # it comes, instead of one record stopping the whole partition's takeover.
+                unreadable += 1
+        if unreadable:
+            log.warning("run states unreadable at restore", extra={"states": unreadable})
         return runs
+
+    def _restore_state(self, key: bytes) -> None:
+        fields = json.loads(self._stored[key])
+        self._index(key, fields["patient_id"])
+        embedded = fields.get("definition")
+        if embedded is not None:  # written by a version that kept it in the state
+            journey_id = UUID(fields["journey_id"])
+            if journey_id not in self._definitions:
+                self._definitions[journey_id] = JourneyDefinition.model_validate(embedded)
+        if fields.get("status") in TERMINAL:
+            self._mark_ended(key, datetime.fromisoformat(fields["updated_at"]).timestamp())
 
     def __len__(self) -> int:
         return len(self._stored)
