@@ -49,8 +49,11 @@ def erasure_rows(database_url: str) -> list[tuple[Any, ...]]:
 
 
 def claims_of(database_url: str) -> int:
+    """Claims that still tie a caller's request to a body (an erased claim keeps no body hash)."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM api_idempotency_claims").fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM api_idempotency_claims WHERE body_hash IS NOT NULL"
+        ).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -82,6 +85,16 @@ async def test_delete_answers_202_and_puts_erase_patient_under_the_patient_key(a
     assert PATIENT.encode() not in record.value + b"".join(v for _, v in record.headers)
     assert erasure_rows(api.database_url) == [(uuid.UUID(erasure_id), KEY, "dev", True)]
     assert claims_of(api.database_url) == 0  # the key no longer ties the caller to the run
+    starts_before = len(await commands_on_topic(api))
+    retried = await api.client.post(
+        f"/journeys/{journey_id}/trigger", json={"id": PATIENT, "age": 70},
+        headers={"Idempotency-Key": "order-1"},
+    )  # fmt: skip
+    # Same key, same run id: started again, the erased patient would get its messages again.
+    assert retried.status_code == 409, retried.text
+    assert "erased" in retried.json()["detail"]
+    assert PATIENT not in retried.text
+    assert len(await commands_on_topic(api)) == starts_before
     audit = (await audit_records(api.settings.kafka_bootstrap_servers, api.topics))[
         response.headers["X-Request-ID"]
     ]

@@ -49,7 +49,8 @@ class RecordingPool:
                 self._result = (run_id,)
         else:
             self.parameters.append(params)
-            self._result = self.rows.get(params)
+            row = self.rows.get(params)
+            self._result = None if row is None else (*row, False)  # (body, run, erased)
         return self
 
     async def fetchone(self) -> Any:

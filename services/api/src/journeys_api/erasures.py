@@ -6,8 +6,10 @@ failed is still on record, and the outbox (`journeys_api.outbox`) sends it later
 patient again while an erasure of theirs is pending returns that one: one advisory lock per
 patient key makes two concurrent requests agree on it.
 
-The API's own rows that could tie a caller's request to the patient go in the same
-transaction: the Idempotency-Key claims of the patient's runs (subject, hashes and run id).
+The API's own rows that could tie a caller's request to the patient change in the same
+transaction: the Idempotency-Key claims of the patient's runs lose their body's hash and stay
+as markers (a retry of such a key is refused with 409, where it would otherwise start the
+erased run again under the same run id), and unscoped keys from before claims were scoped go.
 The run ids come from the read model `runs`, read by patient id before the projector deletes
 it; a run triggered so recently that it is not projected yet keeps its claim. The same run ids
 are stored with the erasure and named in its command: the executor adds them to the runs it
@@ -43,10 +45,13 @@ RETURNING erasure_id, patient_key, requested_at, false AS published, run_ids,
     NULL::timestamptz AS done_at
 """
 _FORGET_CLAIMS = [
-    sql.SQL(
-        "DELETE FROM {} WHERE run_id IN (SELECT run_id FROM runs WHERE patient_id = %s)"
-    ).format(sql.Identifier(table))
-    for table in ("api_idempotency_claims", "api_idempotency_keys")
+    # A claim stays as a marker without the body's hash, so a retry of the key is refused
+    # (journeys_api.idempotency) instead of starting the erased run again.
+    "UPDATE api_idempotency_claims SET body_hash = NULL, erased_at = now() "
+    "WHERE erased_at IS NULL AND run_id IN (SELECT run_id FROM runs WHERE patient_id = %s)",
+    # Keys from before claims were scoped: their caller is unknown, so they go.
+    "DELETE FROM api_idempotency_keys "
+    "WHERE run_id IN (SELECT run_id FROM runs WHERE patient_id = %s)",
 ]
 _MARK_PUBLISHED = (
     "UPDATE api_patient_erasures SET published_at = now() "

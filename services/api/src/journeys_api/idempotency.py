@@ -29,6 +29,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from fastapi import HTTPException
 from psycopg_pool import AsyncConnectionPool
 
 from journeys_api.errors import invalid
@@ -64,7 +65,7 @@ SELECT run_id FROM kept UNION ALL SELECT run_id FROM claimed
 """
 # A separate statement: under READ COMMITTED it sees a row a concurrent request just committed.
 _EXISTING = """
-SELECT body_hash, run_id FROM api_idempotency_claims
+SELECT body_hash, run_id, erased_at IS NOT NULL FROM api_idempotency_claims
 WHERE journey_id = %s AND subject = %s AND key_hash = %s
 """
 
@@ -118,7 +119,13 @@ async def claim(
         row = await cursor.fetchone()
     if row is None:  # only if an operator deleted the row in between: the key is free again
         return await claim(pool, journey_id, subject, key, context)
-    stored_body, stored_run = row
+    stored_body, stored_run, erased = row
+    if erased:
+        raise HTTPException(
+            409,
+            "Expected an Idempotency-Key whose run can be answered, but the patient data of "
+            "its run was erased: send a new request with a new Idempotency-Key",
+        )
     if stored_body != hashed_body:
         raise invalid(
             HEADER_LOC,

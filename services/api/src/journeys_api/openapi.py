@@ -161,6 +161,13 @@ CONFLICT = response(
         "detail": f"Expected a run that has not ended, but run {RUN_ID} is completed"}),
 )  # fmt: skip
 
+ERASED_KEY = response(
+    "The Idempotency-Key names a run whose patient data was erased: a retry would start it again",
+    erased=json_example("erased", {
+        "detail": "Expected an Idempotency-Key whose run can be answered, but the patient data "
+        "of its run was erased: send a new request with a new Idempotency-Key"}),
+)  # fmt: skip
+
 CHALLENGE = {
     "WWW-Authenticate": {"description": "the challenge (RFC 6750)", "schema": {"type": "string"}}
 }

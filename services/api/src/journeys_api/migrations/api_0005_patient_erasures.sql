@@ -13,6 +13,11 @@ CREATE TABLE api_patient_erasures (
     -- them, so a run the executor has already forgotten is erased from the read models too.
     run_ids uuid[] NOT NULL DEFAULT '{}'
 );
+-- An erased patient's Idempotency-Key claims stay as markers, without the body's hash: a
+-- retry of such a key after the erasure is refused instead of starting the erased run again
+-- under the same run id (the executor and the read models no longer know it).
+ALTER TABLE api_idempotency_claims ALTER COLUMN body_hash DROP NOT NULL;
+ALTER TABLE api_idempotency_claims ADD COLUMN erased_at timestamptz;
 -- A repeat request finds the patient's erasures; the outbox finds the unpublished ones.
 CREATE INDEX api_patient_erasures_patient_key_idx ON api_patient_erasures (patient_key);
 CREATE INDEX api_patient_erasures_unpublished_idx ON api_patient_erasures (requested_at)

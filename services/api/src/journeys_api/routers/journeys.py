@@ -16,6 +16,7 @@ from journeys_api.deps import ResourcesDep
 from journeys_api.errors import not_found
 from journeys_api.openapi import (
     AUTH_ERRORS,
+    ERASED_KEY,
     JOURNEY_EXAMPLES,
     NOT_FOUND,
     PATIENT_EXAMPLES,
@@ -131,6 +132,7 @@ async def get_journey(journey_id: JourneyIdPath, resources: ResourcesDep) -> Jou
         **AUTH_ERRORS,
         202: {"headers": {"Location": {"description": "the run's URL"}}},
         404: NOT_FOUND["journey"],
+        409: ERASED_KEY,
         413: TOO_LARGE,
         422: VALIDATION["trigger"],
         503: UNAVAILABLE,
