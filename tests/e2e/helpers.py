@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+from aiokafka import ConsumerRecord
 
 from journeys_contracts.envelope import header
 from journeys_runtime.kafka import consumer
@@ -95,3 +96,26 @@ async def read_all_events(bootstrap: str, topic: str, settle: float = 1.0) -> li
 
 def duplicates(items: list[Any]) -> list[Any]:
     return [item for item, n in Counter(items).items() if n > 1]
+
+
+async def read_to_end(bootstrap: str, topic: str, within: float = 30.0) -> list[ConsumerRecord]:
+    """Every committed record of every partition of `topic`, up to the end each had when read.
+
+    Stops at the end offsets, not after a quiet spell, so a slow broker cannot cut it short.
+    """
+    c = consumer(bootstrap, None, [topic])
+    await c.start()
+    try:
+        deadline = time.monotonic() + within
+        while not c.assignment():  # without a group, every partition once metadata arrives
+            assert time.monotonic() < deadline, f"no partitions of {topic} in {within} s"
+            await asyncio.sleep(0.05)
+        ends = await c.end_offsets(list(c.assignment()))
+        out: list[ConsumerRecord] = []
+        while not all([await c.position(tp) >= end for tp, end in ends.items()]):
+            assert time.monotonic() < deadline, f"{topic} not read to its end in {within} s"
+            for records in (await c.getmany(timeout_ms=200)).values():
+                out.extend(records)
+        return out
+    finally:
+        await c.stop()
