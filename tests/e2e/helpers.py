@@ -73,7 +73,9 @@ def types(events: list[dict[str, Any]]) -> list[str]:
 
 
 async def read_all_events(bootstrap: str, topic: str, settle: float = 1.0) -> list[dict[str, Any]]:
-    """Every committed event on the topic (read_committed), as {runId, seq, type, raw}."""
+    """Every committed run event on the topic (read_committed), as {runId, seq, type, raw}.
+    Patient-level events (`patient.erased`: another test, or the fuzzer, erased someone on
+    this shared stack) have no run and are left out."""
     import json
 
     c = consumer(bootstrap, None, [topic])
@@ -86,6 +88,8 @@ async def read_all_events(bootstrap: str, topic: str, settle: float = 1.0) -> li
             for records in batch.values():
                 for r in records:
                     data = json.loads(r.value)
+                    if "runId" not in data:
+                        continue
                     out.append({"runId": data["runId"], "seq": data["seq"], "data": data,
                                 "type": header(r.headers, "ce_type")})  # fmt: skip
                 quiet_since = time.monotonic()
