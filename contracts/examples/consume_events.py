@@ -10,6 +10,9 @@ run's events arrive in order within one partition; every event has a per-run `se
 with no gaps; the executor writes events in Kafka transactions, so a `read_committed`
 reader never sees an aborted attempt. Offsets are committed after handling, so after a crash
 some events come again: dedupe them by (runId, seq).
+
+One event is about a patient, not a run: `journeys.patient.erased.v1` has no `runId` or `seq`
+and names the erased runs in `runIds`; delete what you keep about them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, TextIO
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 EVENTS_TOPIC = "journeys.events.v1"
+PATIENT_ERASED = "journeys.patient.erased.v1"
 
 
 class SeqTracker:
@@ -50,6 +54,15 @@ def handle(record: ConsumerRecord[bytes, bytes], tracker: SeqTracker, out: TextI
     ce_type, ce_time = headers.get("ce_type"), headers.get("ce_time")
     try:
         event: dict[str, Any] = json.loads(record.value or b"")
+        if ce_type == PATIENT_ERASED:
+            # Replace this with deleting what you keep about these runs (and forgetting their
+            # seqs): the patient asked to be erased.
+            erased = [str(run) for run in event["runIds"]]
+            for run in erased:
+                tracker.last.pop(run, None)
+            print(f"{ce_type} erasureId={event['erasureId']} runs={len(erased)}", file=out,
+                  flush=True)  # fmt: skip
+            return
         run_id, seq = str(event["runId"]), int(event["seq"])
     except (ValueError, KeyError, TypeError):
         # Real consumers park such a record (e.g. on their own dead-letter topic) and go on.

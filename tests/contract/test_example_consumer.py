@@ -126,3 +126,22 @@ def test_prints_a_gap_before_the_event_that_follows_it() -> None:
         f"gap runId={run_id} missing seq 2..2",
         f"journeys.run.completed.v1 runId={run_id} seq=3 time=None",
     ]
+
+
+def test_an_erasure_is_told_apart_from_run_events_and_forgets_their_seqs() -> None:
+    example = load_example()
+    tracker, out = example.SeqTracker(), io.StringIO()
+    run_id, erasure_id = uuid.uuid4(), uuid.uuid4()
+    tracker.check(str(run_id), 1)
+    erased = ev.PatientErased(erasure_id=erasure_id, patient_key="ab" * 32, erased_at=NOW,
+                              run_ids=[run_id])  # fmt: skip
+    record = example.ConsumerRecord(
+        topic="t", partition=0, offset=9, timestamp=0, timestamp_type=0, key=None,
+        value=erased.to_json(), checksum=None, serialized_key_size=0, serialized_value_size=0,
+        headers=[("ce_type", erased.type.encode())],
+    )  # fmt: skip
+    example.handle(record, tracker, out)
+    assert out.getvalue().splitlines() == [
+        f"journeys.patient.erased.v1 erasureId={erasure_id} runs=1"
+    ]
+    assert str(run_id) not in tracker.last
