@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,9 +25,9 @@ from journeys_contracts.keys import patient_key
 from journeys_runtime.kafka import consumer, producer
 from journeys_runtime.topics import Topics, ensure_topics
 from journeys_stack.aio import run_blocking
-from journeys_stack.ports import free_port
-from journeys_stack.supervisor import ServiceProcess, Supervisor
+from journeys_stack.supervisor import Supervisor
 from tests.conftest import PARTITIONS
+from tests.integration.executor.process import executor_process
 from tests.integration.executor.test_executor import _partition_of
 
 pytestmark = pytest.mark.integration
@@ -57,25 +56,13 @@ def topics(kafka_bootstrap: str) -> Topics:
 def executor(
     kafka_bootstrap: str, topics: Topics, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Supervisor]:
-    port = free_port()
-    service = ServiceProcess(
-        name="executor",
-        argv=[sys.executable, "-m", "journeys_executor"],
-        env={
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "JOURNEYS_TOPIC_PREFIX": topics.prefix,
-            "EXECUTOR_OPS_PORT": str(port),
-            "EXECUTOR_ENDED_RUN_GRACE_SECONDS": str(GRACE_SECONDS),
-        },
-        ready_url=f"http://127.0.0.1:{port}/ready",
-        log_path=tmp_path_factory.mktemp("executor") / "executor.log",
-    )
-    supervisor = Supervisor([service])
-    supervisor.start_all(timeout=90)
-    try:
+    with executor_process(
+        kafka_bootstrap,
+        topics,
+        tmp_path_factory.mktemp("executor"),
+        EXECUTOR_ENDED_RUN_GRACE_SECONDS=str(GRACE_SECONDS),
+    ) as supervisor:
         yield supervisor
-    finally:
-        supervisor.stop_all()
 
 
 @pytest.fixture
