@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.keys import PatientKey
+from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 
@@ -55,6 +56,31 @@ class RecordDelivery(CommandBase):
     at: UtcDatetime
 
 
+class StartRunSealed(CommandBase):
+    """`journeys.command.start_run.v1` with the patient's id and context sealed under their data
+    key, which travels wrapped in `dataKey` so the executor can open them and seal what the run
+    publishes. The API writes this type when it seals patient data; the executor reads both."""
+
+    type: Literal["journeys.command.start_run.v2"] = "journeys.command.start_run.v2"
+    journey_id: UUID
+    patient_key: PatientKey
+    patient_id: SealedValue
+    patient_context: SealedValue
+    data_key: WrappedDataKey
+    definition: JourneyDefinition
+    requested_at: UtcDatetime
+
+
+class CancelRunSealed(CommandBase):
+    """`journeys.command.cancel_run.v1` whose caller's reason (free text that may quote patient
+    data) is sealed under the patient's data key."""
+
+    type: Literal["journeys.command.cancel_run.v2"] = "journeys.command.cancel_run.v2"
+    requested_at: UtcDatetime
+    patient_key: PatientKey
+    reason: SealedValue | None = None
+
+
 class ErasePatient(WireModel):
     """Forget a patient: the executor cancels the patient's runs that have not ended, drops the
     state of all of them and answers with `journeys.patient.erased.v1`.
@@ -73,7 +99,7 @@ class ErasePatient(WireModel):
     them to the runs it holds, so a run it has already forgotten is still erased downstream."""
 
 
-RunCommand = StartRun | FireTimer | CancelRun | RecordDelivery
+RunCommand = StartRun | FireTimer | CancelRun | RecordDelivery | StartRunSealed | CancelRunSealed
 """Every command about one run: a `CommandBase`, with `runId`."""
 Command = Annotated[RunCommand | ErasePatient, Field(discriminator="type")]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -83,6 +109,8 @@ COMMAND_TYPES: tuple[type[WireModel], ...] = (
     CancelRun,
     RecordDelivery,
     ErasePatient,
+    StartRunSealed,
+    CancelRunSealed,
 )
 
 

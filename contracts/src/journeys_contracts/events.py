@@ -20,6 +20,9 @@ class EventBase(WireModel):
     patient_id: str
     seq: Annotated[int, Field(ge=1)]
     occurred_at: UtcDatetime
+    sealed_twin: bool = False
+    """True when the run's events are also published with their patient data sealed on
+    `journeys.events.v2`: a reader of both topics takes this run from there and skips it here."""
 
 
 class RunStarted(EventBase):

@@ -22,7 +22,9 @@ from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import COMMAND_TYPES
 from journeys_contracts.definition import StrictJourneyDefinition
 from journeys_contracts.events import EVENT_TYPES, type_of
+from journeys_contracts.events_sealed import SEALED_EVENT_TYPES
 from journeys_contracts.journeys import JourneyDefined
+from journeys_contracts.sealed import clear_type
 
 BASE_URI = "https://schemas.patient-journeys.dev"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -88,6 +90,7 @@ def contracts() -> list[Contract]:
     audit records."""
     return [
         *(Contract("events", type_of(m), m) for m in EVENT_TYPES),
+        *(Contract("events", type_of(m), m) for m in SEALED_EVENT_TYPES),
         *(Contract("commands", type_of(m), m) for m in COMMAND_TYPES),
         Contract("journeys", type_of(JourneyDefined), JourneyDefined),
         Contract("definition", "journey-definition.v1", StrictJourneyDefinition),
@@ -95,11 +98,19 @@ def contracts() -> list[Contract]:
     ]
 
 
+def _description(name: str) -> str:
+    if name in DESCRIPTIONS or not name.endswith(".v2"):
+        return DESCRIPTIONS[name]
+    return (f"{DESCRIPTIONS[clear_type(name)]} The `{clear_type(name)}` event with its patient "
+            "data sealed under the patient's data key (`patientId`, and `patientContext`, "
+            "`message`, `reason` or `note` where present), and `patientKey` added.")  # fmt: skip
+
+
 def schema_of(contract: Contract) -> dict[str, Any]:
     generated = contract.model.model_json_schema(
         by_alias=True, mode=MODE, schema_generator=_NoFieldTitles
     )
-    description = contract.model.__dict__.get("__doc__") or DESCRIPTIONS[contract.name]
+    description = contract.model.__dict__.get("__doc__") or _description(contract.name)
     schema: dict[str, Any] = {
         "$schema": DIALECT,
         "$id": contract.schema_id,

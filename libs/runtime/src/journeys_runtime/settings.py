@@ -78,6 +78,10 @@ class CommonSettings(BaseSettings):
         Retention.events_days, ge=1, le=36500,
         validation_alias=_env("JOURNEYS_EVENTS_RETENTION_DAYS"),
     )  # fmt: skip
+    sealed_events_retention_days: int = Field(
+        Retention.sealed_events_days, ge=1, le=36500,
+        validation_alias=_env("JOURNEYS_SEALED_EVENTS_RETENTION_DAYS"),
+    )  # fmt: skip
     dlq_retention_days: int = Field(
         Retention.dlq_days, ge=1, le=3650, validation_alias=_env("JOURNEYS_DLQ_RETENTION_DAYS")
     )
@@ -109,6 +113,7 @@ class CommonSettings(BaseSettings):
         return Retention(
             commands_days=self.commands_retention_days,
             events_days=self.events_retention_days,
+            sealed_events_days=self.sealed_events_retention_days,
             dlq_days=self.dlq_retention_days,
             audit_days=self.audit_retention_days,
             changelog_compaction_lag_hours=self.changelog_compaction_lag_hours,

@@ -33,6 +33,8 @@ class Retention:
 
     commands_days: int = 14  # a backstop: every consumer reads a command within seconds
     events_days: int = 3650
+    # The sealed events: erasing a patient makes their copies noise, so history can stay long.
+    sealed_events_days: int = 3650
     dlq_days: int = 90
     # Six years, what HIPAA asks of its documentation (45 CFR 164.316(b)(2)).
     audit_days: int = 6 * 366
@@ -74,6 +76,11 @@ class Topics:
         return f"{self.prefix}journeys.events.v1"
 
     @property
+    def sealed_events(self) -> str:
+        """The events with patient data sealed under each patient's data key (`.v2` types)."""
+        return f"{self.prefix}journeys.events.v2"
+
+    @property
     def dlq(self) -> str:
         return f"{self.prefix}journeys.dlq.v1"
 
@@ -90,12 +97,12 @@ class Topics:
     @property
     def co_partitioned(self) -> list[str]:
         """Partition p of each belongs to the executor's transaction for command partition p."""
-        return [self.commands, self.events, self.executor_runs]
+        return [self.commands, self.events, self.sealed_events, self.executor_runs]
 
     @property
     def names(self) -> list[str]:
-        return [self.definitions, self.commands, self.events, self.dlq, self.audit,
-                self.executor_runs]  # fmt: skip
+        return [self.definitions, self.commands, self.events, self.sealed_events, self.dlq,
+                self.audit, self.executor_runs]  # fmt: skip
 
     def configs(self, min_insync_replicas: int = 1) -> dict[str, dict[str, str]]:
         """The declared configuration of each topic: what creation sets and `apply` restores."""
@@ -110,6 +117,7 @@ class Topics:
             self.definitions: {"cleanup.policy": "compact", **isr},
             self.commands: {**_deleted_after(r.commands_days), **isr},
             self.events: {**_deleted_after(r.events_days), **isr},
+            self.sealed_events: {**_deleted_after(r.sealed_events_days), **isr},
             self.dlq: {**_deleted_after(r.dlq_days), **isr},
             self.audit: {**_deleted_after(r.audit_days), **isr},
             self.executor_runs: {"cleanup.policy": "compact", **r.changelog(), **isr},
