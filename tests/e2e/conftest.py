@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +32,15 @@ class Stack:
     ports: Ports
 
 
-@pytest.fixture(scope="session")
-def stack(
-    kafka_bootstrap: str, admin_database_url: str, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_stack(
+    kafka_bootstrap: str,
+    admin_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    service_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
+    """The four services on a database and topic prefix of their own, `service_env` added to
+    every service's environment."""
     name = f"e2e_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -49,7 +55,7 @@ def stack(
             topic_prefix=f"{name}.",
             kafka_bootstrap=kafka_bootstrap,
             database_url=database_url,
-            service_env={"EXECUTOR_CONSOLE_REVEAL_PATIENT_DATA": "false"},
+            service_env={"EXECUTOR_CONSOLE_REVEAL_PATIENT_DATA": "false", **(service_env or {})},
         )
     )
     local.start()
@@ -68,11 +74,25 @@ def stack(
         local.stop()
 
 
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+@pytest.fixture(scope="session")
+def stack(
+    kafka_bootstrap: str, admin_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    with running_stack(kafka_bootstrap, admin_database_url, tmp_path_factory) as running:
+        yield running
+
+
+@asynccontextmanager
+async def api_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     limits = httpx.Limits(max_connections=50)
     headers = {"X-API-Key": stack.api_key}
     async with httpx.AsyncClient(
         base_url=stack.api_url, timeout=20, limits=limits, headers=headers
     ) as c:
+        yield c
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(stack) as c:
         yield c

@@ -1,10 +1,18 @@
-"""Erasing a patient, end to end: every service forgets them, and what is not erased yet shows.
+"""Erasing a patient, end to end: no store yields the patient's data in clear afterwards.
 
-Patient P has a run waiting on a long delay and a run that completed, both triggered with
-Idempotency-Keys; patient Q has a waiting run. After P's erasure reads `done`, P is gone from
-the API, from every table of the stack's database and from the executor's run table, a retry
-of P's keys starts nothing, and Q is untouched. The events topic still holds P's data in clear:
-asserted as the known gap, so this test has to change when sealing removes it.
+A stack of its own seals patient data and publishes only the sealed events
+(`EXECUTOR_EMIT_EVENTS_V1=false`: the end of the transition, when no team reads the clear v1
+events any more). Patient P has a run waiting on a long delay, a run that completed and a run
+cancelled with a reason, all triggered with Idempotency-Keys; patient Q has a waiting run.
+
+Before the erasure nothing in Kafka is clear: every topic, read to its end with aborted
+transactions included, lacks every marker, while Q's and P's sealed values open under their
+keys (so the scan looks where the data is). After P's erasure reads `done`: P is gone from the
+API, from every table of the stack's database and from the executor's run table; P's data key
+is deleted, so every sealed value of P's in any topic names a key that no store holds; a retry of
+P's keys starts nothing; Q is untouched and still opens. What is left of P's key is stated and
+checked: wrapped copies in the commands topic (until its retention) and in changelog values
+that tombstones supersede (until compaction).
 """
 
 from __future__ import annotations
@@ -13,17 +21,22 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from psycopg import sql
 
 from journeys_contracts.envelope import header
-from tests.e2e.conftest import Stack
+from journeys_runtime.kafka import REQUEST_MAX_BYTES
+from journeys_runtime.keyring import DEV_KEK_ID, DEV_KEKS, Keyring
+from journeys_runtime.shredding import DataKey, WrappedKey, open_sealed
+from tests.e2e.conftest import Stack, api_client, running_stack
 from tests.e2e.helpers import create_journey, message_journey, read_to_end, wait_for_status
 
 pytestmark = pytest.mark.e2e
@@ -32,24 +45,45 @@ ERASURE_WITHIN = 30.0
 # Column types whose text a patient id or context could be stored in; bytea read as escaped
 # text shows any ASCII it holds verbatim.
 SCANNED_TYPES = ("text", "character varying", "character", "json", "jsonb", "bytea", "ARRAY")
-# The stack's database has 17 tables (read models, erasure records, audit, API keys and
-# claims, timers, offsets, migrations) and other e2e tests add rows to the same database.
+# The stack's database has 18 tables (read models, erasure records, audit, API keys, claims and
+# data keys, timers, offsets, migrations).
 MIN_TABLES = 12
 # Where P's id, context or keys would be if an erasure missed them.
-PATIENT_TABLES = {"runs", "run_events", "api_idempotency_claims", "scheduler_timers", "audit_log"}
+PATIENT_TABLES = {"runs", "run_events", "api_idempotency_claims", "api_patient_data_keys",
+                  "scheduler_timers", "audit_log"}  # fmt: skip
 MIN_ROWS = 20
+MIN_RECORDS = {"commands": 5, "events.v2": 20, "executor.runs.changelog": 5}
 
 
-async def test_erased_patient_is_gone_from_every_service_and_table(
-    stack: Stack, client: httpx.AsyncClient, admin_database_url: str
+@pytest.fixture(scope="module")
+def sealed_stack(
+    kafka_bootstrap: str, admin_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    env = {"JOURNEYS_PATIENT_DATA_SEALING": "true", "EXECUTOR_EMIT_EVENTS_V1": "false"}
+    with running_stack(kafka_bootstrap, admin_database_url, tmp_path_factory, env) as running:
+        yield running
+
+
+@pytest.fixture
+async def sealed_client(sealed_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(sealed_stack) as c:
+        yield c
+
+
+async def test_after_erasure_no_store_yields_the_patients_data_in_clear(
+    sealed_stack: Stack, sealed_client: httpx.AsyncClient, admin_database_url: str
 ) -> None:
+    stack, client = sealed_stack, sealed_client
     tag = uuid.uuid4().hex
     p_context = {"id": f"erase-me-{tag}", "note": f"canary-{tag}"}
     q_context = {"id": f"keep-me-{tag}", "note": f"control-{tag}"}
+    p_reason = f"moved away {tag}"
+    p_markers = [p_context["id"], p_context["note"], p_reason]
+    q_markers = [q_context["id"], q_context["note"]]
     waits = await create_journey(
         client,
         message_journey(
-            "erasure waits",
+            f"erasure waits {tag}",
             {"type": "MESSAGE", "message": "Hello"},
             {"type": "DELAY", "duration_seconds": 3600},
             {"type": "MESSAGE", "message": "Later"},
@@ -57,19 +91,36 @@ async def test_erased_patient_is_gone_from_every_service_and_table(
     )
     ends = await create_journey(client, message_journey(
         "erasure ends", {"type": "MESSAGE", "message": "Only"}))  # fmt: skip
-    p_triggers = [(waits, f"p-wait-{tag}"), (ends, f"p-end-{tag}")]
-    p_waiting, p_completed = [
+    p_triggers = [(waits, f"p-wait-{tag}"), (ends, f"p-end-{tag}"), (waits, f"p-cancel-{tag}")]
+    p_waiting, p_completed, p_cancelled = [
         await _trigger(client, journey, p_context, key) for journey, key in p_triggers
     ]
+    p_runs = {p_waiting, p_completed, p_cancelled}
     q_waiting = await _trigger(client, waits, q_context, f"q-wait-{tag}")
+    await wait_for_status(client, p_cancelled, {"waiting_delay"})
+    cancel = await client.post(f"/journeys/runs/{p_cancelled}/cancel", json={"reason": p_reason})
+    assert cancel.status_code == 202, cancel.text
     await wait_for_status(client, p_waiting, {"waiting_delay"})
     await wait_for_status(client, p_completed, {"completed"})
+    await wait_for_status(client, p_cancelled, {"cancelled"})
     await wait_for_status(client, q_waiting, {"waiting_delay"})
-    assert {r["runId"] for r in await _search(client, p_context["id"])} == {p_waiting, p_completed}
+    assert {r["runId"] for r in await _search(client, p_context["id"])} == p_runs
+    # The API opens what the read model keeps sealed: the caller's reason reads back in clear.
+    cancelled = await client.get(f"/journeys/runs/{p_cancelled}/events")
+    assert p_reason in cancelled.text, cancelled.text
+
+    database_url = _stack_database_url(stack, admin_database_url)
+    keys_before = await asyncio.to_thread(_data_keys, database_url)
+    before = await _scan_topics(stack, keys_before, p_markers + q_markers)
+    assert before.clear == {}, before.clear  # sealed from the start: nothing clear to erase
+    assert before.opened_markers >= set(p_markers + q_markers), before.opened_markers
+    p_key = before.patient_key_of(p_runs)
+    q_key = before.patient_key_of({q_waiting})
+    p_kid = keys_before[p_key].kid
 
     await _erase(client, p_context["id"])
 
-    for run_id in (p_waiting, p_completed):
+    for run_id in p_runs:
         response = await client.get(f"/journeys/runs/{run_id}")
         assert response.status_code == 404, response.text
     assert await _search(client, p_context["id"]) == []
@@ -86,37 +137,50 @@ async def test_erased_patient_is_gone_from_every_service_and_table(
         assert retry.status_code == 409, retry.text
     assert await _search(client, p_context["id"]) == []
 
+    # Tables: nothing of P in clear, and P's data key is gone while Q's stays.
     scan = await asyncio.to_thread(
-        _scan_database, _stack_database_url(stack, admin_database_url),
-        [p_context["id"], p_context["note"], q_context["id"], q_context["note"]],
-    )  # fmt: skip
+        _scan_database, database_url, [*p_markers, *q_markers, f"erasure waits {tag}"]
+    )
     assert scan.tables >= MIN_TABLES, scan
     assert scan.scanned >= PATIENT_TABLES, scan
     assert scan.rows >= MIN_ROWS, scan
-    # The scan can find what is there: Q's id and context are in the read model.
-    assert "runs" in scan.found[q_context["id"]], scan.found
-    assert "runs" in scan.found[q_context["note"]], scan.found
-    # None of P's data is kept anywhere; audit_log and the erasure records hold patient keys.
-    assert scan.found[p_context["id"]] == set(), scan.found
-    assert scan.found[p_context["note"]] == set(), scan.found
+    # The scan finds what is stored in clear: the journey's name is.
+    assert "journeys" in scan.found[f"erasure waits {tag}"], scan.found
+    for marker in p_markers + q_markers:  # sealed in every table, Q's included
+        assert scan.found[marker] == set(), (marker, scan.found)
+    keys_after = await asyncio.to_thread(_data_keys, database_url)
+    assert p_key not in keys_after
+    assert q_key in keys_after
+    assert p_kid not in {k.kid for k in keys_after.values()}
 
+    # Topics: nothing clear; P's sealed values name only P's deleted key, which nothing
+    # the platform stores can open; Q's still open.
+    after = await _scan_topics(stack, keys_after, p_markers + q_markers)
+    assert after.clear == {}, after.clear
+    assert after.opened_markers >= set(q_markers), after.opened_markers
+    assert after.opened_markers.isdisjoint(p_markers), after.opened_markers
+    assert after.kids_of(p_key) == {p_kid}, after.kids_of(p_key)
+    assert after.unopened[p_key] >= 10, after.unopened
+    for topic, minimum in MIN_RECORDS.items():
+        assert after.records[topic] >= minimum, after.records
+
+    # The executor forgot P's runs; the wrapped copies of P's key that remain are in records
+    # whose removal is bounded by configuration, and in no live state.
     changelog = await read_to_end(stack.kafka_bootstrap, stack.topics.executor_runs)
     last = {r.key: r.value for r in changelog}
     assert last[q_waiting.encode()] is not None, "Q's run was forgotten by the executor"
-    for run_id in (p_waiting, p_completed):
+    for run_id in p_runs:
         assert run_id.encode() in last, f"no changelog record of P's run {run_id}"
         assert last[run_id.encode()] is None, f"P's run {run_id} still in the executor's table"
+    assert not any(p_kid.encode() in (value or b"") for value in last.values())
+    assert set(after.wrapped_copies[p_kid]) <= {"commands", "executor.runs.changelog"}, (
+        after.wrapped_copies
+    )
 
-    events = await read_to_end(stack.kafka_bootstrap, stack.topics.events)
-    p_events = [json.loads(r.value) for r in events
-                if p_context["note"].encode() in (r.value or b"")]  # fmt: skip
-    # Known gap: the events topic keeps P's context in clear until its retention (ten years).
-    # Sealing patient data under per-patient keys will make these unreadable; this assertion
-    # is then meant to flip to "no event yields the canary".
-    assert {e["runId"] for e in p_events} == {p_waiting, p_completed}, p_events
-    started = [e["runId"] for e in map(_payload, events) if e.get("type") == "run.started"]
-    # The 409s started nothing: one RunStarted per run of P, ever.
-    assert [started.count(p_waiting), started.count(p_completed)] == [1, 1], started
+    # No clear events were published at all, so no copy to chase: only patient.erased.
+    clear_events = await read_to_end(stack.kafka_bootstrap, stack.topics.events)
+    assert {header(r.headers, "ce_type") for r in clear_events} <= {"journeys.patient.erased.v1"}
+    assert _logged(stack.log_dir, p_markers) == [], "a log line carries P's data"
 
 
 async def _trigger(
@@ -150,12 +214,6 @@ async def _erase(client: httpx.AsyncClient, patient_id: str) -> None:
             return
         assert time.monotonic() < deadline, f"erasure not done in {ERASURE_WITHIN} s: {state.text}"
         await asyncio.sleep(0.1)
-
-
-def _payload(record: ConsumerRecord) -> dict[str, Any]:
-    ce_type = header(record.headers, "ce_type") or ""
-    return {"runId": json.loads(record.value).get("runId"),  # patient.erased has none
-            "type": ce_type.removeprefix("journeys.").removesuffix(".v1")}  # fmt: skip
 
 
 def _stack_database_url(stack: Stack, admin_database_url: str) -> str:
@@ -207,3 +265,133 @@ def _scan_database(url: str, needles: list[str]) -> Scan:
                     if needle in blob:
                         scan.found[needle].add(table)
     return scan
+
+
+@dataclass
+class TopicScan:
+    """What every topic of a stack holds, read to its end with aborted transactions included."""
+
+    records: dict[str, int] = field(default_factory=dict)
+    clear: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    """Marker -> (topic, offset) of each record holding it in clear: key, value or header."""
+    opened_markers: set[str] = field(default_factory=set)
+    """Markers found inside sealed values opened with the keys given."""
+    unopened: dict[str, int] = field(default_factory=dict)
+    """Patient key -> how many of its sealed values name a key that was not given."""
+    kids: dict[str, set[str]] = field(default_factory=dict)
+    """Patient key -> the ids of the keys its sealed values name."""
+    runs: dict[str, str] = field(default_factory=dict)
+    """Run id -> patient key, from every sealed record naming both."""
+    wrapped_copies: dict[str, set[str]] = field(default_factory=dict)
+    """Key id -> the topics holding a wrapped copy of that key."""
+
+    def patient_key_of(self, run_ids: set[str]) -> str:
+        keys = {self.runs[r] for r in run_ids}
+        assert len(keys) == 1, keys
+        return keys.pop()
+
+    def kids_of(self, patient_key: str) -> set[str]:
+        return self.kids.get(patient_key, set())
+
+
+async def _scan_topics(stack: Stack, keys: dict[str, DataKey], markers: list[str]) -> TopicScan:
+    scan = TopicScan()
+    for topic in stack.topics.names:
+        name = topic.removeprefix(stack.topics.prefix).removeprefix("journeys.")
+        name = name.removesuffix(".v1")
+        records = await _read_uncommitted(stack.kafka_bootstrap, topic)
+        scan.records[name] = len(records)
+        for r in records:
+            raw = [r.key or b"", r.value or b"", *(v for _, v in r.headers)]
+            for marker in markers:
+                if any(marker.encode() in part for part in raw):
+                    scan.clear.setdefault(marker, []).append((name, r.offset))
+            if r.value and r.value.startswith(b"{"):
+                _walk_record(scan, name, json.loads(r.value), keys, markers)
+    return scan
+
+
+def _walk_record(
+    scan: TopicScan, topic: str, record: dict[str, Any], keys: dict[str, DataKey],
+    markers: list[str],
+) -> None:  # fmt: skip
+    patient_key = record.get("patientKey") or record.get("patient_key")
+    run_id = record.get("runId") or record.get("run_id")
+    if patient_key and run_id:
+        scan.runs[str(run_id)] = patient_key
+
+    def walk(value: Any, field_name: str) -> None:
+        if isinstance(value, list):
+            for item in value:
+                walk(item, field_name)
+            return
+        if not isinstance(value, dict):
+            return
+        if set(value) == {"kid", "kek", "wrapped"}:
+            scan.wrapped_copies.setdefault(value["kid"], set()).add(topic)
+            return
+        if set(value) == {"enc", "kid", "ct"}:
+            assert patient_key, f"a sealed value without a patient key on {topic}"
+            scan.kids.setdefault(patient_key, set()).add(value["kid"])
+            key = keys.get(patient_key)
+            if key is None or key.kid != value["kid"]:
+                scan.unopened[patient_key] = scan.unopened.get(patient_key, 0) + 1
+                return
+            opened = json.dumps(open_sealed(key, patient_key, field_name, value))
+            scan.opened_markers |= {m for m in markers if m in opened}
+            return
+        for name, item in value.items():
+            walk(item, _camel(name))
+
+    walk(record, "")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+async def _read_uncommitted(
+    bootstrap: str, topic: str, within: float = 30.0
+) -> list[ConsumerRecord]:
+    c = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        isolation_level="read_uncommitted", auto_offset_reset="earliest",
+        max_partition_fetch_bytes=REQUEST_MAX_BYTES,
+    )  # fmt: skip
+    await c.start()
+    try:
+        deadline = time.monotonic() + within
+        while not c.assignment():
+            assert time.monotonic() < deadline, f"no partitions of {topic} in {within} s"
+            await asyncio.sleep(0.05)
+        ends = await c.end_offsets(list(c.assignment()))
+        out: list[ConsumerRecord] = []
+        while not all([await c.position(tp) >= end for tp, end in ends.items()]):
+            assert time.monotonic() < deadline, f"{topic} not read to its end in {within} s"
+            for records in (await c.getmany(timeout_ms=200)).values():
+                out.extend(records)
+        return out
+    finally:
+        await c.stop()
+
+
+def _data_keys(url: str) -> dict[str, DataKey]:
+    """Every data key the API stores, unwrapped: what the platform can still open."""
+    keyring = Keyring.parse(DEV_KEKS, DEV_KEK_ID)
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT patient_key, kid, kek_id, wrapped FROM api_patient_data_keys"
+        ).fetchall()
+    return {pk: keyring.unwrap(pk, WrappedKey(kid, kek, bytes(wrapped)))
+            for pk, kid, kek, wrapped in rows}  # fmt: skip
+
+
+def _logged(log_dir: Path, markers: list[str]) -> list[tuple[str, str]]:
+    found = []
+    files = [p for p in log_dir.rglob("*") if p.is_file()]
+    assert files, f"no logs under {log_dir}"
+    for path in files:
+        text = path.read_text(errors="replace")
+        found += [(path.name, m) for m in markers if m in text]
+    return found
