@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from journeys_contracts.audit import decode_audit
 from journeys_contracts.commands import StartRun, decode_command
 from journeys_contracts.events import RunStarted, decode_event, decode_unknown_event
+from journeys_contracts.events_sealed import decode_sealed_event
 from journeys_contracts.journeys import decode_journey
 from journeys_contracts.wire import UnknownRecordType
 
@@ -75,6 +76,9 @@ def encode(record: dict[str, Any]) -> bytes:
         ("journeys.run.started.v1", decode_event),
         ("journeys.journey.defined.v1", decode_journey),
         ("journeys.delay.started.v1", decode_event),
+        ("journeys.command.start_run.v2", decode_command),
+        ("journeys.run.started.v2", decode_sealed_event),
+        ("journeys.message.requested.v2", decode_sealed_event),
     ],
 )
 def test_records_with_fields_of_the_next_version_decode_as_today(
@@ -107,8 +111,10 @@ def test_run_started_keeps_only_the_fields_it_knows_when_written_again() -> None
     ("record_type", "decode", "base"),
     [
         ("journeys.command.pause_run.v1", decode_command, "journeys.command.cancel_run.v1"),
-        ("journeys.command.start_run.v2", decode_command, "journeys.command.start_run.v1"),
+        ("journeys.command.start_run.v3", decode_command, "journeys.command.start_run.v1"),
         ("journeys.run.paused.v1", decode_event, "journeys.run.completed.v1"),
+        ("journeys.run.paused.v2", decode_sealed_event, "journeys.run.completed.v2"),
+        ("journeys.command.cancel_run.v3", decode_command, "journeys.command.cancel_run.v2"),
         ("journeys.journey.retired.v1", decode_journey, "journeys.journey.defined.v1"),
         ("journeys.audit.export_recorded.v1", decode_audit, None),
     ],
@@ -148,7 +154,8 @@ def test_an_event_of_the_next_version_reads_by_its_common_fields_and_keeps_the_r
     assert (str(event.run_id), event.seq, event.type) == (
         COMPLETED["runId"], COMPLETED["seq"], "journeys.run.paused.v1",
     )  # fmt: skip
-    assert json.loads(event.to_json()) == record
+    # Kept as received, plus the common fields' defaults (`sealedTwin`: false when absent).
+    assert json.loads(event.to_json()) == {**record, "sealedTwin": False}
 
 
 @pytest.mark.parametrize("missing", ["runId", "journeyId", "patientId", "seq", "occurredAt"])
@@ -173,6 +180,9 @@ def test_an_event_of_the_next_version_without_a_common_field_cannot_be_read(miss
         (encode(COMPLETED), decode_command),
         (encode(recorded("journeys.command.cancel_run.v1")), decode_event),
         (encode({**AUDIT, "type": "journeys.run.completed.v1"}), decode_audit),
+        # a v1 event on the sealed topic, or a v2 one on the clear topic, was misrouted
+        (encode(COMPLETED), decode_sealed_event),
+        (encode(recorded("journeys.run.completed.v2")), decode_event),
         (encode({**AUDIT, "status": 99}), decode_audit),
     ],
 )  # fmt: skip

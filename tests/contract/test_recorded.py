@@ -16,9 +16,24 @@ from jsonschema import Draft202012Validator, FormatChecker
 from pydantic import BaseModel, ValidationError
 
 from journeys_contracts import schemas
-from journeys_contracts.commands import COMMAND_TYPES, decode_command
+from journeys_contracts.commands import (
+    COMMAND_TYPES,
+    CancelRunSealed,
+    StartRunSealed,
+    decode_command,
+)
 from journeys_contracts.events import EVENT_TYPES, decode_event, type_of
+from journeys_contracts.events_sealed import SEALED_EVENT_TYPES, decode_sealed_event
 from journeys_contracts.journeys import decode_journey
+from journeys_contracts.sealed import SEALED_FIELDS, clear_type
+from journeys_runtime.sealing import (
+    from_wire,
+    open_cancel_run,
+    open_event,
+    open_start_run,
+)
+from journeys_runtime.shredding import is_sealed
+from tests.contract.record_sealed import KEYRING, PATIENT_KEY
 
 RECORDED = Path(__file__).parent / "recorded"
 FILES = sorted(p.name for p in RECORDED.glob("*.json"))
@@ -28,6 +43,15 @@ DECODERS: dict[str, Callable[[bytes], BaseModel]] = {
     "commands": decode_command,
     "journeys": decode_journey,
 }
+SEALED_EVENTS = {type_of(m) for m in SEALED_EVENT_TYPES}
+SEALED_COMMANDS = {type_of(StartRunSealed), type_of(CancelRunSealed)}
+SEALED_FILES = [f for f in FILES if f.removesuffix(".json") in SEALED_EVENTS | SEALED_COMMANDS]
+
+
+def decoder(type_name: str) -> Callable[[bytes], BaseModel]:
+    """`journeys.events.v2` has its own decoder; every other topic one per kind."""
+    return decode_sealed_event if type_name in SEALED_EVENTS else DECODERS[KIND[type_name]]
+
 
 FORMATS = FormatChecker()
 
@@ -49,7 +73,7 @@ def recorded(name: str) -> tuple[str, bytes, dict[str, Any]]:
 
 
 def test_every_event_and_command_type_has_a_recorded_payload() -> None:
-    types = {type_of(m) for m in (*EVENT_TYPES, *COMMAND_TYPES)}
+    types = {type_of(m) for m in (*EVENT_TYPES, *SEALED_EVENT_TYPES, *COMMAND_TYPES)}
     assert types <= {f.removesuffix(".json") for f in FILES}
 
 
@@ -57,7 +81,7 @@ def test_every_event_and_command_type_has_a_recorded_payload() -> None:
 def test_recorded_payload_decodes_and_keeps_its_values(name: str) -> None:
     type_name, raw, value = recorded(name)
 
-    decoded = DECODERS[KIND[type_name]](raw)
+    decoded = decoder(type_name)(raw)
 
     assert decoded.model_dump()["type"] == type_name
     reencoded = json.loads(decoded.model_dump_json(by_alias=True))
@@ -76,7 +100,7 @@ def test_recorded_payload_is_valid_against_its_schema(name: str, schema_dir: Pat
 def test_schema_and_decoder_both_reject_a_record_missing_a_required_field(name: str) -> None:
     type_name, _, value = recorded(name)
     check = validator(schemas.SCHEMAS_DIR, type_name)
-    decode = DECODERS[KIND[type_name]]
+    decode = decoder(type_name)
     for field in check.schema["required"]:
         broken = {k: v for k, v in value.items() if k != field}
         assert not check.is_valid(broken), field
@@ -90,3 +114,36 @@ def test_schema_and_decoder_both_reject_a_timestamp_without_timezone() -> None:
     assert not validator(schemas.SCHEMAS_DIR, "journeys.run.completed.v1").is_valid(naive)
     with pytest.raises(ValidationError):
         decode_event(json.dumps(naive).encode())
+
+
+def test_sealed_payloads_were_recorded_for_every_sealed_type() -> None:
+    assert {f.removesuffix(".json") for f in SEALED_FILES} == SEALED_EVENTS | SEALED_COMMANDS
+
+
+@pytest.mark.parametrize("name", SEALED_FILES)
+def test_sealed_payload_opens_to_its_recorded_clear_twin(name: str) -> None:
+    """Every `.v2` payload was sealed from its `.v1` twin by the real sealing functions, under
+    the data key the recorded `start_run.v2` carries wrapped under the development KEK."""
+    type_name, raw, value = recorded(name)
+    _, _, twin = recorded(f"{clear_type(type_name)}.json")
+    start = decode_command(recorded("journeys.command.start_run.v2.json")[1])
+    assert isinstance(start, StartRunSealed)
+    key = KEYRING.unwrap(start.patient_key, from_wire(start.data_key))
+
+    decoded = decoder(type_name)(raw)
+    if isinstance(decoded, StartRunSealed):
+        opened: BaseModel = open_start_run(decoded, key)
+    elif isinstance(decoded, CancelRunSealed):
+        opened = open_cancel_run(decoded, key)
+    else:
+        opened = open_event(decoded, key)  # type: ignore[arg-type]
+        twin = {**twin, "sealedTwin": True}  # how open_event hands a sealed run's event over
+
+    assert value["patientKey"] == PATIENT_KEY
+    assert opened == decoder(clear_type(type_name))(json.dumps(twin).encode())
+    for field in SEALED_FIELDS:
+        if twin.get(field) is None:
+            assert value.get(field) is None, field  # a null reason or note stays null
+        else:
+            assert is_sealed(value[field]), field
+            assert json.dumps(twin[field])[1:-1].encode() not in raw, field
