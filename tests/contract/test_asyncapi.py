@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,10 @@ import pytest
 import yaml
 
 from journeys_contracts import schemas
-from journeys_contracts.envelope import CloudEvent
+from journeys_contracts.envelope import CloudEvent, event_id, sealed_event_id
+from journeys_contracts.events import PatientErased, type_of
+from journeys_contracts.events_sealed import SEALED_EVENT_TYPES
+from journeys_contracts.sealed import SEALED_FIELDS
 from journeys_runtime.dlq import dlq_headers
 from journeys_runtime.topics import Topics
 
@@ -21,6 +25,7 @@ CHANNEL_TOPICS = {
     "definitions": TOPICS.definitions,
     "commands": TOPICS.commands,
     "events": TOPICS.events,
+    "sealedEvents": TOPICS.sealed_events,
     "deadLetters": TOPICS.dlq,
     "audit": TOPICS.audit,
 }
@@ -57,12 +62,50 @@ def test_every_contract_type_is_a_message_with_its_committed_schema() -> None:
         assert message["payload"]["schemaFormat"] == "application/schema+json;version=2020-12"
 
 
+SEALED_EVENTS = {type_of(m) for m in SEALED_EVENT_TYPES}
+
+
+def carried(channel: str) -> set[str]:
+    return {pointer(m["$ref"])["name"] for m in DOC["channels"][channel]["messages"].values()}
+
+
 def test_each_topic_carries_exactly_its_own_types() -> None:
-    kinds = {"definitions": "journeys", "commands": "commands", "events": "events",
-             "audit": "audit"}  # fmt: skip
+    kinds = {"definitions": "journeys", "commands": "commands", "audit": "audit"}
     for channel, kind in kinds.items():
-        names = {pointer(m["$ref"])["name"] for m in DOC["channels"][channel]["messages"].values()}
-        assert names == {c.name for c in schemas.contracts() if c.kind == kind}, channel
+        assert carried(channel) == {c.name for c in schemas.contracts() if c.kind == kind}, channel
+    events = {c.name for c in schemas.contracts() if c.kind == "events"}
+    assert carried("events") == events - SEALED_EVENTS
+    # The erasure notice carries no patient data: both event topics have it as it is.
+    assert carried("sealedEvents") == SEALED_EVENTS | {type_of(PatientErased)}
+    assert events >= SEALED_EVENTS
+
+
+def test_every_channel_message_is_sent_by_an_operation() -> None:
+    sent: dict[str, set[str]] = {}
+    for operation in DOC["operations"].values():
+        if operation["action"] == "send":
+            channel = operation["channel"]["$ref"].rsplit("/", 1)[1]
+            sent.setdefault(channel, set()).update(
+                pointer(pointer(m["$ref"])["$ref"])["name"] for m in operation["messages"]
+            )
+    for channel in DOC["channels"]:
+        assert sent.get(channel) == carried(channel) or channel == "deadLetters", channel
+
+
+def test_the_sealed_events_channel_tells_a_consumer_what_it_can_read() -> None:
+    text = " ".join(DOC["channels"]["sealedEvents"]["description"].split())
+    for field in SEALED_FIELDS:
+        assert f"`{field}`" in text, field
+    for phrase in ("key-encryption keys", "`journeys.events.v1`", "`EXECUTOR_EMIT_EVENTS_V1`",
+                   "`sealedTwin: true`", "needs patient ids"):  # fmt: skip
+        assert phrase in text, phrase
+
+
+def test_the_documented_id_of_a_sealed_event_is_the_one_computed() -> None:
+    documented = DOC["components"]["schemas"]["cloudEventHeaders"]["properties"]["ce_id"]
+    assert 'uuid5(<its v1 twin\'s id>, "sealed")' in " ".join(documented["description"].split())
+    twin = event_id("6f1c1a52-3c7e-4b55-9d8a-2f0e5b7a9c01", 3)
+    assert sealed_event_id(twin) == str(uuid.uuid5(uuid.UUID(twin), "sealed")) != twin
 
 
 def test_every_reference_resolves() -> None:
@@ -110,7 +153,7 @@ def test_describes_ordering_seq_delivery_and_evolution() -> None:
 def test_keys_are_documented_per_topic() -> None:
     patient_keyed = DOC["components"]["messageTraits"]["patientKeyed"]
     assert patient_keyed["bindings"]["kafka"]["key"]["pattern"] == "^[0-9a-f]{64}$"
-    for channel in ("commands", "events"):
+    for channel in ("commands", "events", "sealedEvents"):
         for message in DOC["channels"][channel]["messages"].values():
             assert pointer(message["$ref"])["traits"] == [
                 {"$ref": "#/components/messageTraits/patientKeyed"}

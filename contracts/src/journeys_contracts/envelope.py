@@ -54,6 +54,14 @@ def event_id(run_id: uuid.UUID | str, seq: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def sealed_event_id(v1_event_id: str) -> str:
+    """The `ce_id` of a `journeys.events.v2` event: `uuid5(<its v1 twin's ce_id>, "sealed")`.
+
+    As stable as the twin's (a replayed event keeps it), and different from it, so a consumer
+    that deduplicates by `ce_id` across both topics never takes one for the other."""
+    return str(uuid.uuid5(uuid.UUID(v1_event_id), "sealed"))
+
+
 def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
     for key, value in headers or ():
         if key == name:
