@@ -13,7 +13,7 @@ import psycopg
 from aiokafka import TopicPartition
 from psycopg.rows import dict_row
 
-from journeys_contracts.commands import CommandBase
+from journeys_contracts.commands import CommandBase, StartRun
 from journeys_contracts.envelope import CloudEvent, Headers, event_id
 from journeys_contracts.events import EventBase, PatientErased, erasure_event_id, type_of
 from journeys_contracts.journeys import JourneyDefined
@@ -21,7 +21,9 @@ from journeys_contracts.keys import patient_key
 from journeys_projector.app import Projector
 from journeys_projector.settings import ProjectorSettings
 from journeys_runtime.kafka import consumer, producer
+from journeys_runtime.sealing import seal_event, seal_start_run
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
+from journeys_runtime.shredding import DataKey, KeyEncryptionKey, wrap
 from journeys_runtime.topics import Topics
 from tests.conftest import PARTITIONS
 
@@ -54,12 +56,35 @@ def event_record(topics: Topics, event: EventBase) -> Record:
     return topics.events, _key(event.patient_id), event.to_json(), envelope.headers()
 
 
-def erased_record(topics: Topics, erased: PatientErased) -> Record:
+def erased_record(topics: Topics, erased: PatientErased, *, sealed: bool = False) -> Record:
     envelope = CloudEvent(
         erasure_event_id(erased.erasure_id), type_of(PatientErased), "/journeys/executor",
         str(erased.erasure_id), erased.erased_at,
     )  # fmt: skip
-    return topics.events, erased.patient_key.encode(), erased.to_json(), envelope.headers()
+    topic = topics.sealed_events if sealed else topics.events
+    return topic, erased.patient_key.encode(), erased.to_json(), envelope.headers()
+
+
+def sealed_event_record(topics: Topics, event: EventBase, key: DataKey) -> Record:
+    """The v2 twin of `event` as the executor writes it for a sealed run."""
+    sealed = seal_event(event, key, key_of(event.patient_id))  # type: ignore[arg-type]
+    v1_id = uuid.UUID(event_id(event.run_id, event.seq))
+    envelope = CloudEvent(str(uuid.uuid5(v1_id, "sealed")), sealed.type, "/journeys/executor",
+                          str(event.run_id), event.occurred_at)  # fmt: skip
+    return topics.sealed_events, _key(event.patient_id), sealed.to_json(), envelope.headers()
+
+
+def twin_record(topics: Topics, event: EventBase) -> Record:
+    """The clear v1 copy of a sealed run's event (`sealedTwin` set)."""
+    return event_record(topics, event.model_copy(update={"sealed_twin": True}))
+
+
+def sealed_command_record(topics: Topics, command: StartRun, key: DataKey) -> Record:
+    """`StartRunSealed` as the API writes it: the data key travels wrapped."""
+    kek = KeyEncryptionKey("test-kek", bytes(32))
+    patient = key_of(command.patient_id)
+    sealed = seal_start_run(command, key, wrap(kek, patient, key), patient)
+    return command_record(topics, sealed, command.patient_id)
 
 
 def time_of(command: CommandBase) -> Any:
@@ -149,7 +174,9 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int]
 
 async def caught_up(database_url: str, bootstrap: str, topics: Topics) -> None:
     """Wait until every record now on the projected topics has been projected."""
-    wanted = await end_offsets(bootstrap, [topics.definitions, topics.commands, topics.events])
+    wanted = await end_offsets(
+        bootstrap, [topics.definitions, topics.commands, topics.events, topics.sealed_events]
+    )
 
     async def done() -> bool:
         stored = await stored_offsets(database_url)

@@ -13,7 +13,7 @@ from journeys_projector import store
 from journeys_projector.decode import Fact
 from journeys_projector.plan import ErasureRow, Plan, plan
 from tests.integration.projector.helpers import query, snapshot
-from tests.unit.projector.facts import Story, full_run, start_run, waiting_run
+from tests.unit.projector.facts import SECRET, Story, full_run, start_run, waiting_run
 
 OFFSETS = {("events", 0): 1}
 KEY = "ab" * 32
@@ -30,7 +30,7 @@ async def _write(database_url: str, rows: Plan) -> None:
 def _erasing(
     *stories: Story, facts: Sequence[Fact] = (), erasure_id: uuid.UUID | None = None
 ) -> Plan:
-    rows = plan(list(facts))
+    rows = plan(list(facts), SECRET)
     erasure = ErasureRow(erasure_id or uuid.uuid4(), KEY, stories[0].last_at + timedelta(seconds=1),
                          tuple(s.run_id for s in stories))  # fmt: skip
     rows.erasures[erasure.erasure_id] = erasure
@@ -54,7 +54,7 @@ async def test_erasure_deletes_the_runs_and_their_timelines_and_records_the_eras
 ) -> None:
     first, second = full_run(Story()), waiting_run(Story()).cancelled("wait")
     other = full_run(Story(patient_id="patient-456"))
-    await _write(read_models, plan(_facts(first, second, other)))
+    await _write(read_models, plan(_facts(first, second, other), SECRET))
     others_before = await _rows_of(read_models, other)
 
     erasure_id = uuid.uuid4()
@@ -70,7 +70,7 @@ async def test_erasure_deletes_the_runs_and_their_timelines_and_records_the_eras
 
 async def test_a_second_delivery_of_the_erasure_changes_nothing(read_models: str) -> None:
     story = full_run(Story())
-    await _write(read_models, plan(_facts(story)))
+    await _write(read_models, plan(_facts(story), SECRET))
     erasure = _erasing(story)
     await _write(read_models, erasure)
     once = await snapshot(read_models), await query(read_models, "SELECT * FROM erased_patients")
@@ -83,10 +83,10 @@ async def test_a_second_delivery_of_the_erasure_changes_nothing(read_models: str
 
 async def test_a_replay_of_an_erased_runs_facts_does_not_bring_them_back(read_models: str) -> None:
     story, other = full_run(Story()), full_run(Story(patient_id="patient-456"))
-    await _write(read_models, plan(_facts(story)))
+    await _write(read_models, plan(_facts(story), SECRET))
     await _write(read_models, _erasing(story))
 
-    await _write(read_models, plan(_facts(story, other)))
+    await _write(read_models, plan(_facts(story, other), SECRET))
 
     assert await _rows_of(read_models, story) == []
     assert len(await _rows_of(read_models, other)) == 1 + len(other.events)

@@ -133,4 +133,4 @@ async def _status(database_url: str, story: Story, status: str) -> bool:
 
 
 def _without_ids(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in ("run_id", "patient_id")}
+    return {k: v for k, v in row.items() if k not in ("run_id", "patient_id", "patient_key")}

@@ -13,7 +13,7 @@ from journeys_projector import store
 from journeys_projector.decode import Fact
 from journeys_projector.plan import Plan, plan
 from tests.integration.projector.helpers import query, run_row, snapshot
-from tests.unit.projector.facts import Story, full_run, journey, start_run, waiting_run
+from tests.unit.projector.facts import SECRET, Story, full_run, journey, start_run, waiting_run
 
 OFFSETS = {("events", 0): 1}
 
@@ -23,7 +23,7 @@ async def _write(database_url: str, facts: Sequence[Fact], offsets: Any = OFFSET
         await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn,
         conn.transaction(),
     ):
-        await store.write(conn, plan(list(facts)), offsets)
+        await store.write(conn, plan(list(facts), SECRET), offsets)
 
 
 def _story_row(row: dict[str, Any] | None) -> dict[str, Any]:
@@ -100,7 +100,7 @@ async def test_an_empty_plan_still_records_its_offsets(read_models: str) -> None
         await psycopg.AsyncConnection.connect(read_models, autocommit=True) as conn,
         conn.transaction(),
     ):
-        await store.write(conn, Plan(), {("commands", 2): 42})
+        await store.write(conn, Plan(SECRET), {("commands", 2): 42})
     assert await query(read_models, "SELECT * FROM projector_offsets") == [
         {"topic": "commands", "partition": 2, "next_offset": 42}
     ]

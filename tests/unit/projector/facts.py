@@ -11,8 +11,10 @@ from journeys_contracts import events as ev
 from journeys_contracts.commands import StartRun
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.journeys import JourneyDefined
+from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+SECRET = DEV_PATIENT_KEY_SECRET  # keys unsealed runs' patient ids, as the settings in tests do
 CONTEXT: dict[str, Any] = {"id": "patient-123", "age": 72, "language": "en"}
 DEFINITION = JourneyDefinition.model_validate(JourneyDefinition.model_json_schema()["examples"][0])
 

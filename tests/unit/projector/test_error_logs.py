@@ -37,6 +37,7 @@ async def test_a_failing_database_is_logged_by_type_without_its_text(
         "dlq",
         stopping,
         max_delay=0.01,  # type: ignore[arg-type]
+        patient_key_secret="unused",
     )
     with caplog.at_level(logging.WARNING), pytest.raises(StoppedError):
         await projector.stored_offsets([TopicPartition("events", 0)])

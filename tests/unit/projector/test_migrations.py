@@ -24,5 +24,6 @@ def test_yoyo_url_keeps_every_connection_parameter(database_url: str, expected: 
 def test_migrations_are_the_sql_files_prefixed_with_the_service_name() -> None:
     ids = [m.id for m in migrations()]
     assert ids == [
-        "projector_0001_read_models", "projector_0002_audit_log", "projector_0003_erasures"
+        "projector_0001_read_models", "projector_0002_audit_log", "projector_0003_erasures",
+        "projector_0004_sealed_runs",
     ]  # fmt: skip

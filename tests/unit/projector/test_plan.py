@@ -10,13 +10,23 @@ from typing import Any
 import pytest
 
 from journeys_contracts import events as ev
+from journeys_contracts.keys import patient_key
 from journeys_projector.plan import ErasureRow, RunChange, RunRow, plan, run_fields
-from tests.unit.projector.facts import CONTEXT, DEFINITION, T0, Story, full_run, journey, start_run
+from tests.unit.projector.facts import (
+    CONTEXT,
+    DEFINITION,
+    SECRET,
+    T0,
+    Story,
+    full_run,
+    journey,
+    start_run,
+)
 
 
 def test_a_journey_becomes_a_row_with_its_definition_as_submitted() -> None:
     defined = journey()
-    row = plan([defined]).journeys[defined.journey_id]
+    row = plan([defined], SECRET).journeys[defined.journey_id]
     assert (row.name, row.created_at) == (DEFINITION.name, T0)
     assert json.loads(row.definition) == DEFINITION.model_dump()
 
@@ -24,15 +34,16 @@ def test_a_journey_becomes_a_row_with_its_definition_as_submitted() -> None:
 def test_the_first_definition_of_a_journey_wins() -> None:
     first = journey()
     again = first.model_copy(update={"created_at": T0 + timedelta(days=1)})
-    assert plan([first, again]).journeys[first.journey_id].created_at == T0
+    assert plan([first, again], SECRET).journeys[first.journey_id].created_at == T0
 
 
 def test_start_run_becomes_a_run_row_created_when_requested() -> None:
     story = Story()
-    rows = plan([start_run(story)])
+    rows = plan([start_run(story)], SECRET)
     assert rows.runs == {
-        story.run_id: RunRow(story.run_id, story.journey_id, story.patient_id,
-                             json.dumps(CONTEXT, separators=(",", ":")), T0)
+        story.run_id: RunRow(story.run_id, story.journey_id, story.patient_id, None,
+                             json.dumps(CONTEXT, separators=(",", ":")),
+                             patient_key(SECRET, story.patient_id), T0)
     }  # fmt: skip
     assert rows.events == {}
     assert rows.changes == {}
@@ -40,7 +51,7 @@ def test_start_run_becomes_a_run_row_created_when_requested() -> None:
 
 def test_run_started_makes_the_run_known_even_before_its_start_run() -> None:
     story = Story().started()
-    row = plan(story.events).runs[story.run_id]
+    row = plan(story.events, SECRET).runs[story.run_id]
     assert (row.journey_id, row.patient_id, row.created_at) == (
         story.journey_id, story.patient_id, story.events[0].occurred_at,
     )  # fmt: skip
@@ -52,12 +63,12 @@ def test_the_run_is_created_at_the_earlier_of_request_and_start(order: str) -> N
     facts: list[Any] = [start_run(story), story.events[0]]
     if order == "event first":
         facts.reverse()
-    assert plan(facts).runs[story.run_id].created_at == T0
+    assert plan(facts, SECRET).runs[story.run_id].created_at == T0
 
 
 def test_every_event_enters_the_timeline_as_camel_case_json() -> None:
     story = full_run()
-    rows = plan(story.events)
+    rows = plan(story.events, SECRET)
     assert sorted(seq for _, seq in rows.events) == list(range(1, len(story.events) + 1))
     first = rows.events[(story.run_id, 1)]
     assert first.type == "journeys.run.started.v1"
@@ -69,7 +80,7 @@ def test_every_event_enters_the_timeline_as_camel_case_json() -> None:
 
 def test_a_duplicate_event_in_a_batch_is_planned_once() -> None:
     story = Story().started()
-    assert len(plan([story.events[0], story.events[0]]).events) == 1
+    assert len(plan([story.events[0], story.events[0]], SECRET).events) == 1
 
 
 def _event(story: Story, kind: type[ev.EventBase], **fields: Any) -> ev.Event:
@@ -100,7 +111,7 @@ def test_each_event_sets_its_run_fields(build: Any, expected: dict[str, Any]) ->
 
 def test_a_full_run_coalesces_to_its_final_fields_each_with_the_seq_that_set_it() -> None:
     story = full_run()
-    change = plan(story.events).changes[story.run_id]
+    change = plan(story.events, SECRET).changes[story.run_id]
     last = len(story.events)
     assert (change.last_seq, change.updated_at) == (last, story.last_at)
     assert change.values == {"status": "completed", "current_node_id": "checkin",
@@ -110,7 +121,7 @@ def test_a_full_run_coalesces_to_its_final_fields_each_with_the_seq_that_set_it(
 
 def test_events_coalesce_by_seq_whatever_their_order_in_the_batch() -> None:
     story = full_run()
-    assert plan(list(reversed(story.events))).changes == plan(story.events).changes
+    assert plan(list(reversed(story.events)), SECRET).changes == plan(story.events, SECRET).changes
 
 
 def test_a_timeline_only_event_moves_last_seq_and_updated_at_only() -> None:
@@ -126,7 +137,7 @@ def test_an_event_of_a_newer_type_enters_the_timeline_and_moves_last_seq_only() 
             "seq": 4, "pausedBy": "care team 7"}  # fmt: skip
     paused = ev.UnknownEvent.model_validate(data)
 
-    rows = plan([*story.events, paused])
+    rows = plan([*story.events, paused], SECRET)
 
     row = rows.events[(story.run_id, 4)]
     assert (row.type, json.loads(row.data)) == ("journeys.run.paused.v1", data)
@@ -138,27 +149,27 @@ def test_an_event_of_a_newer_type_enters_the_timeline_and_moves_last_seq_only() 
 
 def test_runs_of_a_batch_are_planned_apart() -> None:
     a, b = full_run(), Story().started().failed("boom")
-    changes = plan([*a.events, *b.events]).changes
+    changes = plan([*a.events, *b.events], SECRET).changes
     assert changes[a.run_id].values["status"] == "completed"
     assert changes[b.run_id].values["status"] == "failed"
     assert changes[b.run_id].values["error"] == "boom"
 
 
 def test_an_empty_batch_plans_nothing() -> None:
-    rows = plan([])
+    rows = plan([], SECRET)
     assert (rows.journeys, rows.runs, rows.events, rows.changes) == ({}, {}, {}, {})
 
 
 def test_run_ids_stay_uuids() -> None:
     story = Story().started()
-    assert isinstance(next(iter(plan(story.events).changes)), uuid.UUID)
+    assert isinstance(next(iter(plan(story.events, SECRET).changes)), uuid.UUID)
 
 
 def test_patient_erased_becomes_an_erasure_of_its_runs_and_enters_no_timeline() -> None:
     story = full_run()
     erased = ev.PatientErased(erasure_id=uuid.uuid4(), patient_key="ab" * 32,
                               erased_at=story.last_at, run_ids=[story.run_id])  # fmt: skip
-    rows = plan([*story.events, erased, erased])
+    rows = plan([*story.events, erased, erased], SECRET)
     assert list(rows.erasures.values()) == [
         ErasureRow(erased.erasure_id, "ab" * 32, story.last_at, (story.run_id,))
     ]

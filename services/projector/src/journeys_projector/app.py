@@ -1,4 +1,5 @@
-"""The projector service: consume definitions, commands and events; project them exactly once."""
+"""The projector service: consume definitions, commands and events (v1 and sealed v2) and the
+audit trail; project them exactly once."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class Projector(LoopService):
             self.topics.definitions: Source.DEFINITIONS,
             self.topics.commands: Source.COMMANDS,
             self.topics.events: Source.EVENTS,
+            self.topics.sealed_events: Source.SEALED_EVENTS,
             self.topics.audit: Source.AUDIT,
         }
         self._consumer: AIOKafkaConsumer | None = None
@@ -49,7 +51,7 @@ class Projector(LoopService):
         await self._producer.start()
         self._batches = BatchProjector(
             s.database_url, self._producer, self._sources, self.topics.dlq,
-            self._stopping, s.retry_max_seconds,
+            self._stopping, s.retry_max_seconds, s.patient_key_secret.get_secret_value(),
         )  # fmt: skip
         self._consumer = kafka.consumer(s.kafka_bootstrap_servers, s.consumer_group)
         self._listener = SeekToStoredOffsets(self._consumer, self._batches.stored_offsets)

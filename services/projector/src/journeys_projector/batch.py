@@ -15,8 +15,18 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from journeys_contracts.events import EventBase, UnknownEvent
+from journeys_contracts.events_sealed import SealedEventBase
 from journeys_projector import metrics, store
-from journeys_projector.decode import Decoded, Fact, Poison, Source, Unknown, decode
+from journeys_projector.decode import (
+    Decoded,
+    Fact,
+    Poison,
+    Skipped,
+    Source,
+    Unknown,
+    UnknownSealedEvent,
+    decode,
+)
 from journeys_projector.plan import Plan, plan
 from journeys_runtime.backoff import retrying
 from journeys_runtime.crash import crash_point
@@ -45,9 +55,11 @@ class BatchProjector:
         dlq_topic: str,
         stopping: asyncio.Event,
         max_delay: float,
+        patient_key_secret: str,
     ) -> None:
         self._url, self._producer, self._sources = database_url, producer, sources
         self._dlq, self._stopping, self._max_delay = dlq_topic, stopping, max_delay
+        self._secret = patient_key_secret
         self._conn: psycopg.AsyncConnection[Any] | None = None
         # The rebalance listener loads offsets while a batch may be in flight: one at a time.
         self._conn_lock = asyncio.Lock()
@@ -65,7 +77,7 @@ class BatchProjector:
         await self._dead_letter([(tp, r, d) for tp, r, d in items if isinstance(d, Poison)])
         offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
         try:
-            await self._write(plan([d for _, _, d in items if _is_fact(d)]), offsets)
+            await self._write(self._plan([d for _, _, d in items if _is_fact(d)]), offsets)
             crash_point("projector.after_commit")
             refused: set[tuple[TopicPartition, int]] = set()
         except RECORD_ERRORS:
@@ -104,7 +116,7 @@ class BatchProjector:
         """A batch PostgreSQL refused for its data: find the records to blame, dead-letter them."""
         refused: set[tuple[TopicPartition, int]] = set()
         for tp, record, decoded in items:
-            single = plan([decoded] if _is_fact(decoded) else [])
+            single = self._plan([decoded] if _is_fact(decoded) else [])
             offsets = {tp: record.offset + 1}
             try:
                 await self._write(single, offsets)
@@ -112,9 +124,12 @@ class BatchProjector:
                 await self._dead_letter(
                     [(tp, record, Poison("projector.store", describe_error(exc)))]
                 )
-                await self._write(Plan(), offsets)
+                await self._write(Plan(self._secret), offsets)
                 refused.add((tp, record.offset))
         return refused
+
+    def _plan(self, facts: list[Fact]) -> Plan:
+        return plan(facts, self._secret)
 
     async def _write(self, rows: Plan, offsets: Mapping[TopicPartition, int]) -> None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -183,7 +198,12 @@ class BatchProjector:
         for tp, record, decoded in items:
             if isinstance(decoded, Poison) or (tp, record.offset) in refused:
                 outcome = "dead_lettered"
-            elif isinstance(decoded, Unknown | UnknownEvent):
+            elif isinstance(decoded, Skipped):
+                outcome = "skipped"
+                metrics.SKIPPED_RECORDS.labels(
+                    topic=self._sources[tp.topic], reason=decoded.reason
+                ).inc()
+            elif isinstance(decoded, Unknown | UnknownEvent | UnknownSealedEvent):
                 outcome = "unknown"
                 record_type = decoded.record_type if isinstance(decoded, Unknown) else decoded.type
                 metrics.count_unknown(self._sources[tp.topic], record_type)
@@ -191,7 +211,7 @@ class BatchProjector:
             else:
                 outcome = "ignored" if decoded is None else "projected"
             counts[(self._sources[tp.topic], outcome)] += 1
-            if isinstance(decoded, EventBase):
+            if isinstance(decoded, EventBase | SealedEventBase):
                 metrics.LAG_SECONDS.observe(max(0.0, (now - decoded.occurred_at).total_seconds()))
         for (source, outcome), n in counts.items():
             metrics.RECORDS.labels(topic=source, outcome=outcome).inc(n)
@@ -212,4 +232,4 @@ class BatchProjector:
 
 
 def _is_fact(decoded: Decoded) -> TypeGuard[Fact]:
-    return decoded is not None and not isinstance(decoded, Poison | Unknown)
+    return decoded is not None and not isinstance(decoded, Poison | Unknown | Skipped)

@@ -1,5 +1,6 @@
 """Turn one record value into the fact it states, nothing (not a fact), a type of a newer
-version (an event for its run's timeline, else skipped), or why it is poison."""
+version (an event for its run's timeline, else skipped), a record to skip (the clear twin of a
+sealed event), or why it is poison."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from journeys_contracts.audit import AccessRecorded, decode_audit
-from journeys_contracts.commands import StartRun, decode_command
-from journeys_contracts.events import Event, UnknownEvent, decode_event, decode_unknown_event
+from journeys_contracts.commands import StartRun, StartRunSealed, decode_command
+from journeys_contracts.events import (
+    Event,
+    EventBase,
+    UnknownEvent,
+    decode_event,
+    decode_unknown_event,
+)
+from journeys_contracts.events_sealed import SealedEvent, SealedEventBase, decode_sealed_event
 from journeys_contracts.journeys import JourneyDefined, decode_journey
 from journeys_contracts.wire import UnknownRecordType
 from journeys_runtime.dlq import describe_validation_error
@@ -25,7 +33,14 @@ class Source(StrEnum):
     DEFINITIONS = "definitions"
     COMMANDS = "commands"
     EVENTS = "events"
+    SEALED_EVENTS = "sealed_events"
     AUDIT = "audit"
+
+
+class SkipReason(StrEnum):
+    """Why a valid record is skipped; the `reason` label of the skipped-records metric."""
+
+    SEALED_TWIN = "sealed_twin"  # a v1 event whose run is read from journeys.events.v2
 
 
 @dataclass(frozen=True)
@@ -44,9 +59,35 @@ class Unknown:
     record_type: str
 
 
-Fact = JourneyDefined | StartRun | Event | UnknownEvent | AccessRecorded
+@dataclass(frozen=True)
+class Skipped:
+    """A valid record whose fact is projected from another record."""
+
+    reason: SkipReason
+
+
+class UnknownSealedEvent(SealedEventBase):
+    """A `journeys.events.v2` event of a type this version does not know, read by the fields
+    every v2 event carries: like `UnknownEvent` on v1, it enters its run's timeline as received
+    and changes nothing else."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
+Fact = (
+    JourneyDefined
+    | StartRun
+    | StartRunSealed
+    | Event
+    | UnknownEvent
+    | SealedEvent
+    | UnknownSealedEvent
+    | AccessRecorded
+)
 # None: a valid record that states no fact (FireTimer, ...)
-Decoded = Fact | Poison | Unknown | None
+Decoded = Fact | Poison | Unknown | Skipped | None
 
 
 def decode(source: Source, value: bytes | None) -> Decoded:
@@ -60,6 +101,8 @@ def decode(source: Source, value: bytes | None) -> Decoded:
         return Poison("projector.decode", describe_validation_error(exc))
     if fact is None:
         return None
+    if isinstance(fact, EventBase) and fact.sealed_twin:
+        return Skipped(SkipReason.SEALED_TWIN)
     return _storable(fact, value)
 
 
@@ -68,24 +111,32 @@ def _decode(source: Source, value: bytes) -> Fact | None:
         return decode_journey(value)
     if source is Source.EVENTS:
         return decode_event(value)
+    if source is Source.SEALED_EVENTS:
+        return decode_sealed_event(value)
     if source is Source.AUDIT:
         return decode_audit(value)
     command = decode_command(value)
-    # Only StartRun states a fact (a run was accepted); the others are requests the
-    # executor may reject, and their effects arrive as events.
-    return command if isinstance(command, StartRun) else None
+    # Only starting a run states a fact (a run was accepted); the other commands are requests
+    # the executor may reject, and their effects arrive as events.
+    return command if isinstance(command, StartRun | StartRunSealed) else None
 
 
-def _unknown(source: Source, value: bytes, record_type: str) -> Fact | Poison | Unknown:
+def _unknown(source: Source, value: bytes, record_type: str) -> Decoded:
     """An event of a newer type still has a place in its run's timeline when it carries the
     fields every event carries: kept there, the timeline has no seq gap. Anything else is
     skipped."""
-    if source is not Source.EVENTS:
-        return Unknown(record_type)
+    event: UnknownEvent | UnknownSealedEvent
     try:
-        event = decode_unknown_event(value)
+        if source is Source.EVENTS:
+            event = decode_unknown_event(value)
+        elif source is Source.SEALED_EVENTS:
+            event = UnknownSealedEvent.model_validate_json(value)
+        else:
+            return Unknown(record_type)
     except ValidationError:
         return Unknown(record_type)
+    if isinstance(event, UnknownEvent) and event.sealed_twin:
+        return Skipped(SkipReason.SEALED_TWIN)
     return _storable(event, value)
 
 

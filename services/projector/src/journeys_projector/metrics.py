@@ -7,10 +7,17 @@ UNKNOWN_TYPES_LABELLED = 50
 
 RECORDS = Counter(
     "journeys_projector_records_total",
-    "Records consumed and accounted for: projected, ignored (not facts), unknown (a type of a "
+    "Records consumed and accounted for: projected, ignored (not facts), skipped (projected "
+    "from another record: see journeys_projector_records_skipped_total), unknown (a type of a "
     "newer version: an event with the common fields enters its run's timeline uninterpreted, "
     "anything else is skipped) or dead-lettered",
     ["topic", "outcome"],
+)
+SKIPPED_RECORDS = Counter(
+    "journeys_projector_records_skipped_total",
+    "Valid records not projected because another record carries their fact; reason "
+    "`sealed_twin`: a v1 event of a sealed run, projected from its journeys.events.v2 copy",
+    ["topic", "reason"],
 )
 UNKNOWN_RECORDS = Counter(
     "journeys_projector_records_unknown_total",

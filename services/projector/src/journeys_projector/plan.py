@@ -5,25 +5,36 @@ a run row is created once (its `created_at` only ever moves earlier), and run fi
 updated only by events newer than the row's `last_seq`; an erasure deletes its runs' rows
 and records itself once. So applying a plan twice, or two overlapping plans, leaves the same
 rows as applying each fact once, in order.
+
+A sealed run (started by `StartRunSealed`, its events from `journeys.events.v2`) is planned
+like an unsealed one, by the `.v1` twin of each event's type; only where patient data goes
+differs: its envelopes are kept as they came (the projector has no key to open them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
 from pydantic_core import to_json
 
 from journeys_contracts import events as ev
+from journeys_contracts import events_sealed as es
 from journeys_contracts.audit import AccessRecorded
-from journeys_contracts.commands import StartRun
+from journeys_contracts.commands import StartRun, StartRunSealed
 from journeys_contracts.journeys import JourneyDefined
+from journeys_contracts.keys import patient_key
+from journeys_contracts.sealed import clear_type
 from journeys_contracts.statuses import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, WAITING_DELAY
-from journeys_projector.decode import Fact
+from journeys_projector.decode import Fact, UnknownSealedEvent
 
-RUN_FIELDS = ("status", "current_node_id", "wake_at", "error")
+RUN_FIELDS = ("status", "current_node_id", "wake_at", "error", "error_sealed")
+
+RunEventFact = ev.RunEvent | ev.UnknownEvent | es.SealedRunEvent | UnknownSealedEvent
 
 
 @dataclass(frozen=True)
@@ -36,13 +47,29 @@ class JourneyRow:
 
 @dataclass(frozen=True)
 class RunRow:
-    """A run as first known, `queued`; inserted if absent (else `created_at` may move earlier)."""
+    """A run as first known, `queued`; inserted if absent (else `created_at` may move earlier).
+
+    Unsealed: `patient_id` and `patient_context` in clear, `patient_id_sealed` None. Sealed:
+    `patient_id` None, `patient_id_sealed` and `patient_context` the envelopes' JSON."""
 
     run_id: UUID
     journey_id: UUID
-    patient_id: str
+    patient_id: str | None
+    patient_id_sealed: str | None
     patient_context: str
+    patient_key: str
     created_at: datetime
+
+    @classmethod
+    def clear(cls, fact: StartRun | ev.RunStarted, secret: str, created_at: datetime) -> RunRow:
+        return cls(fact.run_id, fact.journey_id, fact.patient_id, None,
+                   _json(fact.patient_context), patient_key(secret, fact.patient_id),
+                   created_at)  # fmt: skip
+
+    @classmethod
+    def sealed(cls, fact: StartRunSealed | es.RunStartedSealed, created_at: datetime) -> RunRow:
+        return cls(fact.run_id, fact.journey_id, None, _envelope(fact.patient_id),
+                   _envelope(fact.patient_context), fact.patient_key, created_at)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,7 +135,7 @@ class RunChange:
     values: dict[str, Any] = field(default_factory=dict)
     seqs: dict[str, int] = field(default_factory=dict)
 
-    def apply(self, event: ev.RunEvent | ev.UnknownEvent) -> None:
+    def apply(self, event: RunEventFact) -> None:
         for name, value in run_fields(event).items():
             if event.seq > self.seqs.get(name, 0):
                 self.values[name], self.seqs[name] = value, event.seq
@@ -118,6 +145,8 @@ class RunChange:
 
 @dataclass
 class Plan:
+    patient_key_secret: str
+    """Keys the patient ids of unsealed runs, as the API and the executor do."""
     journeys: dict[UUID, JourneyRow] = field(default_factory=dict)
     runs: dict[UUID, RunRow] = field(default_factory=dict)
     events: dict[tuple[UUID, int], EventRow] = field(default_factory=dict)
@@ -133,8 +162,9 @@ class Plan:
         elif isinstance(fact, ev.PatientErased):
             self.erasures.setdefault(fact.erasure_id, ErasureRow.of(fact))
         elif isinstance(fact, StartRun):
-            self._run(RunRow(fact.run_id, fact.journey_id, fact.patient_id,
-                             _json(fact.patient_context), fact.requested_at))  # fmt: skip
+            self._run(RunRow.clear(fact, self.patient_key_secret, fact.requested_at))
+        elif isinstance(fact, StartRunSealed):
+            self._run(RunRow.sealed(fact, fact.requested_at))
         else:
             self._event(fact)
 
@@ -152,7 +182,7 @@ class Plan:
         if known is None or row.created_at < known.created_at:
             self.runs[row.run_id] = row
 
-    def _event(self, event: ev.RunEvent | ev.UnknownEvent) -> None:
+    def _event(self, event: RunEventFact) -> None:
         key = (event.run_id, event.seq)
         if key in self.events:
             return
@@ -160,40 +190,54 @@ class Plan:
             event.run_id, event.seq, event.type, event.occurred_at,
             event.model_dump_json(by_alias=True),
         )  # fmt: skip
+        # Commands and events are separate topics: the run may be news to us here.
         if isinstance(event, ev.RunStarted):
-            # Commands and events are separate topics: the run may be news to us here.
-            self._run(RunRow(event.run_id, event.journey_id, event.patient_id,
-                             _json(event.patient_context), event.occurred_at))  # fmt: skip
+            self._run(RunRow.clear(event, self.patient_key_secret, event.occurred_at))
+        elif isinstance(event, es.RunStartedSealed):
+            self._run(RunRow.sealed(event, event.occurred_at))
         self.changes.setdefault(event.run_id, RunChange(event.run_id)).apply(event)
 
 
-def plan(facts: list[Fact]) -> Plan:
+def plan(facts: list[Fact], patient_key_secret: str) -> Plan:
     """The row changes of a batch of facts, in the order they were consumed."""
-    out = Plan()
+    out = Plan(patient_key_secret)
     for fact in facts:
         out.add(fact)
     return out
 
 
-def run_fields(event: ev.RunEvent | ev.UnknownEvent) -> dict[str, Any]:
+# By `.v1` type: a `.v2` event has the same fields under the same names, so it is read by its
+# v1 twin's entry (its sealed `reason` is redirected to `error_sealed` by `run_fields`).
+_RUN_FIELDS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    ev.type_of(ev.RunStarted): lambda e: {"status": IN_PROGRESS,
+                                          "current_node_id": e.start_node_id},
+    ev.type_of(ev.NodeEntered): lambda e: {"status": IN_PROGRESS, "current_node_id": e.node_id},
+    ev.type_of(ev.DelayStarted): lambda e: {"status": WAITING_DELAY, "wake_at": e.due_at},
+    ev.type_of(ev.DelayElapsed): lambda e: {"status": IN_PROGRESS, "wake_at": None},
+    ev.type_of(ev.RunCompleted): lambda e: {"status": COMPLETED, "wake_at": None},
+    ev.type_of(ev.RunFailed): lambda e: {"status": FAILED, "error": e.reason, "wake_at": None},
+    ev.type_of(ev.RunCancelled): lambda e: {"status": CANCELLED, "wake_at": None},
+}  # fmt: skip
+
+
+def run_fields(event: RunEventFact) -> dict[str, Any]:
     """The run-row fields one event sets; events not listed here only enter the timeline (and
     advance the run's `last_seq`). An event of a type this version does not know sets none:
     only the version that knows it can say what it changes."""
-    if isinstance(event, ev.RunStarted):
-        return {"status": IN_PROGRESS, "current_node_id": event.start_node_id}
-    if isinstance(event, ev.NodeEntered):
-        return {"status": IN_PROGRESS, "current_node_id": event.node_id}
-    if isinstance(event, ev.DelayStarted):
-        return {"status": WAITING_DELAY, "wake_at": event.due_at}
-    if isinstance(event, ev.DelayElapsed):
-        return {"status": IN_PROGRESS, "wake_at": None}
-    if isinstance(event, ev.RunCompleted):
-        return {"status": COMPLETED, "wake_at": None}
-    if isinstance(event, ev.RunFailed):
-        return {"status": FAILED, "error": event.reason, "wake_at": None}
-    if isinstance(event, ev.RunCancelled):
-        return {"status": CANCELLED, "wake_at": None}
-    return {}
+    if isinstance(event, ev.UnknownEvent | UnknownSealedEvent):
+        return {}
+    sealed = isinstance(event, es.SealedEventBase)
+    read = _RUN_FIELDS.get(clear_type(event.type) if sealed else event.type)
+    if read is None:
+        return {}
+    fields = read(event)
+    if sealed and "error" in fields:
+        fields["error_sealed"] = _envelope(fields.pop("error"))
+    return fields
+
+
+def _envelope(value: BaseModel) -> str:
+    return value.model_dump_json()
 
 
 def _json(value: Any) -> str:

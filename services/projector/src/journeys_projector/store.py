@@ -29,13 +29,18 @@ FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[])
 ON CONFLICT (journey_id) DO NOTHING
 """
 
-# A run is first known from StartRun or from run.started, whichever is projected first; the
-# other changes nothing but may move created_at earlier, so the row never depends on order.
+# A run is first known from its start command or its run.started, whichever is projected
+# first; the other changes nothing but may move created_at earlier, so the row never depends
+# on order. A sealed run's patient_id is NULL and its envelopes go to patient_id_sealed and
+# patient_context (see projector_0004_sealed_runs.sql).
 _RUNS = """
-INSERT INTO runs (run_id, journey_id, patient_id, status, patient_context, created_at, updated_at)
-SELECT r.id, r.journey_id, r.patient_id, r.status, r.context::jsonb, r.created_at, r.created_at
-FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::timestamptz[])
-    AS r(id, journey_id, patient_id, status, context, created_at)
+INSERT INTO runs (run_id, journey_id, patient_id, patient_id_sealed, patient_key, status,
+                  patient_context, created_at, updated_at)
+SELECT r.id, r.journey_id, r.patient_id, r.patient_id_sealed::jsonb, r.patient_key, r.status,
+       r.context::jsonb, r.created_at, r.created_at
+FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+            %b::timestamptz[])
+    AS r(id, journey_id, patient_id, patient_id_sealed, patient_key, status, context, created_at)
 WHERE NOT EXISTS (SELECT FROM erased_runs x WHERE x.run_id = r.id)
 ORDER BY r.id
 ON CONFLICT (run_id) DO UPDATE SET created_at = excluded.created_at
@@ -59,12 +64,15 @@ UPDATE runs AS r SET
     current_node_id = CASE WHEN c.node_seq > r.last_seq THEN c.node ELSE r.current_node_id END,
     wake_at = CASE WHEN c.wake_seq > r.last_seq THEN c.wake_at ELSE r.wake_at END,
     error = CASE WHEN c.error_seq > r.last_seq THEN c.error ELSE r.error END,
+    error_sealed = CASE WHEN c.error_sealed_seq > r.last_seq THEN c.error_sealed::jsonb
+                        ELSE r.error_sealed END,
     last_seq = c.last_seq,
     updated_at = c.updated_at
 FROM unnest(%b::uuid[], %b::int[], %b::timestamptz[], %b::text[], %b::int[], %b::text[],
-            %b::int[], %b::timestamptz[], %b::int[], %b::text[], %b::int[])
+            %b::int[], %b::timestamptz[], %b::int[], %b::text[], %b::int[], %b::text[],
+            %b::int[])
     AS c(run_id, last_seq, updated_at, status, status_seq, node, node_seq, wake_at, wake_seq,
-         error, error_seq)
+         error, error_seq, error_sealed, error_sealed_seq)
 WHERE r.run_id = c.run_id AND c.last_seq > r.last_seq
 """
 
@@ -120,7 +128,8 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
         (_JOURNEYS, _columns(
             (j.journey_id, j.name, j.definition, j.created_at) for j in plan.journeys.values())),
         (_RUNS, _columns(
-            (r.run_id, r.journey_id, r.patient_id, QUEUED, r.patient_context, r.created_at)
+            (r.run_id, r.journey_id, r.patient_id, r.patient_id_sealed, r.patient_key, QUEUED,
+             r.patient_context, r.created_at)
             for r in sorted(plan.runs.values(), key=lambda r: r.run_id))),
         (_EVENTS, _columns(
             (e.run_id, e.seq, e.type, e.occurred_at, e.data) for e in plan.events.values())),
@@ -155,7 +164,7 @@ def _change_row(
         return values.get(name), seqs.get(name, 0)
 
     return (run_id, last_seq, updated_at, *pair("status"), *pair("current_node_id"),
-            *pair("wake_at"), *pair("error"))  # fmt: skip
+            *pair("wake_at"), *pair("error"), *pair("error_sealed"))  # fmt: skip
 
 
 def _erasure_params(e: ErasureRow) -> dict[str, Any]:
