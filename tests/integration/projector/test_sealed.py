@@ -55,6 +55,20 @@ def _clear_records(topics: Topics, story: Story) -> list[Any]:
             *[event_record(topics, e) for e in story.events]]  # fmt: skip
 
 
+async def _dead_letters(bootstrap: str, topics: Topics, count: int) -> list[Any]:
+    c = consumer(bootstrap, None, [topics.dlq])
+    await c.start()
+    found: list[Any] = []
+    try:
+        async with asyncio.timeout(15):
+            while len(found) < count:
+                for records in (await c.getmany(timeout_ms=200)).values():
+                    found.extend(records)
+        return found
+    finally:
+        await c.stop()
+
+
 def _skipped(reason: str) -> float:
     return sum(
         sample.value
@@ -239,16 +253,25 @@ async def test_v2_records_of_a_newer_type_are_tolerated_and_poison_is_dead_lette
     row = await run_row(read_models, story.run_id)
     assert row is not None
     assert (row["status"], row["last_seq"]) == ("waiting_delay", len(story.events) + 1)
-    c = consumer(kafka_bootstrap, None, [topics.dlq])
-    await c.start()
-    try:
-        async with asyncio.timeout(15):
-            letters: list[Any] = []
-            while not letters:
-                for batch in (await c.getmany(timeout_ms=200)).values():
-                    letters.extend(batch)
-    finally:
-        await c.stop()
-    (letter,) = letters
+    (letter,) = await _dead_letters(kafka_bootstrap, topics, 1)
     assert letter.value == b"{not json"
     assert header(letter.headers, "dlq_source_topic") == topics.sealed_events
+
+
+async def test_a_poison_start_run_sealed_is_dead_lettered_without_its_data_key(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    story = Story(patient_id="patient-poison")
+    topic, record_key, value, headers = sealed_command_record(
+        topics, start_run(story), DataKey.generate()
+    )
+    malformed = {**json.loads(value or b""), "requestedAt": "yesterday"}
+    await produce(kafka_bootstrap, [(topic, record_key, json.dumps(malformed).encode(), headers)])
+
+    async with running(projector_settings(kafka_bootstrap, read_models, topics)):
+        await caught_up(read_models, kafka_bootstrap, topics)
+
+    (letter,) = await _dead_letters(kafka_bootstrap, topics, 1)
+    assert json.loads(letter.value) == {k: v for k, v in malformed.items() if k != "dataKey"}
+    assert header(letter.headers, "dlq_stripped") == "dataKey"
+    assert header(letter.headers, "dlq_source_topic") == topics.commands

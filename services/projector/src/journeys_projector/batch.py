@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -39,6 +40,8 @@ T = TypeVar("T")
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
 Item = tuple[TopicPartition, ConsumerRecord[Any, Any], Decoded]
 
+DATA_KEY_FIELD = "dataKey"  # StartRunSealed's wrapped data key
+DLQ_STRIPPED = "dlq_stripped"  # names the fields removed from a dead-lettered value
 TRANSACTION_TIMEOUT = 60.0  # a connection that hangs longer is dropped and the batch retried
 # Errors that follow a record rather than the database: retrying cannot help, isolating can.
 RECORD_ERRORS = (psycopg.DataError,)
@@ -176,7 +179,12 @@ class BatchProjector:
                 record.headers, topic=tp.topic, partition=tp.partition, offset=record.offset,
                 stage=poison.stage, error=poison.reason,
             )  # fmt: skip
-            letters.append((record.key, record.value, headers))
+            value = record.value
+            if self._sources[tp.topic] is Source.COMMANDS:
+                value, stripped = _without_data_key(value)
+                if stripped:
+                    headers.append((DLQ_STRIPPED, DATA_KEY_FIELD.encode()))
+            letters.append((record.key, value, headers))
 
         async def send() -> None:
             sent = [
@@ -229,6 +237,22 @@ class BatchProjector:
             "carrying the common fields enter their run's timeline as received, others are skipped",
             extra={"topic": source.value, "record_type": record_type},
         )
+
+
+def _without_data_key(value: bytes | None) -> tuple[bytes | None, bool]:
+    """A command's value without its wrapped data key: a DLQ copy must not outlive the key's
+    deletion (erasure) with a way back to the patient's data. Other values are kept as they
+    are; one that is not a JSON object carries no key to strip."""
+    if value is None or DATA_KEY_FIELD.encode() not in value:
+        return value, False
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+        return value, False
+    if not isinstance(data, dict) or DATA_KEY_FIELD not in data:
+        return value, False
+    del data[DATA_KEY_FIELD]
+    return json.dumps(data, separators=(",", ":")).encode(), True
 
 
 def _is_fact(decoded: Decoded) -> TypeGuard[Fact]:
