@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from pathlib import Path
 
 import pytest
@@ -28,11 +30,16 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "journeys_projector": ProjectorSettings,
     "journeys_runtime": TopicSettings,
 }
-# Stand-ins for the values the Secret holds, shaped as production requires.
+# Stand-ins for the values the Secret holds, shaped as production requires, where an overlay
+# does not generate the Secret itself.
 SECRET_VALUES = {
     "JOURNEYS_PATIENT_KEY_SECRET": "s" * 48,
     "DATABASE_URL": "postgresql://journeys:pw@db.example.internal:5432/journeys",
+    "JOURNEYS_SHREDDING_KEKS": f"kek-1={base64.b64encode(os.urandom(32)).decode()}",
 }
+KEKS = "JOURNEYS_SHREDDING_KEKS"
+# The only programs that wrap or unwrap patients' data keys.
+KEK_READERS = {"journeys_api", "journeys_executor"}
 
 
 def variables(cls: type[BaseSettings]) -> set[str]:
@@ -59,8 +66,10 @@ def journeys_containers(rendered: Rendered) -> list[tuple[Doc, Doc]]:
     return found
 
 
-def environment(rendered: Rendered, pod: Doc, container: Doc) -> tuple[dict[str, str], set[str]]:
-    """(plain variables, names of the Secret's files this container sees)."""
+def environment(
+    rendered: Rendered, pod: Doc, container: Doc
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(plain variables, the Secret's files this container sees: file name -> Secret key)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env.update(rendered.get("ConfigMap", source["configMapRef"]["name"])["data"])
@@ -69,12 +78,22 @@ def environment(rendered: Rendered, pod: Doc, container: Doc) -> tuple[dict[str,
         env[var["name"]] = var["value"]
     secrets_dir = env.get(SECRETS_DIR_VARIABLE)
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    files: set[str] = set()
+    files: dict[str, str] = {}
     for mount in container.get("volumeMounts", []):
         secret = volumes[mount["name"]].get("secret")
         if secret is not None and mount["mountPath"] == secrets_dir:
-            files |= {item["path"] for item in secret["items"]}
+            files |= {item["path"]: item["key"] for item in secret["items"]}
     return env, files
+
+
+def secret_value(rendered: Rendered, file: str, key: str) -> str:
+    """What the overlay's own Secret holds under `key` (the local one generates it), else the
+    production-shaped stand-in for `file`."""
+    generated = [s for s in rendered.of_kind("Secret")
+                 if s["metadata"]["name"].startswith("journeys-secrets")]  # fmt: skip
+    if generated and key in generated[0]["data"]:
+        return base64.b64decode(generated[0]["data"][key]).decode()
+    return SECRET_VALUES[file]
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
@@ -85,9 +104,9 @@ def test_every_setting_is_configured(name: str, overlays: dict[str, Rendered]) -
     for pod, container in containers:
         env, files = environment(rendered, pod, container)
         wanted = variables(SETTINGS[container["command"][2]]) - set(UNSET)
-        missing = wanted - set(env) - files
+        missing = wanted - set(env) - set(files)
         assert not missing, f"{name}: {container['name']} lacks {sorted(missing)}"
-        assert not set(env) & files, "a value both in the ConfigMap and in the Secret"
+        assert not set(env) & set(files), "a value both in the ConfigMap and in the Secret"
         assert not set(env) & set(SECRET_VALUES), "credentials belong in the Secret"
 
 
@@ -103,8 +122,8 @@ def test_configured_values_validate(
         env, files = environment(rendered, pod, container)
         secrets = tmp_path / str(i)
         secrets.mkdir()
-        for file in files:
-            (secrets / file).write_text(SECRET_VALUES[file] + "\n")
+        for file, key in files.items():
+            (secrets / file).write_text(secret_value(rendered, file, key) + "\n")
         with monkeypatch.context() as m:
             for key, value in {**env, SECRETS_DIR_VARIABLE: str(secrets)}.items():
                 m.setenv(key, value)
@@ -120,3 +139,23 @@ def test_config_map_holds_no_unknown_setting(name: str, overlays: dict[str, Rend
     known = set().union(*map(variables, SETTINGS.values())) | {SECRETS_DIR_VARIABLE}
     unknown = set(overlays[name].config()) - known
     assert not unknown, f"{name}: no service reads {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_only_the_api_and_the_executor_see_the_key_encryption_keys(
+    name: str, overlays: dict[str, Rendered]
+) -> None:
+    """Whoever holds the KEKs can open every patient's sealed data: two programs, no more."""
+    seen = set()
+    for workload in overlays[name].workloads():
+        pod = workload["spec"]["template"]["spec"]
+        kek_volumes = {
+            v["name"] for v in pod.get("volumes", [])
+            if any(i["path"] == KEKS for i in v.get("secret", {}).get("items", []))
+        }  # fmt: skip
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            if {m["name"] for m in container.get("volumeMounts", [])} & kek_volumes:
+                program = container.get("command", [])[2:3]
+                assert program and program[0] in KEK_READERS, container["name"]
+                seen.add(program[0])
+    assert seen == KEK_READERS

@@ -70,3 +70,9 @@ def test_strimzi_topics_match_the_code(overlays: dict[str, Rendered]) -> None:
     host = config["KAFKA_BOOTSTRAP_SERVERS"].split(":")[0]
     assert host in (f"{cluster}-kafka-bootstrap.{namespace}.svc",
                     f"{cluster}-kafka-bootstrap.{namespace}.svc.cluster.local")  # fmt: skip
+
+
+def test_deploy_readme_counts_the_kafka_topics(overlays: dict[str, Rendered]) -> None:
+    count = len(overlays["production"].of_kind("KafkaTopic"))
+    words = {6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+    assert f"{words[count]} `KafkaTopic`s" in (ROOT / "deploy" / "README.md").read_text()
