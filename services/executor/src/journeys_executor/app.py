@@ -39,6 +39,7 @@ from journeys_executor.runs import restore
 from journeys_executor.settings import ExecutorSettings
 from journeys_runtime import kafka
 from journeys_runtime.backoff import Backoff
+from journeys_runtime.keyring import DataKeys
 from journeys_runtime.logs import log_unhandled
 from journeys_runtime.ops import OpsServer
 from journeys_runtime.service import LoopService
@@ -61,10 +62,13 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self.topics = Topics(settings.topic_prefix, settings.retention)
         self.group_id = f"{settings.topic_prefix}{settings.app_id}"
         self.patient_key_of = partial(patient_key, settings.patient_key_secret.get_secret_value())
+        # One cache of unwrapped data keys for every partition: erasing a patient drops theirs.
+        self.data_keys = DataKeys(settings.keyring, settings.data_key_cache_size)
         channel = channel or ConsoleChannel(settings.console_reveal_patient_data)
         self.batches = BatchProcessor(
             self.topics, self.group_id, channel, settings.step_timeout_seconds,
-            ended_run_grace=settings.ended_run_grace_seconds,
+            ended_run_grace=settings.ended_run_grace_seconds, data_keys=self.data_keys,
+            emit_events_v1=settings.emit_events_v1,
         )  # fmt: skip
         # Held while a batch runs and while partitions are taken over; the rebalance
         # callbacks take it too, so a partition is never revoked in the middle of a batch.
@@ -232,7 +236,7 @@ class Executor(LoopService, ConsumerRebalanceListener):
                 )
             tables = await asyncio.wait_for(
                 restore(s.kafka_bootstrap_servers, self.topics.executor_runs,
-                        [tp.partition for tp in tps], self.patient_key_of),
+                        [tp.partition for tp in tps], self.patient_key_of, self.data_keys),
                 s.restore_timeout_seconds,
             )  # fmt: skip
             committed = {tp: await self._consumer.committed(tp) for tp in tps}

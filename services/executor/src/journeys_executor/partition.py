@@ -19,28 +19,46 @@ decided in record order, while the broker round trips before message deliveries 
 
 An `ErasePatient` is one such command, in order with the patient's others: in its
 transaction the patient's runs that have not ended are cancelled, the states of all the
-patient's runs are tombstoned, and `PatientErased` lists them.
+patient's runs are tombstoned, and `PatientErased` lists them (on both events topics).
+
+A *sealed* run, started by a `StartRunSealed`, carries its patient's data key (wrapped) in its
+state. Its commands are opened into the v1 commands the core decides (a sealed command that
+does not open is poison), and each of its events goes to the v2 events topic sealed, and,
+while `emit_events_v1`, also to the v1 topic in clear marked `sealedTwin`, in the same
+transaction. An unsealed run publishes on v1 only, as it always has. A dead-lettered start
+never takes its wrapped data key to the DLQ: the key must live only where erasure deletes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
 
 from journeys_contracts import events as ev
-from journeys_contracts.commands import Command, ErasePatient, RunCommand, decode_command
-from journeys_contracts.envelope import CloudEvent, event_id
+from journeys_contracts.commands import (
+    CancelRunSealed,
+    Command,
+    ErasePatient,
+    RunCommand,
+    StartRunSealed,
+    decode_command,
+)
+from journeys_contracts.envelope import CloudEvent, Headers, event_id
+from journeys_contracts.sealed import WrappedDataKey
 from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.channels import Channel
 from journeys_executor.core import Rejection, RunState, erase, fail, fold
@@ -54,12 +72,15 @@ from journeys_executor.metrics import (
     UNKNOWN_RECORDS,
 )
 from journeys_executor.processing import Outcome, process
-from journeys_executor.runs import Runs
+from journeys_executor.runs import Runs, data_key, state_json
 from journeys_runtime import kafka
 from journeys_runtime.crash import crash_point
 from journeys_runtime.dlq import describe_validation_error, dlq_headers
 from journeys_runtime.kafka import RecordTooLargeError, check_record_size
+from journeys_runtime.keyring import DataKeys
 from journeys_runtime.logs import run_id_var
+from journeys_runtime.sealing import open_cancel_run, open_start_run, seal_event
+from journeys_runtime.shredding import DataKey, ShreddingError
 from journeys_runtime.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -73,6 +94,34 @@ over several transactions instead of one that outlasts its timeouts."""
 INFRASTRUCTURE = (KafkaError, TimeoutError, OSError)
 """Errors of the broker or the network: they abort the transaction and the partition is read
 again. Any other error while processing one command is that command's own: its run fails."""
+
+
+DATA_KEY_FIELD = "dataKey"
+"""The field of a `StartRunSealed` that holds the wrapped data key: never dead-lettered."""
+
+
+class UnopenableCommandError(ValueError):
+    """A sealed command that cannot be opened for its run; the message names no data."""
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """How a sealed run's patient data is sealed: its patient key and data key (wrapped, as
+    stored, and unwrapped)."""
+
+    patient_key: str
+    wrapped: WrappedDataKey
+    key: DataKey
+
+
+def sealed(state: RunState | None, sealing: Sealing | None) -> RunState | None:
+    """`state` marked as the sealed run it is: the core builds a run's first state from its
+    `run.started`, which names no data key."""
+    if state is None or sealing is None or state.data_key is not None:
+        return state
+    return state.model_copy(
+        update={"patient_key": sealing.patient_key, "data_key": sealing.wrapped}
+    )
 
 
 def transactional_id(group_id: str, tp: TopicPartition) -> str:
@@ -138,10 +187,16 @@ class BatchProcessor:
         step_timeout: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         ended_run_grace: float = 3600.0,
+        *,
+        data_keys: DataKeys | None = None,
+        emit_events_v1: bool = True,
     ) -> None:
         self.topics, self.group_id, self.channel = topics, group_id, channel
         self.step_timeout, self.clock = step_timeout, clock
         self.ended_run_grace = ended_run_grace
+        self.data_keys = data_keys
+        """Unwraps sealed runs' data keys; without it, a sealed command is poison."""
+        self.emit_events_v1 = emit_events_v1
 
     def sweep_due(self, part: Partition) -> bool:
         """Whether a run of `part` ended more than the grace window ago and is still stored."""
@@ -271,13 +326,17 @@ class BatchProcessor:
             run_keys.update(
                 key
                 for key, state in batch.states.items()
-                if part.runs.patient_key_of(state.patient_id) == patient_key
+                if part.runs.key_of_state(state) == patient_key
             )
             states = [s for s in (self._state(part, batch, k) for k in run_keys) if s is not None]
             erasure = erase(states, command, self.clock())
-            events: list[ev.Event] = [e for decision in erasure.cancellations for e in decision]
-            events.append(erasure.erased)
-            await self._emit(part, record, batch, events)
+            ready = [
+                out
+                for decision in erasure.cancellations
+                for out in self._records(record, decision, self._sealing(decision.state))
+            ]
+            ready += self._records(record, [erasure.erased], None)
+            await self._send(part, batch, ready)
         except INFRASTRUCTURE:
             raise
         except RecordTooLargeError as exc:
@@ -294,6 +353,10 @@ class BatchProcessor:
             run_key = str(state.run_id).encode()
             batch.states.pop(run_key, None)
             batch.stored[run_key] = None
+        if self.data_keys is not None:
+            # Nothing of the patient's is opened again from memory; a key still in a command
+            # not yet processed is unwrapped again, until the API's erasure deletes its source.
+            self.data_keys.forget_patient(patient_key)
         batch.tally[command.type, "applied"] += 1
         PROCESS_SECONDS.observe(time.perf_counter() - started)
         log.info(
@@ -309,9 +372,11 @@ class BatchProcessor:
         token = run_id_var.set(str(command.run_id))
         started = time.perf_counter()
         handed: list[ev.RunEvent] = []
+        kind = command.type  # counted as it came, sealed or not
+        sealing: Sealing | None = None
 
         async def before_delivery(events: Sequence[ev.RunEvent]) -> None:
-            await self._emit(part, record, batch, events)
+            await self._emit(part, record, batch, events, sealing)
             handed.extend(events)
             await self._wait_acked(batch)  # a fenced producer fails here, before delivering
 
@@ -323,37 +388,81 @@ class BatchProcessor:
                     "run state unreadable",
                     extra={"command": command.type, "error": type(exc).__name__},
                 )
-                batch.tally[command.type, "dead_lettered"] += 1
+                batch.tally[kind, "dead_lettered"] += 1
                 await self._dead_letter(part, record, batch, "state", type(exc).__name__)
+                return
+            try:
+                command, sealing = self._opened(record, command, state)
+            except Exception as exc:  # poison: a key or a field that does not open, or worse
+                error = _unopenable(exc)
+                log.warning(
+                    "sealed command does not open",
+                    extra={"command": kind, "error": type(exc).__name__},
+                )
+                batch.tally[kind, "dead_lettered"] += 1
+                await self._dead_letter(part, record, batch, "unseal", error)
                 return
             try:
                 outcome: Outcome = await process(
                     state, command, self.channel, self.clock, before_delivery
                 )
                 if outcome.rejection is not None:
-                    batch.tally[command.type, "rejected"] += 1
+                    batch.tally[kind, "rejected"] += 1
                     log.info(
                         "command rejected",
-                        extra={"command": command.type, "reason": outcome.rejection.reason},
+                        extra={"command": kind, "reason": outcome.rejection.reason},
                     )
                     return
-                assert outcome.state is not None
-                stored = self._serialize(run_key, outcome.state)
-                self._journey(part, batch, outcome.state)
-                await self._emit(part, record, batch, outcome.remaining)
+                new_state = sealed(outcome.state, sealing)
+                assert new_state is not None
+                stored = self._serialize(run_key, new_state)
+                self._journey(part, batch, new_state)
+                await self._emit(part, record, batch, outcome.remaining, sealing)
             except INFRASTRUCTURE:
                 raise
             except Exception as exc:  # this command's failure, not the partition's
                 # Events handed over before a delivery are in the transaction already: the
                 # failure follows them.
-                await self._fail(part, record, command, batch, state, handed, exc)
+                await self._fail(part, record, command, batch, state, handed, exc, sealing)
                 return
-            batch.states[run_key] = outcome.state
+            batch.states[run_key] = new_state
             batch.stored[run_key] = stored
-            batch.tally[command.type, "applied"] += 1
+            batch.tally[kind, "applied"] += 1
         finally:
             PROCESS_SECONDS.observe(time.perf_counter() - started)
             run_id_var.reset(token)
+
+    def _opened(
+        self, record: ConsumerRecord, command: RunCommand, state: RunState | None
+    ) -> tuple[RunCommand, Sealing | None]:
+        """The command the core decides (a sealed one opened) and how its run is sealed.
+
+        A sealed start must be keyed by its own patient key (its data key is bound to it), a
+        sealed cancel must be for a sealed run of its patient; a cancel of no run is left to
+        the core, which rejects it. Raises `ValueError` (a `ShreddingError` among them) when
+        the command cannot be opened: it is poison.
+        """
+        if isinstance(command, StartRunSealed):
+            if record.key is None or record.key.decode(errors="replace") != command.patient_key:
+                raise UnopenableCommandError(
+                    "Expected patientKey to be the record's key, but it is not"
+                )
+            key = data_key(self.data_keys, command.patient_key, command.data_key)
+            return open_start_run(command, key), Sealing(command.patient_key, command.data_key, key)
+        sealing = self._sealing(state)
+        if isinstance(command, CancelRunSealed) and state is not None:
+            if sealing is None or sealing.patient_key != command.patient_key:
+                raise UnopenableCommandError(
+                    "Expected a sealed cancel for a sealed run of its patient key, but it is not"
+                )
+            return open_cancel_run(command, sealing.key), sealing
+        return command, sealing
+
+    def _sealing(self, state: RunState | None) -> Sealing | None:
+        if state is None or state.data_key is None or state.patient_key is None:
+            return None
+        key = data_key(self.data_keys, state.patient_key, state.data_key)
+        return Sealing(state.patient_key, state.data_key, key)
 
     @staticmethod
     def _state(part: Partition, batch: _Batch, run_key: bytes) -> RunState | None:
@@ -365,7 +474,7 @@ class BatchProcessor:
 
     def _serialize(self, run_key: bytes, state: RunState) -> bytes:
         """The changelog value of `state`; `RecordTooLargeError` if it can never be stored."""
-        stored = state.model_dump_json().encode()
+        stored = state_json(state, self.data_keys)
         try:
             check_record_size("run state", run_key, stored)
         except RecordTooLargeError:
@@ -397,6 +506,7 @@ class BatchProcessor:
         state: RunState | None,
         handed: list[ev.RunEvent],
         exc: Exception,
+        sealing: Sealing | None,
     ) -> None:
         """The run of a command that could not be carried out ends failed, from `state` and
         the events `handed` over before a delivery (they are in the transaction already), and
@@ -414,7 +524,7 @@ class BatchProcessor:
                                                     "error": type(exc).__name__})  # fmt: skip
         try:
             base = fold(state, handed)
-            await self._record_failure(part, record, command, batch, base, reason)
+            await self._record_failure(part, record, command, batch, base, reason, sealing)
         except INFRASTRUCTURE:
             raise
         except Exception as failure:  # failing the run failed too: the DLQ keeps the command
@@ -433,6 +543,7 @@ class BatchProcessor:
         batch: _Batch,
         state: RunState | None,
         reason: str,
+        sealing: Sealing | None,
     ) -> None:
         now = self.clock()
         decision = fail(state, command, now, reason)
@@ -440,43 +551,68 @@ class BatchProcessor:
             return
         run_key = str(command.run_id).encode()
         stored: bytes | None = None
+        failed = sealed(decision.state, sealing)
         try:
-            if decision.state is not None:
-                stored = self._serialize(run_key, decision.state)
-                self._journey(part, batch, decision.state)
-            await self._emit(part, record, batch, decision)
+            if failed is not None:
+                stored = self._serialize(run_key, failed)
+                self._journey(part, batch, failed)
+            await self._emit(part, record, batch, decision, sealing)
         except RecordTooLargeError:
             if state is None:  # its start is what cannot be recorded: the failure stands alone
                 decision = fail(state, command, now, reason, record_start=False)
                 assert not isinstance(decision, Rejection)
+                failed = None
             stored = None  # an ended run too large to store is forgotten (a tombstone)
-            await self._emit(part, record, batch, decision)
-        if decision.state is not None:
-            batch.states[run_key] = decision.state
+            await self._emit(part, record, batch, decision, sealing)
+        if failed is not None:
+            batch.states[run_key] = failed
             batch.stored[run_key] = stored
 
     async def _emit(
-        self, part: Partition, record: ConsumerRecord, batch: _Batch, events: Sequence[ev.Event]
+        self,
+        part: Partition,
+        record: ConsumerRecord,
+        batch: _Batch,
+        events: Sequence[ev.Event],
+        sealing: Sealing | None,
     ) -> None:
-        """Events go to the events partition with the command's number, under its key. All of
-        them are checked before the first is sent: either all go, or `RecordTooLargeError`."""
-        ready = []
+        """Events go to the events partitions with the command's number, under its key. All
+        of them are checked before the first is sent: either all go, or `RecordTooLargeError`."""
+        await self._send(part, batch, self._records(record, events, sealing))
+
+    def _records(
+        self, record: ConsumerRecord, events: Sequence[ev.Event], sealing: Sealing | None
+    ) -> list[_Ready]:
+        """The records publishing `events`, each checked against the size limit as it will be
+        sent: a sealed run's on v2 sealed (and on v1 as twins, while `emit_events_v1`), an
+        unsealed run's on v1, an erasure on both."""
+        ready: list[_Ready] = []
         for e in events:
             envelope = _envelope(e)
-            value, headers = e.to_json(), envelope.headers()
-            try:
-                check_record_size(e.type, record.key, value, headers)
-            except RecordTooLargeError:
-                OVERSIZED_RECORDS.labels(record="event").inc()
-                raise
-            ready.append((e.type, value, headers))
-        for kind, value, headers in ready:
+            if isinstance(e, ev.PatientErased):
+                ready.append(_ready(self.topics.events, record, e.type, e.to_json(), envelope))
+                ready.append(_ready(self.topics.sealed_events, record, e.type, e.to_json(),
+                                    _sealed_envelope(envelope, e.type)))  # fmt: skip
+            elif sealing is None:
+                ready.append(_ready(self.topics.events, record, e.type, e.to_json(), envelope))
+            else:
+                v2 = seal_event(e, sealing.key, sealing.patient_key)
+                ready.append(_ready(self.topics.sealed_events, record, v2.type, v2.to_json(),
+                                    _sealed_envelope(envelope, v2.type)))  # fmt: skip
+                if self.emit_events_v1:
+                    twin = e.model_copy(update={"sealed_twin": True})
+                    ready.append(
+                        _ready(self.topics.events, record, e.type, twin.to_json(), envelope)
+                    )
+        return ready
+
+    async def _send(self, part: Partition, batch: _Batch, ready: Sequence[_Ready]) -> None:
+        for topic, key, kind, value, headers in ready:
             batch.sends.append(
                 await part.producer.send(
-                    self.topics.events, value, key=record.key,
-                    partition=part.tp.partition, headers=headers,
+                    topic, value, key=key, partition=part.tp.partition, headers=headers
                 )
-            )  # fmt: skip
+            )
             batch.emitted[kind] += 1
 
     async def _dead_letter(
@@ -488,7 +624,9 @@ class BatchProcessor:
             list(record.headers or []), topic=record.topic, partition=record.partition,
             offset=record.offset, stage=stage, error=error,
         )  # fmt: skip
-        value: bytes | None = record.value
+        value = _without_data_key(record.value)
+        if value is not record.value:
+            headers.append(("dlq_stripped", DATA_KEY_FIELD.encode()))
         try:
             check_record_size("dead letter", record.key, value, headers)
         except RecordTooLargeError as exc:
@@ -514,3 +652,54 @@ def _envelope(event: ev.Event) -> CloudEvent:
         id=event_id(event.run_id, event.seq), type=event.type, source=SOURCE,
         subject=str(event.run_id), time=event.occurred_at,
     )  # fmt: skip
+
+
+_Ready = tuple[str, bytes | None, str, bytes, Headers]
+"""A record ready to send: topic, key, event type, value, headers."""
+
+
+def _ready(
+    topic: str, record: ConsumerRecord, kind: str, value: bytes, envelope: CloudEvent
+) -> _Ready:
+    headers = envelope.headers()
+    try:
+        check_record_size(kind, record.key, value, headers)
+    except RecordTooLargeError:
+        OVERSIZED_RECORDS.labels(record="event").inc()
+        raise
+    return topic, record.key, kind, value, headers
+
+
+def _sealed_envelope(twin: CloudEvent, kind: str) -> CloudEvent:
+    """The envelope of an event on the v2 topic: its v1 twin's, with the v2 type and an id of
+    its own (derived from the twin's, so a replay keeps it too)."""
+    return replace(twin, id=str(uuid.uuid5(uuid.UUID(twin.id), "sealed")), type=kind)
+
+
+def _unopenable(exc: Exception) -> str:
+    """Why a sealed command did not open, naming no data: our own messages, the errors of
+    the crypto (whose messages never quote a value), field paths of validation, else a type."""
+    if isinstance(exc, UnopenableCommandError):
+        return str(exc)
+    if isinstance(exc, ShreddingError):
+        return f"sealed command does not open: {type(exc).__name__}: {exc}"
+    if isinstance(exc, ValidationError):
+        return f"sealed command opens to an invalid command: {describe_validation_error(exc)}"
+    return f"sealed command does not open: {type(exc).__name__}"
+
+
+def _without_data_key(value: bytes | None) -> bytes | None:
+    """`value` without a top-level `dataKey` (a start's wrapped data key, which erasure could
+    not reach in the DLQ), or `value` itself when it holds none. A value that names the field
+    but is not JSON is dropped whole (b"")."""
+    named = value is not None and DATA_KEY_FIELD.encode() in value
+    if not value or (not named and b"\\u" not in value):  # an escaped name could spell it
+        return value
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        return b"" if named else value
+    if not isinstance(data, dict) or DATA_KEY_FIELD not in data:
+        return value
+    del data[DATA_KEY_FIELD]
+    return json.dumps(data, separators=(",", ":")).encode()

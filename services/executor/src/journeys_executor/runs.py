@@ -26,6 +26,14 @@ The table also indexes its runs by patient key (the HMAC of the state's patient 
 deployment secret, as the API keys the patient's commands), so erasing a patient finds every
 run of theirs the partition holds, active or in the grace window, without reading them all.
 The index is kept as states are stored and forgotten, and rebuilt from the states on restore.
+
+A sealed run's state is stored with its patient data sealed under the patient's data key
+(`patient_id`, `patient_context` and a pending message's text, each sealed for the field of the
+same wire name: `patientId`, `patientContext`, `message`), beside the data key itself, wrapped
+under the deployment's key-encryption key, and the patient key it belongs to. Erasing the
+patient tombstones the state; until compaction drops the older records, they are sealed too.
+Restoring reads only the clear fields (the stored patient key indexes the run); a state is
+opened, through the process's cache of data keys, when a command loads it.
 """
 
 from __future__ import annotations
@@ -36,15 +44,21 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
+from functools import partial
+from typing import Any
 from uuid import UUID
 
 from aiokafka import TopicPartition
 
 from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.sealed import WrappedDataKey
 from journeys_contracts.statuses import TERMINAL
 from journeys_executor.core import RunState
 from journeys_executor.metrics import RESTORE_SECONDS, RESTORED_RUNS
 from journeys_runtime import kafka
+from journeys_runtime.keyring import DataKeys
+from journeys_runtime.sealing import from_wire
+from journeys_runtime.shredding import DataKey, ShreddingError, open_sealed, seal
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +73,60 @@ def journey_key(journey_id: UUID) -> bytes:
 PatientKeyOf = Callable[[str], str]
 """A patient id -> its patient key (`journeys_contracts.keys.patient_key` under the secret)."""
 
+SEALED_STATE_FIELDS = (("patient_id", "patientId"), ("patient_context", "patientContext"))
+"""A sealed state's fields that hold patient data, with the field name each is sealed for
+(besides `pending_message.message`, sealed for `message`)."""
+
+
+def data_key(data_keys: DataKeys | None, patient_key: str, wrapped: WrappedDataKey) -> DataKey:
+    """The unwrapped data key of a sealed run; `ShreddingError` when it does not unwrap."""
+    if data_keys is None:
+        raise ShreddingError("no key-encryption keys to open a sealed run with")
+    return data_keys.open(patient_key, from_wire(wrapped))
+
+
+def state_json(state: RunState, data_keys: DataKeys | None) -> bytes:
+    """The changelog value of `state`: as it is for an unsealed run; for a sealed one, with
+    its patient data sealed and its wrapped data key and patient key beside it."""
+    if state.data_key is None or state.patient_key is None:
+        return state.model_dump_json().encode()
+    patient_key = state.patient_key
+    key = data_key(data_keys, patient_key, state.data_key)
+    fields = state.model_dump(mode="json")
+    for name, sealed_as in SEALED_STATE_FIELDS:
+        fields[name] = seal(key, patient_key, sealed_as, fields[name])
+    pending = fields.get("pending_message")
+    if pending is not None:
+        pending["message"] = seal(key, patient_key, "message", pending["message"])
+    fields["patient_key"] = patient_key
+    fields["data_key"] = state.data_key.model_dump()
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def opened(fields: dict[str, Any], data_keys: DataKeys | None) -> dict[str, Any]:
+    """A stored state's fields with its patient data in clear (`fields` is changed); a sealed
+    field that does not open raises `ShreddingError`."""
+    wrapped = fields.get("data_key")
+    if wrapped is None:
+        return fields
+    patient_key = fields["patient_key"]
+    key = data_key(data_keys, patient_key, WrappedDataKey.model_validate(wrapped))
+    for name, sealed_as in SEALED_STATE_FIELDS:
+        fields[name] = open_sealed(key, patient_key, sealed_as, fields[name])
+    pending = fields.get("pending_message")
+    if pending is not None:
+        pending["message"] = open_sealed(key, patient_key, "message", pending["message"])
+    return fields
+
 
 class Runs:
     """Run states by run id, stored as the JSON the changelog holds and parsed when used, the
     definitions of their journeys, and the run ids of each patient key."""
 
-    def __init__(self, patient_key_of: PatientKeyOf) -> None:
+    def __init__(self, patient_key_of: PatientKeyOf, data_keys: DataKeys | None = None) -> None:
         self._key_of = patient_key_of
+        self.data_keys = data_keys
+        """Opens sealed states; None in a process that holds no key-encryption keys."""
         self._patients: dict[str, set[bytes]] = {}
         """Patient key -> the keys of the patient's stored runs."""
         self._patient: dict[bytes, str] = {}
@@ -80,9 +141,14 @@ class Runs:
         """`_ended` as a heap, oldest end first; an entry `_ended` no longer holds is stale."""
 
     @classmethod
-    def restored(cls, latest: Mapping[bytes, bytes], patient_key_of: PatientKeyOf) -> Runs:
+    def restored(
+        cls,
+        latest: Mapping[bytes, bytes],
+        patient_key_of: PatientKeyOf,
+        data_keys: DataKeys | None = None,
+    ) -> Runs:
         """The table of a changelog partition whose latest value per key is `latest`."""
-        runs = cls(patient_key_of)
+        runs = cls(patient_key_of, data_keys)
         states = []
         for key, value in latest.items():
             if key.startswith(JOURNEY_PREFIX):
@@ -106,7 +172,8 @@ class Runs:
 
     def _restore_state(self, key: bytes) -> None:
         fields = json.loads(self._stored[key])
-        self._index(key, fields["patient_id"])
+        sealed_for = fields.get("patient_key")
+        self._index(key, lambda: sealed_for or self._key_of(fields["patient_id"]))
         embedded = fields.get("definition")
         if embedded is not None:  # written by a version that kept it in the state
             journey_id = UUID(fields["journey_id"])
@@ -126,7 +193,7 @@ class Runs:
         raw = self._stored.get(run_key)
         if raw is None:
             return None
-        fields = json.loads(raw)
+        fields = opened(json.loads(raw), self.data_keys)
         if "definition" not in fields:
             fields["definition"] = self._definitions[UUID(fields["journey_id"])]
         return RunState.model_validate(fields)
@@ -154,22 +221,23 @@ class Runs:
             self._stored[key] = stored
             state = states.get(key)
             if state is not None:
-                self._index(key, state.patient_id)
+                self._index(key, partial(self.key_of_state, state))
                 self._definitions.setdefault(state.journey_id, state.definition)
                 if state.ended:
                     self._mark_ended(key, state.updated_at.timestamp())
 
-    def patient_key_of(self, patient_id: str) -> str:
-        return self._key_of(patient_id)
+    def key_of_state(self, state: RunState) -> str:
+        """The patient key of a run: a sealed run's own, else computed from its patient id."""
+        return state.patient_key or self._key_of(state.patient_id)
 
     def of_patient(self, patient_key: str) -> list[bytes]:
         """The keys of the stored runs of `patient_key`, ended or not, sorted."""
         return sorted(self._patients.get(patient_key, ()))
 
-    def _index(self, run_key: bytes, patient_id: str) -> None:
+    def _index(self, run_key: bytes, patient_key_of: Callable[[], str]) -> None:
         if run_key in self._patient:  # a run's patient never changes: hash it once
             return
-        patient_key = self._key_of(patient_id)
+        patient_key = patient_key_of()
         self._patient[run_key] = patient_key
         self._patients.setdefault(patient_key, set()).add(run_key)
 
@@ -207,7 +275,11 @@ class Runs:
 
 
 async def restore(
-    bootstrap: str, topic: str, partitions: Collection[int], patient_key_of: PatientKeyOf
+    bootstrap: str,
+    topic: str,
+    partitions: Collection[int],
+    patient_key_of: PatientKeyOf,
+    data_keys: DataKeys | None = None,
 ) -> dict[int, Runs]:
     """Read the given changelog partitions from the beginning to their last stable offset.
 
@@ -242,7 +314,7 @@ async def restore(
                     remaining.discard(tp)
     finally:
         await reader.stop()
-    runs = {p: Runs.restored(t, patient_key_of) for p, t in tables.items()}
+    runs = {p: Runs.restored(t, patient_key_of, data_keys) for p, t in tables.items()}
     restored = sum(len(r) for r in runs.values())
     RESTORED_RUNS.inc(restored)
     RESTORE_SECONDS.observe(time.perf_counter() - started)

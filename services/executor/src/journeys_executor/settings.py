@@ -8,10 +8,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from journeys_runtime.settings import CommonSettings
+from journeys_runtime.settings import ShreddingSettings
 
 
-class ExecutorSettings(CommonSettings):
+class ExecutorSettings(ShreddingSettings):
     model_config = SettingsConfigDict(env_prefix="EXECUTOR_", extra="ignore", frozen=True)
 
     app_id: str = Field("journeys-executor", description="consumer group, transactional ids")
@@ -27,6 +27,16 @@ class ExecutorSettings(CommonSettings):
     restore_timeout_seconds: float = Field(300.0, gt=0)
     ended_run_grace_seconds: float = Field(
         3600.0, ge=0, description="how long an ended run's state is kept for late duplicates"
+    )
+    emit_events_v1: bool = Field(
+        True,
+        description="also publish a sealed run's events in clear on the v1 events topic "
+        "(`sealedTwin` true), for consumers that do not read the v2 topic yet",
+    )
+    data_key_cache_size: int = Field(
+        100_000,
+        ge=1,
+        description="unwrapped patient data keys kept in memory (least recently used out)",
     )
     channel: Literal["console"] = "console"
     console_reveal_patient_data: bool = Field(

@@ -36,7 +36,10 @@ def decide(state: RunState | None, command: cmd.RunCommand, now: datetime) -> De
         return _fire_timer(state, command, now)
     if isinstance(command, cmd.CancelRun):
         return _cancel(state, command, now)
-    return _record_delivery(state, command, now)
+    if isinstance(command, cmd.RecordDelivery):
+        return _record_delivery(state, command, now)
+    # The adapters open a sealed command into its clear twin before deciding.
+    return Rejection(f"Expected a command in clear, but {command.type} is sealed")
 
 
 class Decision(list[ev.RunEvent]):

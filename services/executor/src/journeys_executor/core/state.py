@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.sealed import WrappedDataKey
 from journeys_contracts.statuses import TERMINAL
 from journeys_contracts.statuses import StartedStatus as Status
 from journeys_contracts.wire import UtcDatetime
@@ -34,6 +35,11 @@ class RunState(BaseModel):
 
     The definition is not part of the stored state (`exclude`): a journey is immutable, so its
     id names it, and the run table keeps each definition once and hands it back on load.
+
+    A *sealed* run (started by a sealed command) also names its patient key and carries its
+    patient's data key, wrapped: the core carries both along unread, and the adapters seal
+    the run's patient data with that key wherever it leaves memory. Both are None for an
+    unsealed run; the run table stores them itself (`exclude`), beside the sealed fields.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -49,6 +55,8 @@ class RunState(BaseModel):
     pending_timer: PendingTimer | None = None
     pending_message: PendingMessage | None = None
     updated_at: UtcDatetime
+    patient_key: str | None = Field(None, exclude=True)
+    data_key: WrappedDataKey | None = Field(None, exclude=True)
 
     @property
     def ended(self) -> bool:
