@@ -12,8 +12,10 @@ reviewed entry of `contracts/schemas/published/accepted-changes.json`.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+from journeys_contracts.schemas import SCHEMAS_DIR
 from tests.contract.compat import breaking_changes
 
 NULLABLE_STRING = {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}
@@ -280,3 +282,39 @@ def test_recursive_schemas_terminate() -> None:
         "$ref": "#/$defs/Tree",
     }
     assert breaking_changes(tree, copy.deepcopy(tree)) == []
+
+
+def test_adding_an_optional_flag_with_a_default_is_compatible() -> None:
+    """pydantic writes `flag: bool = False` as a typed property with a default, not required."""
+    flag = {"default": False, "type": "boolean"}
+    assert changed(lambda s: s["properties"].update(sealedTwin=flag)) == []
+
+
+def test_adding_a_required_flag_breaks() -> None:
+    def edit(s: dict[str, Any]) -> None:
+        s["properties"]["sealedTwin"] = {"type": "boolean"}
+        s["required"].append("sealedTwin")
+
+    assert changed(edit) == ["$.sealedTwin: property newly required"]
+
+
+def test_sealed_twin_on_every_published_v1_event_is_an_additive_change() -> None:
+    """Old readers of `journeys.events.v1` ignore `sealedTwin` and read a sealed run's clear
+    copy as any run; new readers take its absence in records already written as `false`."""
+    accepted = {
+        change
+        for entry in json.loads((SCHEMAS_DIR / "published" / "accepted-changes.json").read_text())
+        for change in entry["changes"]
+    }  # earlier reviewed changes (the definitions inside records opened)
+    checked = 0
+    for path in sorted((SCHEMAS_DIR / "published" / "v1" / "events").glob("*.v1.json")):
+        published = json.loads(path.read_text())
+        current = json.loads((SCHEMAS_DIR / "events" / path.name).read_text())
+        if "seq" not in published["properties"]:  # not a run event (the erasure notice)
+            continue
+        assert "sealedTwin" not in published["properties"], path.name
+        assert current["properties"]["sealedTwin"] == {"default": False, "type": "boolean"}
+        assert "sealedTwin" not in current.get("required", [])
+        assert set(breaking_changes(published, current)) <= accepted, path.name
+        checked += 1
+    assert checked == 11
