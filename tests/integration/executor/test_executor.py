@@ -367,7 +367,7 @@ async def test_a_run_whose_start_fits_the_limit_never_outgrows_it(
     """A stored state holds no definition, so what it grows by (node ids) is already counted in
     the definition its `run.started` carries: the largest start that fits goes on growing."""
     run_id = uuid.uuid4()
-    command = _sized(run_id, "patient-i", RECORD_MAX_BYTES - 50, GROWING)
+    command = _sized(run_id, "patient-i", RECORD_MAX_BYTES - 80, GROWING)
     now = datetime.now(UTC)
     first = decide(None, command, now)
     assert isinstance(first, Decision)

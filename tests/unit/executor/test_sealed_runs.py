@@ -300,3 +300,16 @@ async def test_erasing_a_patient_cancels_their_sealed_run_sealed_and_forgets_the
     assert v1[-2:] == ["journeys.run.cancelled.v1", "journeys.patient.erased.v1"]
     assert len(executor.data_keys) == 0
     assert executor.runs.of_patient(PATIENT_KEY) == []
+
+
+async def test_a_data_key_named_with_json_escapes_is_stripped_from_the_dead_letter_too() -> None:
+    executor, key = Executor(), DataKey.generate()
+    command = json.loads(_sealed_start(key).to_json())
+    command["dataKey"] = KEYRING.wrap(KEY_OF("someone else"), key).to_json()
+    value = json.dumps(command).replace('"dataKey"', '"\\u0064ataKey"').encode()
+    assert b"dataKey" not in value
+    await executor.given(value)
+    [(dead, headers)] = executor.dead()
+    assert headers["dlq_stage"] == b"unseal"
+    assert "dataKey" not in dead
+    assert headers["dlq_stripped"] == b"dataKey"
