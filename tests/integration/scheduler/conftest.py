@@ -17,6 +17,8 @@ from journeys_contracts.envelope import CloudEvent, event_id
 from journeys_contracts.events import EventBase, PatientErased, erasure_event_id, type_of
 from journeys_contracts.keys import patient_key
 from journeys_runtime.kafka import consumer, producer
+from journeys_runtime.sealing import seal_event
+from journeys_runtime.shredding import DataKey
 from journeys_runtime.topics import Topics
 from journeys_scheduler.app import Scheduler
 from journeys_scheduler.settings import SchedulerSettings
@@ -91,14 +93,28 @@ class EventWriter:
         )
         return int(meta.partition)
 
-    async def send_erased(self, erased: PatientErased) -> None:
+    async def send_sealed(self, event: EventBase, key: bytes, data_key: DataKey) -> int:
+        """Write the v2 twin of `event` to journeys.events.v2 as the executor does for a
+        sealed run; returns its partition."""
+        sealed = seal_event(event, data_key, key.decode())  # type: ignore[arg-type]
+        v1_id = uuid.UUID(event_id(event.run_id, event.seq))
+        envelope = CloudEvent(
+            id=str(uuid.uuid5(v1_id, "sealed")), type=sealed.type, source="/journeys/executor",
+            subject=str(event.run_id), time=event.occurred_at,
+        )  # fmt: skip
+        meta = await self._producer.send_and_wait(
+            self.topics.sealed_events, sealed.to_json(), key=key, headers=envelope.headers()
+        )
+        return int(meta.partition)
+
+    async def send_erased(self, erased: PatientErased, *, sealed: bool = False) -> None:
         envelope = CloudEvent(
             id=erasure_event_id(erased.erasure_id), type=type_of(PatientErased),
             source="/journeys/executor", subject=str(erased.erasure_id), time=erased.erased_at,
         )  # fmt: skip
         await self._producer.send_and_wait(
-            self.topics.events, erased.to_json(), key=erased.patient_key.encode(),
-            headers=envelope.headers(),
+            self.topics.sealed_events if sealed else self.topics.events, erased.to_json(),
+            key=erased.patient_key.encode(), headers=envelope.headers(),
         )  # fmt: skip
 
     async def send_raw(self, value: bytes, key: bytes) -> None:

@@ -64,8 +64,8 @@ def ingest(clock: FakeClock) -> Ingest:
     return Ingest(
         consumer=LeakyConsumer(), producer=None, store=LeakyStore(),  # type: ignore[arg-type]
         window=DueWindow(timedelta(seconds=60), 1000), alarm=Alarm(clock.sleep), topic="events",
-        dlq_topic="dlq", locks=Locks(), health=Health(), clock=clock.now, sleep=clock.sleep,
-        catch_up=timedelta(seconds=30),
+        sealed_topic="sealed_events", dlq_topic="dlq", locks=Locks(), health=Health(),
+        clock=clock.now, sleep=clock.sleep, catch_up=timedelta(seconds=30),
     )  # fmt: skip
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from journeys_contracts.envelope import CloudEvent
 from journeys_contracts.events import EventBase, PatientErased
+from journeys_runtime.sealing import seal_event
+from journeys_runtime.shredding import DataKey
 from journeys_scheduler.planning import Record, plan_batch
 from tests.unit.scheduler.events import (
     KEY,
@@ -20,6 +23,7 @@ from tests.unit.scheduler.events import (
 )
 
 DUE = datetime(2030, 1, 1, tzinfo=UTC)
+EVENTS = "journeys.events.v1"
 
 
 def records(
@@ -28,11 +32,13 @@ def records(
     out: list[Record] = []
     for offset, e in enumerate(events, start=10):
         if isinstance(e, bytes):
-            out.append(Record(partition, offset, key, e, ()))
+            out.append(Record(EVENTS, partition, offset, key, e, ()))
         elif isinstance(e, PatientErased):
-            out.append(Record(partition, offset, key, e.to_json(), tuple(erased_headers(e))))
+            out.append(
+                Record(EVENTS, partition, offset, key, e.to_json(), tuple(erased_headers(e)))
+            )
         else:
-            out.append(Record(partition, offset, key, e.to_json(), tuple(headers(e))))
+            out.append(Record(EVENTS, partition, offset, key, e.to_json(), tuple(headers(e))))
     return out
 
 
@@ -48,7 +54,7 @@ def test_delay_started_becomes_a_timer_keyed_like_its_record() -> None:
 def test_offsets_point_past_the_last_record_of_each_partition() -> None:
     batch = records(node_entered(uuid.uuid4()), node_entered(uuid.uuid4()), partition=0)
     batch += records(node_entered(uuid.uuid4()), partition=3)
-    assert plan_batch(batch).offsets == {0: 12, 3: 11}
+    assert plan_batch(batch).offsets == {(EVENTS, 0): 12, (EVENTS, 3): 11}
 
 
 def test_cancel_with_a_timer_deletes_that_timer_and_the_runs_timers() -> None:
@@ -104,7 +110,7 @@ def test_undecodable_records_are_dead_lettered_with_a_reason_and_passed() -> Non
     assert "timerId: missing" in reasons[1]
     assert "Jane Doe" not in "".join(reasons)  # reasons never echo values
     assert list(plan.inserts) == [started.timer_id]
-    assert plan.offsets == {2: 13}
+    assert plan.offsets == {(EVENTS, 2): 13}
 
 
 def test_a_delay_started_without_a_key_is_dead_lettered() -> None:
@@ -114,5 +120,61 @@ def test_a_delay_started_without_a_key_is_dead_lettered() -> None:
 
 
 def test_a_record_without_value_is_dead_lettered() -> None:
-    plan = plan_batch([Record(0, 5, KEY, None, ())])
+    plan = plan_batch([Record(EVENTS, 0, 5, KEY, None, ())])
     assert plan.dead_letters[0][1] == "record has no value"
+
+
+SEALED = "journeys.events.v2"
+DATA_KEY = DataKey.generate()
+
+
+def sealed_records(*events: EventBase, partition: int = 2) -> list[Record]:
+    """The v2 copies of `events`, as the executor writes them for a sealed run."""
+    out = []
+    for offset, e in enumerate(events, start=10):
+        sealed = seal_event(e, DATA_KEY, KEY.decode())  # type: ignore[arg-type]
+        envelope = CloudEvent(str(uuid.uuid4()), sealed.type, "/journeys/executor",
+                              str(e.run_id), e.occurred_at)  # fmt: skip
+        out.append(Record(SEALED, partition, offset, KEY, sealed.to_json(),
+                          tuple(envelope.headers()), sealed=True))  # fmt: skip
+    return out
+
+
+def test_a_v2_delay_started_becomes_a_timer_like_its_v1_twin() -> None:
+    started = delay_started(uuid.uuid4(), DUE)
+    assert plan_batch(sealed_records(started)).inserts == plan_batch(records(started)).inserts
+
+
+def test_v1_twins_of_a_sealed_run_are_skipped() -> None:
+    started = delay_started(uuid.uuid4(), DUE)
+    ended = run_cancelled(started)
+    twins = [e.model_copy(update={"sealed_twin": True}) for e in (started, ended)]
+    plan = plan_batch(records(*twins))
+    assert (plan.inserts, plan.delete_run_ids, plan.skipped_twins) == ({}, set(), 2)
+    assert plan.offsets == {(EVENTS, 2): 12}
+
+
+def test_v2_ends_delete_the_timers_like_their_v1_twins() -> None:
+    started = delay_started(uuid.uuid4(), DUE)
+    for ending in (
+        run_cancelled(started),
+        delay_elapsed(started),
+        run_completed(started.run_id, 4),
+    ):
+        plan = plan_batch(sealed_records(ending))
+        assert plan.delete_run_ids == {started.run_id}
+    assert plan_batch(sealed_records(run_cancelled(started))).delete_timer_ids == {started.timer_id}
+
+
+def test_patient_erased_on_v2_deletes_the_runs_timers() -> None:
+    erased = patient_erased(uuid.uuid4())
+    record = Record(SEALED, 1, 7, KEY, erased.to_json(), tuple(erased_headers(erased)), sealed=True)
+    assert plan_batch([record]).delete_run_ids == set(erased.run_ids)
+
+
+def test_a_v1_event_on_the_v2_topic_is_dead_lettered() -> None:
+    (record,) = records(delay_started(uuid.uuid4(), DUE))
+    misplaced = Record(SEALED, 2, 10, KEY, record.value, (), sealed=True)
+    plan = plan_batch([misplaced])
+    assert plan.inserts == {}
+    assert [r.topic for r, _ in plan.dead_letters] == [SEALED]

@@ -8,6 +8,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from psycopg_pool import AsyncConnectionPool
 
 from journeys_runtime.backoff import Backoff
@@ -80,8 +82,9 @@ class Scheduler:
         ingest = Ingest(
             consumer=self._consumer, producer=self._producer, store=self._store,
             window=self.window, alarm=self._alarm, topic=self.topics.events,
-            dlq_topic=self.topics.dlq, locks=self._locks, health=self._health, clock=self._clock,
-            sleep=self._sleep, catch_up=timedelta(seconds=self.settings.catch_up_seconds),
+            sealed_topic=self.topics.sealed_events, dlq_topic=self.topics.dlq, locks=self._locks,
+            health=self._health, clock=self._clock, sleep=self._sleep,
+            catch_up=timedelta(seconds=self.settings.catch_up_seconds),
         )  # fmt: skip
         self._firer = Firer(
             window=self.window, alarm=self._alarm, store=self._store,
@@ -89,7 +92,9 @@ class Scheduler:
             sleep=self._sleep, locks=self._locks, health=self._health,
             batch_size=self.settings.fire_batch_size,
         )  # fmt: skip
-        self._consumer.subscribe([self.topics.events], listener=ingest.listener())
+        self._consumer.subscribe(
+            [self.topics.events, self.topics.sealed_events], listener=ingest.listener()
+        )
         self._tasks = [
             asyncio.create_task(ingest.run(), name="scheduler-ingest"),
             asyncio.create_task(self._firer.run(), name="scheduler-firer"),
@@ -106,7 +111,15 @@ class Scheduler:
         # linger 0: a fire should leave at once; a backlog still batches while acks are awaited.
         self._producer = producer(s.kafka_bootstrap_servers, linger_ms=0)
         await self._producer.start()
-        self._consumer = consumer(s.kafka_bootstrap_servers, self.group_id)
+        # Range assignment gives each replica the same partition numbers of both events topics
+        # (same count, same members), so it fires the timers of exactly the partitions it
+        # reads. Round robin, listed second, is what a replica of the previous version speaks:
+        # the group agrees on it during a rolling upgrade (a partition's timers may then be
+        # fired by two replicas for a while; the executor rejects the second fire).
+        self._consumer = consumer(
+            s.kafka_bootstrap_servers, self.group_id,
+            partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
+        )  # fmt: skip
         await self._consumer.start()
 
     async def wait(self) -> None:

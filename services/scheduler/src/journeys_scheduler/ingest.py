@@ -1,7 +1,12 @@
-"""Consume the events topic into PostgreSQL exactly once, and keep the window in step.
+"""Consume the events topics into PostgreSQL exactly once, and keep the window in step.
 
-A batch's timer changes and its offsets commit in one transaction; on assignment the
-consumer seeks to the stored offsets, so a record is applied once however often it is read.
+Both `journeys.events.v1` and `journeys.events.v2` (sealed runs) are read; they have the same
+partition count and key, and the consumer's range assignment gives a replica the same
+partition numbers of each, so the partitions whose timers it fires are those it consumes.
+
+A batch's timer changes and its offsets (per topic and partition) commit in one transaction;
+on assignment the consumer seeks to the stored offsets, so a record is applied once however
+often it is read.
 """
 
 from __future__ import annotations
@@ -30,16 +35,19 @@ log = logging.getLogger(__name__)
 class Ingest:
     def __init__(
         self, *, consumer: Any, producer: Any, store: TimerStore, window: DueWindow,
-        alarm: Alarm, topic: str, dlq_topic: str, locks: Locks, health: Health, clock: Clock,
-        sleep: Sleep, catch_up: timedelta,
+        alarm: Alarm, topic: str, sealed_topic: str, dlq_topic: str, locks: Locks,
+        health: Health, clock: Clock, sleep: Sleep, catch_up: timedelta,
     ) -> None:  # fmt: skip
         self._consumer, self._producer, self._store = consumer, producer, store
         self._window, self._alarm, self._locks, self._health = window, alarm, locks, health
-        self._topic, self._dlq_topic = topic, dlq_topic
+        self._topics, self._sealed_topic = frozenset({topic, sealed_topic}), sealed_topic
+        self._dlq_topic = dlq_topic
         self._clock, self._sleep, self._catch_up = clock, sleep, catch_up
         self._backoff = Backoff(sleep)
         # After an assignment: the end offsets the consumer must reach before firing resumes.
         self._behind: dict[TopicPartition, int] = {}
+        # The stored offsets the assignment sought to: applied records end just before them.
+        self._stored: dict[TopicPartition, int] = {}
         # Bumped by every rebalance: a batch read across one is not stored, because its
         # partitions may be someone else's now; those still ours are read again.
         self._generation = 0
@@ -59,10 +67,11 @@ class Ingest:
                 await self._backoff.wait()
                 continue
             records = [
-                Record(tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                Record(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()),
+                       sealed=tp.topic == self._sealed_topic)
                 for tp, batch in batches.items()
                 for r in batch
-            ]
+            ]  # fmt: skip
             if records:
                 await self._handle(plan_batch(records), generation)
             if self._behind:
@@ -77,7 +86,7 @@ class Ingest:
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         headers = dlq_headers(
-            record.headers, topic=self._topic, partition=record.partition,
+            record.headers, topic=record.topic, partition=record.partition,
             offset=record.offset, stage="decode", error=reason,
         )  # fmt: skip
         while True:
@@ -100,7 +109,7 @@ class Ingest:
                 self._rewind(plan)
                 return True
             try:
-                deleted = await self._store.apply(self._topic, plan)
+                deleted = await self._store.apply(plan)
             except PG_ERRORS as exc:
                 log.warning(
                     "could not store a batch of events; retrying",
@@ -116,29 +125,37 @@ class Ingest:
         EVENTS.labels(outcome="timer_stored").inc(len(plan.inserts))
         EVENTS.labels(outcome="dead_lettered").inc(len(plan.dead_letters))
         EVENTS.labels(outcome="ignored").inc(plan.ignored)
+        EVENTS.labels(outcome="skipped_sealed_twin").inc(plan.skipped_twins)
         return True
 
     def _rewind(self, plan: Plan) -> None:
+        """Read the batch's records again where they are still ours, but never from before the
+        stored offset: a batch fetched while the assignment was sought may start anywhere (the
+        consumer's reset position), and records already applied must not be applied again (a
+        fired timer's DelayStarted would arm it once more)."""
         assigned = self._consumer.assignment()
-        for partition, first in plan.first_offsets.items():
-            tp = TopicPartition(self._topic, partition)
+        for (topic, partition), first in plan.first_offsets.items():
+            tp = TopicPartition(topic, partition)
             if tp in assigned:
-                self._consumer.seek(tp, first)
+                self._consumer.seek(tp, max(first, self._stored.get(tp, first)))
         log.info("batch read across a rebalance: not stored, read again if still ours")
 
     async def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         async with self._locks.fire, self._locks.window:
             self._generation += 1
             self._behind = {}
-            self._window.revoke(tp.partition for tp in partitions if tp.topic == self._topic)
+            self._window.revoke(tp.partition for tp in partitions if tp.topic in self._topics)
         PARTITIONS_ASSIGNED.set(len(self._window.partitions))
 
     async def assigned(self, partitions: Iterable[TopicPartition]) -> None:
-        mine = [tp for tp in partitions if tp.topic == self._topic]
-        offsets = await self._stored_offsets([tp.partition for tp in mine])
+        mine = [tp for tp in partitions if tp.topic in self._topics]
+        offsets = await self._stored_offsets(mine)
+        # Before any seek: a batch read across this rebalance may be rewound while the seeks
+        # below are under way, and must not go back past them.
+        self._stored = offsets
         for tp in mine:
-            if tp.partition in offsets:
-                self._consumer.seek(tp, offsets[tp.partition])
+            if tp in offsets:
+                self._consumer.seek(tp, offsets[tp])
             else:
                 await self._consumer.seek_to_beginning(tp)
         behind = await self._ends_behind(mine, offsets)
@@ -148,15 +165,22 @@ class Ingest:
             self._behind = behind
             self._window.assign((tp.partition for tp in mine), hold_until)
         self._alarm.wake()  # the firing loop loads the window of the new partitions
-        PARTITIONS_ASSIGNED.set(len(mine))
-        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in mine)})
+        PARTITIONS_ASSIGNED.set(len(self._window.partitions))
+        log.info(
+            "partitions assigned",
+            extra={"partitions": sorted(f"{tp.topic}[{tp.partition}]" for tp in mine)},
+        )
 
-    async def _stored_offsets(self, partitions: list[int]) -> dict[int, int]:
+    async def _stored_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Without them the consumer would start from the beginning: wait for PostgreSQL."""
         backoff = Backoff(self._sleep)
         while True:
             try:
-                offsets = await self._store.offsets(self._topic, partitions)
+                offsets: dict[TopicPartition, int] = {}
+                for topic in sorted({tp.topic for tp in partitions}):
+                    parts = [tp.partition for tp in partitions if tp.topic == topic]
+                    stored = await self._store.offsets(topic, parts)
+                    offsets |= {TopicPartition(topic, p): o for p, o in stored.items()}
             except PG_ERRORS as exc:
                 log.warning(
                     "could not read stored offsets; retrying", extra={"error": describe_error(exc)}
@@ -168,7 +192,7 @@ class Ingest:
             return offsets
 
     async def _ends_behind(
-        self, partitions: list[TopicPartition], stored: dict[int, int]
+        self, partitions: list[TopicPartition], stored: dict[TopicPartition, int]
     ) -> dict[TopicPartition, int]:
         """The end offsets of the partitions with events not yet stored; none if unknown."""
         try:
@@ -180,7 +204,7 @@ class Ingest:
                 extra={"error": describe_error(exc)},
             )
             return {}
-        return {tp: end for tp, end in ends.items() if end > stored.get(tp.partition, starts[tp])}
+        return {tp: end for tp, end in ends.items() if end > stored.get(tp, starts[tp])}
 
     async def _check_caught_up(self) -> None:
         behind = self._behind
@@ -194,7 +218,7 @@ class Ingest:
         if not behind and behind is self._behind:
             self._window.release()
             self._alarm.wake()
-            log.info("caught up with the events topic: firing")
+            log.info("caught up with the events topics: firing")
 
 
 class _Rebalance(ConsumerRebalanceListener):

@@ -1,4 +1,9 @@
-"""Turn a batch of event records into the timer changes and offsets to store (pure)."""
+"""Turn a batch of event records into the timer changes and offsets to store (pure).
+
+Records come from `journeys.events.v1` and `journeys.events.v2`. A sealed run's events are on
+v2, read by their clear fields (run, timer, due time; the scheduler needs no patient data),
+and their clear copies on v1 (`sealedTwin`) are skipped, so each delay is armed once.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from journeys_contracts.envelope import header
 from journeys_contracts.events import (
     DelayElapsed,
     DelayStarted,
+    EventBase,
     PatientErased,
     RunCancelled,
     RunCompleted,
@@ -20,22 +26,38 @@ from journeys_contracts.events import (
     decode_event,
     type_of,
 )
+from journeys_contracts.events_sealed import (
+    DelayElapsedSealed,
+    DelayStartedSealed,
+    RunCancelledSealed,
+    RunCompletedSealed,
+    RunFailedSealed,
+    decode_sealed_event,
+)
 from journeys_runtime.dlq import describe_validation_error
 from journeys_scheduler.timers import Timer
 
-ENDS_WAIT = (DelayElapsed, RunCompleted, RunFailed, RunCancelled)
-RELEVANT_TYPES = frozenset(type_of(t) for t in (DelayStarted, *ENDS_WAIT, PatientErased))
+STARTS_WAIT = (DelayStarted, DelayStartedSealed)
+ENDS_WAIT = (
+    DelayElapsed, RunCompleted, RunFailed, RunCancelled,
+    DelayElapsedSealed, RunCompletedSealed, RunFailedSealed, RunCancelledSealed,
+)  # fmt: skip
+RELEVANT_TYPES = frozenset(type_of(t) for t in (*STARTS_WAIT, *ENDS_WAIT, PatientErased))
+
+Position = tuple[str, int]  # (topic, partition)
 
 
 @dataclass(frozen=True)
 class Record:
-    """What the planner needs of a consumed Kafka record."""
+    """What the planner needs of a consumed Kafka record; `sealed`: from journeys.events.v2."""
 
+    topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+    sealed: bool = False
 
 
 @dataclass
@@ -49,10 +71,12 @@ class Plan:
     inserts: dict[UUID, tuple[Timer, datetime]] = field(default_factory=dict)
     delete_timer_ids: set[UUID] = field(default_factory=set)
     delete_run_ids: set[UUID] = field(default_factory=set)
-    first_offsets: dict[int, int] = field(default_factory=dict)
-    offsets: dict[int, int] = field(default_factory=dict)
+    first_offsets: dict[Position, int] = field(default_factory=dict)
+    offsets: dict[Position, int] = field(default_factory=dict)
     dead_letters: list[tuple[Record, str]] = field(default_factory=list)
     ignored: int = 0
+    skipped_twins: int = 0
+    """v1 events of sealed runs, taken from their v2 copies instead."""
 
     @property
     def timers(self) -> list[Timer]:
@@ -71,8 +95,9 @@ def plan_batch(records: Iterable[Record]) -> Plan:
     """Records of each partition must come in offset order; partitions never share a run."""
     plan = Plan()
     for record in records:
-        plan.first_offsets.setdefault(record.partition, record.offset)
-        plan.offsets[record.partition] = record.offset + 1
+        position = (record.topic, record.partition)
+        plan.first_offsets.setdefault(position, record.offset)
+        plan.offsets[position] = record.offset + 1
         try:
             _apply(plan, record)
         except _PoisonError as exc:
@@ -83,17 +108,21 @@ def plan_batch(records: Iterable[Record]) -> Plan:
 def _apply(plan: Plan, record: Record) -> None:
     declared = header(record.headers, "ce_type")
     if declared is not None and declared not in RELEVANT_TYPES:
-        # Only six event types concern timers; skip decoding the rest (run starts carry whole
-        # definitions). Their own consumers judge whether they are well formed.
+        # Only six event types (per topic) concern timers; skip decoding the rest (run starts
+        # carry whole definitions). Their own consumers judge whether they are well formed.
         plan.ignored += 1
         return
     if record.value is None:
         raise _PoisonError("record has no value")
+    decode = decode_sealed_event if record.sealed else decode_event
     try:
-        event = decode_event(record.value)
+        event = decode(record.value)
     except (ValidationError, ValueError, UnicodeDecodeError) as exc:
         raise _PoisonError(describe_validation_error(exc)) from exc
-    if isinstance(event, DelayStarted):
+    if isinstance(event, EventBase) and event.sealed_twin:
+        plan.skipped_twins += 1
+        return
+    if isinstance(event, STARTS_WAIT):
         plan.inserts[event.timer_id] = (_timer(event, record), event.occurred_at)
         return
     if isinstance(event, PatientErased):
@@ -104,9 +133,11 @@ def _apply(plan: Plan, record: Record) -> None:
     if not isinstance(event, ENDS_WAIT):
         plan.ignored += 1
         return
-    if isinstance(event, RunCancelled) and event.cancelled_timer_id is not None:
-        plan.inserts.pop(event.cancelled_timer_id, None)
-        plan.delete_timer_ids.add(event.cancelled_timer_id)
+    if isinstance(event, RunCancelled | RunCancelledSealed):
+        timer_id = event.cancelled_timer_id
+        if timer_id is not None:
+            plan.inserts.pop(timer_id, None)
+            plan.delete_timer_ids.add(timer_id)
     _end_runs(plan, {event.run_id})
 
 
@@ -117,7 +148,7 @@ def _end_runs(plan: Plan, run_ids: set[UUID]) -> None:
     plan.delete_run_ids |= run_ids
 
 
-def _timer(event: DelayStarted, record: Record) -> Timer:
+def _timer(event: DelayStarted | DelayStartedSealed, record: Record) -> Timer:
     if not record.key:
         raise _PoisonError("DelayStarted record has no key: its FireTimer could not be keyed")
     try:

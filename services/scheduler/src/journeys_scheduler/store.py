@@ -29,7 +29,7 @@ ON CONFLICT (timer_id) DO NOTHING
 # GREATEST: a replica that lost the partition mid-batch never moves the position back.
 _SAVE_OFFSETS = """
 INSERT INTO scheduler_offsets (topic, partition, next_offset)
-SELECT %s, * FROM unnest(%s::int[], %s::bigint[])
+SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[])
 ON CONFLICT (topic, partition)
 DO UPDATE SET next_offset = GREATEST(scheduler_offsets.next_offset, EXCLUDED.next_offset)
 """
@@ -67,7 +67,7 @@ class TimerStore:
             )
             return {int(p): int(o) for p, o in await cur.fetchall()}
 
-    async def apply(self, topic: str, plan: Plan) -> set[UUID]:
+    async def apply(self, plan: Plan) -> set[UUID]:
         """Store a batch's net changes and offsets atomically; returns the deleted timer ids."""
         deleted: set[UUID] = set()
         async with self._pool.connection() as conn, conn.transaction():
@@ -94,8 +94,11 @@ class TimerStore:
                      [t.due_at for t, _ in rows], [created for _, created in rows]],
                 )  # fmt: skip
             if plan.offsets:
-                parts = sorted(plan.offsets)
-                await conn.execute(_SAVE_OFFSETS, [topic, parts, [plan.offsets[p] for p in parts]])
+                positions = sorted(plan.offsets)
+                await conn.execute(_SAVE_OFFSETS, [
+                    [t for t, _ in positions], [p for _, p in positions],
+                    [plan.offsets[tp] for tp in positions],
+                ])  # fmt: skip
         return deleted
 
     async def load_window(
