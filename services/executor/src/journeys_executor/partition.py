@@ -33,32 +33,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
 
 from journeys_contracts import events as ev
 from journeys_contracts.commands import (
-    CancelRunSealed,
     Command,
     ErasePatient,
     RunCommand,
-    StartRunSealed,
     decode_command,
 )
 from journeys_contracts.envelope import CloudEvent, Headers, event_id
-from journeys_contracts.sealed import WrappedDataKey
 from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.channels import Channel
 from journeys_executor.core import Rejection, RunState, erase, fail, fold
@@ -72,15 +66,24 @@ from journeys_executor.metrics import (
     UNKNOWN_RECORDS,
 )
 from journeys_executor.processing import Outcome, process
-from journeys_executor.runs import Runs, data_key, state_json
+from journeys_executor.runs import Runs, state_json
+from journeys_executor.sealed_runs import (
+    DATA_KEY_FIELD,
+    Sealing,
+    opened,
+    sealed,
+    sealed_envelope,
+    sealing_of,
+    unopenable,
+    without_data_key,
+)
 from journeys_runtime import kafka
 from journeys_runtime.crash import crash_point
 from journeys_runtime.dlq import describe_validation_error, dlq_headers
 from journeys_runtime.kafka import RecordTooLargeError, check_record_size
 from journeys_runtime.keyring import DataKeys
 from journeys_runtime.logs import run_id_var
-from journeys_runtime.sealing import open_cancel_run, open_start_run, seal_event
-from journeys_runtime.shredding import DataKey, ShreddingError
+from journeys_runtime.sealing import seal_event
 from journeys_runtime.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -94,34 +97,6 @@ over several transactions instead of one that outlasts its timeouts."""
 INFRASTRUCTURE = (KafkaError, TimeoutError, OSError)
 """Errors of the broker or the network: they abort the transaction and the partition is read
 again. Any other error while processing one command is that command's own: its run fails."""
-
-
-DATA_KEY_FIELD = "dataKey"
-"""The field of a `StartRunSealed` that holds the wrapped data key: never dead-lettered."""
-
-
-class UnopenableCommandError(ValueError):
-    """A sealed command that cannot be opened for its run; the message names no data."""
-
-
-@dataclass(frozen=True)
-class Sealing:
-    """How a sealed run's patient data is sealed: its patient key and data key (wrapped, as
-    stored, and unwrapped)."""
-
-    patient_key: str
-    wrapped: WrappedDataKey
-    key: DataKey
-
-
-def sealed(state: RunState | None, sealing: Sealing | None) -> RunState | None:
-    """`state` marked as the sealed run it is: the core builds a run's first state from its
-    `run.started`, which names no data key."""
-    if state is None or sealing is None or state.data_key is not None:
-        return state
-    return state.model_copy(
-        update={"patient_key": sealing.patient_key, "data_key": sealing.wrapped}
-    )
 
 
 def transactional_id(group_id: str, tp: TopicPartition) -> str:
@@ -333,7 +308,9 @@ class BatchProcessor:
             ready = [
                 out
                 for decision in erasure.cancellations
-                for out in self._records(record, decision, self._sealing(decision.state))
+                for out in self._records(
+                    record, decision, sealing_of(decision.state, self.data_keys)
+                )
             ]
             ready += self._records(record, [erasure.erased], None)
             await self._send(part, batch, ready)
@@ -392,9 +369,9 @@ class BatchProcessor:
                 await self._dead_letter(part, record, batch, "state", type(exc).__name__)
                 return
             try:
-                command, sealing = self._opened(record, command, state)
+                command, sealing = opened(record.key, command, state, self.data_keys)
             except Exception as exc:  # poison: a key or a field that does not open, or worse
-                error = _unopenable(exc)
+                error = unopenable(exc)
                 log.warning(
                     "sealed command does not open",
                     extra={"command": kind, "error": type(exc).__name__},
@@ -431,38 +408,6 @@ class BatchProcessor:
         finally:
             PROCESS_SECONDS.observe(time.perf_counter() - started)
             run_id_var.reset(token)
-
-    def _opened(
-        self, record: ConsumerRecord, command: RunCommand, state: RunState | None
-    ) -> tuple[RunCommand, Sealing | None]:
-        """The command the core decides (a sealed one opened) and how its run is sealed.
-
-        A sealed start must be keyed by its own patient key (its data key is bound to it), a
-        sealed cancel must be for a sealed run of its patient; a cancel of no run is left to
-        the core, which rejects it. Raises `ValueError` (a `ShreddingError` among them) when
-        the command cannot be opened: it is poison.
-        """
-        if isinstance(command, StartRunSealed):
-            if record.key is None or record.key.decode(errors="replace") != command.patient_key:
-                raise UnopenableCommandError(
-                    "Expected patientKey to be the record's key, but it is not"
-                )
-            key = data_key(self.data_keys, command.patient_key, command.data_key)
-            return open_start_run(command, key), Sealing(command.patient_key, command.data_key, key)
-        sealing = self._sealing(state)
-        if isinstance(command, CancelRunSealed) and state is not None:
-            if sealing is None or sealing.patient_key != command.patient_key:
-                raise UnopenableCommandError(
-                    "Expected a sealed cancel for a sealed run of its patient key, but it is not"
-                )
-            return open_cancel_run(command, sealing.key), sealing
-        return command, sealing
-
-    def _sealing(self, state: RunState | None) -> Sealing | None:
-        if state is None or state.data_key is None or state.patient_key is None:
-            return None
-        key = data_key(self.data_keys, state.patient_key, state.data_key)
-        return Sealing(state.patient_key, state.data_key, key)
 
     @staticmethod
     def _state(part: Partition, batch: _Batch, run_key: bytes) -> RunState | None:
@@ -592,13 +537,13 @@ class BatchProcessor:
             if isinstance(e, ev.PatientErased):
                 ready.append(_ready(self.topics.events, record, e.type, e.to_json(), envelope))
                 ready.append(_ready(self.topics.sealed_events, record, e.type, e.to_json(),
-                                    _sealed_envelope(envelope, e.type)))  # fmt: skip
+                                    sealed_envelope(envelope, e.type)))  # fmt: skip
             elif sealing is None:
                 ready.append(_ready(self.topics.events, record, e.type, e.to_json(), envelope))
             else:
                 v2 = seal_event(e, sealing.key, sealing.patient_key)
                 ready.append(_ready(self.topics.sealed_events, record, v2.type, v2.to_json(),
-                                    _sealed_envelope(envelope, v2.type)))  # fmt: skip
+                                    sealed_envelope(envelope, v2.type)))  # fmt: skip
                 if self.emit_events_v1:
                     twin = e.model_copy(update={"sealed_twin": True})
                     ready.append(
@@ -624,7 +569,7 @@ class BatchProcessor:
             list(record.headers or []), topic=record.topic, partition=record.partition,
             offset=record.offset, stage=stage, error=error,
         )  # fmt: skip
-        value = _without_data_key(record.value)
+        value = without_data_key(record.value)
         if value is not record.value:
             headers.append(("dlq_stripped", DATA_KEY_FIELD.encode()))
         try:
@@ -668,38 +613,3 @@ def _ready(
         OVERSIZED_RECORDS.labels(record="event").inc()
         raise
     return topic, record.key, kind, value, headers
-
-
-def _sealed_envelope(twin: CloudEvent, kind: str) -> CloudEvent:
-    """The envelope of an event on the v2 topic: its v1 twin's, with the v2 type and an id of
-    its own (derived from the twin's, so a replay keeps it too)."""
-    return replace(twin, id=str(uuid.uuid5(uuid.UUID(twin.id), "sealed")), type=kind)
-
-
-def _unopenable(exc: Exception) -> str:
-    """Why a sealed command did not open, naming no data: our own messages, the errors of
-    the crypto (whose messages never quote a value), field paths of validation, else a type."""
-    if isinstance(exc, UnopenableCommandError):
-        return str(exc)
-    if isinstance(exc, ShreddingError):
-        return f"sealed command does not open: {type(exc).__name__}: {exc}"
-    if isinstance(exc, ValidationError):
-        return f"sealed command opens to an invalid command: {describe_validation_error(exc)}"
-    return f"sealed command does not open: {type(exc).__name__}"
-
-
-def _without_data_key(value: bytes | None) -> bytes | None:
-    """`value` without a top-level `dataKey` (a start's wrapped data key, which erasure could
-    not reach in the DLQ), or `value` itself when it holds none. A value that names the field
-    but is not JSON is dropped whole (b"")."""
-    named = value is not None and DATA_KEY_FIELD.encode() in value
-    if not value or (not named and b"\\u" not in value):  # an escaped name could spell it
-        return value
-    try:
-        data = json.loads(value)
-    except (ValueError, RecursionError):
-        return b"" if named else value
-    if not isinstance(data, dict) or DATA_KEY_FIELD not in data:
-        return value
-    del data[DATA_KEY_FIELD]
-    return json.dumps(data, separators=(",", ":")).encode()
