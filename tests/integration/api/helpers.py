@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import psycopg
 from aiokafka import ConsumerRecord, TopicPartition
 
 from journeys_contracts.audit import AccessRecorded, decode_audit
+from journeys_contracts.commands import CancelRunSealed, Command, StartRunSealed, decode_command
 from journeys_runtime.kafka import consumer
+from journeys_runtime.keyring import DEV_KEKS, Keyring
+from journeys_runtime.sealing import open_cancel_run, open_start_run
+from journeys_runtime.shredding import DataKey, WrappedKey
 from journeys_runtime.topics import Topics
 from tests.conftest import PARTITIONS
 from tests.integration.api.conftest import Api
@@ -22,6 +27,31 @@ async def create_journey(api: Api) -> str:
 async def commands_on_topic(api: Api) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on the commands topic, read to its current end."""
     return await records_on_topic(api, api.topics.commands)
+
+
+# The development settings' keyring, which every API of these tests wraps data keys under.
+KEYRING = Keyring.parse(DEV_KEKS, "dev")
+
+
+def data_key(database_url: str, patient_key: str) -> DataKey:
+    """The patient's data key as the API keeps it, unwrapped."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT kid, kek_id, wrapped FROM api_patient_data_keys WHERE patient_key = %s",
+            (patient_key,),
+        ).fetchone()
+    assert row is not None, "the patient has no data key"
+    return KEYRING.unwrap(patient_key, WrappedKey(row[0], row[1], bytes(row[2])))
+
+
+def opened_command(database_url: str, value: bytes) -> Command:
+    """A command as the executor reads it: a sealed one opened with its patient's key."""
+    command = decode_command(value)
+    if isinstance(command, StartRunSealed):
+        return open_start_run(command, data_key(database_url, command.patient_key))
+    if isinstance(command, CancelRunSealed):
+        return open_cancel_run(command, data_key(database_url, command.patient_key))
+    return command
 
 
 async def records_on_topic(api: Api, topic: str) -> list[ConsumerRecord[bytes, bytes]]:

@@ -1,6 +1,7 @@
 """A stand-in projector for the API's tests: just enough rows, offsets and NOTIFY.
 
-It projects JourneyDefined into `journeys` and StartRun into a `queued` run, records
+It projects JourneyDefined into `journeys` and StartRun into a `queued` run (a StartRunSealed
+into a sealed one: no patient id, the sealed values as they came, the patient key), records
 `projector_offsets.next_offset` and NOTIFYs `journeys_projected` in the same transaction,
 like the real projector. Run states the API must react to (completed, events) are written
 directly by the tests through `set_run` and `add_event`.
@@ -20,7 +21,7 @@ import psycopg
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from journeys_contracts.commands import StartRun, decode_command
+from journeys_contracts.commands import StartRun, StartRunSealed, decode_command
 from journeys_contracts.journeys import decode_journey
 from journeys_runtime.kafka import consumer
 from journeys_runtime.topics import Topics
@@ -82,6 +83,15 @@ class SimulatedProjector:
                 (command.run_id, command.journey_id, command.patient_id,
                  json.dumps(command.patient_context), command.requested_at,
                  command.requested_at),
+            )  # fmt: skip
+        elif isinstance(command, StartRunSealed):
+            await conn.execute(
+                "INSERT INTO runs (run_id, journey_id, patient_id, patient_key, "
+                "patient_id_sealed, status, patient_context, created_at, updated_at) "
+                "VALUES (%s, %s, NULL, %s, %s, 'queued', %s, %s, %s) ON CONFLICT DO NOTHING",
+                (command.run_id, command.journey_id, command.patient_key,
+                 command.patient_id.model_dump_json(), command.patient_context.model_dump_json(),
+                 command.requested_at, command.requested_at),
             )  # fmt: skip
 
 

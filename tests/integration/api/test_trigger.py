@@ -1,4 +1,8 @@
-"""Triggering: a 202 means a StartRun in Kafka, keyed by patient key; retries are idempotent."""
+"""Triggering: a 202 means a StartRun in Kafka, keyed by patient key; retries are idempotent.
+
+The API seals the patient's id and context (start_run.v2); these tests read the commands as
+the executor does, opened with the patient's data key (tests/integration/api/test_sealing.py
+is about the sealing itself)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from journeys_contracts.commands import StartRun, decode_command
 from journeys_contracts.envelope import header
 from journeys_contracts.keys import patient_key
 from tests.integration.api.conftest import Api
-from tests.integration.api.helpers import commands_on_topic, create_journey
+from tests.integration.api.helpers import commands_on_topic, create_journey, opened_command
 from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
 
 CONTEXT = {"id": "patient-123", "age": 72, "language": "en", "condition": "hip_replacement"}
@@ -29,11 +33,11 @@ async def test_trigger_puts_start_run_on_commands_keyed_by_patient_key(api: Api)
     secret = api.settings.patient_key_secret.get_secret_value()
     assert record.key == patient_key(secret, "patient-123").encode()
     assert b"patient-123" not in b"".join(v for _, v in record.headers)
-    assert header(record.headers, "ce_type") == "journeys.command.start_run.v1"
+    assert header(record.headers, "ce_type") == "journeys.command.start_run.v2"
     assert header(record.headers, "ce_subject") == run_id
     assert header(record.headers, "ce_source") == "/journeys/api"
     assert header(record.headers, "ce_specversion") == "1.0"
-    command = decode_command(record.value)
+    command = opened_command(api.database_url, record.value)
     assert isinstance(command, StartRun)
     assert str(command.run_id) == run_id
     assert command.patient_id == "patient-123"
@@ -170,8 +174,8 @@ async def test_the_same_idempotency_key_from_two_callers_names_two_runs(api: Api
     assert a_first == a_retry
     assert b_first == b_retry
     assert len({a_first, b_first, c_first}) == 3
-    produced = [decode_command(r.value) for r in await commands_on_topic(api)]
-    assert {str(c.run_id): c.patient_id for c in produced} == {
+    produced = [opened_command(api.database_url, r.value) for r in await commands_on_topic(api)]
+    assert {str(c.run_id): c.patient_id for c in produced if isinstance(c, StartRun)} == {
         a_first: "patient-123",
         b_first: "patient-456",
         c_first: "patient-123",

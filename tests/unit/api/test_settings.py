@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 
 import pytest
@@ -12,6 +13,26 @@ from pydantic import ValidationError
 from journeys_api.settings import ApiSettings
 
 SECRET = "s" * 48
+# Key-encryption keys of a deployment outside development, where the public one is refused.
+KEKS = {"JOURNEYS_SHREDDING_KEKS": "k1=" + base64.b64encode(b"k" * 32).decode(),
+        "JOURNEYS_SHREDDING_ACTIVE_KEK": "k1"}  # fmt: skip
+
+
+def test_patient_data_sealing_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOURNEYS_PATIENT_DATA_SEALING", raising=False)
+    assert ApiSettings().patient_data_sealing is True
+    monkeypatch.setenv("JOURNEYS_PATIENT_DATA_SEALING", "false")
+    assert ApiSettings().patient_data_sealing is False
+
+
+def test_the_development_kek_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYS_ENV", "production")
+    monkeypatch.setenv("JOURNEYS_PATIENT_KEY_SECRET", SECRET)
+    monkeypatch.delenv("JOURNEYS_SHREDDING_KEKS", raising=False)
+    monkeypatch.setenv("JOURNEYS_SHREDDING_ACTIVE_KEK", "dev")
+
+    with pytest.raises(ValidationError, match="JOURNEYS_SHREDDING_KEKS"):
+        ApiSettings()
 
 
 def test_defaults_listen_on_localhost_8000_with_a_1_mib_body_limit(
@@ -69,6 +90,8 @@ def test_an_unset_environment_gets_production_rules(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValidationError, match="JOURNEYS_PATIENT_KEY_SECRET"):
         ApiSettings()
     monkeypatch.setenv("JOURNEYS_PATIENT_KEY_SECRET", SECRET)
+    for name, value in KEKS.items():
+        monkeypatch.setenv(name, value)
     assert ApiSettings().environment == "production"
     monkeypatch.setenv("API_AUTH_DEV_KEY", "d" * 40)
     with pytest.raises(ValidationError, match="not in production"):
@@ -109,12 +132,12 @@ JWT = {"auth_jwt_issuer": "https://idp.example/", "auth_jwt_audience": "journeys
     [
         ({"auth_dev_key": "short"}, "at least 32 characters"),
         ({"auth_dev_key": "d" * 40, "JOURNEYS_ENV": "production",
-          "JOURNEYS_PATIENT_KEY_SECRET": SECRET}, "not in production"),
+          "JOURNEYS_PATIENT_KEY_SECRET": SECRET, **KEKS}, "not in production"),
         ({"auth_jwt_jwks_url": "https://idp.example/jwks"}, "also needs API_AUTH_JWT_ISSUER"),
         ({**JWT}, "exactly one of"),
         ({**JWT, "auth_jwt_public_key": "not a key"}, "not a PEM public key"),
         ({**JWT, "auth_jwt_jwks_url": "http://idp.example/jwks", "JOURNEYS_ENV": "production",
-          "JOURNEYS_PATIENT_KEY_SECRET": SECRET}, "https URL"),
+          "JOURNEYS_PATIENT_KEY_SECRET": SECRET, **KEKS}, "https URL"),
         ({"auth_jwt_algorithms": ["HS256"]}, "API_AUTH_JWT_ALGORITHMS"),
         ({"auth_jwt_algorithms": ["none"]}, "API_AUTH_JWT_ALGORITHMS"),
         ({"metrics_port": 8000}, "must differ from API_PORT"),

@@ -6,12 +6,20 @@ failed is still on record, and the outbox (`journeys_api.outbox`) sends it later
 patient again while an erasure of theirs is pending returns that one: one advisory lock per
 patient key makes two concurrent requests agree on it.
 
+The patient's data key goes first, in the same transaction (`journeys_api.data_keys`): its
+delete waits for the triggers holding the key, so every command sealed under it is in Kafka
+before this erasure's command, and once this commits nothing the API answers opens the
+patient's sealed data again. The transaction, and with it the per-patient lock, lasts until
+the ErasePatient command is in Kafka (or its produce failed): a trigger meanwhile waits, and
+its StartRun comes after the erasure's command.
+
 The API's own rows that could tie a caller's request to the patient change in the same
-transaction: the Idempotency-Key claims of the patient's runs lose their body's hash and stay
-as markers (a retry of such a key is refused with 409, where it would otherwise start the
-erased run again under the same run id), and unscoped keys from before claims were scoped go.
-The run ids come from the read model `runs`, read by patient id before the projector deletes
-it; a run triggered so recently that it is not projected yet keeps its claim. The same run ids
+transaction: the Idempotency-Key claims of the patient's runs lose their body's hash (an
+unkeyed hash, which would confirm a guessed patient context) and stay as markers (a retry of
+such a key is refused with 409, where it would otherwise start the erased run again under the
+same run id), and unscoped keys from before claims were scoped go. Claims name their patient
+key; claims from before they did are found through the runs of the read model `runs`, read
+by patient key or id before the projector deletes them. The same run ids
 are stored with the erasure and named in its command: the executor adds them to the runs it
 holds, so a run it forgot (ended longer ago than its grace window) still leaves the read
 models.
@@ -19,7 +27,9 @@ models.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, LiteralString
@@ -30,7 +40,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-# Serializes erasure requests of one patient across replicas, until the transaction ends.
+from journeys_api import data_keys
+
+# Serializes erasure requests of one patient across replicas, until the transaction ends; the
+# patient's triggers take it shared while they hold the patient's data key.
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('patient-erasure:' || %s, 0))"
 _DONE = sql.SQL("(SELECT d.erased_at FROM erased_patients d WHERE d.erasure_id = e.erasure_id)")
 _NOT_YET = sql.SQL("NULL::timestamptz")
@@ -40,18 +53,22 @@ _SELECT = sql.SQL(
 )
 _INSERT = """
 INSERT INTO api_patient_erasures (erasure_id, patient_key, subject, requested_at, run_ids)
-VALUES (%s, %s, %s, now(), ARRAY(SELECT run_id FROM runs WHERE patient_id = %s ORDER BY run_id))
+VALUES (%s, %s, %s, now(), ARRAY(
+    SELECT run_id FROM runs WHERE patient_key = %s OR patient_id = %s ORDER BY run_id))
 RETURNING erasure_id, patient_key, requested_at, false AS published, run_ids,
     NULL::timestamptz AS done_at
 """
+# The patient's runs in the read model are named by patient key or id: a sealed run's row
+# has no patient id.
 _FORGET_CLAIMS = [
     # A claim stays as a marker without the body's hash, so a retry of the key is refused
     # (journeys_api.idempotency) instead of starting the erased run again.
     "UPDATE api_idempotency_claims SET body_hash = NULL, erased_at = now() "
-    "WHERE erased_at IS NULL AND run_id IN (SELECT run_id FROM runs WHERE patient_id = %s)",
+    "WHERE erased_at IS NULL AND (patient_key = %(key)s OR run_id IN ("
+    "SELECT run_id FROM runs WHERE patient_key = %(key)s OR patient_id = %(id)s))",
     # Keys from before claims were scoped: their caller is unknown, so they go.
-    "DELETE FROM api_idempotency_keys "
-    "WHERE run_id IN (SELECT run_id FROM runs WHERE patient_id = %s)",
+    "DELETE FROM api_idempotency_keys WHERE run_id IN ("
+    "SELECT run_id FROM runs WHERE patient_key = %(key)s OR patient_id = %(id)s)",
 ]
 _MARK_PUBLISHED = (
     "UPDATE api_patient_erasures SET published_at = now() "
@@ -73,39 +90,78 @@ class Erasure:
         return "pending" if self.done_at is None else "done"
 
 
+Produce = Callable[[Erasure], Awaitable[None]]
+
+
 class Erasures:
-    """Each call takes one pooled connection; `request` holds it for one short transaction."""
+    """Each call takes one pooled connection; `request` holds it for one transaction, which
+    lasts as long as its `produce`."""
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
         self._read_model_exists = False  # once there, the projector's table stays
 
-    async def request(self, patient_key: str, patient_id: str, subject: str) -> Erasure:
+    async def request(
+        self, patient_key: str, patient_id: str, subject: str, produce: Produce | None = None
+    ) -> Erasure:
         """The patient's pending erasure, or a new one; either way the API's own traces of the
-        patient's requests are gone when this returns."""
+        patient's requests, and their data key, are gone when this returns.
+
+        With `produce`, an erasure not yet published is produced before the transaction ends
+        and recorded as published; should `produce` raise, the erasure is stored unpublished
+        (the outbox sends it later) and the error raised after the commit."""
+        failure: Exception | None = None
         async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(_LOCK, (patient_key,))
-            for statement in _FORGET_CLAIMS:
-                await conn.execute(statement, (patient_id,))
-            pending = await self._one(
-                conn, "WHERE e.patient_key = %s AND {done} IS NULL "
-                "ORDER BY e.requested_at DESC LIMIT 1", (patient_key,),
-            )  # fmt: skip
-            if pending is not None:
-                return pending
-            async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(_INSERT, (uuid.uuid4(), patient_key, subject, patient_id))
-                row = await cur.fetchone()
-            assert row is not None
-            return Erasure(**row)
+            erasure = await self._store(conn, patient_key, patient_id, subject)
+            if produce is not None and not erasure.published:
+                try:
+                    await produce(erasure)
+                except Exception as exc:
+                    failure = exc
+                else:
+                    await conn.execute(_MARK_PUBLISHED, (erasure.erasure_id,))
+                    erasure = dataclasses.replace(erasure, published=True)
+        if failure is not None:
+            raise failure
+        return erasure
+
+    async def _store(
+        self, conn: psycopg.AsyncConnection[Any], patient_key: str, patient_id: str, subject: str
+    ) -> Erasure:
+        """Within the caller's transaction: the patient's key and claims forgotten, and their
+        pending erasure or a new one."""
+        await conn.execute(_LOCK, (patient_key,))
+        await data_keys.delete(conn, patient_key)
+        for statement in _FORGET_CLAIMS:
+            await conn.execute(statement, {"key": patient_key, "id": patient_id})
+        pending = await self._one(
+            conn, "WHERE e.patient_key = %s AND {done} IS NULL "
+            "ORDER BY e.requested_at DESC LIMIT 1", (patient_key,),
+        )  # fmt: skip
+        if pending is not None:
+            return pending
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                _INSERT, (uuid.uuid4(), patient_key, subject, patient_key, patient_id)
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return Erasure(**row)
 
     async def get(self, erasure_id: UUID) -> Erasure | None:
         async with self._pool.connection() as conn:
             return await self._one(conn, "WHERE e.erasure_id = %s", (erasure_id,))
 
-    async def mark_published(self, erasure_id: UUID) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute(_MARK_PUBLISHED, (erasure_id,))
+    async def publish(self, erasure: Erasure, produce: Produce) -> None:
+        """Produce a stored erasure and record it as published, under the patient's lock and
+        with their data key deleted again: a trigger that came between the erasure's request
+        and this (its first produce failed) put its command before this one, and is erased
+        with the patient. Raises what `produce` raised; the erasure then stays unpublished."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(_LOCK, (erasure.patient_key,))
+            await data_keys.delete(conn, erasure.patient_key)
+            await produce(erasure)
+            await conn.execute(_MARK_PUBLISHED, (erasure.erasure_id,))
 
     async def unpublished(self, older_than_seconds: float, limit: int) -> list[Erasure]:
         """Erasures whose command the broker has not acknowledged, oldest first; only those

@@ -43,6 +43,16 @@ class TooLargeError(Exception):
         self.detail = detail
 
 
+class SealingFaultError(Exception):
+    """A patient's data key or a sealed value could not be used: a key-encryption key missing
+    from the settings, a wrapped key or value that does not open. A fault on our side, answered
+    500; `reason` is the error's type name, never data."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 # Kafka's own refusals for size (the producer's check, or the broker's): final, like ours.
 KAFKA_SIZE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError)
 KAFKA_REFUSED_SIZE = "Kafka refused the record this request makes for its size"
@@ -90,6 +100,15 @@ async def _too_large(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=413)
 
 
+async def _sealing_fault(request: Request, exc: Exception) -> JSONResponse:
+    reason = exc.reason if isinstance(exc, SealingFaultError) else type(exc).__name__
+    log.error(
+        "patient data key unusable",
+        extra={"error": reason, "route": route_template(request.scope)},
+    )
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, UnavailableError)
     return _unavailable_response(request, exc.dependency, exc.reason)
@@ -111,5 +130,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(psycopg.OperationalError, _postgres)
     app.add_exception_handler(KafkaError, _kafka)
     app.add_exception_handler(TooLargeError, _too_large)
+    app.add_exception_handler(SealingFaultError, _sealing_fault)
     for size_error in KAFKA_SIZE_ERRORS:  # more specific than KafkaError: looked up first
         app.add_exception_handler(size_error, _too_large)

@@ -3,8 +3,10 @@
 Keys are scoped to the authenticated subject: two callers who pick the same key (a counter,
 an order number) get two runs, and neither learns of the other's. The run id is derived from
 the subject and the key (uuid5 under the journey id), so it is the same on every replica even
-before anything is stored. The `api_idempotency_claims` row (the subject, and hashes only, never
-the raw key or body) catches a key reused with a different body.
+before anything is stored. The `api_idempotency_claims` row (the subject, the patient key, and
+hashes only, never the raw key or body) catches a key reused with a different body. The body's
+hash is a plain sha256, which could confirm a guessed patient context: the patient's erasure
+clears it (`journeys_api.erasures`), finding the claim by its patient key.
 
 `api_idempotency_keys` holds unscoped keys, as the previous version claims them: before the
 upgrade, and still during a rolling upgrade or after a rollback, whose old pods must keep
@@ -50,13 +52,13 @@ WITH adopted AS (
     RETURNING run_id
 ), kept AS (
     INSERT INTO api_idempotency_claims
-        (journey_id, subject, key_hash, body_hash, run_id, created_at)
-    SELECT %(journey)s, %(subject)s, %(key)s, %(body)s, run_id, now() FROM adopted
+        (journey_id, subject, key_hash, body_hash, run_id, created_at, patient_key)
+    SELECT %(journey)s, %(subject)s, %(key)s, %(body)s, run_id, now(), %(patient)s FROM adopted
     RETURNING run_id
 ), claimed AS (
     INSERT INTO api_idempotency_claims
-        (journey_id, subject, key_hash, body_hash, run_id, created_at)
-    SELECT %(journey)s, %(subject)s, %(key)s, %(body)s, %(run)s, now()
+        (journey_id, subject, key_hash, body_hash, run_id, created_at, patient_key)
+    SELECT %(journey)s, %(subject)s, %(key)s, %(body)s, %(run)s, now(), %(patient)s
     WHERE NOT EXISTS (SELECT 1 FROM adopted)
     ON CONFLICT (journey_id, subject, key_hash) DO NOTHING
     RETURNING run_id
@@ -97,14 +99,15 @@ def key_hash(key: str) -> str:
 
 async def claim(
     pool: AsyncConnectionPool[Any], journey_id: UUID, subject: str, key: str,
-    context: dict[str, Any],
+    context: dict[str, Any], patient_key: str | None = None,
 ) -> UUID:  # fmt: skip
     """The run id for this caller's key; a 422 naming the header if the caller sent it with
-    another body before."""
+    another body before. `patient_key` names the patient in the claim, so the patient's
+    erasure finds it (and clears its body hash) even before the run is projected."""
     run_id = run_id_for(journey_id, subject, key)
     hashed_key, hashed_body = key_hash(key), body_hash(context)
     params = {"journey": journey_id, "subject": subject, "key": hashed_key,
-              "body": hashed_body, "run": run_id}  # fmt: skip
+              "body": hashed_body, "run": run_id, "patient": patient_key}  # fmt: skip
     async with pool.connection() as conn:
         try:
             cursor = await conn.execute(_CLAIM, params)
@@ -118,7 +121,7 @@ async def claim(
         cursor = await conn.execute(_EXISTING, (journey_id, subject, hashed_key))
         row = await cursor.fetchone()
     if row is None:  # only if an operator deleted the row in between: the key is free again
-        return await claim(pool, journey_id, subject, key, context)
+        return await claim(pool, journey_id, subject, key, context, patient_key)
     stored_body, stored_run, erased = row
     if erased:
         raise HTTPException(

@@ -43,10 +43,21 @@ def event_id_of(erasure: Erasure) -> str:
 
 
 async def publish(erasures: Erasures, send: Send, erasure: Erasure) -> None:
-    """Produce the erasure's command, keyed by the patient key, and record it as published.
-    Raises what the producer raised (`UnavailableError` when Kafka is away)."""
-    await send(erasure.patient_key, command_of(erasure), erasure.erasure_id, event_id_of(erasure))
-    await erasures.mark_published(erasure.erasure_id)
+    """Produce the erasure's command, keyed by the patient key, and record it as published
+    (`Erasures.publish`). Raises what the producer raised (`UnavailableError` when Kafka is
+    away)."""
+    await erasures.publish(erasure, producer(send))
+
+
+def producer(send: Send) -> Callable[[Erasure], Awaitable[None]]:
+    """What produces one erasure's command through `send`."""
+
+    async def produce(erasure: Erasure) -> None:
+        await send(
+            erasure.patient_key, command_of(erasure), erasure.erasure_id, event_id_of(erasure)
+        )
+
+    return produce
 
 
 class Outbox:

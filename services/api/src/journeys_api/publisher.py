@@ -19,7 +19,13 @@ from journeys_api.errors import (
     UnavailableError,
 )
 from journeys_contracts.audit import AccessRecorded
-from journeys_contracts.commands import CancelRun, ErasePatient, StartRun
+from journeys_contracts.commands import (
+    CancelRun,
+    CancelRunSealed,
+    ErasePatient,
+    StartRun,
+    StartRunSealed,
+)
 from journeys_contracts.envelope import CloudEvent
 from journeys_contracts.journeys import JourneyDefined
 from journeys_runtime import kafka
@@ -30,7 +36,15 @@ from journeys_runtime.topics import PartitionMismatchError, Topics, ensure_topic
 log = logging.getLogger(__name__)
 
 SOURCE = "/journeys/api"
-Record = JourneyDefined | StartRun | CancelRun | ErasePatient | AccessRecorded
+Record = (
+    JourneyDefined
+    | StartRun
+    | StartRunSealed
+    | CancelRun
+    | CancelRunSealed
+    | ErasePatient
+    | AccessRecorded
+)
 RETRY_MAX_SECONDS = 10.0
 
 

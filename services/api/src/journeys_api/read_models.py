@@ -1,4 +1,6 @@
-"""Queries over the projector's read models (`journeys`, `runs`, `run_events`); read only."""
+"""Queries over the projector's read models (`journeys`, `runs`, `run_events`); read only.
+
+Rows of sealed runs come as stored (`journeys_api.sealed_rows` opens them)."""
 
 from __future__ import annotations
 
@@ -17,20 +19,26 @@ Row = dict[str, Any]
 _JOURNEYS = sql.SQL("SELECT journey_id, definition, created_at FROM journeys")
 _RUNS = sql.SQL(
     "SELECT run_id, journey_id, patient_id, status, current_node_id, patient_context, "
-    "created_at, updated_at, wake_at, error FROM runs"
+    "created_at, updated_at, wake_at, error, patient_key, patient_id_sealed, error_sealed "
+    "FROM runs"
 )
 
 # One round trip: the run's row (unknown run: no rows) and its events, if any yet.
+_RUN_COLUMNS = ("patient_id", "patient_key", "patient_id_sealed")
 _RUN_EVENTS = sql.SQL(
-    "SELECT r.patient_id, e.seq, e.type, e.occurred_at, e.data FROM runs r "
+    "SELECT r.patient_id, r.patient_key, r.patient_id_sealed, "
+    "e.seq, e.type, e.occurred_at, e.data FROM runs r "
     "LEFT JOIN run_events e ON e.run_id = r.run_id WHERE r.run_id = %s ORDER BY e.seq"
 )
 
 
 @dataclass(frozen=True)
 class RunFilter:
+    """With `patient_id`, `patient_key` must be its patient key."""
+
     journey_id: UUID | None = None
     patient_id: str | None = None
+    patient_key: str | None = None
     status: str | None = None
 
 
@@ -67,27 +75,29 @@ class ReadModels:
         """Up to `limit` runs matching every given filter, after the cursor key, oldest first."""
         conditions: list[sql.Composable] = []
         params: list[Any] = []
-        for column, value in (
-            ("journey_id", filters.journey_id),
-            ("patient_id", filters.patient_id),
-            ("status", filters.status),
-        ):
+        for column, value in (("journey_id", filters.journey_id), ("status", filters.status)):
             if value is not None:
                 conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
                 params.append(value)
+        if filters.patient_id is not None:
+            # A sealed run's row holds no patient id: its patient key finds it.
+            conditions.append(sql.SQL("(patient_key = %s OR patient_id = %s)"))
+            params.extend([filters.patient_key, filters.patient_id])
         where, params = _after(after, "run_id", conditions, params)
         return await self._all(
             sql.SQL("{} {} ORDER BY created_at, run_id LIMIT %s").format(_RUNS, where),
             [*params, limit],
         )
 
-    async def run_events(self, run_id: UUID) -> tuple[str, list[Row]] | None:
-        """The run's patient id and its events in seq order; None when the run is unknown."""
+    async def run_events(self, run_id: UUID) -> tuple[Row, list[Row]] | None:
+        """The run's patient columns (`patient_id`, `patient_key`, `patient_id_sealed`) and
+        its events in seq order; None when the run is unknown."""
         rows = await self._all(_RUN_EVENTS, (run_id,))
         if not rows:
             return None
-        events = [{k: v for k, v in row.items() if k != "patient_id"} for row in rows]
-        return rows[0]["patient_id"], [e for e in events if e["seq"] is not None]
+        run = {k: rows[0][k] for k in _RUN_COLUMNS}
+        events = [{k: v for k, v in row.items() if k not in _RUN_COLUMNS} for row in rows]
+        return run, [e for e in events if e["seq"] is not None]
 
 
 def _after(

@@ -1,5 +1,5 @@
-"""The process's clients: the PostgreSQL pool, the Kafka producer, the projection waiter, and
-the erasure outbox."""
+"""The process's clients: the PostgreSQL pool, the Kafka producer, the projection waiter, the
+patients' data keys and the erasure outbox."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from uuid import UUID
 
 import orjson
 import psycopg
+from aiokafka.structs import RecordMetadata
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from journeys_api import deadline
 from journeys_api.consistency import ProjectionWaiter
+from journeys_api.data_keys import PatientDataKeys
 from journeys_api.definitions import JourneyDefinitions
 from journeys_api.erasures import Erasures
 from journeys_api.metrics import (
@@ -74,6 +76,8 @@ class Resources:
             settings.read_your_writes_poll_seconds,
             settings.db_connect_timeout_seconds,
         )
+        # Built once: the settings parse the key-encryption keys on every read of `keyring`.
+        self.data_keys = PatientDataKeys(self.pool, settings.keyring)
         self.erasures = Erasures(self.pool)
         self.outbox = Outbox(
             self.erasures, self.send_erasure, period=settings.erasure_outbox_seconds,
@@ -99,15 +103,20 @@ class Resources:
     async def publish(
         self, topic: str, key: str, record: Record, *, subject: UUID, event_id: str,
         wait: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> RecordMetadata:  # fmt: skip
         """Produce `record`; with `wait`, return once the read models include it. Both waits
         are bounded, and cut short by the request's deadline (`deadline.py`)."""
         metadata = await self.publisher.send(
             topic, key, record, subject=str(subject), event_id=event_id,
             max_wait=deadline.allowed(self.settings.produce_timeout_seconds),
         )  # fmt: skip
-        if not wait:
-            return
+        if wait:
+            await self.wait_projected(topic, metadata, subject)
+        return metadata
+
+    async def wait_projected(self, topic: str, metadata: RecordMetadata, subject: UUID) -> None:
+        """Return once the read models include the record at `metadata`, or the bounded wait
+        is over (the record is in Kafka either way)."""
         kind = topic.removeprefix(self.topics.prefix)
         started = time.perf_counter()
         reached = await self.waiter.wait(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from functools import cache
 
 from cryptography.hazmat.primitives import serialization
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from journeys_api.deadline import AUDIT_RESERVE_SECONDS
-from journeys_runtime.settings import DatabaseSettings
+from journeys_runtime.settings import DatabaseSettings, ShreddingSettings
 
 MIB = 1024 * 1024
 # Public-key algorithms only: a shared HS* secret would let every verifier mint tokens, and
@@ -18,8 +18,15 @@ JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
                             "ES256", "ES384", "ES512", "EdDSA"})  # fmt: skip
 
 
-class ApiSettings(DatabaseSettings):
+class ApiSettings(DatabaseSettings, ShreddingSettings):
     model_config = SettingsConfigDict(env_prefix="API_", extra="ignore", frozen=True)
+
+    patient_data_sealing: bool = Field(
+        True, validation_alias=AliasChoices("JOURNEYS_PATIENT_DATA_SEALING"),
+        description="triggers seal the patient id and context under the patient's data key "
+        "(start_run.v2), so an erasure, which deletes the key, leaves them unreadable in Kafka; "
+        "off: start_run.v1 in clear. Sealed runs are read either way",
+    )  # fmt: skip
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -26,11 +26,13 @@ from journeys_api.openapi import (
 )
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.read_models import Row
+from journeys_api.resources import Resources
 from journeys_api.views import JourneyCreated, JourneyPage, JourneyView, RunAccepted
 from journeys_contracts.audit import AuditAction
 from journeys_contracts.commands import StartRun
-from journeys_contracts.definition import StrictJourneyDefinition
+from journeys_contracts.definition import JourneyDefinition, StrictJourneyDefinition
 from journeys_contracts.journeys import JourneyDefined
+from journeys_runtime.sealing import seal_start_run
 
 router = APIRouter(prefix="/journeys", tags=["journeys"], route_class=AuditedRoute)
 
@@ -74,7 +76,7 @@ async def create_journey(
     record_size.require_fits({"journey definition record": len(record.to_json())})
     smallest = record_size.SMALLEST_CONTEXT
     record_size.require_fits(
-        record_size.run_record_sizes(journey_id, smallest["id"], smallest, definition),
+        _run_record_sizes(resources, journey_id, smallest["id"], smallest, definition),
         "no run of this journey could fit, even with the smallest patient context: ",
     )
     await resources.publish(
@@ -153,20 +155,21 @@ async def trigger(
 ) -> RunAccepted:  # fmt: skip
     """Accepted means durable: the StartRun command is in Kafka when this answers 202."""
     patient_id = bodies.patient_id_of(context)
-    touched(patient_key=resources.patient_key(patient_id))
+    patient_key = resources.patient_key(patient_id)
+    touched(patient_key=patient_key)
     bodies.require_storable(context, ("body",))
     definition = await resources.journeys.get(journey_id)
     if definition is None:
         raise not_found("journey", journey_id)
     # Before anything is stored or sent: the executor's records of this run must fit too.
     record_size.require_fits(
-        record_size.run_record_sizes(journey_id, patient_id, context, definition)
+        _run_record_sizes(resources, journey_id, patient_id, context, definition)
     )
     if idempotency_key is None:
         run_id, sent = uuid.uuid4(), False
     else:
         run_id = await idempotency.claim(
-            resources.pool, journey_id, caller.subject, idempotency_key, context
+            resources.pool, journey_id, caller.subject, idempotency_key, context, patient_key
         )
         sent = await idempotency.published(
             resources.pool, journey_id, caller.subject, idempotency_key
@@ -181,15 +184,47 @@ async def trigger(
     )  # fmt: skip
     # Sending again a StartRun whose key is claimed but not marked published covers a crash
     # between the claim and the produce; the executor rejects it if the first one got there.
-    await resources.publish(
-        resources.topics.commands, resources.patient_key(patient_id), command,
-        subject=run_id, event_id=str(uuid.uuid5(run_id, "command.start_run")),
-    )  # fmt: skip
+    if resources.settings.patient_data_sealing:
+        await _publish_sealed(resources, command, patient_key)
+    else:
+        await resources.publish(
+            resources.topics.commands, patient_key, command,
+            subject=run_id, event_id=str(uuid.uuid5(run_id, "command.start_run")),
+        )  # fmt: skip
     if idempotency_key is not None:
         await idempotency.mark_published(
             resources.pool, journey_id, caller.subject, idempotency_key
         )
     return RunAccepted(run_id=run_id)
+
+
+async def _publish_sealed(resources: Resources, command: StartRun, patient_key: str) -> None:
+    """The StartRun sealed under the patient's data key (made at their first trigger), produced
+    while the key is held: an erasure's delete of the key waits until Kafka has the command,
+    so the command is on the partition before the erasure's. The key is let go before the
+    wait for the read models."""
+    topic = resources.topics.commands
+    async with resources.data_keys.held(patient_key, create=True) as held:
+        assert held is not None  # made above if missing, and held since
+        sealed = seal_start_run(command, held.key, held.wrapped, patient_key)
+        metadata = await resources.publish(
+            topic, patient_key, sealed, subject=command.run_id,
+            event_id=str(uuid.uuid5(command.run_id, "command.start_run")), wait=False,
+        )  # fmt: skip
+    await resources.wait_projected(topic, metadata, command.run_id)
+
+
+def _run_record_sizes(
+    resources: Resources, journey_id: UUID, patient_id: str, context: dict[str, Any],
+    definition: JourneyDefinition,
+) -> dict[str, int]:  # fmt: skip
+    """The sizes of the records a run makes, sealed when the API seals."""
+    sealed_for = None
+    if resources.settings.patient_data_sealing:
+        sealed_for = (resources.data_keys.keyring, resources.patient_key(patient_id))
+    return record_size.run_record_sizes(
+        journey_id, patient_id, context, definition, sealed_for=sealed_for
+    )
 
 
 def _view(row: Row) -> JourneyView:

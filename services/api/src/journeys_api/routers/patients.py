@@ -122,8 +122,10 @@ async def _erase(
 ) -> ErasureAccepted:
     key = resources.patient_key(patient_id)
     touched(patient_key=key)
-    erasure = await resources.erasures.request(key, patient_id, caller.subject)
+
+    # A repeat of an erasure Kafka already has sends nothing again.
+    erasure = await resources.erasures.request(
+        key, patient_id, caller.subject, outbox.producer(resources.send_erasure)
+    )
     response.headers["Location"] = f"/patients/erasures/{erasure.erasure_id}"
-    if not erasure.published:  # a repeat of one Kafka already has: nothing to send again
-        await outbox.publish(resources.erasures, resources.send_erasure, erasure)
     return ErasureAccepted(erasure_id=erasure.erasure_id)

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query
 
+from journeys_api import sealed_rows
 from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Scope, require
 from journeys_api.deadline import allowed
@@ -41,7 +42,8 @@ from journeys_api.views import (
     RunView,
 )
 from journeys_contracts.audit import AuditAction
-from journeys_contracts.commands import CancelRun
+from journeys_contracts.commands import CancelRun, CancelRunSealed
+from journeys_runtime.sealing import seal_cancel_run
 
 # Declared before `/journeys/{journeyId}`, which would otherwise take "runs" for a journey id.
 router = APIRouter(prefix="/journeys/runs", tags=["runs"], route_class=AuditedRoute)
@@ -78,7 +80,7 @@ async def list_runs(
 ) -> RunPage:  # fmt: skip
     if patient_id is not None and "\x00" in patient_id:
         raise invalid(("query", "patientId"), "must not contain the NUL character (U+0000)")
-    filters = RunFilter(journey_id=journey_id, patient_id=patient_id, status=status)
+    filters = _filter(resources, journey_id, patient_id, status)
     return await _runs(resources, filters, limit, decode_cursor(cursor))
 
 
@@ -95,26 +97,54 @@ async def search_runs(
     search: Annotated[RunSearch, Body(openapi_examples=SEARCH_EXAMPLES)],
     resources: ResourcesDep,
 ) -> RunPage:
-    filters = RunFilter(
-        journey_id=search.journey_id, patient_id=search.patient_id, status=search.status
-    )
+    filters = _filter(resources, search.journey_id, search.patient_id, search.status)
     after = decode_cursor(search.cursor, ("body", "cursor"))
     return await _runs(resources, filters, search.limit, after)
 
 
+def _filter(
+    resources: Resources, journey_id: UUID | None, patient_id: str | None, status: str | None
+) -> RunFilter:
+    patient_key = None if patient_id is None else resources.patient_key(patient_id)
+    return RunFilter(
+        journey_id=journey_id, patient_id=patient_id, patient_key=patient_key, status=status
+    )
+
+
 async def _runs(resources: Resources, filters: RunFilter, limit: int, after: Key | None) -> RunPage:
     """One page of runs, noted for the audit record: a patient looked up and not found was
-    still looked up."""
-    if filters.patient_id is not None:
-        touched(patient_key=resources.patient_key(filters.patient_id))
+    still looked up. A sealed run whose patient was erased is left out (the page may then
+    hold fewer items; the cursor still follows the rows read)."""
+    if filters.patient_key is not None:
+        touched(patient_key=filters.patient_key)
     if filters.journey_id is not None:
         touched(journey_id=filters.journey_id)
     rows = await resources.read_models.runs(filters, after, limit + 1)
     keys = [Key(row["created_at"], row["run_id"]) for row in rows]
-    items = [_view(row) for row in rows[:limit]]
-    for row in rows[:limit]:
-        touched(run_id=row["run_id"], patient_key=resources.patient_key(row["patient_id"]))
-    return RunPage(items=items, next_cursor=next_cursor(keys, limit))
+    opened = await _opened(resources, rows[:limit])
+    for row in opened:
+        touched(run_id=row["run_id"], patient_key=_patient_key(resources, row))
+    return RunPage(items=[_view(row) for row in opened], next_cursor=next_cursor(keys, limit))
+
+
+async def _opened(resources: Resources, rows: list[Row]) -> list[Row]:
+    """The rows with their patient data in clear, those whose key is gone left out."""
+    keys = await resources.data_keys.open_many(sealed_rows.sealed_patient_keys(rows))
+    return [opened for row in rows if (opened := sealed_rows.open_run(row, keys)) is not None]
+
+
+async def _readable_run(resources: Resources, run_id: UUID) -> Row:
+    """The run's row in clear; 404 when there is none or its patient was erased."""
+    row = await resources.read_models.run(run_id)
+    opened = [] if row is None else await _opened(resources, [row])
+    if not opened:
+        raise not_found("run", run_id)
+    return opened[0]
+
+
+def _patient_key(resources: Resources, row: Row) -> str:
+    """A row from before the read model kept patient keys has only its patient id."""
+    return row.get("patient_key") or resources.patient_key(row["patient_id"])
 
 
 @router.get(
@@ -122,10 +152,8 @@ async def _runs(resources: Resources, filters: RunFilter, limit: int, after: Key
     dependencies=[require(Scope.RUNS_READ)], openapi_extra=audited(AuditAction.RUN_READ),
 )  # fmt: skip
 async def get_run(run_id: RunIdPath, resources: ResourcesDep) -> RunView:
-    row = await resources.read_models.run(run_id)
-    if row is None:
-        raise not_found("run", run_id)
-    touched(patient_key=resources.patient_key(row["patient_id"]))
+    row = await _readable_run(resources, run_id)
+    touched(patient_key=_patient_key(resources, row))
     return _view(row)
 
 
@@ -137,9 +165,18 @@ async def get_run_events(run_id: RunIdPath, resources: ResourcesDep) -> RunTimel
     found = await resources.read_models.run_events(run_id)
     if found is None:
         raise not_found("run", run_id)
-    patient_id, rows = found
-    touched(patient_key=resources.patient_key(patient_id))
-    return RunTimeline(run_id=run_id, events=[RunEvent.model_validate(row) for row in rows])
+    run, rows = found
+    patient_key = _patient_key(resources, run)
+    key = None
+    if sealed_rows.is_sealed(run) or any(map(sealed_rows.is_sealed_event, rows)):
+        key = await resources.data_keys.get(patient_key)
+    keys = {} if key is None else {patient_key: key}
+    events = [sealed_rows.open_event(row, key) for row in rows]
+    # Sealed under a key that is gone: the patient was erased, the projector not there yet.
+    if not sealed_rows.readable(run, keys) or None in events:
+        raise not_found("run", run_id)
+    touched(patient_key=patient_key)
+    return RunTimeline(run_id=run_id, events=[RunEvent.model_validate(e) for e in events])
 
 
 @router.post(
@@ -156,10 +193,9 @@ async def cancel_run(
     request: Annotated[CancelRequest | None, Body(openapi_examples=CANCEL_EXAMPLES)] = None,
 ) -> RunCancelling:
     """202 means the CancelRun command is in Kafka; the executor decides, the run then shows it."""
-    row = await resources.read_models.run(run_id)
-    if row is None:
-        raise not_found("run", run_id)
-    touched(patient_key=resources.patient_key(row["patient_id"]))
+    row = await _readable_run(resources, run_id)
+    patient_key = _patient_key(resources, row)
+    touched(patient_key=patient_key)
     if row["status"] in TERMINAL_STATUSES:
         raise HTTPException(
             409, f"Expected a run that has not ended, but run {run_id} is {row['status']}"
@@ -167,19 +203,34 @@ async def cancel_run(
     command = CancelRun(
         run_id=run_id, requested_at=datetime.now(UTC), reason=request.reason if request else None
     )
-    await resources.publish(
-        resources.topics.commands, resources.patient_key(row["patient_id"]), command,
-        subject=run_id, event_id=str(uuid.uuid4()), wait=False,
-    )  # fmt: skip
+    await _publish_cancel(resources, command, patient_key)
     # Read-your-writes for a cancel: the executor's run.cancelled has no offset known here,
     # so watch the run itself, bounded like every other wait for the read side.
     until = time.monotonic() + allowed(resources.settings.read_your_writes_timeout_seconds)
     while time.monotonic() < until:
         await asyncio.sleep(0.02)
-        row = await resources.read_models.run(run_id)
-        if row is not None and row["status"] in TERMINAL_STATUSES:
-            return RunCancelling(run_id=run_id, status=row["status"])
+        now = await resources.read_models.run(run_id)
+        if now is not None and now["status"] in TERMINAL_STATUSES:
+            return RunCancelling(run_id=run_id, status=now["status"])
     return RunCancelling(run_id=run_id)
+
+
+async def _publish_cancel(resources: Resources, command: CancelRun, patient_key: str) -> None:
+    """A reason (free text, which may quote patient data) is sealed when the patient has a data
+    key, produced while the key is held, as a trigger's StartRun is; else CancelRun as is."""
+    topic, event_id = resources.topics.commands, str(uuid.uuid4())
+    if command.reason is None:
+        await resources.publish(
+            topic, patient_key, command, subject=command.run_id, event_id=event_id, wait=False
+        )
+        return
+    async with resources.data_keys.held(patient_key, create=False) as held:
+        record: CancelRun | CancelRunSealed = command
+        if held is not None:
+            record = seal_cancel_run(command, held.key, patient_key)
+        await resources.publish(
+            topic, patient_key, record, subject=command.run_id, event_id=event_id, wait=False
+        )
 
 
 def _view(row: Row) -> RunView:

@@ -1,0 +1,128 @@
+"""Patients' data keys (`api_patient_data_keys`): made at a patient's first sealed trigger,
+read and unwrapped for every answer that opens sealed data, deleted when the patient is erased.
+
+No key is cached here: every request reads the row (unwrapping costs microseconds), so an
+erasure is effective the moment its transaction commits.
+
+A trigger seals its StartRun while it holds the patient's row `FOR SHARE`, and keeps holding
+it until Kafka has acknowledged the command (`held`). An erasure deletes the row in its own
+transaction before it produces the ErasePatient command (`delete`), and that delete waits for
+every trigger holding the row: so every command sealed under a key is on the patient's
+partition before the erasure that ends the key.
+
+A row lock cannot cover a patient's first key, which no other transaction sees until its
+trigger commits, nor a trigger that comes after the delete but before the ErasePatient is in
+Kafka (its StartRun, under a new key, would reach the executor first and be erased with a key
+that lives on). So `held` also takes the erasure's per-patient advisory lock, shared, and an
+erasure holds it exclusively until its command is in Kafka (`journeys_api.erasures`): each
+trigger is wholly before or wholly after each erasure, in the tables and on the partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from journeys_api.errors import SealingFaultError
+from journeys_runtime.keyring import Keyring, KeyringError
+from journeys_runtime.shredding import DataKey, ShreddingError, WrappedKey
+
+log = logging.getLogger(__name__)
+
+_CREATE = """
+INSERT INTO api_patient_data_keys (patient_key, kid, kek_id, wrapped) VALUES (%s, %s, %s, %s)
+ON CONFLICT (patient_key) DO NOTHING
+"""
+# Shared with other triggers; the erasure of the patient takes it alone (journeys_api.erasures).
+_SHARE_ERASURE_LOCK = (
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended('patient-erasure:' || %s, 0))"
+)
+_HOLD = "SELECT kid, kek_id, wrapped FROM api_patient_data_keys WHERE patient_key = %s FOR SHARE"
+_MANY = (
+    "SELECT patient_key, kid, kek_id, wrapped FROM api_patient_data_keys "
+    "WHERE patient_key = ANY(%s)"
+)
+_DELETE = "DELETE FROM api_patient_data_keys WHERE patient_key = %s"
+
+
+@dataclass(frozen=True)
+class HeldKey:
+    """A patient's data key, and the same key wrapped, as a StartRun carries it."""
+
+    patient_key: str
+    key: DataKey
+    wrapped: WrappedKey
+
+
+class PatientDataKeys:
+    """Each call takes one pooled connection; `held` keeps it for the caller's block."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], keyring: Keyring) -> None:
+        self._pool = pool
+        self.keyring = keyring
+
+    @asynccontextmanager
+    async def held(self, patient_key: str, *, create: bool) -> AsyncIterator[HeldKey | None]:
+        """The patient's key, held `FOR SHARE` until the block ends; with `create`, made
+        first if the patient has none, else None when they have none.
+
+        The transaction commits even when the block raises: a produce that timed out may still
+        have put a record sealed under a new key in Kafka, and that key must stay findable (and
+        erasable). The block's error is raised after the commit."""
+        failure: Exception | None = None
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(_SHARE_ERASURE_LOCK, (patient_key,))
+            if create:
+                fresh = DataKey.generate()
+                wrapped = _wrap(self.keyring, patient_key, fresh)
+                await conn.execute(
+                    _CREATE, (patient_key, wrapped.kid, wrapped.kek_id, wrapped.wrapped)
+                )
+            cursor = await conn.execute(_HOLD, (patient_key,))
+            row = await cursor.fetchone()
+            held = None if row is None else self._open(patient_key, *row)
+            try:
+                yield held
+            except Exception as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+
+    async def open_many(self, patient_keys: Iterable[str]) -> dict[str, DataKey]:
+        """The keys of these patients that still exist (an erased patient's is missing)."""
+        wanted = sorted(set(patient_keys))
+        if not wanted:
+            return {}
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_MANY, (wanted,))
+            rows = await cursor.fetchall()
+        return {row[0]: self._open(*row).key for row in rows}
+
+    async def get(self, patient_key: str) -> DataKey | None:
+        return (await self.open_many([patient_key])).get(patient_key)
+
+    def _open(self, patient_key: str, kid: str, kek_id: str, wrapped: bytes) -> HeldKey:
+        stored = WrappedKey(kid, kek_id, bytes(wrapped))
+        try:
+            key = self.keyring.unwrap(patient_key, stored)
+        except (ShreddingError, KeyringError) as exc:
+            raise SealingFaultError(type(exc).__name__) from None
+        return HeldKey(patient_key, key, stored)
+
+
+async def delete(conn: psycopg.AsyncConnection[Any], patient_key: str) -> None:
+    """Within the caller's transaction: waits for every trigger holding the row."""
+    await conn.execute(_DELETE, (patient_key,))
+
+
+def _wrap(keyring: Keyring, patient_key: str, key: DataKey) -> WrappedKey:
+    try:
+        return keyring.wrap(patient_key, key)
+    except (ShreddingError, KeyringError) as exc:
+        raise SealingFaultError(type(exc).__name__) from None
