@@ -6,6 +6,7 @@ import json
 
 from journeys_contracts.keys import patient_key
 from journeys_contracts.sealed import clear_type
+from journeys_projector.batch import _without_data_key
 from journeys_projector.decode import Skipped, SkipReason, Source, UnknownSealedEvent, decode
 from journeys_projector.plan import plan, run_fields
 from journeys_runtime.sealing import open_value, seal_event, seal_start_run
@@ -77,3 +78,21 @@ def test_an_unsealed_run_row_carries_its_patient_key() -> None:
     row = plan(story.events, SECRET).runs[story.run_id]
     assert (row.patient_id, row.patient_id_sealed) == (story.patient_id, None)
     assert row.patient_key == patient_key(SECRET, story.patient_id)
+
+
+def test_a_dead_lettered_commands_data_key_is_stripped_however_its_name_is_spelled() -> None:
+    plain = b'{"type":"journeys.command.start_run.v2","dataKey":{"kid":"k"},"runId":"x"}'
+    escaped = plain.replace(b'"dataKey"', b'"data\\u004bey"')
+    for value in (plain, escaped):
+        stripped, changed = _without_data_key(value)
+        assert changed
+        assert json.loads(stripped or b"") == {
+            "type": "journeys.command.start_run.v2",
+            "runId": "x",
+        }
+
+
+def test_a_dead_lettered_value_naming_the_data_key_that_does_not_parse_is_dropped() -> None:
+    assert _without_data_key(b'{"dataKey": {"wrapped": "q7k') == (b"", True)
+    assert _without_data_key(b"{not json") == (b"{not json", False)
+    assert _without_data_key(b'{"runId": "x"}') == (b'{"runId": "x"}', False)

@@ -240,15 +240,17 @@ class BatchProjector:
 
 
 def _without_data_key(value: bytes | None) -> tuple[bytes | None, bool]:
-    """A command's value without its wrapped data key: a DLQ copy must not outlive the key's
-    deletion (erasure) with a way back to the patient's data. Other values are kept as they
-    are; one that is not a JSON object carries no key to strip."""
-    if value is None or DATA_KEY_FIELD.encode() not in value:
+    """A command's value without its top-level wrapped data key, and whether it changed: a DLQ
+    copy must not outlive the key's deletion (erasure) with a way back to the patient's data.
+    A value that names the field but cannot be parsed is dropped whole (b""); others are kept
+    as they are."""
+    named = value is not None and DATA_KEY_FIELD.encode() in value
+    if not value or (not named and b"\\u" not in value):  # an escaped name could spell it
         return value, False
     try:
         data = json.loads(value)
     except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-        return value, False
+        return (b"", True) if named else (value, False)
     if not isinstance(data, dict) or DATA_KEY_FIELD not in data:
         return value, False
     del data[DATA_KEY_FIELD]
