@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from journeys_api import migrations as api_migrations
@@ -57,22 +56,10 @@ async def serving(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-# The sealed runs' columns of the read model `runs`, as the projector's migration
-# projector_0004_sealed_runs declares them; a no-op once that migration has run.
-SEALED_RUN_COLUMNS = """
-ALTER TABLE runs ALTER COLUMN patient_id DROP NOT NULL;
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS patient_key text;
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS patient_id_sealed jsonb;
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS error_sealed jsonb;
-"""
-
-
 @pytest.fixture
 def read_models(fresh_database: str) -> str:
     """The projector's read-model schema (its own migration) plus the API's table."""
     projector_migrations.apply(fresh_database)
-    with psycopg.connect(fresh_database, autocommit=True) as conn:
-        conn.execute(SEALED_RUN_COLUMNS)
     api_migrations.apply(fresh_database)
     return fresh_database
 
