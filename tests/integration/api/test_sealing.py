@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -148,11 +149,13 @@ async def test_with_sealing_off_a_trigger_puts_start_run_v1_and_makes_no_key(
 
 
 @contextlib.asynccontextmanager
-async def keys_and_erasures(database_url: str) -> AsyncIterator[tuple[PatientDataKeys, Erasures]]:
+async def keys_and_erasures(
+    database_url: str,
+) -> AsyncIterator[tuple[AsyncConnectionPool[Any], PatientDataKeys, Erasures]]:
     """The API's two stores over a pool of their own, as two requests would use them."""
     async with AsyncConnectionPool(database_url, min_size=1, max_size=4, open=False) as pool:
         await pool.open()
-        yield PatientDataKeys(pool, KEYRING), Erasures(pool)
+        yield pool, PatientDataKeys(pool, KEYRING), Erasures(pool)
 
 
 async def produce_erasure(_: Any) -> None:
@@ -167,7 +170,7 @@ async def test_a_trigger_holding_the_key_delays_the_erasures_delete_of_it(
     has its sealed command), the erasure's delete of the key waits, so the erasure's command
     can only be produced after the trigger's. A patient's first key too, which no other
     transaction sees before the trigger commits."""
-    async with keys_and_erasures(read_models) as (keys, erasures):
+    async with keys_and_erasures(read_models) as (_, keys, erasures):
         if existing_key:
             async with keys.held(KEY, create=True):
                 pass
@@ -191,7 +194,7 @@ async def test_an_erasure_producing_its_command_delays_the_next_trigger(read_mod
     async def slow_produce(_: Any) -> None:
         await acknowledged.wait()
 
-    async with keys_and_erasures(read_models) as (keys, erasures):
+    async with keys_and_erasures(read_models) as (_, keys, erasures):
         async with keys.held(KEY, create=True):
             pass
         [(_, erased_kid, _)] = key_rows(read_models)
@@ -212,6 +215,44 @@ async def test_an_erasure_producing_its_command_delays_the_next_trigger(read_mod
 
     assert new_kid != erased_kid
     assert [kid for _, kid, _ in key_rows(read_models)] == [new_kid]
+
+
+async def test_a_trigger_whose_claim_an_erasure_marked_meanwhile_is_409_and_makes_no_key(
+    read_models: str,
+) -> None:
+    """Claimed, then the erasure ran (marking the claim erased) while the trigger waited for
+    the patient's lock: producing now would start, after the erasure, a run whose key answers
+    409 as erased. The trigger is refused instead, and makes no key."""
+    from fastapi import HTTPException
+
+    from journeys_api import idempotency
+
+    journey = uuid.uuid4()
+    acknowledged = asyncio.Event()
+
+    async def slow_produce(_: Any) -> None:
+        await acknowledged.wait()
+
+    async with keys_and_erasures(read_models) as (pool, keys, erasures):
+        await idempotency.claim(pool, journey, "dev", "order-9", CONTEXT, KEY)
+        erasure = asyncio.create_task(erasures.request(KEY, PATIENT, "dev", slow_produce))
+        await asyncio.sleep(0.3)
+        check = partial(idempotency.require_not_erased, journey_id=journey, subject="dev",
+                        key="order-9")  # fmt: skip
+
+        async def trigger_key() -> None:
+            async with keys.held(KEY, create=True, check=check):
+                raise AssertionError("the erased claim's trigger went on")
+
+        trigger = asyncio.create_task(trigger_key())
+        await asyncio.sleep(0.3)
+        acknowledged.set()
+        await asyncio.wait_for(erasure, 5)
+        with pytest.raises(HTTPException) as refused:
+            await asyncio.wait_for(trigger, 5)
+
+    assert refused.value.status_code == 409
+    assert key_rows(read_models) == []
 
 
 async def test_an_erasure_deletes_the_key_before_its_command_follows_the_triggers(

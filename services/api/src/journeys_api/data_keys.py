@@ -21,7 +21,7 @@ trigger is wholly before or wholly after each erasure, in the tables and on the 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +51,9 @@ _MANY = (
 _DELETE = "DELETE FROM api_patient_data_keys WHERE patient_key = %s"
 
 
+Check = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class HeldKey:
     """A patient's data key, and the same key wrapped, as a StartRun carries it."""
@@ -68,9 +71,13 @@ class PatientDataKeys:
         self.keyring = keyring
 
     @asynccontextmanager
-    async def held(self, patient_key: str, *, create: bool) -> AsyncIterator[HeldKey | None]:
+    async def held(
+        self, patient_key: str, *, create: bool, check: Check | None = None
+    ) -> AsyncIterator[HeldKey | None]:
         """The patient's key, held `FOR SHARE` until the block ends; with `create`, made
-        first if the patient has none, else None when they have none.
+        first if the patient has none, else None when they have none. `check` runs first,
+        once no erasure of the patient is under way, in the same transaction; what it raises
+        ends the transaction with nothing made.
 
         The transaction commits even when the block raises: a produce that timed out may still
         have put a record sealed under a new key in Kafka, and that key must stay findable (and
@@ -78,6 +85,8 @@ class PatientDataKeys:
         failure: Exception | None = None
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute(_SHARE_ERASURE_LOCK, (patient_key,))
+            if check is not None:
+                await check(conn)
             if create:
                 fresh = DataKey.generate()
                 wrapped = _wrap(self.keyring, patient_key, fresh)

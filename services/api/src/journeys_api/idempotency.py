@@ -76,6 +76,10 @@ _PUBLISHED = """
 SELECT published_at IS NOT NULL FROM api_idempotency_claims
 WHERE journey_id = %s AND subject = %s AND key_hash = %s
 """
+_ERASED = """
+SELECT erased_at IS NOT NULL FROM api_idempotency_claims
+WHERE journey_id = %s AND subject = %s AND key_hash = %s
+"""
 _MARK_PUBLISHED = """
 UPDATE api_idempotency_claims SET published_at = now()
 WHERE journey_id = %s AND subject = %s AND key_hash = %s AND published_at IS NULL
@@ -124,11 +128,7 @@ async def claim(
         return await claim(pool, journey_id, subject, key, context, patient_key)
     stored_body, stored_run, erased = row
     if erased:
-        raise HTTPException(
-            409,
-            "Expected an Idempotency-Key whose run can be answered, but the patient data of "
-            "its run was erased: send a new request with a new Idempotency-Key",
-        )
+        raise _erased()
     if stored_body != hashed_body:
         raise invalid(
             HEADER_LOC,
@@ -136,6 +136,26 @@ async def claim(
             "request body",
         )
     return UUID(str(stored_run))
+
+
+async def require_not_erased(
+    conn: psycopg.AsyncConnection[Any], journey_id: UUID, subject: str, key: str
+) -> None:
+    """The 409 of an erased key, when the patient's erasure marked this claim after the
+    request claimed it: checked again under the patient's erasure lock, so the request does
+    not start, after the erasure, a run its claim says was erased."""
+    cursor = await conn.execute(_ERASED, (journey_id, subject, key_hash(key)))
+    row = await cursor.fetchone()
+    if row is not None and row[0]:
+        raise _erased()
+
+
+def _erased() -> HTTPException:
+    return HTTPException(
+        409,
+        "Expected an Idempotency-Key whose run can be answered, but the patient data of "
+        "its run was erased: send a new request with a new Idempotency-Key",
+    )
 
 
 async def published(

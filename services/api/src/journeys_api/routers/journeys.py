@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Response
 from journeys_api import bodies, idempotency, record_size
 from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Principal, Scope, require
+from journeys_api.data_keys import Check
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import not_found
 from journeys_api.openapi import (
@@ -185,7 +187,13 @@ async def trigger(
     # Sending again a StartRun whose key is claimed but not marked published covers a crash
     # between the claim and the produce; the executor rejects it if the first one got there.
     if resources.settings.patient_data_sealing:
-        await _publish_sealed(resources, command, patient_key)
+        check = None
+        if idempotency_key is not None:
+            check = partial(
+                idempotency.require_not_erased, journey_id=journey_id, subject=caller.subject,
+                key=idempotency_key,
+            )  # fmt: skip
+        await _publish_sealed(resources, command, patient_key, check)
     else:
         await resources.publish(
             resources.topics.commands, patient_key, command,
@@ -198,13 +206,16 @@ async def trigger(
     return RunAccepted(run_id=run_id)
 
 
-async def _publish_sealed(resources: Resources, command: StartRun, patient_key: str) -> None:
+async def _publish_sealed(
+    resources: Resources, command: StartRun, patient_key: str, check: Check | None
+) -> None:
     """The StartRun sealed under the patient's data key (made at their first trigger), produced
     while the key is held: an erasure's delete of the key waits until Kafka has the command,
     so the command is on the partition before the erasure's. The key is let go before the
-    wait for the read models."""
+    wait for the read models. `check`: the claim of the request's Idempotency-Key was not
+    erased by an erasure that ran since the claim."""
     topic = resources.topics.commands
-    async with resources.data_keys.held(patient_key, create=True) as held:
+    async with resources.data_keys.held(patient_key, create=True, check=check) as held:
         assert held is not None  # made above if missing, and held since
         sealed = seal_start_run(command, held.key, held.wrapped, patient_key)
         metadata = await resources.publish(
