@@ -37,6 +37,7 @@ from journeys_executor.partition import (
 )
 from journeys_executor.runs import restore
 from journeys_executor.settings import ExecutorSettings
+from journeys_executor.trimmer import CommandsTrimmer
 from journeys_runtime import kafka
 from journeys_runtime.backoff import Backoff
 from journeys_runtime.keyring import DataKeys
@@ -80,6 +81,11 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self._assigned_once = False
         self._consumer: AIOKafkaConsumer | None = None
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
+        self.trimmer = CommandsTrimmer(
+            settings.kafka_bootstrap_servers, settings.commands_groups(self.group_id),
+            settings.commands_trim_seconds, lambda: list(self._owned),
+        )  # fmt: skip
+        self._trim_task: asyncio.Task[None] | None = None
 
     async def _start(self) -> None:
         asyncio.get_running_loop().set_exception_handler(log_unhandled)
@@ -98,11 +104,18 @@ class Executor(LoopService, ConsumerRebalanceListener):
         await self._consumer.start()
         await self.ops.start()
         self._loop_task = asyncio.create_task(self._run(), name="executor-loop")
+        if s.commands_trim_seconds > 0:
+            self._trim_task = asyncio.create_task(
+                self.trimmer.run(self._stopping), name="executor-trim"
+            )
         log.info("executor started", extra={"group_id": self.group_id})
 
     async def _close(self) -> None:
         """An open transaction is aborted by whoever takes its partition next."""
         await self.ops.stop()
+        if self._trim_task is not None:
+            self._trim_task.cancel()
+            await asyncio.gather(self._trim_task, return_exceptions=True)
         if self._consumer is not None:
             await self._consumer.stop()
         for part in [*self._owned.values(), *self._parked.values()]:

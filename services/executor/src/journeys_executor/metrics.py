@@ -45,3 +45,7 @@ FORGOTTEN_RUNS = Counter(
     "journeys_executor_runs_forgotten_total",
     "Ended runs tombstoned in the changelog once their grace window passed",
 )
+COMMANDS_TRIMMED = Counter(
+    "journeys_executor_commands_trims_total",
+    "Deletions of consumed commands, one per partition trimmed (journeys_runtime.trimming)",
+)

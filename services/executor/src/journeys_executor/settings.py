@@ -38,10 +38,25 @@ class ExecutorSettings(ShreddingSettings):
         ge=1,
         description="unwrapped patient data keys kept in memory (least recently used out)",
     )
+    commands_trim_seconds: float = Field(
+        60.0, ge=0, le=86_400,
+        description="how often consumed commands are deleted from the owned partitions; 0: never",
+    )  # fmt: skip
+    commands_readers: str = Field(
+        "",
+        description="the other consumer groups reading the commands topic, comma-separated: "
+        "trimming waits until each has committed past a command; empty: the projector's "
+        "default group, `<JOURNEYS_TOPIC_PREFIX>journeys-projector`",
+    )
     channel: Literal["console"] = "console"
     console_reveal_patient_data: bool = Field(
         False, description="print patient id and message text on the console channel"
     )
+
+    def commands_groups(self, own_group: str) -> list[str]:
+        """Every group trimming waits for: this one and the other readers."""
+        others = [g.strip() for g in self.commands_readers.split(",") if g.strip()]
+        return [own_group, *(others or [f"{self.topic_prefix}journeys-projector"])]
 
 
 @cache
