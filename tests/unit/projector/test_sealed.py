@@ -6,9 +6,9 @@ import json
 
 from journeys_contracts.keys import patient_key
 from journeys_contracts.sealed import clear_type
-from journeys_projector.batch import _without_data_key
 from journeys_projector.decode import Skipped, SkipReason, Source, UnknownSealedEvent, decode
 from journeys_projector.plan import plan, run_fields
+from journeys_runtime.dlq import without_data_key as _without_data_key
 from journeys_runtime.sealing import open_value, seal_event, seal_start_run
 from journeys_runtime.shredding import DataKey, KeyEncryptionKey, wrap
 from tests.unit.projector.facts import SECRET, Story, full_run, start_run, waiting_run

@@ -104,4 +104,5 @@ def seal_cancel_run(command: CancelRun, key: DataKey, patient_key: str) -> Cance
 
 
 def open_cancel_run(command: CancelRunSealed, key: DataKey) -> CancelRun:
-    return CancelRun.model_validate(open_fields(command.model_dump(mode="json", by_alias=True), key))
+    data = open_fields(command.model_dump(mode="json", by_alias=True), key)
+    return CancelRun.model_validate(data)

@@ -68,18 +68,22 @@ from journeys_executor.metrics import (
 from journeys_executor.processing import Outcome, process
 from journeys_executor.runs import Runs, state_json
 from journeys_executor.sealed_runs import (
-    DATA_KEY_FIELD,
     Sealing,
     opened,
     sealed,
     sealed_envelope,
     sealing_of,
     unopenable,
-    without_data_key,
 )
 from journeys_runtime import kafka
 from journeys_runtime.crash import crash_point
-from journeys_runtime.dlq import describe_validation_error, dlq_headers
+from journeys_runtime.dlq import (
+    DATA_KEY_FIELD,
+    STRIPPED_HEADER,
+    describe_validation_error,
+    dlq_headers,
+    without_data_key,
+)
 from journeys_runtime.kafka import RecordTooLargeError, check_record_size
 from journeys_runtime.keyring import DataKeys
 from journeys_runtime.logs import run_id_var
@@ -569,9 +573,9 @@ class BatchProcessor:
             list(record.headers or []), topic=record.topic, partition=record.partition,
             offset=record.offset, stage=stage, error=error,
         )  # fmt: skip
-        value = without_data_key(record.value)
-        if value is not record.value:
-            headers.append(("dlq_stripped", DATA_KEY_FIELD.encode()))
+        value, stripped = without_data_key(record.value)
+        if stripped:
+            headers.append((STRIPPED_HEADER, DATA_KEY_FIELD.encode()))
         try:
             check_record_size("dead letter", record.key, value, headers)
         except RecordTooLargeError as exc:

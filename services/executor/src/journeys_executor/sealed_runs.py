@@ -8,7 +8,6 @@ Nothing here does I/O: unwrapping goes through the process's `DataKeys` cache.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, replace
 
@@ -24,7 +23,6 @@ from journeys_runtime.keyring import DataKeys
 from journeys_runtime.sealing import open_cancel_run, open_start_run
 from journeys_runtime.shredding import DataKey, ShreddingError
 
-DATA_KEY_FIELD = "dataKey"
 """The field of a `StartRunSealed` that holds the wrapped data key: never dead-lettered."""
 
 
@@ -106,20 +104,3 @@ def sealed_envelope(twin: CloudEvent, kind: str) -> CloudEvent:
     """The envelope of a record on the v2 events topic: its v1 twin's, with the v2 type and an
     id of its own (a UUIDv5 of the twin's, so a replay keeps it too)."""
     return replace(twin, id=str(uuid.uuid5(uuid.UUID(twin.id), "sealed")), type=kind)
-
-
-def without_data_key(value: bytes | None) -> bytes | None:
-    """`value` without a top-level `dataKey` (a start's wrapped data key, which erasure could
-    not reach in the DLQ), or `value` itself when it holds none. A value that names the field
-    but is not JSON is dropped whole (b"")."""
-    named = value is not None and DATA_KEY_FIELD.encode() in value
-    if not value or (not named and b"\\u" not in value):  # an escaped name could spell it
-        return value
-    try:
-        data = json.loads(value)
-    except (ValueError, RecursionError):
-        return b"" if named else value
-    if not isinstance(data, dict) or DATA_KEY_FIELD not in data:
-        return value
-    del data[DATA_KEY_FIELD]
-    return json.dumps(data, separators=(",", ":")).encode()

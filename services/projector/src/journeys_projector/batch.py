@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from journeys_projector.decode import (
 from journeys_projector.plan import Plan, plan
 from journeys_runtime.backoff import retrying
 from journeys_runtime.crash import crash_point
-from journeys_runtime.dlq import dlq_headers
+from journeys_runtime.dlq import DATA_KEY_FIELD, STRIPPED_HEADER, dlq_headers, without_data_key
 from journeys_runtime.logs import describe_error
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,6 @@ T = TypeVar("T")
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
 Item = tuple[TopicPartition, ConsumerRecord[Any, Any], Decoded]
 
-DATA_KEY_FIELD = "dataKey"  # StartRunSealed's wrapped data key
-DLQ_STRIPPED = "dlq_stripped"  # names the fields removed from a dead-lettered value
 TRANSACTION_TIMEOUT = 60.0  # a connection that hangs longer is dropped and the batch retried
 # Errors that follow a record rather than the database: retrying cannot help, isolating can.
 RECORD_ERRORS = (psycopg.DataError,)
@@ -181,9 +178,9 @@ class BatchProjector:
             )  # fmt: skip
             value = record.value
             if self._sources[tp.topic] is Source.COMMANDS:
-                value, stripped = _without_data_key(value)
+                value, stripped = without_data_key(value)
                 if stripped:
-                    headers.append((DLQ_STRIPPED, DATA_KEY_FIELD.encode()))
+                    headers.append((STRIPPED_HEADER, DATA_KEY_FIELD.encode()))
             letters.append((record.key, value, headers))
 
         async def send() -> None:
@@ -237,24 +234,6 @@ class BatchProjector:
             "carrying the common fields enter their run's timeline as received, others are skipped",
             extra={"topic": source.value, "record_type": record_type},
         )
-
-
-def _without_data_key(value: bytes | None) -> tuple[bytes | None, bool]:
-    """A command's value without its top-level wrapped data key, and whether it changed: a DLQ
-    copy must not outlive the key's deletion (erasure) with a way back to the patient's data.
-    A value that names the field but cannot be parsed is dropped whole (b""); others are kept
-    as they are."""
-    named = value is not None and DATA_KEY_FIELD.encode() in value
-    if not value or (not named and b"\\u" not in value):  # an escaped name could spell it
-        return value, False
-    try:
-        data = json.loads(value)
-    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-        return (b"", True) if named else (value, False)
-    if not isinstance(data, dict) or DATA_KEY_FIELD not in data:
-        return value, False
-    del data[DATA_KEY_FIELD]
-    return json.dumps(data, separators=(",", ":")).encode(), True
 
 
 def _is_fact(decoded: Decoded) -> TypeGuard[Fact]:
