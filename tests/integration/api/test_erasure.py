@@ -117,6 +117,30 @@ async def test_a_repeat_while_pending_answers_the_same_erasure_and_sends_nothing
     assert len(erasure_rows(api.database_url)) == 1
 
 
+async def test_a_repeat_after_the_patient_came_back_is_a_new_erasure_that_reaches_the_new_run(
+    api: Api,
+) -> None:
+    """The first erasure's command is out; the patient is triggered again (a new data key,
+    a new run the executor has after that command). Answering the pending erasure would delete
+    the new key but send nothing that stops the new run."""
+    first = await api.client.post("/patients/erasures", json={"patientId": PATIENT})
+    journey_id = await create_journey(api)
+    again = await api.client.post(f"/journeys/{journey_id}/trigger", json={"id": PATIENT})
+    assert again.status_code == 202, again.text
+
+    second = await api.client.post("/patients/erasures", json={"patientId": PATIENT})
+
+    assert second.status_code == 202, second.text
+    assert second.json()["erasureId"] != first.json()["erasureId"]
+    commands = await erase_commands(api)
+    assert [str(c.erasure_id) for _, c, _ in commands] == [
+        first.json()["erasureId"], second.json()["erasureId"]]  # fmt: skip
+    # A plain repeat right after still answers the pending one.
+    third = await api.client.post("/patients/erasures", json={"patientId": PATIENT})
+    assert third.json()["erasureId"] == second.json()["erasureId"]
+    assert len(await erase_commands(api)) == 2
+
+
 async def test_concurrent_requests_for_one_patient_agree_on_one_erasure(read_models: str) -> None:
     """Twenty at once, each on a connection of its own, as replicas would be."""
     async with AsyncConnectionPool(

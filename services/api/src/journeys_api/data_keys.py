@@ -125,9 +125,11 @@ class PatientDataKeys:
         return HeldKey(patient_key, key, stored)
 
 
-async def delete(conn: psycopg.AsyncConnection[Any], patient_key: str) -> None:
-    """Within the caller's transaction: waits for every trigger holding the row."""
-    await conn.execute(_DELETE, (patient_key,))
+async def delete(conn: psycopg.AsyncConnection[Any], patient_key: str) -> bool:
+    """Within the caller's transaction: waits for every trigger holding the row; whether the
+    patient had a key."""
+    cursor = await conn.execute(_DELETE, (patient_key,))
+    return cursor.rowcount > 0
 
 
 def _wrap(keyring: Keyring, patient_key: str, key: DataKey) -> WrappedKey:

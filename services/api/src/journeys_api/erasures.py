@@ -3,8 +3,9 @@ projector has applied it (its read model `erased_patients`).
 
 A request is stored before its ErasePatient command is produced, so an erasure whose produce
 failed is still on record, and the outbox (`journeys_api.outbox`) sends it later. Erasing a
-patient again while an erasure of theirs is pending returns that one: one advisory lock per
-patient key makes two concurrent requests agree on it.
+patient again while an erasure of theirs is pending returns that one (one advisory lock per
+patient key makes two concurrent requests agree on it), unless its command is out and the
+patient has been triggered since, under a new data key: then a new erasure follows that run.
 
 The patient's data key goes first, in the same transaction (`journeys_api.data_keys`): its
 delete waits for the triggers holding the key, so every command sealed under it is in Kafka
@@ -131,14 +132,16 @@ class Erasures:
         """Within the caller's transaction: the patient's key and claims forgotten, and their
         pending erasure or a new one."""
         await conn.execute(_LOCK, (patient_key,))
-        await data_keys.delete(conn, patient_key)
+        had_key = await data_keys.delete(conn, patient_key)
         for statement in _FORGET_CLAIMS:
             await conn.execute(statement, {"key": patient_key, "id": patient_id})
         pending = await self._one(
             conn, "WHERE e.patient_key = %s AND {done} IS NULL "
             "ORDER BY e.requested_at DESC LIMIT 1", (patient_key,),
         )  # fmt: skip
-        if pending is not None:
+        # A pending erasure whose command is out does not reach a run started since (the
+        # patient came back: a new key): that run needs a command of its own, after it.
+        if pending is not None and not (pending.published and had_key):
             return pending
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
