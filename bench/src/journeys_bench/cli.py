@@ -1,8 +1,9 @@
 """`python -m journeys_bench [benchmark ...]`: run benchmarks, write results and the table.
 
 With no benchmark named, every benchmark runs in one go and the results go to
-`bench/results/<date>.json` and the table in `bench/README.md`; naming some runs just those
-and writes `.data/bench/last.json`, leaving the recorded run alone.
+`bench/results/<date>.json` and the table in `bench/README.md`; naming some (or changing
+what one measures: `--replicas`, `--sealing`) runs just those and writes
+`.data/bench/last.json`, leaving the recorded run alone.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Sizes:
     postgres_rows: int = 100_000
     forgetting_runs: int = 20_000
     forgetting_grace: float = 5.0
+    sealing: str = "off"  # how engine-throughput starts its runs: engine.SEALINGS
 
 
 # Small enough to check that every benchmark still works; the figures mean nothing.
@@ -59,7 +61,8 @@ QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5
 Benchmark = Callable[[Infra, Sizes, Path], Any]
 BENCHMARKS: dict[str, Benchmark] = {
     "references": lambda i, s, _: references.references(i, s.kafka_records, s.postgres_rows),
-    "engine-throughput": lambda i, s, _: engine.engine_throughput(i, s.runs, s.replicas),
+    "engine-throughput": lambda i, s, _: engine.engine_throughput(i, s.runs, s.replicas,
+                                                                  s.sealing),
     "engine-latency": lambda i, s, _: engine.engine_latency(i, s.latency_rates,
                                                             s.latency_seconds),
     "projection": lambda i, s, _: projection.projection(i, s.runs),
@@ -97,7 +100,31 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"ended runs for `forgetting` (default {Sizes.forgetting_runs:,})",
     )
+    parser.add_argument(
+        "--replicas",
+        type=_replicas,
+        metavar="N[,N...]",
+        help="executor replicas for `engine-throughput`, one measure each (default "
+        f"{','.join(map(str, Sizes.replicas))})",
+    )
+    parser.add_argument(
+        "--sealing",
+        choices=list(engine.SEALINGS),
+        help="how `engine-throughput` starts its runs: off, StartRun v1 (default); twins, "
+        "StartRunSealed with the executor writing sealed events on v2 and their clear twins "
+        "on v1 (EXECUTOR_EMIT_EVENTS_V1=true); v2-only, StartRunSealed without the twins",
+    )
     return parser
+
+
+def _replicas(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected counts like 1 or 1,2,4, but got {text!r}")
+    return counts
 
 
 def _versions(shared: Infra) -> tuple[str, str]:
@@ -120,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else Sizes()
     if args.forgetting_runs:
         sizes = dataclasses.replace(sizes, forgetting_runs=args.forgetting_runs)
+    if args.replicas:
+        sizes = dataclasses.replace(sizes, replicas=args.replicas)
+    if args.sealing:
+        sizes = dataclasses.replace(sizes, sealing=args.sealing)
     work = data_dir() / "bench"
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -140,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks": results,
     }
     print("\n" + report.render(run), flush=True)
-    if args.benchmarks or args.quick:
+    # The recorded table is of the default run only: naming benchmarks or changing what
+    # they measure leaves it alone.
+    if args.benchmarks or args.quick or args.replicas or args.sealing:
         last = work / "last.json"
         last.write_text(json.dumps(run, indent=2) + "\n")
         print(f"\nResults: {last}")

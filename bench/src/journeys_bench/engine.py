@@ -15,24 +15,38 @@ from journeys_bench.harness import Deployment, Infra, deployment
 from journeys_bench.hist import Latencies
 from journeys_bench.load import (
     COMPLETED,
+    COMPLETED_SEALED,
     ENDED,
+    ENDED_SEALED,
     Watch,
     ce_subject,
     ce_type,
+    count_records,
     producer,
     send,
     start_runs,
     wait_until,
 )
 from journeys_bench.memory import RssSampler
+from journeys_runtime.keyring import DEV_KEK_ID, DEV_KEKS, Keyring
 
 log = logging.getLogger(__name__)
 
+# How `engine-throughput` starts its runs, and the executor's EXECUTOR_EMIT_EVENTS_V1 for each:
+# "off", StartRun v1 (unsealed runs, events on v1 only); "twins", StartRunSealed with the
+# executor's default (sealed events on v2 and their clear twins on v1, in one transaction);
+# "v2-only", StartRunSealed with the v1 twins turned off.
+SEALINGS: dict[str, str | None] = {"off": None, "twins": "true", "v2-only": "false"}
+
 
 class Completions:
-    """Counts ended runs (and events) seen on the events topic; notes when each run ended."""
+    """Counts ended runs (and events) seen on the events topic; notes when each run ended.
+    `completed` and `ended` are the event types that end a run on the topic read."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, completed: str = COMPLETED, ended: frozenset[str] | set[str] = ENDED
+    ) -> None:
+        self._completed, self._ended = completed, ended
         self.ended: dict[str, float] = {}
         self.completed = 0
         self.events = 0
@@ -43,18 +57,31 @@ class Completions:
         self.events += 1
         self.last_offsets[tp.partition] = record.offset
         kind = ce_type(record)
-        if kind in ENDED:
+        if kind in self._ended:
             self.ended[ce_subject(record) or ""] = now
-            self.completed += kind == COMPLETED
+            self.completed += kind == self._completed
             self.last_at = now
 
 
-async def throughput(dep: Deployment, runs: int, patience: float = 600) -> dict[str, Any]:
-    """Inject `runs` five-step runs at once; time from the first send to the last completion."""
-    records = start_runs(runs)
+async def throughput(
+    dep: Deployment, runs: int, patience: float = 600, sealing: str = "off"
+) -> dict[str, Any]:
+    """Inject `runs` five-step runs at once; time from the first send to the last completion.
+
+    Sealed runs are followed on the sealed events topic, where their completion is whether
+    or not the executor also writes clear twins on v1 (same transaction, so equally soon).
+    Once the clock has stopped, the other events topic is counted: what the executor wrote
+    there (the twins, or nothing)."""
+    sealed = SEALINGS[sealing] is not None
+    keyring = Keyring.parse(DEV_KEKS, DEV_KEK_ID) if sealed else None
+    records = start_runs(runs, keyring=keyring)
+    watched, other = dep.topics.events, dep.topics.sealed_events
     done = Completions()
+    if sealed:
+        watched, other = other, watched
+        done = Completions(COMPLETED_SEALED, ENDED_SEALED)
     with RssSampler(dep.pids()) as rss:
-        async with Watch(dep.kafka_bootstrap, dep.topics.events, dep.partitions, done), \
+        async with Watch(dep.kafka_bootstrap, watched, dep.partitions, done), \
                 producer(dep.kafka_bootstrap) as p:  # fmt: skip
             started = time.monotonic()
             sends = [await send(p, dep.topics.commands, r) for r in records]
@@ -62,7 +89,10 @@ async def throughput(dep: Deployment, runs: int, patience: float = 600) -> dict[
             injected = time.monotonic() - started
             finished = await wait_until(lambda: len(done.ended) >= runs, patience)
     seconds = done.last_at - started
+    others = await count_records(dep.kafka_bootstrap, other, dep.partitions)
+    by_topic = {"v1": others, "v2": done.events} if sealed else {"v1": done.events, "v2": others}
     return {
+        "sealing": sealing,
         "runs": runs,
         "ended": len(done.ended),
         "completed": done.completed,
@@ -72,18 +102,25 @@ async def throughput(dep: Deployment, runs: int, patience: float = 600) -> dict[
         "runs_per_s": round(len(done.ended) / seconds, 1),
         "events": done.events,
         "events_per_s": round(done.events / seconds, 1),
+        "event_records": by_topic,
+        "event_records_per_s": round(sum(by_topic.values()) / seconds, 1),
         "last_offsets": done.last_offsets,
         "rss": rss.summary(),
     }
 
 
-def engine_throughput(infra: Infra, runs: int, replicas: tuple[int, ...]) -> dict[str, Any]:
+def engine_throughput(
+    infra: Infra, runs: int, replicas: tuple[int, ...], sealing: str = "off"
+) -> dict[str, Any]:
     """The default deployment (one executor) first, then the same load on more replicas."""
+    emit_v1 = SEALINGS[sealing]
+    env = {} if emit_v1 is None else {"EXECUTOR_EMIT_EVENTS_V1": emit_v1}
     results: dict[str, Any] = {}
     for n in replicas:
-        with deployment(infra, f"engine-{n}", {"executor": n}) as dep:
-            log.info("engine throughput: %d runs, %d executor replica(s)", runs, n)
-            results[str(n)] = asyncio.run(throughput(dep, runs))
+        with deployment(infra, f"engine-{n}", {"executor": n}, env) as dep:
+            log.info("engine throughput: %d runs, %d executor replica(s), sealing %s",
+                     runs, n, sealing)  # fmt: skip
+            results[str(n)] = asyncio.run(throughput(dep, runs, sealing=sealing))
             log.info("engine throughput, %d replica(s): %s", n, results[str(n)])
     return results
 

@@ -14,11 +14,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from journeys_bench.harness import PATIENT_KEY_SECRET
-from journeys_contracts.commands import StartRun
+from journeys_contracts.commands import StartRun, StartRunSealed
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.envelope import CloudEvent, Headers, header
+from journeys_contracts.events import TERMINAL_EVENT_TYPES
+from journeys_contracts.events_sealed import TERMINAL_SEALED_EVENT_TYPES, RunCompletedSealed
 from journeys_contracts.keys import patient_key
 from journeys_runtime import kafka
+from journeys_runtime.keyring import Keyring
+from journeys_runtime.sealing import seal_start_run
+from journeys_runtime.shredding import DataKey
 
 # The engine benchmarks' journey: message, condition, message, message, end.
 FIVE_STEP: dict[str, Any] = {
@@ -36,7 +41,10 @@ FIVE_STEP: dict[str, Any] = {
     ],
 }  # fmt: skip
 COMPLETED = "journeys.run.completed.v1"
-ENDED = {COMPLETED, "journeys.run.failed.v1", "journeys.run.cancelled.v1"}
+ENDED = TERMINAL_EVENT_TYPES
+# A sealed run's ending, on the sealed events topic.
+COMPLETED_SEALED = RunCompletedSealed.model_fields["type"].default
+ENDED_SEALED = TERMINAL_SEALED_EVENT_TYPES
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,13 @@ def start_runs(
     definition: dict[str, Any] = FIVE_STEP,
     first: int = 0,
     journey_id: uuid.UUID | None = None,
+    keyring: Keyring | None = None,
 ) -> list[Record]:
     """`count` StartRun commands for distinct patients (numbered from `first`), serialised
-    ahead of the clock; one journey (`journey_id`, or a new one)."""
+    ahead of the clock; one journey (`journey_id`, or a new one).
+
+    With a `keyring`, each is the `StartRunSealed` the API writes when it seals patient data:
+    its patient's own new data key, wrapped under the keyring's active key-encryption key."""
     journey = JourneyDefinition.model_validate(definition)
     journey_id = journey_id or uuid.uuid4()
     now = datetime.now(UTC)
@@ -66,9 +78,13 @@ def start_runs(
             run_id=run_id, journey_id=journey_id, patient_id=patient,
             patient_context={"age": 30 + i % 50}, definition=journey, requested_at=now,
         )  # fmt: skip
-        ce = CloudEvent(str(uuid.uuid4()), command.type, "/bench", str(run_id), now)
-        key = patient_key(PATIENT_KEY_SECRET, patient).encode()
-        records.append(Record(str(run_id), key, command.to_json(), ce.headers()))
+        key = patient_key(PATIENT_KEY_SECRET, patient)
+        wire: StartRun | StartRunSealed = command
+        if keyring is not None:
+            data_key = DataKey.generate()
+            wire = seal_start_run(command, data_key, keyring.wrap(key, data_key), key)
+        ce = CloudEvent(str(uuid.uuid4()), wire.type, "/bench", str(run_id), now)
+        records.append(Record(str(run_id), key.encode(), wire.to_json(), ce.headers()))
     return records
 
 
@@ -128,6 +144,33 @@ class Watch:
                 for r in records:
                     self.records += 1
                     self._on_record(tp, r, now)
+
+
+async def count_records(bootstrap: str, topic: str, partitions: int, idle: float = 2.0) -> int:
+    """How many committed records `topic` holds: read from the start to its end offsets (or
+    until nothing has come for `idle` seconds: a transaction marker holds the last offset)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed",
+        enable_auto_commit=False, max_poll_records=10_000,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        count, quiet_since = 0, time.monotonic()
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            batches = await consumer.getmany(timeout_ms=200)
+            got = sum(len(records) for records in batches.values())
+            count += got
+            if got:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > idle:
+                break
+        return count
+    finally:
+        await consumer.stop()
 
 
 def ce_type(record: Any) -> str | None:

@@ -26,6 +26,19 @@ def test_engine_throughput_counts_every_run_to_its_end(bench_infra: Infra) -> No
     assert result["events"] == 300 * 13  # five steps: 13 events a run
     assert result["runs_per_s"] > 0
     assert result["rss"]["executor"]["peak_mb"] > 0
+    assert result["event_records"] == {"v1": 300 * 13, "v2": 0}
+
+
+@pytest.mark.parametrize(("sealing", "twins"), [("twins", 300 * 13), ("v2-only", 0)])
+def test_sealed_engine_throughput_follows_runs_to_their_sealed_end(
+    bench_infra: Infra, sealing: str, twins: int
+) -> None:
+    (result,) = engine.engine_throughput(bench_infra, runs=300, replicas=(1,),
+                                         sealing=sealing).values()  # fmt: skip
+
+    assert result["finished"]
+    assert result["completed"] == 300
+    assert result["event_records"] == {"v1": twins, "v2": 300 * 13}
 
 
 def test_timer_punctuality_sees_every_timer_fire_and_none_early(bench_infra: Infra) -> None:

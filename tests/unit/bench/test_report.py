@@ -78,3 +78,13 @@ def test_latencies_are_percentiles_and_count_negative_values() -> None:
     assert lat.negative == 1
     assert 49 <= summary["p50_ms"] <= 51
     assert 98 <= summary["p99_ms"] <= 100
+
+
+def test_engine_rows_name_how_the_runs_were_sealed() -> None:
+    twins = {**_engine(500, 6_500), "sealing": "twins", "event_records_per_s": 13_000}
+    results = {"engine-throughput": {"1": twins}}
+
+    ((label, _, measured, _),) = report.rows(results)
+
+    assert label.startswith("engine throughput of sealed runs with v1 twins, 1 executor")
+    assert "13,000 event records/s written, v1 twins included" in measured
