@@ -23,8 +23,6 @@ from journeys_runtime.keyring import DataKeys
 from journeys_runtime.sealing import open_cancel_run, open_start_run
 from journeys_runtime.shredding import DataKey, ShreddingError
 
-"""The field of a `StartRunSealed` that holds the wrapped data key: never dead-lettered."""
-
 
 class UnopenableCommandError(ValueError):
     """A sealed command that cannot be opened for its run; the message names no data."""
