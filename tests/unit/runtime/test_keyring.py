@@ -229,3 +229,19 @@ def test_a_key_under_a_kek_no_longer_configured_is_refused_even_if_it_was_never_
     with pytest.raises(WrongKeyError):
         keys.open(PATIENT, wrapped)
     assert len(keys) == 0
+
+
+def test_clear_forgets_every_key() -> None:
+    keyring = counting()
+    (a, wa), (b, wb) = wrapped_for(keyring), wrapped_for(keyring, OTHER)
+    keys = DataKeys(keyring)
+    keys.open(PATIENT, wa)
+    keys.open(OTHER, wb)
+
+    keys.clear()
+
+    assert len(keys) == 0
+    keyring.unwrapped.clear()
+    keys.open(PATIENT, wa)
+    keys.open(OTHER, wb)
+    assert keyring.unwrapped == [a.kid, b.kid]

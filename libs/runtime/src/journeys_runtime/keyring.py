@@ -123,6 +123,12 @@ class DataKeys:
             self._keys.pop(kid, None)
             self._owner.pop(kid, None)
 
+    def clear(self) -> None:
+        """Forget every key: what this process may no longer open (partitions revoked) goes
+        at once, and keys still needed are unwrapped again when next used."""
+        self._keys.clear()
+        self._owner.clear()
+
     def forget_patient(self, patient_key: str) -> None:
         self.forget([kid for kid, owner in self._owner.items() if owner == patient_key])
 

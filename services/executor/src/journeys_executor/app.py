@@ -138,6 +138,9 @@ class Executor(LoopService, ConsumerRebalanceListener):
                 if part is not None:
                     self._parked[tp] = part
                 self._pending.pop(tp, None)
+            # Another replica may erase these partitions' patients now: this one must not keep
+            # their data keys until the cache happens to evict them.
+            self.data_keys.clear()
             OWNED_PARTITIONS.set(len(self._owned))
         log.info("partitions revoked", extra={"partitions": _names(revoked)})
 
