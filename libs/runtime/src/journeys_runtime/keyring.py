@@ -1,7 +1,8 @@
 """The deployment's key-encryption keys: parsed from a setting, one active, all able to unwrap.
 
 `JOURNEYS_SHREDDING_KEKS` holds `id=base64[,id=base64...]`, so an old KEK can stay next to
-a new one while data keys are re-wrapped; `JOURNEYS_SHREDDING_ACTIVE_KEK` names the one that
+a new one (which wraps every new data key) for as long as keys wrapped under the old one
+are in use (nothing re-wraps them yet); `JOURNEYS_SHREDDING_ACTIVE_KEK` names the one that
 wraps new data keys. The crypto itself is in `journeys_runtime.shredding`; this module only
 chooses the KEK. Its errors name KEK ids (not secret), never a key or a patient key.
 """
