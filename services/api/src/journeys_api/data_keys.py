@@ -20,16 +20,17 @@ trigger is wholly before or wholly after each erasure, in the tables and on the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from journeys_api.errors import SealingFaultError
+from journeys_api.errors import SealingFaultError, UndeliveredError
 from journeys_runtime.keyring import Keyring, KeyringError
 from journeys_runtime.shredding import DataKey, ShreddingError, WrappedKey
 
@@ -69,6 +70,7 @@ class PatientDataKeys:
     def __init__(self, pool: AsyncConnectionPool[Any], keyring: Keyring) -> None:
         self._pool = pool
         self.keyring = keyring
+        self._holding: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def held(
@@ -81,9 +83,14 @@ class PatientDataKeys:
 
         The transaction commits even when the block raises: a produce that timed out may still
         have put a record sealed under a new key in Kafka, and that key must stay findable (and
-        erasable). The block's error is raised after the commit."""
+        erasable). The block's error is raised after the commit. When it is `UndeliveredError`
+        (the record is still on its way), the commit, and the release of the locks, wait in
+        the background until Kafka has the record or the producer gave it up, while the
+        error is raised at once."""
         failure: Exception | None = None
-        async with self._pool.connection() as conn, conn.transaction():
+        async with AsyncExitStack() as stack:
+            conn = await stack.enter_async_context(self._pool.connection())
+            await stack.enter_async_context(conn.transaction())
             await conn.execute(_SHARE_ERASURE_LOCK, (patient_key,))
             if check is not None:
                 await check(conn)
@@ -100,8 +107,35 @@ class PatientDataKeys:
                 yield held
             except Exception as exc:
                 failure = exc
+            if isinstance(failure, UndeliveredError):
+                self._hold_until(failure.delivery, stack.pop_all())
         if failure is not None:
             raise failure
+
+    def _hold_until(self, delivery: asyncio.Future[Any], transaction: AsyncExitStack) -> None:
+        """Keep the transaction, and so the patient's locks, until `delivery` resolves: the
+        record may still reach Kafka, and an erasure let through before it would put its
+        ErasePatient ahead of it. The request answers meanwhile."""
+        log.warning(
+            "a command sealed under a patient's data key is still on its way to Kafka; "
+            "holding the key until Kafka answers"
+        )
+
+        async def hold() -> None:
+            try:
+                await asyncio.wait([delivery])
+            finally:
+                await transaction.aclose()
+
+        task = asyncio.create_task(hold(), name="data-key-held-until-delivered")
+        self._holding.add(task)
+        task.add_done_callback(self._holding.discard)
+
+    async def let_go(self) -> None:
+        """Wait for the keys still held for records on their way (at shutdown, after the
+        producer has stopped: each has then been delivered or given up)."""
+        if self._holding:
+            await asyncio.gather(*self._holding, return_exceptions=True)
 
     async def open_many(self, patient_keys: Iterable[str]) -> dict[str, DataKey]:
         """The keys of these patients that still exist (an erased patient's is missing)."""

@@ -71,6 +71,8 @@ _FORGET_CLAIMS = [
     "DELETE FROM api_idempotency_keys WHERE run_id IN ("
     "SELECT run_id FROM runs WHERE patient_key = %(key)s OR patient_id = %(id)s)",
 ]
+# Read again under the patient's lock: another sender may have published it meanwhile.
+_PUBLISHED_AT = "SELECT published_at FROM api_patient_erasures WHERE erasure_id = %s FOR UPDATE"
 _MARK_PUBLISHED = (
     "UPDATE api_patient_erasures SET published_at = now() "
     "WHERE erasure_id = %s AND published_at IS NULL"
@@ -159,9 +161,16 @@ class Erasures:
         """Produce a stored erasure and record it as published, under the patient's lock and
         with their data key deleted again: a trigger that came between the erasure's request
         and this (its first produce failed) put its command before this one, and is erased
-        with the patient. Raises what `produce` raised; the erasure then stays unpublished."""
+        with the patient. Nothing is done when the erasure was published since `erasure` was
+        read (by another replica's outbox, or a repeat of the request): a trigger accepted
+        after that publish is not erased by this one, and keeps its key. Raises what
+        `produce` raised; the erasure then stays unpublished."""
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute(_LOCK, (erasure.patient_key,))
+            cursor = await conn.execute(_PUBLISHED_AT, (erasure.erasure_id,))
+            row = await cursor.fetchone()
+            if row is None or row[0] is not None:
+                return  # published since it was read (or deleted by an operator): not again
             await data_keys.delete(conn, erasure.patient_key)
             await produce(erasure)
             await conn.execute(_MARK_PUBLISHED, (erasure.erasure_id,))

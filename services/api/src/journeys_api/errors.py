@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,15 @@ class UnavailableError(Exception):
         super().__init__(f"{dependency} unavailable: {reason}")
         self.dependency = dependency
         self.reason = reason
+
+
+class UndeliveredError(UnavailableError):
+    """Kafka did not acknowledge in time, but the record is still in the producer's hands and
+    may yet reach Kafka: `delivery` resolves when it does, or when the producer gives it up."""
+
+    def __init__(self, delivery: asyncio.Future[Any]) -> None:
+        super().__init__("kafka", "no acknowledgement in time")
+        self.delivery = delivery
 
 
 class TooLargeError(Exception):

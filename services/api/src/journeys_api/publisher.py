@@ -17,6 +17,7 @@ from journeys_api.errors import (
     KAFKA_SIZE_ERRORS,
     TooLargeError,
     UnavailableError,
+    UndeliveredError,
 )
 from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import (
@@ -106,7 +107,9 @@ class Publisher:
                    event_id: str, max_wait: float | None = None) -> RecordMetadata:  # fmt: skip
         """Wait until Kafka has the record (acks=all); its partition and offset come back.
         Without a key the producer spreads records over the partitions. The wait is the
-        produce timeout, or `max_wait` when that is shorter (what the request has left)."""
+        produce timeout, or `max_wait` when that is shorter (what the request has left).
+        When the wait is over but the record is still on its way (the producer goes on
+        sending it), `UndeliveredError` carries its delivery."""
         message = _message(key, record, subject, event_id)
         try:
             kafka.check_record_size(record.type, message["key"], message["value"],
@@ -119,10 +122,17 @@ class Publisher:
         if self._producer is None:
             raise UnavailableError("kafka", "not connected")
         timeout = self._timeout if max_wait is None else min(self._timeout, max_wait)
+        delivery: asyncio.Future[RecordMetadata] | None = None
         try:
             async with asyncio.timeout(timeout):
-                return await self._producer.send_and_wait(topic, **message)
+                delivery = await self._producer.send(topic, **message)
+                # Shielded: a wait cut short leaves the delivery itself to go on, as it does
+                # in the producer anyway; `UndeliveredError` hands it to the caller.
+                return await asyncio.shield(delivery)
         except TimeoutError as exc:
+            if delivery is not None and not delivery.done():
+                delivery.add_done_callback(_retrieve)
+                raise UndeliveredError(delivery) from exc
             raise UnavailableError("kafka", "no acknowledgement in time") from exc
         except KAFKA_SIZE_ERRORS as exc:  # final: the same record would be refused again
             raise TooLargeError(KAFKA_REFUSED_SIZE) from exc
@@ -170,6 +180,12 @@ class Publisher:
                 return
             except Exception as exc:
                 log.warning("kafka still unreachable", extra={"error": describe_error(exc)})
+
+
+def _retrieve(delivery: asyncio.Future[RecordMetadata]) -> None:
+    """Marks a failed delivery nobody awaits as seen (asyncio would log it unretrieved)."""
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 def _message(key: str | None, record: Record, subject: str, event_id: str) -> dict[str, Any]:

@@ -97,6 +97,7 @@ class Resources:
     async def stop(self) -> None:
         await self.outbox.stop()
         await self.publisher.stop()
+        await self.data_keys.let_go()
         await self.waiter.stop()
         await self.pool.close()
 

@@ -24,6 +24,17 @@ def is_sealed(row: Row) -> bool:
     return row["patient_id"] is None
 
 
+def was_sealed(row: Row) -> bool:
+    """Whether a row, as read or as `open_run` opened it, is a sealed run's."""
+    return row.get("patient_id_sealed") is not None
+
+
+def sealed_under(row: Row, key: DataKey) -> bool:
+    """Whether `key` sealed a sealed run's row (as read or opened): a key the patient was
+    given after an erasure did not."""
+    return _sealed_by(key, row["patient_id_sealed"])
+
+
 def sealed_patient_keys(rows: Iterable[Row]) -> set[str]:
     """The patients whose keys opening `rows` needs."""
     return {row["patient_key"] for row in rows if is_sealed(row)}

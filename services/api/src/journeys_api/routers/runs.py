@@ -203,7 +203,7 @@ async def cancel_run(
     command = CancelRun(
         run_id=run_id, requested_at=datetime.now(UTC), reason=request.reason if request else None
     )
-    await _publish_cancel(resources, command, patient_key)
+    await _publish_cancel(resources, command, patient_key, row)
     # Read-your-writes for a cancel: the executor's run.cancelled has no offset known here,
     # so watch the run itself, bounded like every other wait for the read side.
     until = time.monotonic() + allowed(resources.settings.read_your_writes_timeout_seconds)
@@ -215,18 +215,25 @@ async def cancel_run(
     return RunCancelling(run_id=run_id)
 
 
-async def _publish_cancel(resources: Resources, command: CancelRun, patient_key: str) -> None:
-    """A reason (free text, which may quote patient data) is sealed when the patient has a data
-    key, produced while the key is held, as a trigger's StartRun is; else CancelRun as is."""
+async def _publish_cancel(
+    resources: Resources, command: CancelRun, patient_key: str, row: Row
+) -> None:
+    """A sealed run's cancel is produced while the key that sealed it is held, as a trigger's
+    StartRun is, its reason (free text, which may quote patient data) sealed; 404 when the key
+    is gone by then (the patient was erased since the run was read), and nothing is sent. An
+    unsealed run's goes as CancelRun in clear, like the rest of its data: the executor holds
+    that run unsealed and would refuse a sealed cancel of it."""
     topic, event_id = resources.topics.commands, str(uuid.uuid4())
-    if command.reason is None:
+    if not sealed_rows.was_sealed(row):
         await resources.publish(
             topic, patient_key, command, subject=command.run_id, event_id=event_id, wait=False
         )
         return
     async with resources.data_keys.held(patient_key, create=False) as held:
+        if held is None or not sealed_rows.sealed_under(row, held.key):
+            raise not_found("run", command.run_id)
         record: CancelRun | CancelRunSealed = command
-        if held is not None:
+        if command.reason is not None:  # no reason, nothing to seal
             record = seal_cancel_run(command, held.key, patient_key)
         await resources.publish(
             topic, patient_key, record, subject=command.run_id, event_id=event_id, wait=False
