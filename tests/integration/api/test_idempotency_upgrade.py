@@ -21,13 +21,15 @@ from yoyo import get_backend
 from yoyo.migrations import MigrationList
 
 from journeys_api import migrations
-from journeys_api.idempotency import body_hash, claim, key_hash, run_id_for
+from journeys_api.idempotency import claim, key_hash, legacy_body_hash, run_id_for
+from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
 
 pytestmark = pytest.mark.integration
 
 JOURNEY = uuid.UUID("3f0c6d7e-2b1a-4c5d-9e8f-0a1b2c3d4e5f")
 CONTEXT = {"id": "patient-123", "age": 72}
 KEY = "order-77"
+SECRET = DEV_PATIENT_KEY_SECRET
 # How the previous version derived a key's run id: from the key alone.
 LEGACY_RUN = uuid.uuid5(JOURNEY, f"idempotency-key:{KEY}")
 
@@ -48,13 +50,13 @@ def previous_version_claims(database_url: str, key: str, context: dict[str, Any]
     run = uuid.uuid5(JOURNEY, f"idempotency-key:{key}")
     with psycopg.connect(database_url, autocommit=True) as conn:
         claimed = conn.execute(
-            PREVIOUS_CLAIM, (JOURNEY, key_hash(key), body_hash(context), run)
+            PREVIOUS_CLAIM, (JOURNEY, key_hash(key), legacy_body_hash(context), run)
         ).fetchone()
         if claimed is not None:
             return run
         stored = conn.execute(PREVIOUS_EXISTING, (JOURNEY, key_hash(key))).fetchone()
     assert stored is not None
-    assert stored[0] == body_hash(context), "the previous version would answer 422"
+    assert stored[0] == legacy_body_hash(context), "the previous version would answer 422"
     return uuid.UUID(str(stored[1]))
 
 
@@ -98,16 +100,16 @@ async def upgraded(fresh_database: str) -> AsyncIterator[tuple[str, AsyncConnect
 async def test_a_retry_across_the_upgrade_gets_the_run_it_started(
     pool: AsyncConnectionPool[Any],
 ) -> None:
-    assert await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT) == LEGACY_RUN
-    assert await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT) == LEGACY_RUN
+    assert await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT, secret=SECRET) == LEGACY_RUN
+    assert await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT, secret=SECRET) == LEGACY_RUN
 
 
 async def test_once_adopted_the_key_is_that_callers_alone(
     pool: AsyncConnectionPool[Any],
 ) -> None:
-    await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT)
+    await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT, secret=SECRET)
 
-    other = await claim(pool, JOURNEY, "key:clinic-b", KEY, CONTEXT)
+    other = await claim(pool, JOURNEY, "key:clinic-b", KEY, CONTEXT, secret=SECRET)
 
     assert other == run_id_for(JOURNEY, "key:clinic-b", KEY) != LEGACY_RUN
 
@@ -117,7 +119,9 @@ async def test_callers_adopting_the_same_key_at_once_agree_on_one_owner(
 ) -> None:
     callers = ["key:clinic-a", "key:clinic-b", "key:clinic-a", "key:clinic-b"]
 
-    runs = await asyncio.gather(*(claim(pool, JOURNEY, c, KEY, CONTEXT) for c in callers))
+    runs = await asyncio.gather(
+        *(claim(pool, JOURNEY, c, KEY, CONTEXT, secret=SECRET) for c in callers)
+    )
 
     answered = {(caller, run) for caller, run in zip(callers, runs, strict=True)}
     [(owner, _)] = [(c, r) for c, r in answered if r == LEGACY_RUN]
@@ -129,10 +133,10 @@ async def test_another_body_does_not_adopt_the_key_and_starts_its_own_run(
     pool: AsyncConnectionPool[Any],
 ) -> None:
     # Not a retry of the first attempt, which may have been another caller's.
-    run = await claim(pool, JOURNEY, "key:clinic-a", KEY, {**CONTEXT, "age": 73})
+    run = await claim(pool, JOURNEY, "key:clinic-a", KEY, {**CONTEXT, "age": 73}, secret=SECRET)
 
     assert run == run_id_for(JOURNEY, "key:clinic-a", KEY) != LEGACY_RUN
-    assert await claim(pool, JOURNEY, "key:clinic-b", KEY, CONTEXT) == LEGACY_RUN
+    assert await claim(pool, JOURNEY, "key:clinic-b", KEY, CONTEXT, secret=SECRET) == LEGACY_RUN
 
 
 async def test_the_previous_versions_claim_still_works_on_the_newest_schema(
@@ -152,8 +156,8 @@ async def test_a_key_an_old_pod_claims_during_the_rollout_goes_to_the_first_call
     database_url, pool = upgraded
     previous_version_claims(database_url, KEY, CONTEXT)
 
-    assert await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT) == LEGACY_RUN
-    assert await claim(pool, JOURNEY, "key:clinic-b", KEY, CONTEXT) == run_id_for(
+    assert await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT, secret=SECRET) == LEGACY_RUN
+    assert await claim(pool, JOURNEY, "key:clinic-b", KEY, CONTEXT, secret=SECRET) == run_id_for(
         JOURNEY, "key:clinic-b", KEY
     )
     # The old pods still answer the run they started.
@@ -164,8 +168,8 @@ async def test_a_caller_who_claimed_on_a_new_pod_keeps_that_run_when_an_old_pod_
     upgraded: tuple[str, AsyncConnectionPool[Any]],
 ) -> None:
     database_url, pool = upgraded
-    scoped = await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT)
+    scoped = await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT, secret=SECRET)
     previous_version_claims(database_url, KEY, CONTEXT)
 
-    assert await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT) == scoped
+    assert await claim(pool, JOURNEY, "key:clinic-a", KEY, CONTEXT, secret=SECRET) == scoped
     assert scoped == run_id_for(JOURNEY, "key:clinic-a", KEY)

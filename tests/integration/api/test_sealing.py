@@ -234,7 +234,9 @@ async def test_a_trigger_whose_claim_an_erasure_marked_meanwhile_is_409_and_make
         await acknowledged.wait()
 
     async with keys_and_erasures(read_models) as (pool, keys, erasures):
-        await idempotency.claim(pool, journey, "dev", "order-9", CONTEXT, KEY)
+        await idempotency.claim(
+            pool, journey, "dev", "order-9", CONTEXT, KEY, secret=DEV_PATIENT_KEY_SECRET
+        )
         erasure = asyncio.create_task(erasures.request(KEY, PATIENT, "dev", slow_produce))
         await asyncio.sleep(0.3)
         check = partial(idempotency.require_not_erased, journey_id=journey, subject="dev",

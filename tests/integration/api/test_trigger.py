@@ -6,11 +6,14 @@ is about the sealing itself)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 
 import psycopg
 
 from journeys_api import keys
+from journeys_api.idempotency import key_hash, run_id_for
 from journeys_contracts.commands import StartRun, decode_command
 from journeys_contracts.envelope import header
 from journeys_contracts.keys import patient_key
@@ -180,3 +183,50 @@ async def test_the_same_idempotency_key_from_two_callers_names_two_runs(api: Api
         b_first: "patient-456",
         c_first: "patient-123",
     }
+
+
+def plain_sha256(context: dict[str, object]) -> str:
+    """The body hash as versions before keyed hashes wrote it."""
+    canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def test_a_claims_body_hash_is_keyed_so_a_guessed_context_cannot_be_confirmed(
+    api: Api,
+) -> None:
+    """A reader of the table who guesses a context (an id, an age, a language) must not be able
+    to confirm it by hashing it: the hash is an HMAC under the patient-key secret, marked so."""
+    journey_id = await create_journey(api)
+    await api.client.post(
+        f"/journeys/{journey_id}/trigger", json=CONTEXT, headers={"Idempotency-Key": "order-81"}
+    )
+
+    async with await psycopg.AsyncConnection.connect(api.database_url) as conn:
+        cursor = await conn.execute("SELECT body_hash FROM api_idempotency_claims")
+        [(stored,)] = await cursor.fetchall()
+    assert stored != plain_sha256(CONTEXT)
+    assert plain_sha256(CONTEXT) not in stored
+    assert stored.startswith("hmac-sha256:")
+
+
+async def test_a_claim_with_the_previous_versions_plain_hash_still_answers_its_run(
+    api: Api,
+) -> None:
+    """Claimed by a pod of the previous version (a rolling upgrade): its retry reaching this
+    version gets the same run, and another body is still told apart."""
+    journey_id = await create_journey(api)
+    run_id = run_id_for(uuid.UUID(journey_id), "dev", "order-82")
+    async with await psycopg.AsyncConnection.connect(api.database_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO api_idempotency_claims (journey_id, subject, key_hash, body_hash, "
+            "run_id, created_at) VALUES (%s, 'dev', %s, %s, %s, now())",
+            (journey_id, key_hash("order-82"), plain_sha256(CONTEXT), run_id),
+        )
+    url, headers = f"/journeys/{journey_id}/trigger", {"Idempotency-Key": "order-82"}
+
+    retry = await api.client.post(url, json=CONTEXT, headers=headers)
+    other = await api.client.post(url, json={**CONTEXT, "age": 73}, headers=headers)
+
+    assert retry.status_code == 202, retry.text
+    assert retry.json()["runId"] == str(run_id)
+    assert other.status_code == 422, other.text

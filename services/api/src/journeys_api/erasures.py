@@ -15,8 +15,9 @@ the ErasePatient command is in Kafka (or its produce failed): a trigger meanwhil
 its StartRun comes after the erasure's command.
 
 The API's own rows that could tie a caller's request to the patient change in the same
-transaction: the Idempotency-Key claims of the patient's runs lose their body's hash (an
-unkeyed hash, which would confirm a guessed patient context) and stay as markers (a retry of
+transaction: the Idempotency-Key claims of the patient's runs lose their body's hash (keyed
+now, but rows from before hold a plain one, which would confirm a guessed patient context)
+and stay as markers (a retry of
 such a key is refused with 409, where it would otherwise start the erased run again under the
 same run id), and unscoped keys from before claims were scoped go. Claims name their patient
 key; claims from before they did are found through the runs of the read model `runs`, read

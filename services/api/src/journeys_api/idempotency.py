@@ -5,8 +5,12 @@ an order number) get two runs, and neither learns of the other's. The run id is 
 the subject and the key (uuid5 under the journey id), so it is the same on every replica even
 before anything is stored. The `api_idempotency_claims` row (the subject, the patient key, and
 hashes only, never the raw key or body) catches a key reused with a different body. The body's
-hash is a plain sha256, which could confirm a guessed patient context: the patient's erasure
-clears it (`journeys_api.erasures`), finding the claim by its patient key.
+hash is an HMAC-SHA256 under the patient-key secret (`JOURNEYS_PATIENT_KEY_SECRET`), stored as
+`hmac-sha256:<hex>`: a reader of the table who guesses a patient context cannot confirm it by
+hashing it, nor so tie a claim's patient key to a patient id. Rows written before hold a plain
+sha256 (64 hex digits, no prefix), which would confirm a guess; they are still compared in
+their own form, and the patient's erasure clears the hash either way
+(`journeys_api.erasures`), finding the claim by its patient key.
 
 `api_idempotency_keys` holds unscoped keys, as the previous version claims them: before the
 upgrade, and still during a rolling upgrade or after a rollback, whose old pods must keep
@@ -25,6 +29,7 @@ executor rejects that one while the run's state is kept.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from typing import Any
@@ -44,7 +49,8 @@ HEADER_LOC = ("header", "idempotency-key")
 _CLAIM = """
 WITH adopted AS (
     UPDATE api_idempotency_keys SET adopted_by = %(subject)s
-    WHERE journey_id = %(journey)s AND key_hash = %(key)s AND body_hash = %(body)s
+    WHERE journey_id = %(journey)s AND key_hash = %(key)s
+      AND body_hash IN (%(body)s, %(legacy_body)s)
       AND adopted_by IS NULL
       AND NOT EXISTS (
           SELECT 1 FROM api_idempotency_claims
@@ -91,10 +97,33 @@ def run_id_for(journey_id: UUID, subject: str, key: str) -> UUID:
     return uuid.uuid5(journey_id, f"idempotency-key:{len(subject)}:{subject}:{key}")
 
 
-def body_hash(context: dict[str, Any]) -> str:
-    """The same JSON object in any key order or spacing hashes the same."""
-    canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+BODY_HASH_PREFIX = "hmac-sha256:"
+
+
+def _canonical(context: dict[str, Any]) -> bytes:
+    """The same JSON object in any key order or spacing reads the same."""
+    return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def body_hash(context: dict[str, Any], secret: str) -> str:
+    """The body's hash as claims store it: keyed, so it confirms no guessed context."""
+    digest = hmac.new(secret.encode(), _canonical(context), hashlib.sha256).hexdigest()
+    return BODY_HASH_PREFIX + digest
+
+
+def legacy_body_hash(context: dict[str, Any]) -> str:
+    """The body's hash as versions before keyed hashes stored it (and still store it in
+    `api_idempotency_keys`): a plain sha256."""
+    return hashlib.sha256(_canonical(context)).hexdigest()
+
+
+def body_matches(stored: str | None, context: dict[str, Any], secret: str) -> bool:
+    """Whether a stored hash, keyed or from before, is this body's."""
+    if stored is None:
+        return False
+    if stored.startswith(BODY_HASH_PREFIX):
+        return hmac.compare_digest(stored, body_hash(context, secret))
+    return hmac.compare_digest(stored, legacy_body_hash(context))
 
 
 def key_hash(key: str) -> str:
@@ -103,15 +132,18 @@ def key_hash(key: str) -> str:
 
 async def claim(
     pool: AsyncConnectionPool[Any], journey_id: UUID, subject: str, key: str,
-    context: dict[str, Any], patient_key: str | None = None,
+    context: dict[str, Any], patient_key: str | None = None, *, secret: str,
 ) -> UUID:  # fmt: skip
     """The run id for this caller's key; a 422 naming the header if the caller sent it with
     another body before. `patient_key` names the patient in the claim, so the patient's
-    erasure finds it (and clears its body hash) even before the run is projected."""
+    erasure finds it (and clears its body hash) even before the run is projected. `secret`
+    keys the body's hash (the patient-key secret)."""
     run_id = run_id_for(journey_id, subject, key)
-    hashed_key, hashed_body = key_hash(key), body_hash(context)
+    hashed_key = key_hash(key)
+    # The plain hash only to adopt a key of the previous version's table, which holds that.
     params = {"journey": journey_id, "subject": subject, "key": hashed_key,
-              "body": hashed_body, "run": run_id, "patient": patient_key}  # fmt: skip
+              "body": body_hash(context, secret), "legacy_body": legacy_body_hash(context),
+              "run": run_id, "patient": patient_key}  # fmt: skip
     async with pool.connection() as conn:
         try:
             cursor = await conn.execute(_CLAIM, params)
@@ -125,11 +157,11 @@ async def claim(
         cursor = await conn.execute(_EXISTING, (journey_id, subject, hashed_key))
         row = await cursor.fetchone()
     if row is None:  # only if an operator deleted the row in between: the key is free again
-        return await claim(pool, journey_id, subject, key, context, patient_key)
+        return await claim(pool, journey_id, subject, key, context, patient_key, secret=secret)
     stored_body, stored_run, erased = row
     if erased:
         raise _erased()
-    if stored_body != hashed_body:
+    if not body_matches(stored_body, context, secret):
         raise invalid(
             HEADER_LOC,
             "Idempotency-Key was already used by you for this journey with a different "

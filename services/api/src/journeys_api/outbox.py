@@ -4,8 +4,10 @@ A request stores its erasure before producing the command. If Kafka does not ack
 the client gets 503 and the row stays unpublished; every `API_ERASURE_OUTBOX_SECONDS` each
 replica sends the rows still unpublished, so an erasure completes even when the client gave
 up. The loop leaves alone rows younger than the answer timeout: their request may still be
-sending them. A command sent twice (two replicas, or a request and the loop) is harmless: it
-carries the same erasure id, and the second finds nothing left to erase.
+sending them. Two senders of one erasure (two replicas, or a request and the loop) send it
+once: each reads it again under the patient's lock (`Erasures.publish`). A command that still
+reaches Kafka twice (a send that timed out arrived after all) is harmless: it carries the same
+erasure id, and the second finds nothing left to erase.
 """
 
 from __future__ import annotations

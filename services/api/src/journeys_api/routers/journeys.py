@@ -171,8 +171,9 @@ async def trigger(
         run_id, sent = uuid.uuid4(), False
     else:
         run_id = await idempotency.claim(
-            resources.pool, journey_id, caller.subject, idempotency_key, context, patient_key
-        )
+            resources.pool, journey_id, caller.subject, idempotency_key, context, patient_key,
+            secret=resources.settings.patient_key_secret.get_secret_value(),
+        )  # fmt: skip
         sent = await idempotency.published(
             resources.pool, journey_id, caller.subject, idempotency_key
         )
