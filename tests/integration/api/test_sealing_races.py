@@ -74,7 +74,7 @@ async def test_a_start_run_acknowledged_after_the_trigger_timed_out_keeps_the_er
     acknowledge = asyncio.Event()
     delivering: list[asyncio.Task[None]] = []
     async with serving_resources(
-        kafka_bootstrap, read_models, topics, API_PRODUCE_TIMEOUT_SECONDS=0.5
+        kafka_bootstrap, read_models, topics, produce_timeout_seconds=0.5
     ) as (api, resources):
         journey_id = await create_journey(api)
         producer = resources.publisher._producer
