@@ -8,10 +8,10 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from journeys_contracts.envelope import header
-from journeys_runtime.kafka import consumer
+from journeys_runtime.kafka import REQUEST_MAX_BYTES, consumer
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -102,12 +102,21 @@ def duplicates(items: list[Any]) -> list[Any]:
     return [item for item, n in Counter(items).items() if n > 1]
 
 
-async def read_to_end(bootstrap: str, topic: str, within: float = 30.0) -> list[ConsumerRecord]:
-    """Every committed record of every partition of `topic`, up to the end each had when read.
+async def read_to_end(
+    bootstrap: str, topic: str, within: float = 30.0, *, committed: bool = True
+) -> list[ConsumerRecord]:
+    """Every committed record of every partition of `topic`, up to the end each had when read;
+    with `committed=False` every record, aborted transactions' included (what a broker tool
+    sees), up to the high watermark.
 
     Stops at the end offsets, not after a quiet spell, so a slow broker cannot cut it short.
     """
-    c = consumer(bootstrap, None, [topic])
+    isolation = "read_committed" if committed else "read_uncommitted"
+    c = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        isolation_level=isolation, auto_offset_reset="earliest",
+        max_partition_fetch_bytes=REQUEST_MAX_BYTES,
+    )  # fmt: skip
     await c.start()
     try:
         deadline = time.monotonic() + within

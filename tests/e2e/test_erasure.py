@@ -29,11 +29,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from psycopg import sql
 
 from journeys_contracts.envelope import header
-from journeys_runtime.kafka import REQUEST_MAX_BYTES
 from journeys_runtime.keyring import DEV_KEK_ID, DEV_KEKS, Keyring
 from journeys_runtime.shredding import DataKey, WrappedKey, open_sealed
 from tests.e2e.conftest import Stack, api_client, running_stack
@@ -307,7 +305,7 @@ async def _scan_topics(stack: Stack, keys: dict[str, DataKey], markers: list[str
     for topic in stack.topics.names:
         name = topic.removeprefix(stack.topics.prefix).removeprefix("journeys.")
         name = name.removesuffix(".v1")
-        records = await _read_uncommitted(stack.kafka_bootstrap, topic)
+        records = await read_to_end(stack.kafka_bootstrap, topic, committed=False)
         scan.records[name] = len(records)
         for r in records:
             raw = [r.key or b"", r.value or b"", *(v for _, v in r.headers)]
@@ -357,31 +355,6 @@ def _walk_record(
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
-
-
-async def _read_uncommitted(
-    bootstrap: str, topic: str, within: float = 30.0
-) -> list[ConsumerRecord]:
-    c = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        isolation_level="read_uncommitted", auto_offset_reset="earliest",
-        max_partition_fetch_bytes=REQUEST_MAX_BYTES,
-    )  # fmt: skip
-    await c.start()
-    try:
-        deadline = time.monotonic() + within
-        while not c.assignment():
-            assert time.monotonic() < deadline, f"no partitions of {topic} in {within} s"
-            await asyncio.sleep(0.05)
-        ends = await c.end_offsets(list(c.assignment()))
-        out: list[ConsumerRecord] = []
-        while not all([await c.position(tp) >= end for tp, end in ends.items()]):
-            assert time.monotonic() < deadline, f"{topic} not read to its end in {within} s"
-            for records in (await c.getmany(timeout_ms=200)).values():
-                out.extend(records)
-        return out
-    finally:
-        await c.stop()
 
 
 def _data_keys(url: str) -> dict[str, DataKey]:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 
 from journeys_contracts.envelope import CloudEvent
 from journeys_runtime import kafka
@@ -19,19 +18,11 @@ from tests.conftest import PARTITIONS
 from tests.integration.executor.process import executor_process
 from tests.integration.executor.test_executor import SECRET
 from tests.integration.executor.test_sealed import Patient
+from tests.integration.runtime.test_trimming import _commit, _first_offsets
 
 pytestmark = pytest.mark.integration
 
 TRIM_SECONDS = 0.5
-
-
-async def _first_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    c = kafka.consumer(bootstrap, None)
-    await c.start()
-    try:
-        return dict(await c.beginning_offsets(tps))
-    finally:
-        await c.stop()
 
 
 async def _end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
@@ -50,16 +41,6 @@ async def _committed(
     await c.start()
     try:
         return {tp: await c.committed(tp) for tp in tps}
-    finally:
-        await c.stop()
-
-
-async def _commit(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
-    c = kafka.consumer(bootstrap, group)
-    await c.start()
-    try:
-        c.assign(list(offsets))
-        await c.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
     finally:
         await c.stop()
 
