@@ -208,7 +208,8 @@ OUTAGE_STACKS = {"8a": {"proxy_kafka": True}, "8b": {"proxy_database": True}}
 # Malformed, each of them; a record of a type a newer version added is not poison (readers skip
 # and count it), so none is spelled like one of our type names.
 POISON = [b"not json", b'{"type": "no such type"}', b'{"runId": 42}']
-CONSUMERS = {"definitions": 1, "commands": 2, "events": 2}  # projector; + executor; + scheduler
+# The readers of each topic: the projector; + the executor (commands) or the scheduler (events).
+CONSUMERS = {"definitions": 1, "commands": 2, "events": 2, "sealed_events": 2}
 
 
 async def poison_every_topic(stack: FaultStack) -> dict[str, int]:
