@@ -7,7 +7,6 @@ An unsealed run is projected from v1 as before, now with its patient key.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -16,7 +15,6 @@ from prometheus_client import REGISTRY
 
 from journeys_contracts.envelope import header
 from journeys_contracts.sealed import clear_type
-from journeys_runtime.kafka import consumer
 from journeys_runtime.sealing import open_fields, open_value
 from journeys_runtime.shredding import DataKey
 from journeys_runtime.topics import Topics
@@ -35,6 +33,7 @@ from tests.integration.projector.helpers import (
     sealed_event_record,
     twin_record,
 )  # fmt: skip
+from tests.integration.projector.test_dead_letters import _dead_letters
 from tests.unit.projector.facts import CONTEXT, Story, erased, full_run, start_run, waiting_run
 
 MARKER = "CANARY-sealed-4f1c"  # in the sealed patient's id and failure reason only
@@ -53,20 +52,6 @@ def _sealed_records(topics: Topics, story: Story, key: DataKey) -> list[Any]:
 def _clear_records(topics: Topics, story: Story) -> list[Any]:
     return [command_record(topics, start_run(story), story.patient_id),
             *[event_record(topics, e) for e in story.events]]  # fmt: skip
-
-
-async def _dead_letters(bootstrap: str, topics: Topics, count: int) -> list[Any]:
-    c = consumer(bootstrap, None, [topics.dlq])
-    await c.start()
-    found: list[Any] = []
-    try:
-        async with asyncio.timeout(15):
-            while len(found) < count:
-                for records in (await c.getmany(timeout_ms=200)).values():
-                    found.extend(records)
-        return found
-    finally:
-        await c.stop()
 
 
 def _skipped(reason: str) -> float:

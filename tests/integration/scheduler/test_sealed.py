@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -21,16 +21,13 @@ from tests.integration.scheduler.conftest import (
     ready,
     wait_for,
 )
+from tests.integration.scheduler.test_scheduler import soon
 from tests.unit.scheduler.events import delay_elapsed, delay_started, run_cancelled
 
 pytestmark = pytest.mark.integration
 
 StartScheduler = Callable[[], Awaitable[Scheduler]]
 KEY = DataKey.generate()
-
-
-def soon(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def twin(event: object) -> object:
