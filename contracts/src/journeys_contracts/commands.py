@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.definition import EventType, JourneyDefinition
 from journeys_contracts.keys import PatientKey
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
@@ -81,6 +81,66 @@ class CancelRunSealed(CommandBase):
     reason: SealedValue | None = None
 
 
+EventId = Annotated[str, Field(min_length=1, max_length=200)]
+"""A patient event's id, as its sender gave it: unique per patient, not globally."""
+
+
+class RecordPatientEvent(WireModel):
+    """Something happened to a patient (an appointment booked, a form submitted): the executor
+    starts the runs it triggers, resumes the runs waiting for it, ends the runs it exits, and
+    keeps it a while for waits that begin later (look-back). The same `eventId` for the same
+    patient has effect once.
+
+    About a patient, not a run: no `runId`. Keyed by `patientKey`, in order with the patient's
+    other commands. The CloudEvents subject is `receiptId`.
+    """
+
+    type: Literal["journeys.command.record_patient_event.v1"] = (
+        "journeys.command.record_patient_event.v1"
+    )
+    receipt_id: UUID
+    """`receipt_id(patient_key, event_id)`: names this event of this patient everywhere."""
+    event_id: EventId
+    patient_key: PatientKey
+    patient_id: str
+    event_type: EventType
+    occurred_at: UtcDatetime
+    received_at: UtcDatetime
+    source: Annotated[str, Field(min_length=1, max_length=300)]
+    """The way in: `api`, `hook:<source>` or `topic:<topic>`; never patient data."""
+    event_data: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecordPatientEventSealed(WireModel):
+    """`journeys.command.record_patient_event.v1` with the patient's id and the event's data
+    sealed under the patient's data key, which travels wrapped in `dataKey`."""
+
+    type: Literal["journeys.command.record_patient_event.v2"] = (
+        "journeys.command.record_patient_event.v2"
+    )
+    receipt_id: UUID
+    event_id: EventId
+    patient_key: PatientKey
+    patient_id: SealedValue
+    event_type: EventType
+    occurred_at: UtcDatetime
+    received_at: UtcDatetime
+    source: Annotated[str, Field(min_length=1, max_length=300)]
+    event_data: SealedValue
+    data_key: WrappedDataKey
+
+
+RECEIPTS = UUID("6c1b3f0e-2d7a-5b8e-9f41-8a0c5d3e7b12")
+"""The namespace of receipt ids."""
+
+
+def receipt_id(patient_key: str, event_id: str) -> UUID:
+    """The id of patient event `event_id` of the patient `patient_key`: stable across every way
+    in and every retry, so it names the event in the executor's de-duplication, the read model
+    and the CloudEvents id, without the patient's id."""
+    return uuid5(RECEIPTS, f"{patient_key}:{event_id}")
+
+
 class ErasePatient(WireModel):
     """Forget a patient: the executor cancels the patient's runs that have not ended, drops the
     state of all of them and answers with `journeys.patient.erased.v1`.
@@ -101,7 +161,9 @@ class ErasePatient(WireModel):
 
 RunCommand = StartRun | FireTimer | CancelRun | RecordDelivery | StartRunSealed | CancelRunSealed
 """Every command about one run: a `CommandBase`, with `runId`."""
-Command = Annotated[RunCommand | ErasePatient, Field(discriminator="type")]
+PatientCommand = ErasePatient | RecordPatientEvent | RecordPatientEventSealed
+"""Every command about a patient rather than one run: keyed by `patientKey`, no `runId`."""
+Command = Annotated[RunCommand | PatientCommand, Field(discriminator="type")]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 COMMAND_TYPES: tuple[type[WireModel], ...] = (
     StartRun,
@@ -111,6 +173,8 @@ COMMAND_TYPES: tuple[type[WireModel], ...] = (
     ErasePatient,
     StartRunSealed,
     CancelRunSealed,
+    RecordPatientEvent,
+    RecordPatientEventSealed,
 )
 
 

@@ -24,6 +24,13 @@ Operator = Literal[
 
 NodeId = Annotated[str, Field(min_length=1, max_length=200)]
 
+EVENT_TYPE_PATTERN = r"^[a-z0-9_.-]+$"
+EventType = Annotated[str, Field(min_length=1, max_length=200, pattern=EVENT_TYPE_PATTERN)]
+"""A patient event's type, as upstream systems name it: `appointment.booked`."""
+
+MAX_WAIT_SECONDS = 5 * 366 * 86400
+"""The longest DELAY or WAIT_FOR_EVENT timeout: five years."""
+
 _EXAMPLE: dict[str, Any] = {
     "name": "Hip replacement recovery",
     "start_node_id": "welcome",
@@ -81,6 +88,15 @@ class MessageNode(_Tolerant):
     next_node_id: NodeId | None = None
 
 
+class EventMatch(_Tolerant):
+    """Patient events of type `event`, and, when `when` is set, only those it holds for. The
+    condition's dotted path reads `event.type`, `event.id`, `event.occurredAt` and
+    `event.data.*` beside the patient context."""
+
+    event: EventType
+    when: Condition | None = None
+
+
 class DelayNode(_Tolerant):
     """Wait `duration_seconds`, surviving any restart, then continue."""
 
@@ -88,7 +104,7 @@ class DelayNode(_Tolerant):
     type: Literal["DELAY"]
     # strict: `true` or `"5"` must be a 422, never a coerced 1- or 5-second delay.
     duration_seconds: Annotated[
-        float, Field(strict=True, ge=0, le=5 * 366 * 86400, allow_inf_nan=False)
+        float, Field(strict=True, ge=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)
     ]
     next_node_id: NodeId | None = None
 
@@ -103,7 +119,32 @@ class ConditionalNode(_Tolerant):
     on_false_next_node_id: NodeId | None = None
 
 
-Node = Annotated[MessageNode | DelayNode | ConditionalNode, Field(discriminator="type")]
+class WaitForEventNode(_Tolerant):
+    """Wait for a patient event of type `event` (for which `when` holds) for at most
+    `timeout_seconds`; continue at `on_event_next_node_id` when it comes, else at
+    `on_timeout_next_node_id` (null ends the run, as elsewhere). An event that arrived up to
+    `lookback_seconds` before the wait began counts as if it came during it. The event's data
+    joins the run's context under `events.<node id>`."""
+
+    id: NodeId
+    type: Literal["WAIT_FOR_EVENT"]
+    event: EventType
+    when: Condition | None = None
+    timeout_seconds: Annotated[
+        float, Field(strict=True, gt=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)
+    ]
+    lookback_seconds: Annotated[
+        float, Field(strict=True, ge=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)
+    ] = 0
+    # Both required, null allowed: a missing branch is a client's mistake, a null one ends.
+    on_event_next_node_id: NodeId | None
+    on_timeout_next_node_id: NodeId | None
+
+
+AnyNode = MessageNode | DelayNode | ConditionalNode | WaitForEventNode
+Node = Annotated[AnyNode, Field(discriminator="type")]
+
+Reentry = Literal["always", "if_not_active", "once"]
 
 
 class JourneyDefinition(_Tolerant):
@@ -114,8 +155,16 @@ class JourneyDefinition(_Tolerant):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     start_node_id: NodeId
     nodes: Annotated[list[Node], Field(min_length=1, max_length=1000)]
+    triggers: Annotated[list[EventMatch], Field(max_length=50)] = []
+    """Patient events that start a run of this journey for their patient."""
+    reentry: Reentry = "if_not_active"
+    """Whether a trigger starts a run for a patient who has one: `always`; `if_not_active`
+    (not while the patient has a run of this journey that has not ended); `once` (never if
+    the patient was ever started by a trigger)."""
+    exit_on: Annotated[list[EventMatch], Field(max_length=50)] = []
+    """Patient events that end the patient's runs of this journey (status `cancelled`)."""
 
-    def node(self, node_id: str) -> MessageNode | DelayNode | ConditionalNode:
+    def node(self, node_id: str) -> AnyNode:
         for n in self.nodes:
             if n.id == node_id:
                 return n
@@ -152,8 +201,31 @@ class StrictConditionalNode(ConditionalNode):
     condition: StrictCondition
 
 
+class StrictEventMatch(EventMatch):
+    """Patient events of type `event`, and, when `when` is set, only those it holds for. The
+    condition's dotted path reads `event.type`, `event.id`, `event.occurredAt` and
+    `event.data.*` beside the patient context."""
+
+    model_config = ConfigDict(extra="forbid", title="EventMatch")
+
+    when: StrictCondition | None = None
+
+
+class StrictWaitForEventNode(WaitForEventNode):
+    """Wait for a patient event of type `event` (for which `when` holds) for at most
+    `timeout_seconds`; continue at `on_event_next_node_id` when it comes, else at
+    `on_timeout_next_node_id` (null ends the run, as elsewhere). An event that arrived up to
+    `lookback_seconds` before the wait began counts as if it came during it. The event's data
+    joins the run's context under `events.<node id>`."""
+
+    model_config = ConfigDict(extra="forbid", title="WaitForEventNode")
+
+    when: StrictCondition | None = None
+
+
 StrictNode = Annotated[
-    StrictMessageNode | StrictDelayNode | StrictConditionalNode, Field(discriminator="type")
+    StrictMessageNode | StrictDelayNode | StrictConditionalNode | StrictWaitForEventNode,
+    Field(discriminator="type"),
 ]
 
 
@@ -164,6 +236,8 @@ class StrictJourneyDefinition(JourneyDefinition):
 
     # A list of the strict nodes where the parent has a list of nodes: list is invariant.
     nodes: Annotated[list[StrictNode], Field(min_length=1, max_length=1000)]  # type: ignore[assignment]
+    triggers: Annotated[list[StrictEventMatch], Field(max_length=50)] = []  # type: ignore[assignment]
+    exit_on: Annotated[list[StrictEventMatch], Field(max_length=50)] = []  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -174,20 +248,26 @@ class GraphError:
     msg: str
 
 
-def successors(node: MessageNode | DelayNode | ConditionalNode) -> Iterator[tuple[str, str]]:
+def successors(node: AnyNode) -> Iterator[tuple[str, str]]:
     """Yield (field name, target id) for every outgoing edge of a node."""
     if isinstance(node, ConditionalNode):
         if node.on_true_next_node_id is not None:
             yield "on_true_next_node_id", node.on_true_next_node_id
         if node.on_false_next_node_id is not None:
             yield "on_false_next_node_id", node.on_false_next_node_id
+    elif isinstance(node, WaitForEventNode):
+        if node.on_event_next_node_id is not None:
+            yield "on_event_next_node_id", node.on_event_next_node_id
+        if node.on_timeout_next_node_id is not None:
+            yield "on_timeout_next_node_id", node.on_timeout_next_node_id
     elif node.next_node_id is not None:
         yield "next_node_id", node.next_node_id
 
 
 def graph_errors(definition: JourneyDefinition) -> list[GraphError]:
     """Check the graph rules (ids unique, every reference and the start resolve, every node
-    reachable, every cycle passes a positive DELAY); an empty list means the graph is sound."""
+    reachable, every cycle passes a positive DELAY or a WAIT_FOR_EVENT); an empty list means
+    the graph is sound."""
     errors: list[GraphError] = []
     index: dict[str, int] = {}
     for i, node in enumerate(definition.nodes):
@@ -239,10 +319,14 @@ def _unreachable(definition: JourneyDefinition, index: dict[str, int]) -> list[G
 
 
 def _delay_free_cycles(definition: JourneyDefinition, index: dict[str, int]) -> list[GraphError]:
-    """Find cycles that can loop without waiting: edges leaving a positive DELAY are cut."""
+    """Find cycles that can loop without waiting: edges leaving a positive DELAY or a
+    WAIT_FOR_EVENT are cut. (A wait met at once by a look-back event consumes that event: the
+    run's next wait only sees events after it, so such a loop ends when they do.)"""
 
     def edges(node_id: str) -> list[str]:
         node = definition.nodes[index[node_id]]
+        if isinstance(node, WaitForEventNode):
+            return []
         if isinstance(node, DelayNode) and node.duration_seconds > 0:
             return []
         # Both branches of a CONDITIONAL may name one node: walk it (and report its cycle) once.

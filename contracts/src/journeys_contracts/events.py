@@ -11,6 +11,8 @@ from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.keys import PatientKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
+NodeType = Literal["MESSAGE", "DELAY", "CONDITIONAL", "WAIT_FOR_EVENT"]
+
 
 class EventBase(WireModel):
     """Every event names its run and patient and carries a gapless per-run `seq` (1, 2, …)."""
@@ -31,12 +33,17 @@ class RunStarted(EventBase):
     start_node_id: str
     patient_context: dict[str, Any]
     definition: JourneyDefinition
+    trigger_event_id: str | None = None
+    """The patient event that started the run through one of the journey's triggers; None for
+    a run started by a request."""
+    trigger_event_type: str | None = None
+    trigger_receipt_id: UUID | None = None
 
 
 class NodeEntered(EventBase):
     type: Literal["journeys.node.entered.v1"] = "journeys.node.entered.v1"
     node_id: str
-    node_type: Literal["MESSAGE", "DELAY", "CONDITIONAL"]
+    node_type: NodeType
 
 
 class MessageRequested(EventBase):
@@ -103,6 +110,61 @@ class RunCancelled(EventBase):
     node_id: str | None
     reason: str | None = None
     cancelled_timer_id: UUID | None = None
+    exit_event_id: str | None = None
+    """The patient event that ended the run through the journey's `exit_on` (after its
+    `journeys.run.exited.v1`); None for a cancel by request or erasure."""
+    exit_event_type: str | None = None
+
+
+class EventWaiting(EventBase):
+    """The run waits at a WAIT_FOR_EVENT node for a patient event of `eventType`, until
+    `dueAt`: then timer `timerId` fires and the run times out."""
+
+    type: Literal["journeys.event.waiting.v1"] = "journeys.event.waiting.v1"
+    node_id: str
+    event_type: str
+    timer_id: UUID
+    timeout_seconds: float
+    due_at: UtcDatetime
+    lookback_seconds: float = 0
+
+
+class EventMatched(EventBase):
+    """A patient event met the run's WAIT_FOR_EVENT node: one that came while it waited (its
+    timer `cancelledTimerId` is cancelled), or one from up to `lookbackSeconds` before the
+    wait began (`lookback` true; the run never waited). `eventData` joins the run's context
+    under `events.<nodeId>`."""
+
+    type: Literal["journeys.event.matched.v1"] = "journeys.event.matched.v1"
+    node_id: str
+    event_id: str
+    event_type: str
+    receipt_id: UUID
+    event_occurred_at: UtcDatetime
+    event_data: dict[str, Any]
+    lookback: bool = False
+    cancelled_timer_id: UUID | None = None
+
+
+class EventTimedOut(EventBase):
+    """No matching patient event came before the WAIT_FOR_EVENT node's timeout."""
+
+    type: Literal["journeys.event.timed_out.v1"] = "journeys.event.timed_out.v1"
+    node_id: str
+    timer_id: UUID
+    due_at: UtcDatetime
+    fired_at: UtcDatetime
+
+
+class RunExited(EventBase):
+    """A patient event matched the journey's `exit_on`: the run ends, and its
+    `journeys.run.cancelled.v1` (which names the same event) follows at once."""
+
+    type: Literal["journeys.run.exited.v1"] = "journeys.run.exited.v1"
+    node_id: str | None
+    event_id: str
+    event_type: str
+    receipt_id: UUID
 
 
 class PatientErased(WireModel):
@@ -136,6 +198,10 @@ RunEvent = (
     | RunCompleted
     | RunFailed
     | RunCancelled
+    | EventWaiting
+    | EventMatched
+    | EventTimedOut
+    | RunExited
 )
 """Every event about one run: an `EventBase`, with `runId` and `seq`."""
 
@@ -154,6 +220,10 @@ EVENT_TYPES: tuple[type[WireModel], ...] = (
     RunFailed,
     RunCancelled,
     PatientErased,
+    EventWaiting,
+    EventMatched,
+    EventTimedOut,
+    RunExited,
 )
 TERMINAL_EVENT_TYPES = frozenset(
     {RunCompleted.model_fields["type"].default, RunFailed.model_fields["type"].default,

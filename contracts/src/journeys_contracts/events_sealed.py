@@ -1,11 +1,11 @@
 """Events on `journeys.events.v2`: the events of `journeys.events.v1` with patient data sealed.
 
 Each `.v2` type has every field of its `.v1` twin, with the same name and meaning, except that
-`patientId`, `patientContext`, `message`, `reason` and `note` hold a `SealedValue` (see
-`journeys_contracts.sealed`), and `patientKey` names the patient (the Kafka key, also in the
-value). Same key, same partition count, same CloudEvents headers as v1. Erasing a patient
-deletes the data key, after which the sealed fields of every copy are noise while the rest of
-each event (ids, nodes, times, outcomes) stays readable history.
+`patientId`, `patientContext`, `message`, `reason`, `note` and `eventData` hold a
+`SealedValue` (see `journeys_contracts.sealed`), and `patientKey` names the patient (the
+Kafka key, also in the value). Same key, same partition count, same CloudEvents headers as
+v1. Erasing a patient deletes the data key, after which the sealed fields of every copy are
+noise while the rest of each event (ids, nodes, times, outcomes) stays readable history.
 
 `journeys.patient.erased.v1` carries no patient data and is published on this topic as it is.
 """
@@ -18,7 +18,7 @@ from uuid import UUID
 from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import JourneyDefinition
-from journeys_contracts.events import PatientErased
+from journeys_contracts.events import NodeType, PatientErased
 from journeys_contracts.keys import PatientKey
 from journeys_contracts.sealed import SealedValue
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
@@ -41,12 +41,15 @@ class RunStartedSealed(SealedEventBase):
     start_node_id: str
     patient_context: SealedValue
     definition: JourneyDefinition
+    trigger_event_id: str | None = None
+    trigger_event_type: str | None = None
+    trigger_receipt_id: UUID | None = None
 
 
 class NodeEnteredSealed(SealedEventBase):
     type: Literal["journeys.node.entered.v2"] = "journeys.node.entered.v2"
     node_id: str
-    node_type: Literal["MESSAGE", "DELAY", "CONDITIONAL"]
+    node_type: NodeType
 
 
 class MessageRequestedSealed(SealedEventBase):
@@ -113,6 +116,46 @@ class RunCancelledSealed(SealedEventBase):
     node_id: str | None
     reason: SealedValue | None = None
     cancelled_timer_id: UUID | None = None
+    exit_event_id: str | None = None
+    exit_event_type: str | None = None
+
+
+class EventWaitingSealed(SealedEventBase):
+    type: Literal["journeys.event.waiting.v2"] = "journeys.event.waiting.v2"
+    node_id: str
+    event_type: str
+    timer_id: UUID
+    timeout_seconds: float
+    due_at: UtcDatetime
+    lookback_seconds: float = 0
+
+
+class EventMatchedSealed(SealedEventBase):
+    type: Literal["journeys.event.matched.v2"] = "journeys.event.matched.v2"
+    node_id: str
+    event_id: str
+    event_type: str
+    receipt_id: UUID
+    event_occurred_at: UtcDatetime
+    event_data: SealedValue
+    lookback: bool = False
+    cancelled_timer_id: UUID | None = None
+
+
+class EventTimedOutSealed(SealedEventBase):
+    type: Literal["journeys.event.timed_out.v2"] = "journeys.event.timed_out.v2"
+    node_id: str
+    timer_id: UUID
+    due_at: UtcDatetime
+    fired_at: UtcDatetime
+
+
+class RunExitedSealed(SealedEventBase):
+    type: Literal["journeys.run.exited.v2"] = "journeys.run.exited.v2"
+    node_id: str | None
+    event_id: str
+    event_type: str
+    receipt_id: UUID
 
 
 SealedRunEvent = (
@@ -127,6 +170,10 @@ SealedRunEvent = (
     | RunCompletedSealed
     | RunFailedSealed
     | RunCancelledSealed
+    | EventWaitingSealed
+    | EventMatchedSealed
+    | EventTimedOutSealed
+    | RunExitedSealed
 )
 """Every v2 event about one run: a `SealedEventBase`, with `runId` and `seq`."""
 
@@ -144,6 +191,10 @@ SEALED_EVENT_TYPES: tuple[type[WireModel], ...] = (
     RunCompletedSealed,
     RunFailedSealed,
     RunCancelledSealed,
+    EventWaitingSealed,
+    EventMatchedSealed,
+    EventTimedOutSealed,
+    RunExitedSealed,
 )
 """The v2 run event types (`PatientErased` is v1's, listed in `events.EVENT_TYPES`)."""
 TERMINAL_SEALED_EVENT_TYPES = frozenset(

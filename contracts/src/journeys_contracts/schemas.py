@@ -101,9 +101,12 @@ def contracts() -> list[Contract]:
 def _description(name: str) -> str:
     if name in DESCRIPTIONS or not name.endswith(".v2"):
         return DESCRIPTIONS[name]
-    return (f"{DESCRIPTIONS[clear_type(name)]} The `{clear_type(name)}` event with its patient "
+    clear = next(m for m in EVENT_TYPES if type_of(m) == clear_type(name))
+    described = clear.__dict__.get("__doc__") or DESCRIPTIONS[clear_type(name)]
+    return (f"{' '.join(described.split())} The `{clear_type(name)}` event with its patient "
             "data sealed under the patient's data key (`patientId`, and `patientContext`, "
-            "`message`, `reason` or `note` where present), and `patientKey` added.")  # fmt: skip
+            "`message`, `reason`, `note` or `eventData` where present), and `patientKey` "
+            "added.")  # fmt: skip
 
 
 def schema_of(contract: Contract) -> dict[str, Any]:

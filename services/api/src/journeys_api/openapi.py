@@ -69,7 +69,8 @@ VALIDATION: dict[str, dict[str, Any]] = {
                               error(_NODE_LOC, "'nowhere' does not match any node id")),
         cycle=json_example("delay-free cycle", error(
             ["body", "nodes", 0, "id"],
-            "cycle a -> b -> a can loop without passing a DELAY with duration_seconds > 0")),
+            "cycle a -> b -> a can loop without passing a DELAY with duration_seconds > 0 "
+            "or a WAIT_FOR_EVENT")),
         operator=json_example("unknown operator", error(
             ["body", "nodes", 1, "CONDITIONAL", "condition", "operator"],
             "Input should be '==', '!=', '>', '>=', '<', '<=', 'eq', 'ne', 'gt', 'gte', 'lt', "

@@ -49,6 +49,8 @@ from journeys_contracts import events as ev
 from journeys_contracts.commands import (
     Command,
     ErasePatient,
+    RecordPatientEvent,
+    RecordPatientEventSealed,
     RunCommand,
     decode_command,
 )
@@ -285,6 +287,8 @@ class BatchProcessor:
     ) -> None:
         if isinstance(command, ErasePatient):
             await self._erase(part, record, command, batch)
+        elif isinstance(command, RecordPatientEvent | RecordPatientEventSealed):
+            batch.tally[command.type, "skipped"] += 1  # patient events: being built
         else:
             await self._one(part, record, command, batch)
 
