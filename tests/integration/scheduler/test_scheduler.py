@@ -21,7 +21,13 @@ from tests.integration.scheduler.conftest import (
     ready,
     wait_for,
 )
-from tests.unit.scheduler.events import delay_started, node_entered, run_cancelled
+from tests.unit.scheduler.events import (
+    delay_started,
+    event_matched,
+    event_waiting,
+    node_entered,
+    run_cancelled,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +110,26 @@ async def test_a_delay_cancelled_before_due_never_fires(
     await commands.until(1, within=5)  # the control fired: the cancelled one was due before it
     await commands.during(0.3)
     assert [f.command.timer_id for f in commands.fires()] == [control.timer_id]
+
+
+async def test_a_wait_for_event_fires_its_timeout_once_at_due_and_a_matched_one_never(
+    start_scheduler: StartScheduler, events: EventWriter, commands: TopicReader
+) -> None:
+    await ready(await start_scheduler())
+    due = soon(1.0)
+    matched = event_waiting(uuid.uuid4(), due)
+    timing_out = event_waiting(uuid.uuid4(), due + timedelta(milliseconds=100))
+    await events.send(matched, key_of("patient-matched"))
+    partition = await events.send(timing_out, key_of("patient-waiting"))
+    await events.send(event_matched(matched), key_of("patient-matched"))
+
+    await commands.until(1, within=5)  # the matched wait was due before the other fired
+    await commands.during(0.3)
+    (fire,) = commands.fires()
+    assert (fire.command.run_id, fire.command.timer_id) == (timing_out.run_id, timing_out.timer_id)
+    assert fire.command.due_at == timing_out.due_at
+    assert fire.command.fired_at >= timing_out.due_at
+    assert (fire.key, fire.partition) == (key_of("patient-waiting"), partition)
 
 
 async def test_delays_that_came_due_before_the_scheduler_started_all_fire_in_due_order(

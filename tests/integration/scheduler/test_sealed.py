@@ -22,7 +22,14 @@ from tests.integration.scheduler.conftest import (
     wait_for,
 )
 from tests.integration.scheduler.test_scheduler import soon
-from tests.unit.scheduler.events import delay_elapsed, delay_started, run_cancelled
+from tests.unit.scheduler.events import (
+    delay_elapsed,
+    delay_started,
+    event_matched,
+    event_timed_out,
+    event_waiting,
+    run_cancelled,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -91,4 +98,24 @@ async def test_v2_ends_and_erasures_delete_the_timers_of_sealed_runs(
     await events.send_erased(erasure)
     await wait_for(
         lambda: _stored(fresh_database) == {kept.timer_id}, 5, "the ended runs' timers to go"
+    )
+
+
+async def test_v2_waits_are_stored_and_a_v2_match_or_time_out_deletes_them(
+    start_scheduler: StartScheduler, events: EventWriter, fresh_database: str
+) -> None:
+    await ready(await start_scheduler())
+    matched, timed_out, kept = (event_waiting(uuid.uuid4(), soon(3600)) for _ in range(3))
+    key = key_of("patient-sealed")
+    for waiting in (matched, timed_out, kept):
+        await events.send(twin(waiting), key)  # type: ignore[arg-type]
+        await events.send_sealed(waiting, key, KEY)
+    timers = {w.timer_id for w in (matched, timed_out, kept)}
+    await wait_for(lambda: _stored(fresh_database) == timers, 5, "the v2 waits to be stored")
+
+    await events.send(twin(event_matched(kept)), key)  # type: ignore[arg-type]
+    await events.send_sealed(event_matched(matched), key, KEY)
+    await events.send_sealed(event_timed_out(timed_out), key, KEY)
+    await wait_for(
+        lambda: _stored(fresh_database) == {kept.timer_id}, 5, "the ended waits' timers to go"
     )

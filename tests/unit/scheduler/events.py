@@ -11,6 +11,9 @@ from journeys_contracts.events import (
     DelayElapsed,
     DelayStarted,
     EventBase,
+    EventMatched,
+    EventTimedOut,
+    EventWaiting,
     NodeEntered,
     PatientErased,
     RunCancelled,
@@ -38,6 +41,28 @@ def delay_elapsed(started: DelayStarted) -> DelayElapsed:
     return DelayElapsed(**_common(started.run_id, started.seq + 1), node_id=started.node_id,
                         timer_id=started.timer_id, due_at=started.due_at,
                         fired_at=started.due_at + timedelta(milliseconds=1))  # fmt: skip
+
+
+def event_waiting(run_id: uuid.UUID, due_at: datetime, seq: int = 3) -> EventWaiting:
+    timer_id = uuid.uuid5(run_id, f"timer:{seq}")
+    return EventWaiting(**_common(run_id, seq), node_id="form", event_type="intake_form.submitted",
+                        timer_id=timer_id, timeout_seconds=1.0, due_at=due_at)  # fmt: skip
+
+
+def event_matched(waiting: EventWaiting, *, lookback: bool = False) -> EventMatched:
+    """The event the run waited for came: its timer is cancelled (none on a look-back match)."""
+    return EventMatched(**_common(waiting.run_id, waiting.seq + 1), node_id=waiting.node_id,
+                        event_id="form-1", event_type=waiting.event_type,
+                        receipt_id=uuid.uuid5(waiting.run_id, "receipt"),
+                        event_occurred_at=datetime.now(UTC), event_data={"score": 7},
+                        lookback=lookback,
+                        cancelled_timer_id=None if lookback else waiting.timer_id)  # fmt: skip
+
+
+def event_timed_out(waiting: EventWaiting) -> EventTimedOut:
+    return EventTimedOut(**_common(waiting.run_id, waiting.seq + 1), node_id=waiting.node_id,
+                         timer_id=waiting.timer_id, due_at=waiting.due_at,
+                         fired_at=waiting.due_at + timedelta(milliseconds=1))  # fmt: skip
 
 
 def run_cancelled(started: DelayStarted, with_timer: bool = True) -> RunCancelled:

@@ -15,6 +15,9 @@ from tests.unit.scheduler.events import (
     delay_elapsed,
     delay_started,
     erased_headers,
+    event_matched,
+    event_timed_out,
+    event_waiting,
     headers,
     node_entered,
     patient_erased,
@@ -94,6 +97,46 @@ def test_patient_erased_deletes_the_timers_of_its_runs_stored_or_in_the_batch() 
     assert (plan.ignored, plan.dead_letters) == (0, [])
 
 
+def test_event_waiting_becomes_a_timer_like_delay_started() -> None:
+    waiting = event_waiting(uuid.uuid4(), DUE)
+    plan = plan_batch(records(waiting))
+    (timer,) = plan.timers
+    assert (timer.timer_id, timer.run_id, timer.due_at) == (waiting.timer_id, waiting.run_id, DUE)
+    assert (timer.patient_key, timer.partition) == (KEY.decode(), 2)
+
+
+def test_event_matched_deletes_only_the_timer_it_cancelled() -> None:
+    waiting = event_waiting(uuid.uuid4(), DUE)
+    plan = plan_batch(records(event_matched(waiting)))
+    assert (plan.delete_timer_ids, plan.delete_run_ids) == ({waiting.timer_id}, set())
+
+
+def test_a_wait_matched_in_the_same_batch_is_never_stored() -> None:
+    waiting = event_waiting(uuid.uuid4(), DUE)
+    other = event_waiting(uuid.uuid4(), DUE)
+    plan = plan_batch(records(waiting, other, event_matched(waiting)))
+    assert list(plan.inserts) == [other.timer_id]
+
+
+def test_a_look_back_match_cancels_nothing() -> None:
+    waiting = event_waiting(uuid.uuid4(), DUE)
+    plan = plan_batch(records(event_matched(waiting, lookback=True)))
+    assert (plan.delete_timer_ids, plan.delete_run_ids, plan.ignored) == (set(), set(), 1)
+
+
+def test_a_second_wait_after_a_match_in_the_same_batch_survives() -> None:
+    run_id = uuid.uuid4()
+    first = event_waiting(run_id, DUE, seq=3)
+    second = event_waiting(run_id, DUE + timedelta(days=1), seq=5)
+    plan = plan_batch(records(first, event_matched(first), second))
+    assert list(plan.inserts) == [second.timer_id]
+
+
+def test_event_timed_out_deletes_by_run_like_delay_elapsed() -> None:
+    waiting = event_waiting(uuid.uuid4(), DUE)
+    assert plan_batch(records(event_timed_out(waiting))).delete_run_ids == {waiting.run_id}
+
+
 def test_other_event_types_are_ignored() -> None:
     plan = plan_batch(records(node_entered(uuid.uuid4())))
     assert (plan.inserts, plan.delete_run_ids, plan.dead_letters) == ({}, set(), [])
@@ -164,6 +207,23 @@ def test_v2_ends_delete_the_timers_like_their_v1_twins() -> None:
         plan = plan_batch(sealed_records(ending))
         assert plan.delete_run_ids == {started.run_id}
     assert plan_batch(sealed_records(run_cancelled(started))).delete_timer_ids == {started.timer_id}
+
+
+def test_v2_waits_matches_and_time_outs_plan_like_their_v1_twins() -> None:
+    waiting = event_waiting(uuid.uuid4(), DUE)
+    for event in (waiting, event_matched(waiting), event_timed_out(waiting)):
+        sealed, clear = plan_batch(sealed_records(event)), plan_batch(records(event))
+        assert sealed.inserts == clear.inserts
+        assert (sealed.delete_timer_ids, sealed.delete_run_ids) == (
+            clear.delete_timer_ids, clear.delete_run_ids,
+        )  # fmt: skip
+
+
+def test_v1_twins_of_a_sealed_wait_are_skipped() -> None:
+    waiting = event_waiting(uuid.uuid4(), DUE)
+    twins = [e.model_copy(update={"sealed_twin": True}) for e in (waiting, event_matched(waiting))]
+    plan = plan_batch(records(*twins))
+    assert (plan.inserts, plan.delete_timer_ids, plan.skipped_twins) == ({}, set(), 2)
 
 
 def test_patient_erased_on_v2_deletes_the_runs_timers() -> None:

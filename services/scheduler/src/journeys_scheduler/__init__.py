@@ -1,1 +1,2 @@
-"""Durable timers: learn of delays from events, store them, fire a FireTimer command when due."""
+"""Durable timers: learn of delays and event waits from events, store them, fire a FireTimer
+command when due."""

@@ -2,7 +2,12 @@
 
 Records come from `journeys.events.v1` and `journeys.events.v2`. A sealed run's events are on
 v2, read by their clear fields (run, timer, due time; the scheduler needs no patient data),
-and their clear copies on v1 (`sealedTwin`) are skipped, so each delay is armed once.
+and their clear copies on v1 (`sealedTwin`) are skipped, so each timer is armed once.
+
+A run has a timer while it waits: at a DELAY (`delay.started`) or for a patient event until a
+timeout (`event.waiting`). Both are armed and fired alike; the executor tells which it was. A
+matching event (`event.matched`) cancels the wait's timer; a fired one ends with
+`delay.elapsed` or `event.timed_out`, a run's end with its terminal event.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from journeys_contracts.events import (
     DelayElapsed,
     DelayStarted,
     EventBase,
+    EventMatched,
+    EventTimedOut,
+    EventWaiting,
     PatientErased,
     RunCancelled,
     RunCompleted,
@@ -29,6 +37,9 @@ from journeys_contracts.events import (
 from journeys_contracts.events_sealed import (
     DelayElapsedSealed,
     DelayStartedSealed,
+    EventMatchedSealed,
+    EventTimedOutSealed,
+    EventWaitingSealed,
     RunCancelledSealed,
     RunCompletedSealed,
     RunFailedSealed,
@@ -37,12 +48,16 @@ from journeys_contracts.events_sealed import (
 from journeys_runtime.dlq import describe_validation_error
 from journeys_scheduler.timers import Timer
 
-STARTS_WAIT = (DelayStarted, DelayStartedSealed)
+STARTS_WAIT = (DelayStarted, EventWaiting, DelayStartedSealed, EventWaitingSealed)
 ENDS_WAIT = (
-    DelayElapsed, RunCompleted, RunFailed, RunCancelled,
-    DelayElapsedSealed, RunCompletedSealed, RunFailedSealed, RunCancelledSealed,
+    DelayElapsed, EventTimedOut, RunCompleted, RunFailed, RunCancelled,
+    DelayElapsedSealed, EventTimedOutSealed, RunCompletedSealed, RunFailedSealed,
+    RunCancelledSealed,
 )  # fmt: skip
-RELEVANT_TYPES = frozenset(type_of(t) for t in (*STARTS_WAIT, *ENDS_WAIT, PatientErased))
+CANCELS_TIMER = (EventMatched, EventMatchedSealed)
+RELEVANT_TYPES = frozenset(
+    type_of(t) for t in (*STARTS_WAIT, *ENDS_WAIT, *CANCELS_TIMER, PatientErased)
+)
 
 Position = tuple[str, int]  # (topic, partition)
 
@@ -108,7 +123,7 @@ def plan_batch(records: Iterable[Record]) -> Plan:
 def _apply(plan: Plan, record: Record) -> None:
     declared = header(record.headers, "ce_type")
     if declared is not None and declared not in RELEVANT_TYPES:
-        # Only six event types (per topic) concern timers; skip decoding the rest (run starts
+        # Only nine event types (per topic) concern timers; skip decoding the rest (run starts
         # carry whole definitions). Their own consumers judge whether they are well formed.
         plan.ignored += 1
         return
@@ -125,6 +140,13 @@ def _apply(plan: Plan, record: Record) -> None:
     if isinstance(event, STARTS_WAIT):
         plan.inserts[event.timer_id] = (_timer(event, record), event.occurred_at)
         return
+    if isinstance(event, CANCELS_TIMER):
+        # Only the wait's own timer: a look-back match never armed one, and the run goes on.
+        if event.cancelled_timer_id is None:
+            plan.ignored += 1
+        else:
+            _cancel_timer(plan, event.cancelled_timer_id)
+        return
     if isinstance(event, PatientErased):
         # Each run's own end normally deleted its timers already; a timer left over would only
         # fire for a run the executor has forgotten.
@@ -133,12 +155,15 @@ def _apply(plan: Plan, record: Record) -> None:
     if not isinstance(event, ENDS_WAIT):
         plan.ignored += 1
         return
-    if isinstance(event, RunCancelled | RunCancelledSealed):
-        timer_id = event.cancelled_timer_id
-        if timer_id is not None:
-            plan.inserts.pop(timer_id, None)
-            plan.delete_timer_ids.add(timer_id)
+    if isinstance(event, RunCancelled | RunCancelledSealed) and event.cancelled_timer_id:
+        _cancel_timer(plan, event.cancelled_timer_id)
     _end_runs(plan, {event.run_id})
+
+
+def _cancel_timer(plan: Plan, timer_id: UUID) -> None:
+    """Drop the timer if the batch armed it, and delete it if it is stored."""
+    plan.inserts.pop(timer_id, None)
+    plan.delete_timer_ids.add(timer_id)
 
 
 def _end_runs(plan: Plan, run_ids: set[UUID]) -> None:
@@ -148,11 +173,14 @@ def _end_runs(plan: Plan, run_ids: set[UUID]) -> None:
     plan.delete_run_ids |= run_ids
 
 
-def _timer(event: DelayStarted | DelayStartedSealed, record: Record) -> Timer:
+def _timer(
+    event: DelayStarted | EventWaiting | DelayStartedSealed | EventWaitingSealed, record: Record
+) -> Timer:
+    name = type(event).__name__.removesuffix("Sealed")
     if not record.key:
-        raise _PoisonError("DelayStarted record has no key: its FireTimer could not be keyed")
+        raise _PoisonError(f"{name} record has no key: its FireTimer could not be keyed")
     try:
         key = record.key.decode()
     except UnicodeDecodeError as exc:
-        raise _PoisonError("DelayStarted record key is not UTF-8") from exc
+        raise _PoisonError(f"{name} record key is not UTF-8") from exc
     return Timer(event.timer_id, event.run_id, key, record.partition, event.due_at)

@@ -44,8 +44,9 @@ def fire_record(timer: Timer, fired_at: datetime) -> tuple[bytes, bytes, list[tu
 
 class FirePublisher:
     """Commands and events are co-partitioned (same count, same key; docs/architecture.md,
-    Topics): the FireTimer goes to the commands partition with the number of the DelayStarted's
-    events partition, under the same key, so it reaches the executor task that holds the run."""
+    Topics): the FireTimer goes to the commands partition numbered like the events partition
+    that armed the timer (delay.started or event.waiting), under the same key, so it reaches
+    the executor task that holds the run."""
 
     def __init__(self, producer: Any, topic: str) -> None:
         self._producer, self._topic = producer, topic

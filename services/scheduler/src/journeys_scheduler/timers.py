@@ -9,8 +9,8 @@ from uuid import UUID
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """`partition` is the events partition its DelayStarted came from (and the commands
-    partition its FireTimer goes to); `patient_key` is that record's Kafka key."""
+    """`partition` is the events partition its DelayStarted or EventWaiting came from (and
+    the commands partition its FireTimer goes to); `patient_key` is that record's Kafka key."""
 
     timer_id: UUID
     run_id: UUID
