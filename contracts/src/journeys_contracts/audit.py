@@ -32,6 +32,7 @@ class AuditAction(StrEnum):
     RUN_EVENTS_READ = "runs.events.read"
     RUN_CANCEL = "runs.cancel"
     PATIENT_ERASE = "patients.erase"
+    EVENTS_RECORD = "events.record"
 
 
 class AuditOutcome(StrEnum):
