@@ -28,13 +28,17 @@ from journeys_contracts.definition import (
     Condition,
     ConditionalNode,
     DelayNode,
+    EventMatch,
     JourneyDefinition,
     MessageNode,
     StrictCondition,
     StrictConditionalNode,
     StrictDelayNode,
+    StrictEventMatch,
     StrictJourneyDefinition,
     StrictMessageNode,
+    StrictWaitForEventNode,
+    WaitForEventNode,
 )
 
 UNAVAILABLE = response(
@@ -249,6 +253,8 @@ _PUBLISHED_NAMES: dict[type[BaseModel], type[BaseModel]] = {
     StrictDelayNode: DelayNode,
     StrictConditionalNode: ConditionalNode,
     StrictCondition: Condition,
+    StrictWaitForEventNode: WaitForEventNode,
+    StrictEventMatch: EventMatch,
 }
 
 
