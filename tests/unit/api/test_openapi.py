@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from journeys_contracts.schemas import SCHEMAS_DIR
+from tests.contract.compat import breaking_changes
 from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
 
 API_ROUTES = [
@@ -51,21 +53,52 @@ def test_journey_body_examples_include_the_hip_replacement_journey(
     assert body["examples"]["hip_replacement"]["value"] == HIP_REPLACEMENT_JOURNEY
 
 
-# The journey definition's components as published before the API body became a strict twin
-# of the tolerant Kafka model: generated clients know these names and shapes.
-PUBLISHED = json.loads(
-    (Path(__file__).parent / "recorded" / "openapi_journey_definition.json").read_text()
-)
+RECORDED = Path(__file__).parent / "recorded"
+# The journey definition's components as first published, frozen: generated clients know these
+# names and shapes, so each must still be there, evolved only additively.
+FIRST_PUBLISHED = json.loads((RECORDED / "openapi_journey_definition.json").read_text())
+# The same components as published now, those patient events added (`WaitForEventNode`,
+# `EventMatch`): update this pin, never the first one, when a field is added.
+PINNED = json.loads((RECORDED / "openapi_journey_definition.current.json").read_text())
+# The reviewed readers-first changes of the body, shared with its JSON Schema: the paths the
+# check reports are the same, rooted at `JourneyDefinition`.
+BODY_SCHEMA = "definition/journey-definition.v1.json"
+ACCEPTED = {
+    change
+    for entry in json.loads((SCHEMAS_DIR / "published" / "accepted-changes.json").read_text())
+    if BODY_SCHEMA in entry["schemas"]
+    for change in entry["changes"]
+}
 
 
-def test_journey_body_keeps_its_published_component_names_and_schemas(
-    document: dict[str, Any],
-) -> None:
+def test_journey_body_is_the_pinned_journey_definition(document: dict[str, Any]) -> None:
     body = document["paths"]["/journeys"]["post"]["requestBody"]["content"]["application/json"]
     schemas = document["components"]["schemas"]
 
     assert body["schema"] == {"$ref": "#/components/schemas/JourneyDefinition"}
-    assert {name: schemas.get(name) for name in PUBLISHED} == PUBLISHED
+    assert {name: schemas.get(name) for name in PINNED} == PINNED
+
+
+def test_the_pin_names_every_first_published_component() -> None:
+    assert set(FIRST_PUBLISHED) <= set(PINNED)
+    assert {"WaitForEventNode", "EventMatch"} <= set(PINNED)
+
+
+@pytest.mark.parametrize("name", sorted(FIRST_PUBLISHED))
+def test_journey_body_evolves_its_first_published_components_additively(
+    document: dict[str, Any], name: str
+) -> None:
+    """Nothing removed, renamed, retyped or re-bounded; an addition an old client could not
+    send (a node type, a field of a closed object) only as a reviewed readers-first change."""
+    current = document["components"]["schemas"]
+    assert name in current, f"published component {name} was removed or renamed"
+
+    def rooted(components: dict[str, Any]) -> dict[str, Any]:
+        return {"components": {"schemas": components}, "$ref": f"#/components/schemas/{name}"}
+
+    problems = breaking_changes(rooted(FIRST_PUBLISHED), rooted(current))
+
+    assert [p for p in problems if p not in ACCEPTED] == []
 
 
 def test_no_component_is_named_after_an_internal_class(document: dict[str, Any]) -> None:
