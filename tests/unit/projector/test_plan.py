@@ -83,6 +83,9 @@ def test_a_duplicate_event_in_a_batch_is_planned_once() -> None:
     assert len(plan([story.events[0], story.events[0]], SECRET).events) == 1
 
 
+ENDED = {"wake_at": None, "waiting_event_type": None, "waiting_until": None}
+
+
 def _event(story: Story, kind: type[ev.EventBase], **fields: Any) -> ev.Event:
     return story.emit(kind, **fields)
 
@@ -97,10 +100,10 @@ def _event(story: Story, kind: type[ev.EventBase], **fields: Any) -> ev.Event:
          {"status": "waiting_delay", "wake_at": T0 + timedelta(seconds=62)}),
         (lambda s: s.delay("wait").elapsed("wait").events[-1],
          {"status": "in_progress", "wake_at": None}),
-        (lambda s: s.completed("n").events[-1], {"status": "completed", "wake_at": None}),
+        (lambda s: s.completed("n").events[-1], {"status": "completed", **ENDED}),
         (lambda s: s.failed("node x missing").events[-1],
-         {"status": "failed", "error": "node x missing", "wake_at": None}),
-        (lambda s: s.cancelled("n").events[-1], {"status": "cancelled", "wake_at": None}),
+         {"status": "failed", "error": "node x missing", **ENDED}),
+        (lambda s: s.cancelled("n").events[-1], {"status": "cancelled", **ENDED}),
         (lambda s: s.message("n").events[-1], {}),
         (lambda s: s.condition("c", None).events[-1], {}),
     ],
@@ -114,9 +117,9 @@ def test_a_full_run_coalesces_to_its_final_fields_each_with_the_seq_that_set_it(
     change = plan(story.events, SECRET).changes[story.run_id]
     last = len(story.events)
     assert (change.last_seq, change.updated_at) == (last, story.last_at)
-    assert change.values == {"status": "completed", "current_node_id": "checkin",
-                             "wake_at": None}  # fmt: skip
-    assert change.seqs == {"status": last, "current_node_id": last - 3, "wake_at": last}
+    assert change.values == {"status": "completed", "current_node_id": "checkin", **ENDED}
+    assert change.seqs == {"status": last, "current_node_id": last - 3, "wake_at": last,
+                           "waiting_event_type": last, "waiting_until": last}  # fmt: skip
 
 
 def test_events_coalesce_by_seq_whatever_their_order_in_the_batch() -> None:

@@ -19,8 +19,8 @@ Row = dict[str, Any]
 _JOURNEYS = sql.SQL("SELECT journey_id, definition, created_at FROM journeys")
 _RUNS = sql.SQL(
     "SELECT run_id, journey_id, patient_id, status, current_node_id, patient_context, "
-    "created_at, updated_at, wake_at, error, patient_key, patient_id_sealed, error_sealed "
-    "FROM runs"
+    "created_at, updated_at, wake_at, error, patient_key, patient_id_sealed, error_sealed, "
+    "waiting_event_type AS waiting_for, waiting_until FROM runs"
 )
 
 # One round trip: the run's row (unknown run: no rows) and its events, if any yet.

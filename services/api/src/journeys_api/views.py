@@ -67,6 +67,12 @@ class RunView(_View):
     updated_at: UtcDatetime
     wake_at: UtcDatetime | None = Field(description="when a waiting delay is due")
     error: str | None = Field(description="why the run failed")
+    waiting_for: str | None = Field(
+        None, description="the patient event type a `waiting_event` run waits for"
+    )
+    waiting_until: UtcDatetime | None = Field(
+        None, description="when a `waiting_event` run stops waiting and times out"
+    )
 
 
 class RunPage(_View):

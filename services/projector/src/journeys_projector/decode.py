@@ -11,7 +11,13 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError
 
 from journeys_contracts.audit import AccessRecorded, decode_audit
-from journeys_contracts.commands import StartRun, StartRunSealed, decode_command
+from journeys_contracts.commands import (
+    RecordPatientEvent,
+    RecordPatientEventSealed,
+    StartRun,
+    StartRunSealed,
+    decode_command,
+)
 from journeys_contracts.events import (
     Event,
     EventBase,
@@ -25,6 +31,7 @@ from journeys_contracts.wire import UnknownRecordType
 from journeys_runtime.dlq import describe_validation_error
 
 MAX_SEQ = 2**31 - 1  # run_events.seq and runs.last_seq are PostgreSQL integers
+_FACT_COMMANDS = (StartRun, StartRunSealed, RecordPatientEvent, RecordPatientEventSealed)
 
 
 class Source(StrEnum):
@@ -80,6 +87,8 @@ Fact = (
     JourneyDefined
     | StartRun
     | StartRunSealed
+    | RecordPatientEvent
+    | RecordPatientEventSealed
     | Event
     | UnknownEvent
     | SealedEvent
@@ -116,9 +125,10 @@ def _decode(source: Source, value: bytes) -> Fact | None:
     if source is Source.AUDIT:
         return decode_audit(value)
     command = decode_command(value)
-    # Only starting a run states a fact (a run was accepted); the other commands are requests
-    # the executor may reject, and their effects arrive as events.
-    return command if isinstance(command, StartRun | StartRunSealed) else None
+    # Only starting a run (a run was accepted) and recording a patient event (an event was
+    # received) state facts; the other commands are requests the executor may reject, and
+    # their effects arrive as events.
+    return command if isinstance(command, _FACT_COMMANDS) else None
 
 
 def _unknown(source: Source, value: bytes, record_type: str) -> Decoded:
@@ -145,10 +155,17 @@ def _storable(fact: Fact, value: bytes) -> Fact | Poison:
     seq = getattr(fact, "seq", None)
     if seq is not None and seq > MAX_SEQ:
         return Poison("projector.validate", f"seq: greater than {MAX_SEQ}")
-    # JSON spells U+0000 as \u0000; the walk runs only when that spelling appears at all.
-    if b"\\u0000" in value and _has_nul(fact.model_dump()):
+    # JSON spells U+0000 as \u0000; the walk runs only when that spelling appears at all. Of
+    # a patient event only the receipt's fields are stored (never its patient id or data).
+    if b"\\u0000" in value and _has_nul(_stored_part(fact)):
         return Poison("projector.validate", "a string contains U+0000, which PostgreSQL refuses")
     return fact
+
+
+def _stored_part(fact: Fact) -> Any:
+    if isinstance(fact, RecordPatientEvent | RecordPatientEventSealed):
+        return [fact.event_id, fact.source]
+    return fact.model_dump()
 
 
 def _has_nul(value: Any) -> bool:

@@ -9,6 +9,11 @@ rows as applying each fact once, in order.
 A sealed run (started by `StartRunSealed`, its events from `journeys.events.v2`) is planned
 like an unsealed one, by the `.v1` twin of each event's type; only where patient data goes
 differs: its envelopes are kept as they came (the projector has no key to open them).
+
+A patient event (`RecordPatientEvent`, clear or sealed) becomes a receipt: who (the patient
+key), what, when and the way in, never the patient's id or the event's data. What it did is
+read off the runs' events that name its receipt id: `run.started` (a trigger started the run),
+`event.matched` (a wait was met) and `run.exited` (the journey's `exit_on` ended it).
 """
 
 from __future__ import annotations
@@ -25,14 +30,32 @@ from pydantic_core import to_json
 from journeys_contracts import events as ev
 from journeys_contracts import events_sealed as es
 from journeys_contracts.audit import AccessRecorded
-from journeys_contracts.commands import StartRun, StartRunSealed
+from journeys_contracts.commands import (
+    RecordPatientEvent,
+    RecordPatientEventSealed,
+    StartRun,
+    StartRunSealed,
+)
 from journeys_contracts.journeys import JourneyDefined
 from journeys_contracts.keys import patient_key
 from journeys_contracts.sealed import clear_type
-from journeys_contracts.statuses import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, WAITING_DELAY
+from journeys_contracts.statuses import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    WAITING_DELAY,
+    WAITING_EVENT,
+)
 from journeys_projector.decode import Fact, UnknownSealedEvent
 
-RUN_FIELDS = ("status", "current_node_id", "wake_at", "error", "error_sealed")
+RUN_FIELDS = (
+    "status", "current_node_id", "wake_at", "error", "error_sealed", "waiting_event_type",
+    "waiting_until",
+)  # fmt: skip
+
+STARTED, RESUMED, EXITED = "started", "resumed", "exited"
+"""What a patient event did to a run (`event_effects.effect`)."""
 
 RunEventFact = ev.RunEvent | ev.UnknownEvent | es.SealedRunEvent | UnknownSealedEvent
 
@@ -121,6 +144,39 @@ class ErasureRow:
         return cls(event.erasure_id, event.patient_key, event.erased_at, tuple(event.run_ids))
 
 
+@dataclass(frozen=True)
+class ReceiptRow:
+    """A patient event as a way in recorded it: never the patient's id or the event's data."""
+
+    receipt_id: UUID
+    event_id: str
+    patient_key: str
+    event_type: str
+    source: str
+    occurred_at: datetime
+    received_at: datetime
+
+    @classmethod
+    def of(cls, command: RecordPatientEvent | RecordPatientEventSealed) -> ReceiptRow:
+        return cls(command.receipt_id, command.event_id, command.patient_key,
+                   command.event_type, command.source, command.occurred_at,
+                   command.received_at)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    """Run `run_id` was started, resumed or exited by the event of `receipt_id`, as its event
+    `seq` says."""
+
+    receipt_id: UUID
+    run_id: UUID
+    seq: int
+    journey_id: UUID
+    effect: str
+    node_id: str | None
+    occurred_at: datetime
+
+
 @dataclass
 class RunChange:
     """The run fields the batch's events set, each with the seq of the event that set it last.
@@ -153,6 +209,8 @@ class Plan:
     changes: dict[UUID, RunChange] = field(default_factory=dict)
     audits: dict[UUID, AuditRow] = field(default_factory=dict)
     erasures: dict[UUID, ErasureRow] = field(default_factory=dict)
+    receipts: dict[UUID, ReceiptRow] = field(default_factory=dict)
+    effects: dict[tuple[UUID, int], EffectRow] = field(default_factory=dict)
 
     def add(self, fact: Fact) -> None:
         if isinstance(fact, JourneyDefined):
@@ -165,6 +223,8 @@ class Plan:
             self._run(RunRow.clear(fact, self.patient_key_secret, fact.requested_at))
         elif isinstance(fact, StartRunSealed):
             self._run(RunRow.sealed(fact, fact.requested_at))
+        elif isinstance(fact, RecordPatientEvent | RecordPatientEventSealed):
+            self.receipts.setdefault(fact.receipt_id, ReceiptRow.of(fact))
         else:
             self._event(fact)
 
@@ -196,6 +256,9 @@ class Plan:
         elif isinstance(event, es.RunStartedSealed):
             self._run(RunRow.sealed(event, event.occurred_at))
         self.changes.setdefault(event.run_id, RunChange(event.run_id)).apply(event)
+        effect = effect_of(event)
+        if effect is not None:
+            self.effects[key] = effect
 
 
 def plan(facts: list[Fact], patient_key_secret: str) -> Plan:
@@ -206,6 +269,9 @@ def plan(facts: list[Fact], patient_key_secret: str) -> Plan:
     return out
 
 
+_NOT_WAITING: dict[str, Any] = {"waiting_event_type": None, "waiting_until": None}
+_ENDED: dict[str, Any] = {"wake_at": None, **_NOT_WAITING}
+
 # By `.v1` type: a `.v2` event has the same fields under the same names, so it is read by its
 # v1 twin's entry (its sealed `reason` is redirected to `error_sealed` by `run_fields`).
 _RUN_FIELDS: dict[str, Callable[[Any], dict[str, Any]]] = {
@@ -214,9 +280,14 @@ _RUN_FIELDS: dict[str, Callable[[Any], dict[str, Any]]] = {
     ev.type_of(ev.NodeEntered): lambda e: {"status": IN_PROGRESS, "current_node_id": e.node_id},
     ev.type_of(ev.DelayStarted): lambda e: {"status": WAITING_DELAY, "wake_at": e.due_at},
     ev.type_of(ev.DelayElapsed): lambda e: {"status": IN_PROGRESS, "wake_at": None},
-    ev.type_of(ev.RunCompleted): lambda e: {"status": COMPLETED, "wake_at": None},
-    ev.type_of(ev.RunFailed): lambda e: {"status": FAILED, "error": e.reason, "wake_at": None},
-    ev.type_of(ev.RunCancelled): lambda e: {"status": CANCELLED, "wake_at": None},
+    ev.type_of(ev.EventWaiting): lambda e: {"status": WAITING_EVENT,
+                                            "waiting_event_type": e.event_type,
+                                            "waiting_until": e.due_at},
+    ev.type_of(ev.EventMatched): lambda e: {"status": IN_PROGRESS, **_NOT_WAITING},
+    ev.type_of(ev.EventTimedOut): lambda e: {"status": IN_PROGRESS, **_NOT_WAITING},
+    ev.type_of(ev.RunCompleted): lambda e: {"status": COMPLETED, **_ENDED},
+    ev.type_of(ev.RunFailed): lambda e: {"status": FAILED, "error": e.reason, **_ENDED},
+    ev.type_of(ev.RunCancelled): lambda e: {"status": CANCELLED, **_ENDED},
 }  # fmt: skip
 
 
@@ -234,6 +305,24 @@ def run_fields(event: RunEventFact) -> dict[str, Any]:
     if sealed and "error" in fields:
         fields["error_sealed"] = _envelope(fields.pop("error"))
     return fields
+
+
+def effect_of(event: RunEventFact) -> EffectRow | None:
+    """What the patient event named by `event` did to its run, if `event` names one."""
+    receipt: UUID | None
+    match event:
+        case ev.RunStarted() | es.RunStartedSealed():
+            effect, receipt, node_id = STARTED, event.trigger_receipt_id, None
+        case ev.EventMatched() | es.EventMatchedSealed():
+            effect, receipt, node_id = RESUMED, event.receipt_id, event.node_id
+        case ev.RunExited() | es.RunExitedSealed():
+            effect, receipt, node_id = EXITED, event.receipt_id, event.node_id
+        case _:
+            return None
+    if receipt is None:
+        return None
+    return EffectRow(receipt, event.run_id, event.seq, event.journey_id, effect, node_id,
+                     event.occurred_at)  # fmt: skip
 
 
 def _envelope(value: BaseModel) -> str:

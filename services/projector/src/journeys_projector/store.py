@@ -66,14 +66,41 @@ UPDATE runs AS r SET
     error = CASE WHEN c.error_seq > r.last_seq THEN c.error ELSE r.error END,
     error_sealed = CASE WHEN c.error_sealed_seq > r.last_seq THEN c.error_sealed::jsonb
                         ELSE r.error_sealed END,
+    waiting_event_type = CASE WHEN c.waiting_type_seq > r.last_seq THEN c.waiting_type
+                              ELSE r.waiting_event_type END,
+    waiting_until = CASE WHEN c.waiting_until_seq > r.last_seq THEN c.waiting_until
+                         ELSE r.waiting_until END,
     last_seq = c.last_seq,
     updated_at = c.updated_at
 FROM unnest(%b::uuid[], %b::int[], %b::timestamptz[], %b::text[], %b::int[], %b::text[],
             %b::int[], %b::timestamptz[], %b::int[], %b::text[], %b::int[], %b::text[],
-            %b::int[])
+            %b::int[], %b::text[], %b::int[], %b::timestamptz[], %b::int[])
     AS c(run_id, last_seq, updated_at, status, status_seq, node, node_seq, wake_at, wake_seq,
-         error, error_seq, error_sealed, error_sealed_seq)
+         error, error_seq, error_sealed, error_sealed_seq, waiting_type, waiting_type_seq,
+         waiting_until, waiting_until_seq)
 WHERE r.run_id = c.run_id AND c.last_seq > r.last_seq
+"""
+
+# A receipt received before its patient was erased is not brought back by a replay; one
+# received after (the patient came back) is kept.
+_RECEIPTS = """
+INSERT INTO event_receipts (receipt_id, event_id, patient_key, event_type, source,
+                            occurred_at, received_at)
+SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[],
+                     %b::timestamptz[], %b::timestamptz[])
+    AS r(receipt_id, event_id, patient_key, event_type, source, occurred_at, received_at)
+WHERE NOT EXISTS (SELECT FROM erased_patients x
+                  WHERE x.patient_key = r.patient_key AND x.erased_at >= r.received_at)
+ON CONFLICT (receipt_id) DO NOTHING
+"""
+
+_EFFECTS = """
+INSERT INTO event_effects (run_id, seq, receipt_id, journey_id, effect, node_id, occurred_at)
+SELECT * FROM unnest(%b::uuid[], %b::int[], %b::uuid[], %b::uuid[], %b::text[], %b::text[],
+                     %b::timestamptz[])
+    AS e(run_id, seq, receipt_id, journey_id, effect, node_id, occurred_at)
+WHERE NOT EXISTS (SELECT FROM erased_runs x WHERE x.run_id = e.run_id)
+ON CONFLICT (run_id, seq) DO NOTHING
 """
 
 # Append-only (the table's triggers refuse UPDATE, DELETE and TRUNCATE); a replay's records
@@ -98,6 +125,11 @@ WITH gone AS (
     DELETE FROM runs WHERE run_id = ANY(%(run_ids)s::uuid[]) RETURNING run_id
 ), events AS (
     DELETE FROM run_events WHERE run_id = ANY(%(run_ids)s::uuid[])
+), effects AS (
+    DELETE FROM event_effects WHERE run_id = ANY(%(run_ids)s::uuid[])
+), receipts AS (
+    DELETE FROM event_receipts
+    WHERE patient_key = %(patient_key)s AND received_at <= %(erased_at)s
 ), remembered AS (
     INSERT INTO erased_runs (run_id, erasure_id)
     SELECT unnest(%(run_ids)s::uuid[]), %(erasure_id)s
@@ -136,6 +168,12 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
         (_CHANGES, _columns(_change_row(c.run_id, c.last_seq, c.updated_at, c.values, c.seqs)
                             for c in sorted(plan.changes.values(), key=lambda c: c.run_id))),
         (_AUDIT, _columns(_audit_row(a) for a in plan.audits.values())),
+        (_RECEIPTS, _columns(
+            (r.receipt_id, r.event_id, r.patient_key, r.event_type, r.source, r.occurred_at,
+             r.received_at) for r in plan.receipts.values())),
+        (_EFFECTS, _columns(
+            (e.run_id, e.seq, e.receipt_id, e.journey_id, e.effect, e.node_id, e.occurred_at)
+            for e in plan.effects.values())),
         (_OFFSETS, _columns((topic, part, nxt) for (topic, part), nxt in offsets.items())),
     ]  # fmt: skip
     async with conn.pipeline(), conn.cursor() as cur:
@@ -164,7 +202,8 @@ def _change_row(
         return values.get(name), seqs.get(name, 0)
 
     return (run_id, last_seq, updated_at, *pair("status"), *pair("current_node_id"),
-            *pair("wake_at"), *pair("error"), *pair("error_sealed"))  # fmt: skip
+            *pair("wake_at"), *pair("error"), *pair("error_sealed"),
+            *pair("waiting_event_type"), *pair("waiting_until"))  # fmt: skip
 
 
 def _erasure_params(e: ErasureRow) -> dict[str, Any]:
