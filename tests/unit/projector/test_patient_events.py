@@ -143,7 +143,7 @@ def test_runs_started_resumed_and_exited_by_an_event_are_its_effects() -> None:
     ]  # fmt: skip
 
 
-def test_a_run_started_by_a_request_or_a_look_back_free_wait_is_no_effect() -> None:
+def test_runs_started_by_request_waits_timed_out_and_cancels_are_no_effects() -> None:
     story = Story().started().wait_for("form").timed_out("form").cancelled("form")
     assert plan(story.events, SECRET).effects == {}
 
