@@ -360,7 +360,8 @@ async def test_a_sealed_row_is_answered_in_clear_with_a_v1_timeline(api: Api) ->
     assert body["patientContext"] == CONTEXT
     assert body["error"] == "failed for marker-error-gnu"
     assert set(body) == {"runId", "journeyId", "patientId", "status", "currentNodeId",
-                         "patientContext", "createdAt", "updatedAt", "wakeAt", "error"}  # fmt: skip
+                         "patientContext", "createdAt", "updatedAt", "wakeAt", "error",
+                         "waitingFor", "waitingUntil"}  # fmt: skip
     assert timeline.status_code == 200, timeline.text
     events = timeline.json()["events"]
     assert [e["type"] for e in events] == [
