@@ -13,6 +13,13 @@ some events come again: dedupe them by (runId, seq).
 
 One event is about a patient, not a run: `journeys.patient.erased.v1` has no `runId` or `seq`
 and names the erased runs in `runIds`; delete what you keep about them.
+
+Patient events (an appointment booked, a form submitted) move runs: the line then also says
+what started a run (`trigger=`), what it waits for and until when (`waitsFor=`, `until=`),
+what met the wait or that it timed out, and which event made it exit. An exit is two events:
+`journeys.run.exited.v1`, then at once the terminal `journeys.run.cancelled.v1` naming the same
+event, so a reader that skips `run.exited` still sees the run end. Event types and times only:
+the event's data (`eventData`) is patient data and is never printed.
 """
 
 from __future__ import annotations
@@ -28,6 +35,15 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 EVENTS_TOPIC = "journeys.events.v1"
 PATIENT_ERASED = "journeys.patient.erased.v1"
+# What each event adds to its line: (label, field) pairs, printed when the field is set.
+DETAILS = {
+    "journeys.run.started.v1": [("trigger", "triggerEventType")],
+    "journeys.event.waiting.v1": [("waitsFor", "eventType"), ("until", "dueAt")],
+    "journeys.event.matched.v1": [("matched", "eventType"), ("lookback", "lookback")],
+    "journeys.event.timed_out.v1": [("timedOutAt", "firedAt")],
+    "journeys.run.exited.v1": [("exitOn", "eventType")],
+    "journeys.run.cancelled.v1": [("exitOn", "exitEventType")],
+}
 
 
 class SeqTracker:
@@ -75,7 +91,20 @@ def handle(record: ConsumerRecord[bytes, bytes], tracker: SeqTracker, out: TextI
     if verdict == "gap":
         # From `--from-beginning` this means loss; otherwise the run began before we joined.
         print(f"gap runId={run_id} missing seq {previous + 1}..{seq - 1}", file=out, flush=True)
-    print(f"{ce_type} runId={run_id} seq={seq} time={ce_time}", file=out, flush=True)
+    # Replace this with your logic. A type you do not know (from a newer producer) has no
+    # details; its seq is noted above all the same, so skipping it never looks like a gap.
+    print(f"{ce_type} runId={run_id} seq={seq} time={ce_time}{details(ce_type, event)}",
+          file=out, flush=True)  # fmt: skip
+
+
+def details(ce_type: str | None, event: dict[str, Any]) -> str:
+    """` label=value` for each of the type's `DETAILS` fields that is set (`true` for a flag)."""
+    shown = [(label, event.get(field)) for label, field in DETAILS.get(ce_type or "", [])]
+    return "".join(
+        f" {label}={'true' if value is True else value}"
+        for label, value in shown
+        if value not in (None, False)
+    )
 
 
 async def consume(args: argparse.Namespace, out: TextIO = sys.stdout) -> None:

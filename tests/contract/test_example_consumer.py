@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import io
+import json
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from journeys_contracts import events as ev
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.envelope import CloudEvent, event_id
 from journeys_contracts.keys import patient_key
+from journeys_contracts.wire import WireModel
 from journeys_runtime.kafka import producer
 from journeys_runtime.topics import Topics
 
@@ -145,3 +147,105 @@ def test_an_erasure_is_told_apart_from_run_events_and_forgets_their_seqs() -> No
         f"journeys.patient.erased.v1 erasureId={erasure_id} runs=1"
     ]
     assert str(run_id) not in tracker.last
+
+
+def records_of(example: ModuleType, *events: WireModel | dict[str, object]) -> list[object]:
+    """Records as the executor writes them (ce_type header, JSON value), offsets 1, 2, …"""
+    values = [e.to_json() if isinstance(e, WireModel) else json.dumps(e).encode() for e in events]
+    return [
+        example.ConsumerRecord(
+            topic="t", partition=0, offset=offset, timestamp=0, timestamp_type=0, key=None,
+            value=value, checksum=None, serialized_key_size=0, serialized_value_size=0,
+            headers=[("ce_type", json.loads(value)["type"].encode())],
+        )
+        for offset, value in enumerate(values, start=1)
+    ]  # fmt: skip
+
+
+def test_patient_events_say_what_started_a_run_what_it_waits_for_and_how_the_wait_ended() -> None:
+    example = load_example()
+    tracker, out = example.SeqTracker(), io.StringIO()
+    run_id, receipt, timer = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    fields = {"run_id": run_id, "journey_id": uuid.uuid4(), "patient_id": "patient-secret-42",
+              "occurred_at": NOW}  # fmt: skip
+    due = datetime(2025, 3, 16, 9, 26, 53, tzinfo=UTC)
+    events = [
+        ev.RunStarted(
+            **fields, seq=1, journey_name="Example", start_node_id="hello",
+            patient_context={"id": "patient-secret-42"}, definition=DEFINITION,
+            trigger_event_id="ehr-7781", trigger_event_type="appointment.booked",
+            trigger_receipt_id=receipt,
+        ),
+        ev.EventWaiting(**fields, seq=2, node_id="intake", event_type="intake_form.submitted",
+                        timer_id=timer, timeout_seconds=172800, due_at=due),
+        ev.EventMatched(**fields, seq=3, node_id="intake", event_id="form-1",
+                        event_type="intake_form.submitted", receipt_id=receipt,
+                        event_occurred_at=NOW, event_data={"answer": "secret-answer"},
+                        cancelled_timer_id=timer),
+        ev.EventMatched(**fields, seq=4, node_id="again", event_id="form-1",
+                        event_type="intake_form.submitted", receipt_id=receipt,
+                        event_occurred_at=NOW, event_data={}, lookback=True),
+        ev.EventTimedOut(**fields, seq=5, node_id="later", timer_id=timer, due_at=due,
+                         fired_at=due),
+    ]  # fmt: skip
+
+    for record in records_of(example, *events):
+        example.handle(record, tracker, out)
+
+    assert out.getvalue().splitlines() == [
+        f"journeys.run.started.v1 runId={run_id} seq=1 time=None trigger=appointment.booked",
+        f"journeys.event.waiting.v1 runId={run_id} seq=2 time=None "
+        "waitsFor=intake_form.submitted until=2025-03-16T09:26:53Z",
+        f"journeys.event.matched.v1 runId={run_id} seq=3 time=None matched=intake_form.submitted",
+        f"journeys.event.matched.v1 runId={run_id} seq=4 time=None "
+        "matched=intake_form.submitted lookback=true",
+        f"journeys.event.timed_out.v1 runId={run_id} seq=5 time=None "
+        "timedOutAt=2025-03-16T09:26:53Z",
+    ]
+    assert "secret" not in out.getvalue()
+
+
+def test_an_exit_prints_run_exited_then_the_run_cancelled_that_ends_the_run() -> None:
+    example = load_example()
+    tracker, out = example.SeqTracker(), io.StringIO()
+    run_id = uuid.uuid4()
+    fields = {"run_id": run_id, "journey_id": uuid.uuid4(), "patient_id": "patient-secret-42",
+              "occurred_at": NOW}  # fmt: skip
+    exited = ev.RunExited(
+        **fields,
+        seq=2,
+        node_id="wait",
+        event_id="ehr-9",
+        event_type="appointment.cancelled",
+        receipt_id=uuid.uuid4(),
+    )
+    cancelled = ev.RunCancelled(**fields, seq=3, node_id="wait", exit_event_id="ehr-9",
+                                exit_event_type="appointment.cancelled")  # fmt: skip
+    tracker.check(str(run_id), 1)
+
+    for record in records_of(example, exited, cancelled):
+        example.handle(record, tracker, out)
+
+    assert out.getvalue().splitlines() == [
+        f"journeys.run.exited.v1 runId={run_id} seq=2 time=None exitOn=appointment.cancelled",
+        f"journeys.run.cancelled.v1 runId={run_id} seq=3 time=None exitOn=appointment.cancelled",
+    ]
+
+
+def test_an_event_of_a_type_it_does_not_know_keeps_the_seqs_gapless() -> None:
+    """A newer producer's type: printed plainly and counted in the run's seqs, not a gap."""
+    example = load_example()
+    tracker, out = example.SeqTracker(), io.StringIO()
+    run_id = uuid.uuid4()
+    started, _, completed = run_events(run_id)
+    newer = {"type": "journeys.run.paused.v1", "runId": str(run_id), "seq": 2, "patientId": "p",
+             "journeyId": str(uuid.uuid4()), "occurredAt": NOW.isoformat()}  # fmt: skip
+
+    for record in records_of(example, started, newer, completed):
+        example.handle(record, tracker, out)
+
+    assert out.getvalue().splitlines() == [
+        f"journeys.run.started.v1 runId={run_id} seq=1 time=None",
+        f"journeys.run.paused.v1 runId={run_id} seq=2 time=None",
+        f"journeys.run.completed.v1 runId={run_id} seq=3 time=None",
+    ]
