@@ -147,6 +147,14 @@ Node = Annotated[AnyNode, Field(discriminator="type")]
 Reentry = Literal["always", "if_not_active", "once"]
 
 
+def _empty(value: Any) -> bool:
+    return not value
+
+
+def _default_reentry(value: Any) -> bool:
+    return value == "if_not_active"
+
+
 class JourneyDefinition(_Tolerant):
     """A journey as submitted: a graph of nodes entered at `start_node_id`."""
 
@@ -155,13 +163,15 @@ class JourneyDefinition(_Tolerant):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     start_node_id: NodeId
     nodes: Annotated[list[Node], Field(min_length=1, max_length=1000)]
-    triggers: Annotated[list[EventMatch], Field(max_length=50)] = []
+    # The event fields are left out of records while unset (`exclude_if`), so a journey that
+    # uses none of them travels exactly as it did before they existed.
+    triggers: Annotated[list[EventMatch], Field(max_length=50, exclude_if=_empty)] = []
     """Patient events that start a run of this journey for their patient."""
-    reentry: Reentry = "if_not_active"
+    reentry: Annotated[Reentry, Field(exclude_if=_default_reentry)] = "if_not_active"
     """Whether a trigger starts a run for a patient who has one: `always`; `if_not_active`
     (not while the patient has a run of this journey that has not ended); `once` (never if
     the patient was ever started by a trigger)."""
-    exit_on: Annotated[list[EventMatch], Field(max_length=50)] = []
+    exit_on: Annotated[list[EventMatch], Field(max_length=50, exclude_if=_empty)] = []
     """Patient events that end the patient's runs of this journey (status `cancelled`)."""
 
     def node(self, node_id: str) -> AnyNode:
@@ -236,8 +246,8 @@ class StrictJourneyDefinition(JourneyDefinition):
 
     # A list of the strict nodes where the parent has a list of nodes: list is invariant.
     nodes: Annotated[list[StrictNode], Field(min_length=1, max_length=1000)]  # type: ignore[assignment]
-    triggers: Annotated[list[StrictEventMatch], Field(max_length=50)] = []  # type: ignore[assignment]
-    exit_on: Annotated[list[StrictEventMatch], Field(max_length=50)] = []  # type: ignore[assignment]
+    triggers: Annotated[list[StrictEventMatch], Field(max_length=50, exclude_if=_empty)] = []  # type: ignore[assignment]
+    exit_on: Annotated[list[StrictEventMatch], Field(max_length=50, exclude_if=_empty)] = []  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_ty
 NodeType = Literal["MESSAGE", "DELAY", "CONDITIONAL", "WAIT_FOR_EVENT"]
 
 
+def _unset(value: object) -> bool:
+    """Optional fields added to an existing event are left out of it while unset: the event
+    of a run that uses no patient events is then byte for byte what it was before them."""
+    return value is None
+
+
 class EventBase(WireModel):
     """Every event names its run and patient and carries a gapless per-run `seq` (1, 2, …)."""
 
@@ -33,11 +39,11 @@ class RunStarted(EventBase):
     start_node_id: str
     patient_context: dict[str, Any]
     definition: JourneyDefinition
-    trigger_event_id: str | None = None
+    trigger_event_id: Annotated[str | None, Field(exclude_if=_unset)] = None
     """The patient event that started the run through one of the journey's triggers; None for
     a run started by a request."""
-    trigger_event_type: str | None = None
-    trigger_receipt_id: UUID | None = None
+    trigger_event_type: Annotated[str | None, Field(exclude_if=_unset)] = None
+    trigger_receipt_id: Annotated[UUID | None, Field(exclude_if=_unset)] = None
 
 
 class NodeEntered(EventBase):
@@ -110,10 +116,10 @@ class RunCancelled(EventBase):
     node_id: str | None
     reason: str | None = None
     cancelled_timer_id: UUID | None = None
-    exit_event_id: str | None = None
+    exit_event_id: Annotated[str | None, Field(exclude_if=_unset)] = None
     """The patient event that ended the run through the journey's `exit_on` (after its
     `journeys.run.exited.v1`); None for a cancel by request or erasure."""
-    exit_event_type: str | None = None
+    exit_event_type: Annotated[str | None, Field(exclude_if=_unset)] = None
 
 
 class EventWaiting(EventBase):

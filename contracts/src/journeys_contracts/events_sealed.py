@@ -24,6 +24,10 @@ from journeys_contracts.sealed import SealedValue
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 
+def _unset(value: object) -> bool:
+    return value is None  # as in `events._unset`
+
+
 class SealedEventBase(WireModel):
     """Every v2 run event names its run and its patient key; the patient id is sealed."""
 
@@ -41,9 +45,9 @@ class RunStartedSealed(SealedEventBase):
     start_node_id: str
     patient_context: SealedValue
     definition: JourneyDefinition
-    trigger_event_id: str | None = None
-    trigger_event_type: str | None = None
-    trigger_receipt_id: UUID | None = None
+    trigger_event_id: Annotated[str | None, Field(exclude_if=_unset)] = None
+    trigger_event_type: Annotated[str | None, Field(exclude_if=_unset)] = None
+    trigger_receipt_id: Annotated[UUID | None, Field(exclude_if=_unset)] = None
 
 
 class NodeEnteredSealed(SealedEventBase):
@@ -116,8 +120,8 @@ class RunCancelledSealed(SealedEventBase):
     node_id: str | None
     reason: SealedValue | None = None
     cancelled_timer_id: UUID | None = None
-    exit_event_id: str | None = None
-    exit_event_type: str | None = None
+    exit_event_id: Annotated[str | None, Field(exclude_if=_unset)] = None
+    exit_event_type: Annotated[str | None, Field(exclude_if=_unset)] = None
 
 
 class EventWaitingSealed(SealedEventBase):

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from journeys_contracts.commands import ErasePatient
+from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.keys import patient_key
 from journeys_executor.channels import ConsoleChannel
 from journeys_executor.core import RunState
@@ -102,7 +103,7 @@ def test_a_state_recorded_with_its_definition_loads_and_its_definition_enters_th
     state = runs.get(recorded["run_id"].encode())
     assert state is not None
     assert state.status == "waiting_delay"
-    assert state.definition.model_dump(mode="json") == recorded["definition"]
+    assert state.definition == JourneyDefinition.model_validate(recorded["definition"])
     record = runs.definition_record(state)
     assert record is not None
     assert record[0] == f"journey:{recorded['journey_id']}".encode()

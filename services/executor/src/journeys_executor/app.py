@@ -27,6 +27,7 @@ from aiokafka.structs import ConsumerRecord
 
 from journeys_contracts.keys import patient_key
 from journeys_executor.channels import Channel, ConsoleChannel
+from journeys_executor.core import EventPolicy
 from journeys_executor.metrics import OWNED_PARTITIONS, TRANSACTIONS
 from journeys_executor.partition import (
     BatchProcessor,
@@ -37,6 +38,7 @@ from journeys_executor.partition import (
 )
 from journeys_executor.runs import restore
 from journeys_executor.settings import ExecutorSettings
+from journeys_executor.triggers import TriggerIndex
 from journeys_executor.trimmer import CommandsTrimmer
 from journeys_runtime import kafka
 from journeys_runtime.backoff import Backoff
@@ -66,10 +68,16 @@ class Executor(LoopService, ConsumerRebalanceListener):
         # One cache of unwrapped data keys for every partition: erasing a patient drops theirs.
         self.data_keys = DataKeys(settings.keyring, settings.data_key_cache_size)
         channel = channel or ConsoleChannel(settings.console_reveal_patient_data)
+        self.triggers = TriggerIndex(settings.kafka_bootstrap_servers, self.topics.definitions)
+        policy = EventPolicy(
+            dedup_seconds=settings.event_dedup_seconds, dedup_max=settings.event_dedup_max,
+            keep_seconds=settings.events_kept_seconds, keep_max=settings.events_kept_max,
+        )  # fmt: skip
         self.batches = BatchProcessor(
             self.topics, self.group_id, channel, settings.step_timeout_seconds,
             ended_run_grace=settings.ended_run_grace_seconds, data_keys=self.data_keys,
-            emit_events_v1=settings.emit_events_v1,
+            emit_events_v1=settings.emit_events_v1, triggers=self.triggers,
+            event_policy=policy, trigger_wait_seconds=settings.trigger_wait_seconds,
         )  # fmt: skip
         # Held while a batch runs and while partitions are taken over; the rebalance
         # callbacks take it too, so a partition is never revoked in the middle of a batch.
@@ -86,6 +94,7 @@ class Executor(LoopService, ConsumerRebalanceListener):
             settings.commands_trim_seconds, lambda: list(self._owned),
         )  # fmt: skip
         self._trim_task: asyncio.Task[None] | None = None
+        self._triggers_task: asyncio.Task[None] | None = None
 
     async def _start(self) -> None:
         asyncio.get_running_loop().set_exception_handler(log_unhandled)
@@ -102,6 +111,9 @@ class Executor(LoopService, ConsumerRebalanceListener):
         )  # fmt: skip
         self._consumer.subscribe([self.topics.commands], listener=self)
         await self._consumer.start()
+        self._triggers_task = asyncio.create_task(
+            self.triggers.run(self._stopping), name="executor-triggers"
+        )
         await self.ops.start()
         self._loop_task = asyncio.create_task(self._run(), name="executor-loop")
         if s.commands_trim_seconds > 0:
@@ -113,9 +125,10 @@ class Executor(LoopService, ConsumerRebalanceListener):
     async def _close(self) -> None:
         """An open transaction is aborted by whoever takes its partition next."""
         await self.ops.stop()
-        if self._trim_task is not None:
-            self._trim_task.cancel()
-            await asyncio.gather(self._trim_task, return_exceptions=True)
+        for task in (self._trim_task, self._triggers_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._consumer is not None:
             await self._consumer.stop()
         for part in [*self._owned.values(), *self._parked.values()]:

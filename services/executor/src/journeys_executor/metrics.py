@@ -49,3 +49,15 @@ COMMANDS_TRIMMED = Counter(
     "journeys_executor_commands_trims_total",
     "Deletions of consumed commands, one per partition trimmed (journeys_runtime.trimming)",
 )
+PATIENT_EVENTS = Counter(
+    "journeys_executor_patient_events_total",
+    "Patient events received, by outcome (applied, duplicate)",
+    ["outcome"],
+)
+TRIGGERED_JOURNEYS = Gauge(
+    "journeys_executor_triggered_journeys", "Journeys with triggers the executor knows"
+)
+TRIGGER_INDEX_LATE = Counter(
+    "journeys_executor_trigger_index_late_total",
+    "Patient events matched before the definitions topic was read up to their receipt",
+)

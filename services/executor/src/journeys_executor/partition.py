@@ -57,26 +57,47 @@ from journeys_contracts.commands import (
 from journeys_contracts.envelope import CloudEvent, Headers, event_id
 from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.channels import Channel
-from journeys_executor.core import Rejection, RunState, erase, fail, fold
+from journeys_executor.core import (
+    EventPolicy,
+    PatientState,
+    Rejection,
+    RunState,
+    TriggerRun,
+    erase,
+    fail,
+    fold,
+    receive,
+)
+from journeys_executor.core.decide import Input
 from journeys_executor.metrics import (
     COMMANDS,
     EVENTS,
     FORGOTTEN_RUNS,
     OVERSIZED_RECORDS,
+    PATIENT_EVENTS,
     PROCESS_SECONDS,
     TRANSACTION_SECONDS,
     UNKNOWN_RECORDS,
 )
+from journeys_executor.patients import (
+    LazyRecent,
+    patient_from_json,
+    patient_json,
+    patient_record_key,
+    wrapped_key_of,
+)
 from journeys_executor.processing import Outcome, process
-from journeys_executor.runs import Runs, state_json
+from journeys_executor.runs import Runs, data_key, state_json
 from journeys_executor.sealed_runs import (
     Sealing,
     opened,
+    opened_event,
     sealed,
     sealed_envelope,
     sealing_of,
     unopenable,
 )
+from journeys_executor.triggers import TriggerIndex
 from journeys_runtime import kafka
 from journeys_runtime.crash import crash_point
 from journeys_runtime.dlq import (
@@ -149,6 +170,8 @@ class _Batch:
     stored: dict[bytes, bytes | None] = field(default_factory=dict)
     """The changelog records: each run in `states` (None forgets the run, a tombstone) and the
     definition of each journey the partition's changelog did not hold yet."""
+    patients: dict[str, PatientState | None] = field(default_factory=dict)
+    """Patient states this transaction changed, by patient key (None: erased)."""
     sends: list[asyncio.Future[Any]] = field(default_factory=list)
     tally: Counter[tuple[str, str]] = field(default_factory=Counter)
     emitted: Counter[str] = field(default_factory=Counter)
@@ -171,6 +194,9 @@ class BatchProcessor:
         *,
         data_keys: DataKeys | None = None,
         emit_events_v1: bool = True,
+        triggers: TriggerIndex | None = None,
+        event_policy: EventPolicy | None = None,
+        trigger_wait_seconds: float = 5.0,
     ) -> None:
         self.topics, self.group_id, self.channel = topics, group_id, channel
         self.step_timeout, self.clock = step_timeout, clock
@@ -178,6 +204,10 @@ class BatchProcessor:
         self.data_keys = data_keys
         """Unwraps sealed runs' data keys; without it, a sealed command is poison."""
         self.emit_events_v1 = emit_events_v1
+        self.triggers = triggers
+        """The journeys with triggers; without it, patient events only resume and exit runs."""
+        self.event_policy = event_policy or EventPolicy()
+        self.trigger_wait_seconds = trigger_wait_seconds
 
     def sweep_due(self, part: Partition) -> bool:
         """Whether a run of `part` ended more than the grace window ago and is still stored."""
@@ -288,7 +318,7 @@ class BatchProcessor:
         if isinstance(command, ErasePatient):
             await self._erase(part, record, command, batch)
         elif isinstance(command, RecordPatientEvent | RecordPatientEventSealed):
-            batch.tally[command.type, "skipped"] += 1  # patient events: being built
+            await self._patient_event(part, record, command, batch)
         else:
             await self._one(part, record, command, batch)
 
@@ -338,6 +368,8 @@ class BatchProcessor:
             run_key = str(state.run_id).encode()
             batch.states.pop(run_key, None)
             batch.stored[run_key] = None
+        batch.patients[patient_key] = None
+        batch.stored[patient_record_key(patient_key)] = None
         if self.data_keys is not None:
             # Nothing of the patient's is opened again from memory; a key still in a command
             # not yet processed is unwrapped again, until the API's erasure deletes its source.
@@ -354,11 +386,44 @@ class BatchProcessor:
         self, part: Partition, record: ConsumerRecord, command: RunCommand, batch: _Batch
     ) -> None:
         run_key = str(command.run_id).encode()
+        kind = command.type  # counted as it came, sealed or not
+        try:
+            state = self._state(part, batch, run_key)
+        except Exception as exc:  # a stored state this version cannot read
+            log.warning(
+                "run state unreadable", extra={"command": command.type, "error": type(exc).__name__}
+            )
+            batch.tally[kind, "dead_lettered"] += 1
+            await self._dead_letter(part, record, batch, "state", type(exc).__name__)
+            return
+        try:
+            command, sealing = opened(record.key, command, state, self.data_keys)
+        except Exception as exc:  # poison: a key or a field that does not open, or worse
+            error = unopenable(exc)
+            log.warning(
+                "sealed command does not open", extra={"command": kind, "error": type(exc).__name__}
+            )
+            batch.tally[kind, "dead_lettered"] += 1
+            await self._dead_letter(part, record, batch, "unseal", error)
+            return
+        await self._step(part, record, command, state, sealing, batch, kind)
+
+    async def _step(
+        self,
+        part: Partition,
+        record: ConsumerRecord,
+        command: Input,
+        state: RunState | None,
+        sealing: Sealing | None,
+        batch: _Batch,
+        kind: str,
+    ) -> None:
+        """Decide `command` for its run (in `state`), deliver what it asks, and put the events
+        and the new state into the transaction; a failure of its own fails the run."""
+        run_key = str(command.run_id).encode()
         token = run_id_var.set(str(command.run_id))
         started = time.perf_counter()
         handed: list[ev.RunEvent] = []
-        kind = command.type  # counted as it came, sealed or not
-        sealing: Sealing | None = None
 
         async def before_delivery(events: Sequence[ev.RunEvent]) -> None:
             await self._emit(part, record, batch, events, sealing)
@@ -367,29 +432,9 @@ class BatchProcessor:
 
         try:
             try:
-                state = self._state(part, batch, run_key)
-            except Exception as exc:  # a stored state this version cannot read
-                log.warning(
-                    "run state unreadable",
-                    extra={"command": command.type, "error": type(exc).__name__},
-                )
-                batch.tally[kind, "dead_lettered"] += 1
-                await self._dead_letter(part, record, batch, "state", type(exc).__name__)
-                return
-            try:
-                command, sealing = opened(record.key, command, state, self.data_keys)
-            except Exception as exc:  # poison: a key or a field that does not open, or worse
-                error = unopenable(exc)
-                log.warning(
-                    "sealed command does not open",
-                    extra={"command": kind, "error": type(exc).__name__},
-                )
-                batch.tally[kind, "dead_lettered"] += 1
-                await self._dead_letter(part, record, batch, "unseal", error)
-                return
-            try:
+                recent = self._recent(part, batch, record.key)
                 outcome: Outcome = await process(
-                    state, command, self.channel, self.clock, before_delivery
+                    state, command, self.channel, self.clock, before_delivery, recent
                 )
                 if outcome.rejection is not None:
                     batch.tally[kind, "rejected"] += 1
@@ -416,6 +461,100 @@ class BatchProcessor:
         finally:
             PROCESS_SECONDS.observe(time.perf_counter() - started)
             run_id_var.reset(token)
+
+    def _recent(self, part: Partition, batch: _Batch, record_key: bytes | None) -> LazyRecent:
+        """The kept events of the patient a command is keyed by, read if a wait looks back."""
+
+        def load() -> tuple[Any, ...]:
+            if record_key is None:
+                return ()
+            patient = self._patient(part, batch, record_key.decode(errors="replace"))
+            return patient.recent if patient is not None else ()
+
+        return LazyRecent(load)
+
+    def _patient(self, part: Partition, batch: _Batch, patient_key: str) -> PatientState | None:
+        if patient_key in batch.patients:
+            return batch.patients[patient_key]
+        raw = part.runs.patient_record(patient_record_key(patient_key))
+        return None if raw is None else patient_from_json(raw, self.data_keys)
+
+    def _patient_sealing(
+        self, part: Partition, batch: _Batch, patient_key: str, sealing: Sealing | None
+    ) -> Sealing | None:
+        """How the patient's record is sealed: under the event's key, else as it was stored."""
+        if sealing is not None:
+            return sealing
+        key = patient_record_key(patient_key)
+        raw = batch.stored.get(key) if key in batch.stored else part.runs.patient_record(key)
+        wrapped = None if raw is None else wrapped_key_of(raw)
+        if wrapped is None:
+            return None
+        return Sealing(patient_key, wrapped, data_key(self.data_keys, patient_key, wrapped))
+
+    async def _patient_event(
+        self,
+        part: Partition,
+        record: ConsumerRecord,
+        command: RecordPatientEvent | RecordPatientEventSealed,
+        batch: _Batch,
+    ) -> None:
+        """Keep the event for the patient, then exit, resume and start the runs it asks for,
+        each as a command of its own run (in order: exits, matches, starts). A repeat of an
+        event the patient's state remembers does nothing."""
+        kind = command.type
+        try:
+            event, patient_id, sealing = opened_event(
+                record.key, command, part.runs.patient_key_of, self.data_keys
+            )
+        except Exception as exc:  # poison: a key or a field that does not open, or worse
+            batch.tally[kind, "dead_lettered"] += 1
+            await self._dead_letter(part, record, batch, "unseal", unopenable(exc))
+            return
+        patient_key = command.patient_key
+        if self.triggers is not None:
+            await self.triggers.caught_up(event.received_at, self.trigger_wait_seconds)
+        try:
+            patient = self._patient(part, batch, patient_key)
+            run_keys = set(part.runs.of_patient(patient_key))
+            run_keys.update(
+                key
+                for key, state in batch.states.items()
+                if part.runs.key_of_state(state) == patient_key
+            )
+            states = [s for s in (self._state(part, batch, k) for k in run_keys) if s is not None]
+            journeys = self.triggers.journeys() if self.triggers is not None else []
+            reception = receive(
+                patient, patient_key, patient_id, event, states, journeys, self.clock(),
+                self.event_policy,
+            )  # fmt: skip
+            if reception.duplicate:
+                batch.tally[kind, "duplicate"] += 1
+                PATIENT_EVENTS.labels(outcome="duplicate").inc()
+                return
+            stored_as = self._patient_sealing(part, batch, patient_key, sealing)
+            stored = patient_json(reception.patient, stored_as)
+            check_record_size("patient state", record.key, stored)
+        except INFRASTRUCTURE:
+            raise
+        except Exception as exc:  # the event's own failure: dead-lettered, nothing emitted
+            log.warning("patient event failed", extra={"error": type(exc).__name__})
+            batch.tally[kind, "failed"] += 1
+            await self._dead_letter(part, record, batch, "process", type(exc).__name__)
+            return
+        batch.patients[patient_key] = reception.patient
+        batch.stored[patient_record_key(patient_key)] = stored
+        by_run = {state.run_id: state for state in states}
+        for step in reception.inputs:
+            state = by_run.get(step.run_id)
+            if isinstance(step, TriggerRun):
+                run_sealing = sealing
+            else:
+                state = self._state(part, batch, str(step.run_id).encode())
+                run_sealing = sealing_of(state, self.data_keys)
+            await self._step(part, record, step, state, run_sealing, batch, kind)
+        batch.tally[kind, "applied"] += 1
+        PATIENT_EVENTS.labels(outcome="applied").inc()
 
     @staticmethod
     def _state(part: Partition, batch: _Batch, run_key: bytes) -> RunState | None:
@@ -454,7 +593,7 @@ class BatchProcessor:
         self,
         part: Partition,
         record: ConsumerRecord,
-        command: RunCommand,
+        command: Input,
         batch: _Batch,
         state: RunState | None,
         handed: list[ev.RunEvent],
@@ -492,7 +631,7 @@ class BatchProcessor:
         self,
         part: Partition,
         record: ConsumerRecord,
-        command: RunCommand,
+        command: Input,
         batch: _Batch,
         state: RunState | None,
         reason: str,

@@ -10,7 +10,8 @@ from datetime import datetime
 from journeys_contracts import commands as cmd
 from journeys_contracts import events as ev
 from journeys_executor.channels import Channel, DeliveryResult
-from journeys_executor.core import Rejection, RunState, decide
+from journeys_executor.core import PatientEvent, Rejection, RunState, decide
+from journeys_executor.core.decide import Input
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,11 @@ class Outcome:
 
 async def process(
     state: RunState | None,
-    command: cmd.RunCommand,
+    command: Input,
     channel: Channel,
     clock: Callable[[], datetime],
     before_delivery: BeforeDelivery | None = None,
+    recent: Sequence[PatientEvent] = (),
 ) -> Outcome:
     """Decide, then deliver each requested message and record its outcome, until the run waits.
 
@@ -45,7 +47,7 @@ async def process(
     transaction and waits for the broker, so a fenced replica (a zombie) fails there instead
     of delivering a message its successor will deliver too.
     """
-    decision = decide(state, command, clock())
+    decision = decide(state, command, clock(), recent)
     if isinstance(decision, Rejection):
         return Outcome(state=state, rejection=decision)
     outcome = Outcome(state=decision.state, events=list(decision))
@@ -72,7 +74,7 @@ async def process(
             reason=result.reason,
             at=clock(),
         )
-        more = decide(outcome.state, record, record.at)
+        more = decide(outcome.state, record, record.at, recent)
         if isinstance(more, Rejection):  # cannot happen: the core asked for this delivery
             raise RuntimeError(more.reason)
         outcome.state = more.state

@@ -15,6 +15,8 @@ Two kinds of record share the partition:
 - a journey's definition, under `journey:<journey id>`, written in the transaction of the
   first state of that journey the partition stores. Definitions are never tombstoned: there
   are as many as journeys, not runs.
+- a patient's kept events, under `patient:<patient key>` (see `patients.py`), held here as
+  stored and handed out as bytes.
 
 An ended run is kept for a grace window (so a late duplicate command still meets it and is
 rejected), then forgotten by a tombstone: `due` names the runs whose window has passed, oldest
@@ -63,6 +65,7 @@ from journeys_runtime.shredding import DataKey, ShreddingError, open_sealed, sea
 log = logging.getLogger(__name__)
 
 JOURNEY_PREFIX = b"journey:"
+PATIENT_PREFIX = b"patient:"
 
 
 def journey_key(journey_id: UUID) -> bytes:
@@ -139,6 +142,8 @@ class Runs:
         """Ended runs still stored: when each ended (seconds since the epoch)."""
         self._queue: list[tuple[float, bytes]] = []
         """`_ended` as a heap, oldest end first; an entry `_ended` no longer holds is stale."""
+        self._patient_records: dict[bytes, bytes] = {}
+        """`patient:<patient key>` -> the patient's stored record (`patients.py`)."""
 
     @classmethod
     def restored(
@@ -155,6 +160,8 @@ class Runs:
                 journey_id = UUID(key[len(JOURNEY_PREFIX) :].decode())
                 runs._definitions[journey_id] = JourneyDefinition.model_validate_json(value)
                 runs._written.add(journey_id)
+            elif key.startswith(PATIENT_PREFIX):
+                runs._patient_records[key] = value
             else:
                 runs._stored[key] = value
                 states.append(key)
@@ -185,6 +192,14 @@ class Runs:
     def __len__(self) -> int:
         return len(self._stored)
 
+    def patient_record(self, record_key: bytes) -> bytes | None:
+        """A patient's stored record, by its changelog key `patient:<patient key>`."""
+        return self._patient_records.get(record_key)
+
+    @property
+    def patients(self) -> int:
+        return len(self._patient_records)
+
     @property
     def journeys(self) -> int:
         return len(self._definitions)
@@ -213,6 +228,12 @@ class Runs:
             if key.startswith(JOURNEY_PREFIX):
                 self._written.add(UUID(key[len(JOURNEY_PREFIX) :].decode()))
                 continue
+            if key.startswith(PATIENT_PREFIX):
+                if stored is None:
+                    self._patient_records.pop(key, None)
+                else:
+                    self._patient_records[key] = stored
+                continue
             self._ended.pop(key, None)
             if stored is None:
                 self._stored.pop(key, None)
@@ -225,6 +246,9 @@ class Runs:
                 self._definitions.setdefault(state.journey_id, state.definition)
                 if state.ended:
                     self._mark_ended(key, state.updated_at.timestamp())
+
+    def patient_key_of(self, patient_id: str) -> str:
+        return self._key_of(patient_id)
 
     def key_of_state(self, state: RunState) -> str:
         """The patient key of a run: a sealed run's own, else computed from its patient id."""

@@ -9,18 +9,26 @@ Nothing here does I/O: unwrapping goes through the process's `DataKeys` cache.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from pydantic import ValidationError
 
-from journeys_contracts.commands import CancelRunSealed, RunCommand, StartRunSealed
+from journeys_contracts.commands import (
+    CancelRunSealed,
+    RecordPatientEvent,
+    RecordPatientEventSealed,
+    RunCommand,
+    StartRunSealed,
+    receipt_id,
+)
 from journeys_contracts.envelope import CloudEvent
 from journeys_contracts.sealed import WrappedDataKey
-from journeys_executor.core import RunState
+from journeys_executor.core import PatientEvent, RunState
 from journeys_executor.runs import data_key
 from journeys_runtime.dlq import describe_validation_error
 from journeys_runtime.keyring import DataKeys
-from journeys_runtime.sealing import open_cancel_run, open_start_run
+from journeys_runtime.sealing import open_cancel_run, open_start_run, open_value
 from journeys_runtime.shredding import DataKey, ShreddingError
 
 
@@ -84,6 +92,44 @@ def opened(
             )
         return open_cancel_run(command, sealing.key), sealing
     return command, sealing
+
+
+def opened_event(
+    record_key: bytes | None,
+    command: RecordPatientEvent | RecordPatientEventSealed,
+    patient_key_of: Callable[[str], str],
+    data_keys: DataKeys | None,
+) -> tuple[PatientEvent, str, Sealing | None]:
+    """A patient event as the core takes it, its patient's id, and how the patient's data is
+    sealed (None for a clear event). The record must be keyed by the event's patient key, and
+    a clear event's patient key must be its patient id's. Raises `ValueError` (poison)."""
+    if record_key is None or record_key.decode(errors="replace") != command.patient_key:
+        raise UnopenableCommandError("Expected patientKey to be the record's key, but it is not")
+    if command.receipt_id != receipt_id(command.patient_key, command.event_id):
+        raise UnopenableCommandError(
+            "Expected receiptId to be the receipt id of patientKey and eventId, but it is not"
+        )
+    sealing = None
+    if isinstance(command, RecordPatientEventSealed):
+        key = data_key(data_keys, command.patient_key, command.data_key)
+        sealing = Sealing(command.patient_key, command.data_key, key)
+        patient_id = open_value(key, command.patient_key, "patientId", command.patient_id)
+        data = open_value(key, command.patient_key, "eventData", command.event_data)
+        if not isinstance(patient_id, str) or not isinstance(data, dict):
+            raise UnopenableCommandError(
+                "Expected patientId to open to a string and eventData to an object, but not"
+            )
+    else:
+        patient_id, data = command.patient_id, command.event_data
+        if patient_key_of(patient_id) != command.patient_key:
+            raise UnopenableCommandError(
+                "Expected patientKey to be the patient id's key, but it is not"
+            )
+    event = PatientEvent(
+        receipt_id=command.receipt_id, event_id=command.event_id, type=command.event_type,
+        occurred_at=command.occurred_at, received_at=command.received_at, data=data,
+    )  # fmt: skip
+    return event, patient_id, sealing
 
 
 def unopenable(exc: Exception) -> str:

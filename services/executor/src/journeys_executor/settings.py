@@ -48,6 +48,28 @@ class ExecutorSettings(ShreddingSettings):
         "trimming waits until each has committed past a command; empty: the projector's "
         "default group, `<JOURNEYS_TOPIC_PREFIX>journeys-projector`",
     )
+    event_dedup_seconds: float = Field(
+        7 * 86_400, ge=0,
+        description="how long a patient event's id is remembered: a repeat within it has no effect",
+    )  # fmt: skip
+    event_dedup_max: int = Field(
+        1000, ge=1, le=100_000,
+        description="event ids remembered per patient at most (the oldest are forgotten first)",
+    )  # fmt: skip
+    events_kept_seconds: float = Field(
+        7 * 86_400, ge=0,
+        description="how long a patient event is kept for WAIT_FOR_EVENT look-back; set it to at "
+        "least the API's JOURNEYS_MAX_LOOKBACK_SECONDS",
+    )  # fmt: skip
+    events_kept_max: int = Field(
+        20, ge=0, le=1000,
+        description="patient events kept per patient for look-back at most (the oldest go first)",
+    )  # fmt: skip
+    trigger_wait_seconds: float = Field(
+        5.0, ge=0, le=60,
+        description="longest wait of a patient event for the definitions topic to be read up to "
+        "its receipt, so a journey defined before the event is matched against it",
+    )  # fmt: skip
     channel: Literal["console"] = "console"
     console_reveal_patient_data: bool = Field(
         False, description="print patient id and message text on the console channel"

@@ -7,9 +7,12 @@ the `condition.evaluated` event explains a surprising branch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from journeys_contracts.definition import Condition
+
+if TYPE_CHECKING:
+    from journeys_executor.core.inputs import PatientEvent
 
 _MISSING = object()
 
@@ -86,3 +89,16 @@ _ORDER = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
 }
+
+
+def matches(
+    event_type: str, when: Condition | None, event: PatientEvent, context: dict[str, Any]
+) -> bool:
+    """Whether `event` is of `event_type` and `when` (if any) holds over `context` with the
+    event beside it as `event` (`event.type`, `event.data.x`, `event.occurredAt`)."""
+    if event.type != event_type:
+        return False
+    if when is None:
+        return True
+    result, _ = evaluate(when, {**context, "event": event.as_context()})
+    return result

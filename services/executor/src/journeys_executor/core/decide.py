@@ -8,15 +8,22 @@ timer, a cancel after the end, a second start) is rejected with a reason that re
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from journeys_contracts import commands as cmd
 from journeys_contracts import events as ev
-from journeys_contracts.definition import ConditionalNode, DelayNode, MessageNode
-from journeys_executor.core.conditions import evaluate
+from journeys_contracts.definition import (
+    ConditionalNode,
+    DelayNode,
+    MessageNode,
+    WaitForEventNode,
+)
+from journeys_executor.core.conditions import evaluate, matches
 from journeys_executor.core.evolve import evolve
+from journeys_executor.core.inputs import EventInput, ExitRun, MatchEvent, PatientEvent, TriggerRun
 from journeys_executor.core.state import RunState
 
 MAX_STEPS_PER_COMMAND = 10_000
@@ -27,17 +34,32 @@ class Rejection:
     reason: str
 
 
-def decide(state: RunState | None, command: cmd.RunCommand, now: datetime) -> Decision | Rejection:
-    if isinstance(command, cmd.StartRun):
-        return _start(state, command, now)
+Input = cmd.RunCommand | EventInput
+"""What `decide` takes: a command about one run, or what a patient event asks of one run."""
+
+
+def decide(
+    state: RunState | None,
+    command: Input,
+    now: datetime,
+    recent: Sequence[PatientEvent] = (),
+) -> Decision | Rejection:
+    """`recent`: the patient's kept events, oldest first, for the look-back of any
+    WAIT_FOR_EVENT node the run reaches."""
+    if isinstance(command, cmd.StartRun | TriggerRun):
+        return _start(state, command, now, recent)
     if state is None:
         return Rejection(f"Expected run {command.run_id} to exist, but it has not started")
     if isinstance(command, cmd.FireTimer):
-        return _fire_timer(state, command, now)
+        return _fire_timer(state, command, now, recent)
     if isinstance(command, cmd.CancelRun):
         return _cancel(state, command, now)
     if isinstance(command, cmd.RecordDelivery):
-        return _record_delivery(state, command, now)
+        return _record_delivery(state, command, now, recent)
+    if isinstance(command, MatchEvent):
+        return _match(state, command, now, recent)
+    if isinstance(command, ExitRun):
+        return _exit(state, command, now)
     # The adapters open a sealed command into its clear twin before deciding.
     return Rejection(f"Expected a command in clear, but {command.type} is sealed")
 
@@ -54,9 +76,12 @@ class Decision(list[ev.RunEvent]):
 class _Emitter:
     """Builds events with the next seq and folds each into the state as it goes."""
 
-    def __init__(self, state: RunState | None, now: datetime) -> None:
+    def __init__(
+        self, state: RunState | None, now: datetime, recent: Sequence[PatientEvent] = ()
+    ) -> None:
         self.state = state
         self.now = now
+        self.recent = recent
         self.events: list[ev.RunEvent] = []
 
     def emit(self, kind: type[ev.EventBase], **fields: Any) -> ev.RunEvent:
@@ -85,7 +110,7 @@ class _Emitter:
 
 def fail(
     state: RunState | None,
-    command: cmd.RunCommand,
+    command: Input,
     now: datetime,
     reason: str,
     *,
@@ -105,7 +130,7 @@ def fail(
         out = _Emitter(state, now)
         out.emit(ev.RunFailed, node_id=state.current_node_id, reason=reason)
         return out.decision
-    if not isinstance(command, cmd.StartRun):
+    if not isinstance(command, cmd.StartRun | TriggerRun):
         return Rejection(f"Expected run {command.run_id} to exist, but it has not started")
     if not record_start:
         failed = ev.RunFailed(
@@ -118,18 +143,32 @@ def fail(
     return out.decision
 
 
-def _start(state: RunState | None, command: cmd.StartRun, now: datetime) -> Decision | Rejection:
+def _start(
+    state: RunState | None,
+    command: cmd.StartRun | TriggerRun,
+    now: datetime,
+    recent: Sequence[PatientEvent],
+) -> Decision | Rejection:
     if state is not None:
         return Rejection(
             f"Expected no run with id {command.run_id}, but it exists ({state.status})"
         )
-    out = _started(command, now)
+    out = _started(command, now, recent)
     _walk(out, command.definition.start_node_id)
     return out.decision
 
 
-def _started(command: cmd.StartRun, now: datetime) -> _Emitter:
-    out = _Emitter(None, now)
+def _started(
+    command: cmd.StartRun | TriggerRun, now: datetime, recent: Sequence[PatientEvent] = ()
+) -> _Emitter:
+    out = _Emitter(None, now, recent)
+    trigger: dict[str, Any] = {}
+    if isinstance(command, TriggerRun):
+        trigger = {
+            "trigger_event_id": command.event.event_id,
+            "trigger_event_type": command.event.type,
+            "trigger_receipt_id": command.event.receipt_id,
+        }
     out.emit(
         ev.RunStarted,
         run_id=command.run_id,
@@ -139,11 +178,14 @@ def _started(command: cmd.StartRun, now: datetime) -> _Emitter:
         start_node_id=command.definition.start_node_id,
         patient_context=command.patient_context,
         definition=command.definition,
+        **trigger,
     )
     return out
 
 
-def _fire_timer(state: RunState, command: cmd.FireTimer, now: datetime) -> Decision | Rejection:
+def _fire_timer(
+    state: RunState, command: cmd.FireTimer, now: datetime, recent: Sequence[PatientEvent]
+) -> Decision | Rejection:
     timer = state.pending_timer
     if timer is None or timer.timer_id != command.timer_id:
         waiting = f"timer {timer.timer_id}" if timer else f"no timer ({state.status})"
@@ -155,8 +197,18 @@ def _fire_timer(state: RunState, command: cmd.FireTimer, now: datetime) -> Decis
             f"Expected timer to fire at or after {timer.due_at.isoformat()}, "
             f"but it fired at {command.fired_at.isoformat()}"
         )
-    out = _Emitter(state, now)
+    out = _Emitter(state, now, recent)
     node = state.definition.node(timer.node_id)
+    if isinstance(node, WaitForEventNode):
+        out.emit(
+            ev.EventTimedOut,
+            node_id=node.id,
+            timer_id=timer.timer_id,
+            due_at=timer.due_at,
+            fired_at=command.fired_at,
+        )
+        _walk(out, node.on_timeout_next_node_id)
+        return out.decision
     assert isinstance(node, DelayNode)
     out.emit(
         ev.DelayElapsed,
@@ -184,7 +236,7 @@ def _cancel(state: RunState, command: cmd.CancelRun, now: datetime) -> Decision 
 
 
 def _record_delivery(
-    state: RunState, command: cmd.RecordDelivery, now: datetime
+    state: RunState, command: cmd.RecordDelivery, now: datetime, recent: Sequence[PatientEvent]
 ) -> Decision | Rejection:
     pending = state.pending_message
     if state.ended or pending is None or pending.message_id != command.message_id:
@@ -192,7 +244,7 @@ def _record_delivery(
             f"Expected run to await delivery of message {command.message_id}, "
             f"but it is {state.status} and awaits {pending.message_id if pending else 'none'}"
         )
-    out = _Emitter(state, now)
+    out = _Emitter(state, now, recent)
     if not command.delivered:
         reason = command.reason or "delivery failed"
         out.emit(
@@ -216,8 +268,100 @@ def _record_delivery(
     return out.decision
 
 
+def _match(
+    state: RunState, command: MatchEvent, now: datetime, recent: Sequence[PatientEvent]
+) -> Decision | Rejection:
+    node = _waiting_at(state)
+    if node is None or not matches(node.event, node.when, command.event, state.patient_context):
+        awaits = f"'{node.event}' at node {node.id}" if node else f"nothing ({state.status})"
+        return Rejection(
+            f"Expected run to wait for an event like '{command.event.type}', "
+            f"but it waits for {awaits}"
+        )
+    out = _Emitter(state, now, recent)
+    timer = state.pending_timer
+    _matched(out, node, command.event, timer.timer_id if timer else None)
+    _walk(out, node.on_event_next_node_id)
+    return out.decision
+
+
+def _waiting_at(state: RunState) -> WaitForEventNode | None:
+    if state.status != "waiting_event" or state.current_node_id is None:
+        return None
+    node = state.definition.node(state.current_node_id)
+    return node if isinstance(node, WaitForEventNode) else None
+
+
+def _matched(
+    out: _Emitter, node: WaitForEventNode, event: PatientEvent, timer_id: uuid.UUID | None
+) -> None:
+    out.emit(
+        ev.EventMatched,
+        node_id=node.id,
+        event_id=event.event_id,
+        event_type=event.type,
+        receipt_id=event.receipt_id,
+        event_occurred_at=event.occurred_at,
+        event_data=event.data,
+        lookback=timer_id is None,
+        cancelled_timer_id=timer_id,
+    )
+
+
+def _exit(state: RunState, command: ExitRun, now: datetime) -> Decision | Rejection:
+    if state.ended:
+        return Rejection(f"Expected run to be active to exit it, but it is {state.status}")
+    if not any(
+        matches(rule.event, rule.when, command.event, state.patient_context)
+        for rule in state.definition.exit_on
+    ):
+        return Rejection(
+            f"Expected an event the journey exits on, but '{command.event.type}' is not one"
+        )
+    out = _Emitter(state, now)
+    event = command.event
+    out.emit(
+        ev.RunExited,
+        node_id=state.current_node_id,
+        event_id=event.event_id,
+        event_type=event.type,
+        receipt_id=event.receipt_id,
+    )
+    timer = state.pending_timer
+    out.emit(
+        ev.RunCancelled,
+        node_id=state.current_node_id,
+        reason=f"exited on event {event.type}",
+        cancelled_timer_id=timer.timer_id if timer else None,
+        exit_event_id=event.event_id,
+        exit_event_type=event.type,
+    )
+    return out.decision
+
+
+def _lookback(out: _Emitter, node: WaitForEventNode) -> PatientEvent | None:
+    """The first of the patient's kept events that meets the wait and arrived at most
+    `lookback_seconds` before now, among those after the last event the run took."""
+    if node.lookback_seconds <= 0 or not out.recent:
+        return None
+    run = out.run
+    after = 0
+    if run.last_event is not None:
+        for i, kept in enumerate(out.recent):
+            if kept.receipt_id == run.last_event:
+                after = i + 1
+                break
+    since = out.now - timedelta(seconds=node.lookback_seconds)
+    for kept in out.recent[after:]:
+        if since <= kept.received_at <= out.now and matches(
+            node.event, node.when, kept, run.patient_context
+        ):
+            return kept
+    return None
+
+
 def _walk(out: _Emitter, node_id: str | None) -> None:
-    """Enter nodes until the run must wait (a message to deliver, a delay) or ends."""
+    """Enter nodes until the run must wait (a message to deliver, a delay, an event) or ends."""
     for _ in range(MAX_STEPS_PER_COMMAND):
         if node_id is None:
             out.emit(ev.RunCompleted, last_node_id=out.run.current_node_id)
@@ -238,6 +382,23 @@ def _walk(out: _Emitter, node_id: str | None) -> None:
                 timer_id=timer_id,
                 duration_seconds=node.duration_seconds,
                 due_at=out.now + timedelta(seconds=node.duration_seconds),
+            )
+            return
+        if isinstance(node, WaitForEventNode):
+            early = _lookback(out, node)
+            if early is not None:
+                _matched(out, node, early, None)
+                node_id = node.on_event_next_node_id
+                continue
+            timer_id = uuid.uuid5(out.run.run_id, f"timer:{out.run.seq + 1}")
+            out.emit(
+                ev.EventWaiting,
+                node_id=node.id,
+                event_type=node.event,
+                timer_id=timer_id,
+                timeout_seconds=node.timeout_seconds,
+                due_at=out.now + timedelta(seconds=node.timeout_seconds),
+                lookback_seconds=node.lookback_seconds,
             )
             return
         assert isinstance(node, ConditionalNode)

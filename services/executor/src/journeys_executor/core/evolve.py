@@ -30,13 +30,17 @@ def evolve(state: RunState | None, event: ev.RunEvent) -> RunState:
             current_node_id=None,
             seq=event.seq,
             updated_at=event.occurred_at,
+            last_event=event.trigger_receipt_id,
         )
     if state is None:
         raise EvolveError(f"Expected run.started first, but got {event.type}")
     if event.seq != state.seq + 1:
         raise EvolveError(f"Expected seq {state.seq + 1}, but got {event.seq}")
     changes: dict[str, Any] = {"seq": event.seq, "updated_at": event.occurred_at}
-    changes.update(_changes(event))
+    if isinstance(event, ev.EventMatched):  # the only change that reads the state
+        changes.update(_matched(state, event))
+    else:
+        changes.update(_changes(event))
     return state.model_copy(update=changes)
 
 
@@ -98,3 +102,30 @@ def _(event: ev.RunFailed) -> dict[str, Any]:
 @_changes.register
 def _(event: ev.RunCancelled) -> dict[str, Any]:
     return {"status": "cancelled", "pending_timer": None, "pending_message": None}
+
+
+@_changes.register
+def _(event: ev.EventWaiting) -> dict[str, Any]:
+    timer = PendingTimer(timer_id=event.timer_id, node_id=event.node_id, due_at=event.due_at)
+    return {"status": "waiting_event", "pending_timer": timer}
+
+
+@_changes.register
+def _(event: ev.EventTimedOut) -> dict[str, Any]:
+    return {"status": "in_progress", "pending_timer": None}
+
+
+@_changes.register
+def _(event: ev.RunExited) -> dict[str, Any]:
+    return {}  # the run.cancelled that follows ends the run
+
+
+def _matched(state: RunState, event: ev.EventMatched) -> dict[str, Any]:
+    events = state.patient_context.get("events")
+    matched = {**(events if isinstance(events, dict) else {}), event.node_id: event.event_data}
+    return {
+        "status": "in_progress",
+        "pending_timer": None,
+        "last_event": event.receipt_id,
+        "patient_context": {**state.patient_context, "events": matched},
+    }

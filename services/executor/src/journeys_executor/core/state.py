@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +55,10 @@ class RunState(BaseModel):
     pending_timer: PendingTimer | None = None
     pending_message: PendingMessage | None = None
     updated_at: UtcDatetime
+    last_event: Annotated[UUID | None, Field(exclude_if=lambda v: v is None)] = None
+    """The receipt id of the last patient event the run took (its trigger, or one a wait
+    matched): a wait's look-back only sees the patient's events after it, so one event never
+    satisfies two waits of a run."""
     patient_key: str | None = Field(None, exclude=True)
     data_key: WrappedDataKey | None = Field(None, exclude=True)
 
