@@ -16,11 +16,12 @@ from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation, SecurityHeaders
 from journeys_api.resources import Resources
-from journeys_api.routers import journeys, ops, patients, runs
+from journeys_api.routers import events, journeys, ops, patients, runs
 from journeys_api.settings import ApiSettings
 
 DESCRIPTION = """
-Define patient journeys, trigger runs for patients, and follow them; erase a patient.
+Define patient journeys, trigger runs for patients, and follow them; record what happens to
+patients (events that start, resume and end runs); erase a patient.
 
 Writes are accepted once the command is durable in Kafka (202) and are readable right after
 the answer (the API waits, bounded, for the read models to include them). Every 4xx names the
@@ -77,6 +78,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(journeys.router)
     app.include_router(patients.router)
+    app.include_router(events.router)
     app.include_router(ops.router)
     if settings.public_metrics:
         app.include_router(ops.metrics_router)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +76,18 @@ def touched(
     current.add(run_id, patient_key)
     if journey_id is not None:
         current.journey_id = journey_id
+
+
+def touched_patients(patient_keys: Iterable[str]) -> None:
+    """`touched` for many patients at once (a batch of events), each noted once."""
+    current = _touched.get()
+    if current is None:
+        return
+    seen = set(current.patient_keys)
+    for key in patient_keys:
+        if key not in seen:
+            seen.add(key)
+            current.patient_keys.append(key)
 
 
 def audited(action: AuditAction) -> dict[str, Any]:

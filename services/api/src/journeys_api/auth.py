@@ -30,7 +30,7 @@ from journeys_api.settings import ApiSettings
 REALM = "patient-journeys"
 KEY_HEADER = "X-API-Key"
 # Every route that needs credentials lives under one of these.
-PROTECTED_PREFIXES = ("/journeys", "/patients")
+PROTECTED_PREFIXES = ("/journeys", "/patients", "/events")
 
 
 class Scope(StrEnum):
@@ -40,6 +40,7 @@ class Scope(StrEnum):
     RUNS_READ = "runs:read"
     RUNS_CANCEL = "runs:cancel"
     PATIENTS_ERASE = "patients:erase"
+    EVENTS_WRITE = "events:write"
 
 
 assert tuple(Scope) == keys.SCOPES
@@ -188,8 +189,8 @@ def require(scope: Scope) -> Any:
 
 
 class CredentialsRequired:
-    """401 at once, before the body is read, for a `/journeys` or `/patients` request with no
-    credentials.
+    """401 at once, before the body is read, for a request to a protected route (`/journeys`,
+    `/patients`, `/events`) with no credentials.
 
     Without it, a caller with no credentials could learn from 413 and 422 answers how the API
     reads bodies, since FastAPI parses the body before it runs the route's dependencies. Only

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 
 from journeys_api.errors import Loc, invalid
-from journeys_contracts.definition import JourneyDefinition, graph_errors
+from journeys_contracts.definition import JourneyDefinition, WaitForEventNode, graph_errors
 
 MAX_PATIENT_ID_LENGTH = 255
 # What the OpenAPI document says of a patient context; `patient_id_of` enforces it.
@@ -65,13 +65,20 @@ def require_storable(value: Any, loc: tuple[str | int, ...]) -> None:
         raise RequestValidationError(errors)
 
 
-def require_sound_graph(definition: JourneyDefinition) -> None:
-    """Every broken graph rule (repeated ids, dangling or unreachable nodes, delay-free cycles),
-    each located under the body."""
+def require_sound_graph(definition: JourneyDefinition, max_lookback_seconds: float) -> None:
+    """Every broken graph rule (repeated ids, dangling or unreachable nodes, delay-free cycles)
+    and every look-back over the deployment's limit, each located under the body."""
     errors = [
         {"type": "value_error", "loc": ("body", *error.loc), "msg": error.msg}
         for error in graph_errors(definition)
     ]
+    errors.extend(
+        {"type": "less_than_equal", "loc": ("body", "nodes", i, "lookback_seconds"),
+         "msg": f"lookback_seconds must be at most {max_lookback_seconds:g}, this "
+                "deployment's limit (JOURNEYS_MAX_LOOKBACK_SECONDS)"}
+        for i, node in enumerate(definition.nodes)
+        if isinstance(node, WaitForEventNode) and node.lookback_seconds > max_lookback_seconds
+    )  # fmt: skip
     if errors:
         raise RequestValidationError(errors)
     require_storable(definition.model_dump(), ("body",))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,8 @@ from journeys_contracts.commands import (
     CancelRun,
     CancelRunSealed,
     ErasePatient,
+    RecordPatientEvent,
+    RecordPatientEventSealed,
     StartRun,
     StartRunSealed,
 )
@@ -44,6 +47,8 @@ Record = (
     | CancelRun
     | CancelRunSealed
     | ErasePatient
+    | RecordPatientEvent
+    | RecordPatientEventSealed
     | AccessRecorded
 )
 RETRY_MAX_SECONDS = 10.0
@@ -139,6 +144,46 @@ class Publisher:
         except KafkaError as exc:
             raise UnavailableError("kafka", type(exc).__name__) from exc
 
+    def prepare(self, key: str | None, record: Record, *, subject: str, event_id: str) -> Message:
+        """The record as `send_many` sends it; `TooLargeError` when it cannot fit a record."""
+        message = _message(key, record, subject, event_id)
+        try:
+            kafka.check_record_size(record.type, message["key"], message["value"],
+                                    message["headers"])  # fmt: skip
+        except kafka.RecordTooLargeError as exc:
+            raise TooLargeError(
+                f"the {exc.what} record would be {exc.size} bytes, over the limit of "
+                f"{exc.limit} bytes per Kafka record"
+            ) from exc
+        return message
+
+    async def send_many(
+        self, topic: str, messages: Sequence[Message], *, max_wait: float | None = None
+    ) -> list[RecordMetadata]:
+        """Hand every message to the producer, then wait until Kafka has them all (acks=all):
+        Kafka takes them in batches, never one round trip each. Errors as `send`; when some
+        may still reach Kafka (the wait is over, or one failed while others are on their
+        way), `UndeliveredError` carries a future that resolves once each of them has."""
+        if self._producer is None:
+            raise UnavailableError("kafka", "not connected")
+        timeout = self._timeout if max_wait is None else min(self._timeout, max_wait)
+        deliveries: list[asyncio.Future[RecordMetadata]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                for message in messages:
+                    deliveries.append(await self._producer.send(topic, **message))
+                return list(await asyncio.shield(asyncio.gather(*deliveries)))
+        except (TimeoutError, KafkaError) as exc:
+            for delivery in deliveries:
+                delivery.add_done_callback(_retrieve)
+            if not all(d.done() for d in deliveries):
+                raise UndeliveredError(asyncio.gather(*deliveries, return_exceptions=True)) from exc
+            if isinstance(exc, KAFKA_SIZE_ERRORS):
+                raise TooLargeError(KAFKA_REFUSED_SIZE) from exc
+            if isinstance(exc, KafkaError):
+                raise UnavailableError("kafka", type(exc).__name__) from exc
+            raise UnavailableError("kafka", "no acknowledgement in time") from exc
+
     async def enqueue(
         self, topic: str, key: str | None, record: Record, *, subject: str, event_id: str,
         max_wait: float,
@@ -188,7 +233,10 @@ def _retrieve(delivery: asyncio.Future[RecordMetadata]) -> None:
         delivery.exception()
 
 
-def _message(key: str | None, record: Record, subject: str, event_id: str) -> dict[str, Any]:
+Message = dict[str, Any]
+
+
+def _message(key: str | None, record: Record, subject: str, event_id: str) -> Message:
     headers = CloudEvent(event_id, record.type, SOURCE, subject, datetime.now(UTC)).headers()
     return {
         "value": record.to_json(),

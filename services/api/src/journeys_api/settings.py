@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import SettingsConfigDict
 
 from journeys_api.deadline import AUDIT_RESERVE_SECONDS
+from journeys_contracts.definition import MAX_WAIT_SECONDS
 from journeys_runtime.settings import DatabaseSettings, ShreddingSettings
 
 MIB = 1024 * 1024
@@ -26,6 +27,13 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
         description="triggers seal the patient id and context under the patient's data key "
         "(start_run.v2), so an erasure, which deletes the key, leaves them unreadable in Kafka; "
         "off: start_run.v1 in clear. Sealed runs are read either way",
+    )  # fmt: skip
+
+    max_lookback_seconds: int = Field(
+        7 * 86400, ge=0, le=MAX_WAIT_SECONDS,
+        validation_alias=AliasChoices("JOURNEYS_MAX_LOOKBACK_SECONDS"),
+        description="a journey whose WAIT_FOR_EVENT looks back further (lookback_seconds) is "
+        "refused with 422: the engine keeps each patient's recent events this long",
     )  # fmt: skip
 
     host: str = "127.0.0.1"

@@ -46,6 +46,16 @@ class RunAccepted(_View):
     run_id: UUID
 
 
+class EventsAccepted(_View):
+    """How many events of the request were sent, and how many repeated an earlier one of the
+    same request (the same patient and `eventId`) and were sent once."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": 2, "duplicates": 1}]})
+
+    accepted: int
+    duplicates: int
+
+
 class RunCancelling(_View):
     """`cancelled` once the run shows it (normally within milliseconds); else `cancelling`,
     or the other end state the run reached first (a cancel races the run's own end)."""

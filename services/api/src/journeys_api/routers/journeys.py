@@ -69,7 +69,7 @@ async def create_journey(
     response: Response,
 ) -> JourneyCreated:
     """Validate the graph, publish it on the definitions topic, answer once it is readable."""
-    bodies.require_sound_graph(definition)
+    bodies.require_sound_graph(definition, resources.settings.max_lookback_seconds)
     journey_id = uuid.uuid4()
     touched(journey_id=journey_id)
     record = JourneyDefined(
