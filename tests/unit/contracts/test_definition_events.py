@@ -356,3 +356,17 @@ def test_a_cycle_through_a_zero_second_delay_beside_a_wait_is_still_refused() ->
     (error,) = graph_errors(graph(*nodes))
     assert "b -> z -> b" in error.msg
     assert error.loc == ("nodes", 1, "id")
+
+
+def test_the_documented_patient_event_journey_is_valid_as_pasted() -> None:
+    readme = (schemas.SCHEMAS_DIR.parent / "README.md").read_text()
+    block = readme.split("**In a journey.**", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    data = json.loads(block)
+
+    definition = strict(data)
+
+    assert graph_errors(definition) == []
+    assert BODY_SCHEMA.is_valid(data)
+    assert [t.event for t in definition.triggers] == ["appointment.booked"]
+    assert [e.event for e in definition.exit_on] == ["appointment.cancelled"]
+    assert {n.type for n in definition.nodes} == {"MESSAGE", "WAIT_FOR_EVENT"}
