@@ -1,13 +1,13 @@
 """Writes the recorded payloads of the sealed (`.v2`) types from their recorded `.v1` twins.
 
-`python -m tests.contract.record_sealed` seals each recorded `.v1` run event, `start_run.v1`
-and `cancel_run.v1` with the real sealing functions, as the executor and the API do, and writes
-the `.v2` record a producer would write next to it. It never overwrites a file: recorded
-payloads are frozen once written. Everything is sealed for the patient key of `patient-123`
-under the development patient-key secret, with one data key, wrapped under the public
-development KEK in `journeys.command.start_run.v2.json`; a later run reuses that data key, so
-every recorded `.v2` record opens with the same key. `test_recorded.py` opens them back and
-compares them with their `.v1` twins.
+`python -m tests.contract.record_sealed` seals each recorded `.v1` run event, `start_run.v1`,
+`cancel_run.v1` and `record_patient_event.v1` with the real sealing functions, as the executor
+and the API do, and writes the `.v2` record a producer would write next to it. It never
+overwrites a file: recorded payloads are frozen once written. Everything is sealed for the
+patient key of `patient-123` under the development patient-key secret, with one data key,
+wrapped under the public development KEK in `journeys.command.start_run.v2.json`; a later run
+reuses that data key, so every recorded `.v2` record opens with the same key.
+`test_recorded.py` opens them back and compares them with their `.v1` twins.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from journeys_contracts.commands import CancelRun, StartRun, StartRunSealed, decode_command
+from journeys_contracts.commands import (
+    CancelRun,
+    RecordPatientEvent,
+    RecordPatientEventSealed,
+    StartRun,
+    StartRunSealed,
+    decode_command,
+)
 from journeys_contracts.events import EVENT_TYPES, PatientErased, decode_event, type_of
 from journeys_contracts.keys import patient_key
 from journeys_contracts.sealed import sealed_type
@@ -25,10 +32,11 @@ from journeys_runtime.sealing import (
     from_wire,
     seal_cancel_run,
     seal_event,
+    seal_fields,
     seal_start_run,
 )
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
-from journeys_runtime.shredding import DataKey
+from journeys_runtime.shredding import DataKey, WrappedKey
 
 RECORDED = Path(__file__).parent / "recorded"
 PATIENT_ID = "patient-123"
@@ -66,7 +74,16 @@ def sealed_records(key: DataKey) -> dict[str, WireModel]:
     wrapped = KEYRING.wrap(PATIENT_KEY, key)
     records["journeys.command.start_run.v2"] = seal_start_run(start, key, wrapped, PATIENT_KEY)
     records["journeys.command.cancel_run.v2"] = seal_cancel_run(cancel, key, PATIENT_KEY)
+    records["journeys.command.record_patient_event.v2"] = seal_patient_event(key, wrapped)
     return records
+
+
+def seal_patient_event(key: DataKey, wrapped: WrappedKey) -> RecordPatientEventSealed:
+    """As the API seals a patient event: its patient id and data, with the data key wrapped."""
+    event = decode_command(recorded_bytes("journeys.command.record_patient_event.v1"))
+    assert isinstance(event, RecordPatientEvent)
+    data = seal_fields(event.model_dump(mode="json", by_alias=True), key, PATIENT_KEY)
+    return RecordPatientEventSealed.model_validate({**data, "dataKey": wrapped.to_json()})
 
 
 def main() -> None:
