@@ -29,6 +29,7 @@ from tests.integration.api.helpers import KEYRING, audit_records, commands_on_to
 from tests.integration.api.projector_sim import simulated_projector
 from tests.integration.api.test_outage import closed_port
 from tests.integration.api.test_sealing import key_rows, keys_and_erasures, produce_erasure
+from tests.integration.api.test_sealing_races import serving_resources
 
 pytestmark = pytest.mark.integration
 
@@ -299,3 +300,53 @@ async def test_concurrent_batches_making_the_same_first_keys_agree_on_one_key_ea
     assert seen[0] == seen[1]
     assert seen[2].items() <= seen[0].items()
     assert len(key_rows(read_models)) == 50
+
+
+async def test_an_event_acknowledged_after_the_batch_timed_out_keeps_the_erasure_waiting(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    """Kafka takes one sealed event of a batch only after the request gave up on it (503). It is
+    still on its way: the batch's keys stay held until it is in Kafka, so an erasure asked
+    meanwhile waits, and its ErasePatient follows the event on the partition."""
+    acknowledge = asyncio.Event()
+    delivering: list[asyncio.Task[None]] = []
+    async with serving_resources(
+        kafka_bootstrap, read_models, topics, produce_timeout_seconds=0.5
+    ) as (api, resources):
+        producer = resources.publisher._producer
+        assert producer is not None
+        real_send = producer.send
+        late_receipt = str(receipt_id(KEY, "late")).encode()
+
+        async def late_event(topic: str, value: bytes, key: bytes, partition: Any = None,
+                             timestamp_ms: Any = None, headers: Any = None) -> Any:  # fmt: skip
+            message = {"value": value, "key": key, "headers": headers}
+            if dict(headers or []).get("ce_id") != late_receipt:
+                return await real_send(topic, **message)
+            late: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+            async def deliver() -> None:
+                await acknowledge.wait()
+                late.set_result(await (await real_send(topic, **message)))
+
+            delivering.append(asyncio.create_task(deliver()))
+            return late
+
+        producer.send = late_event  # type: ignore[method-assign]
+        batch = {"events": [event("on-time", "patient-events-other"), event("late")]}
+        sent = await post(api, batch)
+        assert sent.status_code == 503, sent.text
+        erasure = asyncio.create_task(api.client.delete(f"/patients/{PATIENT}"))
+        await asyncio.sleep(1.0)
+        erasure_waited = not erasure.done()
+        acknowledge.set()
+        erased = await asyncio.wait_for(erasure, 10)
+
+    assert erased.status_code == 202, erased.text
+    assert erasure_waited, "the erasure went ahead while the batch's event was on its way"
+    mine = sorted((r for r in await commands_on_topic(api) if r.key == KEY.encode()),
+                  key=lambda r: r.offset)  # fmt: skip
+    assert [header(r.headers, "ce_type") for r in mine] == [
+        "journeys.command.record_patient_event.v2",
+        "journeys.command.erase_patient.v1",
+    ]

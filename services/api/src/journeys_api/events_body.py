@@ -18,7 +18,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
@@ -120,6 +128,11 @@ class CloudEventIn(_In):
     data: dict[str, Any] | None = None
 
 
+_MANY: dict[type[_In], TypeAdapter[list[Any]]] = {
+    EventIn: TypeAdapter(list[EventIn]), CloudEventIn: TypeAdapter(list[CloudEventIn])
+}  # fmt: skip
+
+
 def media_type(content_type: str | None) -> str:
     """The body's media type, one of `MEDIA_TYPES`, else 415. A `charset`, if given, must be
     UTF-8: JSON has no other."""
@@ -183,19 +196,12 @@ def _read(
 ) -> list[InboundEvent]:
     events: list[InboundEvent] = []
     errors: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
+    try:  # all at once: one call into pydantic's core, when all is well
+        valid = list(enumerate(_MANY[model].validate_python(items)))
+    except ValidationError:  # one by one, to name each bad event in words of this API
+        valid = _each(items, model, at, errors)
+    for index, parsed in valid:
         loc: tuple[str | int, ...] = at(index)
-        if not isinstance(item, dict):
-            errors.append({"type": "model_type", "loc": loc, "msg": "Input should be an object"})
-            continue
-        try:
-            parsed = model.model_validate(item)
-        except ValidationError as exc:
-            errors.extend(
-                {"type": e["type"], "loc": (*loc, *e["loc"]), "msg": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False, include_context=False)
-            )
-            continue
         event = _inbound(parsed)
         names = ("eventId", "patientId") if isinstance(parsed, EventIn) else ("id", "subject")
         found = [*_extension_errors(parsed), *_storable_errors(event, *names)]
@@ -203,8 +209,29 @@ def _read(
                       for at_, msg in found)  # fmt: skip
         events.append(event)
     if errors:
-        raise RequestValidationError(errors)
+        prefix = len(at(0))  # each event's errors together, in the order of the events
+        raise RequestValidationError(sorted(errors, key=lambda e: e["loc"][:prefix]))
     return events
+
+
+def _each(
+    items: list[Any], model: type[EventIn] | type[CloudEventIn], at: Any,
+    errors: list[dict[str, Any]],
+) -> list[tuple[int, EventIn | CloudEventIn]]:  # fmt: skip
+    valid: list[tuple[int, EventIn | CloudEventIn]] = []
+    for index, item in enumerate(items):
+        loc: tuple[str | int, ...] = at(index)
+        if not isinstance(item, dict):
+            errors.append({"type": "model_type", "loc": loc, "msg": "Input should be an object"})
+            continue
+        try:
+            valid.append((index, model.model_validate(item)))
+        except ValidationError as exc:
+            errors.extend(
+                {"type": e["type"], "loc": (*loc, *e["loc"]), "msg": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False, include_context=False)
+            )
+    return valid
 
 
 def _inbound(parsed: EventIn | CloudEventIn) -> InboundEvent:
