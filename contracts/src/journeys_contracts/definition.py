@@ -147,6 +147,15 @@ Node = Annotated[AnyNode, Field(discriminator="type")]
 Reentry = Literal["always", "if_not_active", "once"]
 
 
+TRIGGERS = "Patient events that start a run of this journey for their patient."
+REENTRY = (
+    "Whether a trigger starts a run for a patient who already has one: `always`; "
+    "`if_not_active` (the default: not while the patient has a run of this journey that has "
+    "not ended); `once` (never again once a trigger started one for the patient)."
+)
+EXIT_ON = "Patient events that end the patient's active runs of this journey (`cancelled`)."
+
+
 def _empty(value: Any) -> bool:
     return not value
 
@@ -165,14 +174,15 @@ class JourneyDefinition(_Tolerant):
     nodes: Annotated[list[Node], Field(min_length=1, max_length=1000)]
     # The event fields are left out of records while unset (`exclude_if`), so a journey that
     # uses none of them travels exactly as it did before they existed.
-    triggers: Annotated[list[EventMatch], Field(max_length=50, exclude_if=_empty)] = []
-    """Patient events that start a run of this journey for their patient."""
-    reentry: Annotated[Reentry, Field(exclude_if=_default_reentry)] = "if_not_active"
-    """Whether a trigger starts a run for a patient who has one: `always`; `if_not_active`
-    (not while the patient has a run of this journey that has not ended); `once` (never if
-    the patient was ever started by a trigger)."""
-    exit_on: Annotated[list[EventMatch], Field(max_length=50, exclude_if=_empty)] = []
-    """Patient events that end the patient's runs of this journey (status `cancelled`)."""
+    triggers: Annotated[
+        list[EventMatch], Field(max_length=50, exclude_if=_empty, description=TRIGGERS)
+    ] = []
+    reentry: Annotated[Reentry, Field(exclude_if=_default_reentry, description=REENTRY)] = (
+        "if_not_active"
+    )
+    exit_on: Annotated[
+        list[EventMatch], Field(max_length=50, exclude_if=_empty, description=EXIT_ON)
+    ] = []
 
     def node(self, node_id: str) -> AnyNode:
         for n in self.nodes:
@@ -246,8 +256,12 @@ class StrictJourneyDefinition(JourneyDefinition):
 
     # A list of the strict nodes where the parent has a list of nodes: list is invariant.
     nodes: Annotated[list[StrictNode], Field(min_length=1, max_length=1000)]  # type: ignore[assignment]
-    triggers: Annotated[list[StrictEventMatch], Field(max_length=50, exclude_if=_empty)] = []  # type: ignore[assignment]
-    exit_on: Annotated[list[StrictEventMatch], Field(max_length=50, exclude_if=_empty)] = []  # type: ignore[assignment]
+    triggers: Annotated[
+        list[StrictEventMatch], Field(max_length=50, exclude_if=_empty, description=TRIGGERS)
+    ] = []  # type: ignore[assignment]
+    exit_on: Annotated[
+        list[StrictEventMatch], Field(max_length=50, exclude_if=_empty, description=EXIT_ON)
+    ] = []  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -362,7 +376,7 @@ def _delay_free_cycles(definition: JourneyDefinition, index: dict[str, int]) -> 
                     GraphError(
                         ("nodes", index[nxt], "id"),
                         f"cycle {' -> '.join(cycle)} can loop without passing a DELAY "
-                        "with duration_seconds > 0",
+                        "with duration_seconds > 0 or a WAIT_FOR_EVENT",
                     )
                 )
             elif colour[nxt] == white:

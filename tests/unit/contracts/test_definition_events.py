@@ -336,11 +336,6 @@ def test_a_cycle_through_the_event_branch_of_a_wait_is_accepted() -> None:
     assert graph_errors(graph(*nodes)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph_errors still names only a DELAY in its cycle message; the API documents the "
-    "message with 'or a WAIT_FOR_EVENT' (remove this mark once definition.py says so)",
-)
 def test_a_cycle_with_neither_a_delay_nor_a_wait_is_refused_naming_both() -> None:
     (error,) = graph_errors(graph(msg("a", "b"), cond("b", "a", None)))
 
