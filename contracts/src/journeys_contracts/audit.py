@@ -1,8 +1,8 @@
 """Records on `journeys.audit.v1`: who reached which run or journey, when, with what result.
 
-The API writes one record for every request to a journey or run route that presented
-credentials, before it answers. A record names people and things by identifiers only: the
-caller's subject, run and journey ids, and the patients' keys (keyed hashes, see
+The API writes one record for every request to a journey, run, patient or event route that
+presented credentials, before it answers. A record names people and things by identifiers
+only: the caller's subject, run and journey ids, and the patients' keys (keyed hashes, see
 `journeys_contracts.keys`), never a patient id, a patient context or a message.
 """
 

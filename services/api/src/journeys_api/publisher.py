@@ -115,15 +115,7 @@ class Publisher:
         produce timeout, or `max_wait` when that is shorter (what the request has left).
         When the wait is over but the record is still on its way (the producer goes on
         sending it), `UndeliveredError` carries its delivery."""
-        message = _message(key, record, subject, event_id)
-        try:
-            kafka.check_record_size(record.type, message["key"], message["value"],
-                                    message["headers"])  # fmt: skip
-        except kafka.RecordTooLargeError as exc:
-            raise TooLargeError(
-                f"the {exc.what} record would be {exc.size} bytes, over the limit of "
-                f"{exc.limit} bytes per Kafka record"
-            ) from exc
+        message = self.prepare(key, record, subject=subject, event_id=event_id)
         if self._producer is None:
             raise UnavailableError("kafka", "not connected")
         timeout = self._timeout if max_wait is None else min(self._timeout, max_wait)
@@ -145,7 +137,8 @@ class Publisher:
             raise UnavailableError("kafka", type(exc).__name__) from exc
 
     def prepare(self, key: str | None, record: Record, *, subject: str, event_id: str) -> Message:
-        """The record as `send_many` sends it; `TooLargeError` when it cannot fit a record."""
+        """The record as `send` and `send_many` send it; `TooLargeError` when it cannot fit a
+        Kafka record."""
         message = _message(key, record, subject, event_id)
         try:
             kafka.check_record_size(record.type, message["key"], message["value"],
