@@ -27,6 +27,7 @@ from journeys_api.resources import Resources
 from journeys_api.views import EventsAccepted
 from journeys_contracts.audit import AuditAction
 from journeys_contracts.commands import RecordPatientEvent, RecordPatientEventSealed, receipt_id
+from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_runtime.sealing import seal_value, to_wire
 
 router = APIRouter(prefix="/events", tags=["events"], route_class=AuditedRoute)
@@ -91,11 +92,12 @@ def _messages(
 ) -> list[Message]:  # fmt: skip
     """The commands as Kafka records; 413 naming the event when one cannot fit a record."""
     messages = []
+    patients: dict[str, _SealedPatient] = {}
     for item in accepted:
         receipt = str(receipt_id(item.patient_key, item.event.event_id))
         record = (
             _command(item, receipt, received_at) if held is None
-            else _sealed(item, receipt, received_at, held[item.patient_key])
+            else _sealed(item, receipt, received_at, held[item.patient_key], patients)
         )  # fmt: skip
         try:
             messages.append(resources.publisher.prepare(
@@ -122,15 +124,28 @@ def _command(item: _Accepted, receipt: str, received_at: datetime) -> RecordPati
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _SealedPatient:
+    """What every sealed event of one patient in the request carries alike, made once."""
+
+    patient_id: SealedValue
+    data_key: WrappedDataKey
+
+
 def _sealed(
-    item: _Accepted, receipt: str, received_at: datetime, held: HeldKey
-) -> RecordPatientEventSealed:
+    item: _Accepted, receipt: str, received_at: datetime, held: HeldKey,
+    patients: dict[str, _SealedPatient],
+) -> RecordPatientEventSealed:  # fmt: skip
     """The patient id and the event's data sealed under the patient's key, each bound to its
-    field's wire name, as `journeys_runtime.sealing.seal_fields` seals them."""
-    key, patient_key = held.key, item.patient_key
+    field's wire name, as `journeys_runtime.sealing.seal_fields` seals them; the patient's
+    sealed id and wrapped key once per patient and request (`patients`)."""
+    patient = patients.get(item.patient_key)
+    if patient is None:
+        sealed_id = seal_value(held.key, item.patient_key, "patientId", item.event.patient_id)
+        patient = patients[item.patient_key] = _SealedPatient(sealed_id, to_wire(held.wrapped))
     return RecordPatientEventSealed(
         **_fields(item, receipt, received_at),
-        patient_id=seal_value(key, patient_key, "patientId", item.event.patient_id),
-        event_data=seal_value(key, patient_key, "eventData", item.event.data),
-        data_key=to_wire(held.wrapped),
+        patient_id=patient.patient_id,
+        event_data=seal_value(held.key, item.patient_key, "eventData", item.event.data),
+        data_key=patient.data_key,
     )  # fmt: skip
