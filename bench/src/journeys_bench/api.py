@@ -54,16 +54,22 @@ def _targets(path: Path, url: str, api_key: str, count: int) -> None:
 def _attack(tool: Path, url: str, api_key: str, out_dir: Path, name: str, seconds: int,
             rate: int, workers: int) -> dict[str, Any]:  # fmt: skip
     """rate 0 means open-ended: `workers` requests in flight at all times."""
-    results = out_dir / f"{name}.bin"
     targets = out_dir / f"{name}.targets.jsonl"
     _targets(targets, url, api_key, (rate or OPEN_ENDED_CEILING) * seconds + 1000)
-    attack = [
+    return attack(tool, targets, out_dir / f"{name}.bin", seconds, rate, workers)
+
+
+def attack(tool: Path, targets: Path, results: Path, seconds: int, rate: int,
+           workers: int) -> dict[str, Any]:  # fmt: skip
+    """vegeta on pre-generated `targets` (JSON lines, base64 bodies): rate 0 means
+    open-ended, `workers` requests in flight at all times. Latencies are of the 202s."""
+    command = [
         str(tool), "attack", f"-targets={targets}", "-format=json", "-lazy",
         f"-duration={seconds}s", f"-rate={rate}/s", "-timeout=10s", "-keepalive=true",
         f"-output={results}",
     ]  # fmt: skip
-    attack += [f"-workers={workers}", f"-max-workers={workers}"] if rate == 0 else []
-    subprocess.run(attack, check=True)  # noqa: S603
+    command += [f"-workers={workers}", f"-max-workers={workers}"] if rate == 0 else []
+    subprocess.run(command, check=True)  # noqa: S603
     encoded = subprocess.run(  # noqa: S603
         [str(tool), "encode", "--to=csv", str(results)], check=True, capture_output=True,
         text=True,
@@ -88,6 +94,7 @@ def _attack(tool: Path, url: str, api_key: str, out_dir: Path, name: str, second
         "requests": sum(codes.values()),
         "status": dict(codes),
         "accepted_per_s": round(accepted / span, 1) if span else 0.0,
+        "span_seconds": round(span, 2),
         "latency": latency.summary(),
     }
 

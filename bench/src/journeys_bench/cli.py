@@ -21,7 +21,16 @@ from typing import Any
 
 import psycopg
 
-from journeys_bench import api, engine, forgetting, projection, references, report, timers
+from journeys_bench import (
+    api,
+    engine,
+    events,
+    forgetting,
+    projection,
+    references,
+    report,
+    timers,
+)
 from journeys_bench.harness import Infra, infra
 from journeys_runtime.logs import configure_logging
 from journeys_stack.paths import KAFKA_POM, REPO_ROOT, data_dir
@@ -50,13 +59,24 @@ class Sizes:
     forgetting_runs: int = 20_000
     forgetting_grace: float = 5.0
     sealing: str = "off"  # how engine-throughput starts its runs: engine.SEALINGS
+    events_seconds: int = 20
+    events_workers: int = 16
+    events_reference: int = 100_000
+    resume_runs: int = 10_000
+    resume_rate: int = 100  # events/s
+    resume_start_rate: int = 250  # triggers/s
+    patients: int = 100_000
+    bounded_patients: int = 100
+    bounded_events: int = 50
 
 
 # Small enough to check that every benchmark still works; the figures mean nothing.
 QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5, api_seconds=5,
               api_rates=(100,), api_workers=8, timers=500, timer_window=5, timer_lead=5,
               timer_steps=(1000, 5000), near_timers=100, kafka_records=5000,
-              postgres_rows=5000, forgetting_runs=500)  # fmt: skip
+              postgres_rows=5000, forgetting_runs=500, events_seconds=3, events_workers=2,
+              events_reference=2000, resume_runs=100, resume_rate=50, resume_start_rate=50,
+              patients=1000, bounded_patients=10, bounded_events=25)  # fmt: skip
 
 Benchmark = Callable[[Infra, Sizes, Path], Any]
 BENCHMARKS: dict[str, Benchmark] = {
@@ -73,6 +93,14 @@ BENCHMARKS: dict[str, Benchmark] = {
     "timer-scale": lambda i, s, _: timers.timer_scale(i, s.timer_steps, s.near_timers),
     "forgetting": lambda i, s, _: forgetting.forgetting(i, s.forgetting_runs,
                                                         s.forgetting_grace),
+    "events-ingest": lambda i, s, work: events.events_ingest(i, work, s.events_seconds,
+                                                             s.events_workers,
+                                                             s.events_reference),
+    "event-resume-latency": lambda i, s, work: events.event_resume_latency(
+        i, work, s.resume_runs, s.resume_rate, s.resume_start_rate),
+    "patient-memory": lambda i, s, _: events.patient_memory(i, s.patients, 5,
+                                                            s.bounded_patients,
+                                                            s.bounded_events),
 }  # fmt: skip
 
 
@@ -99,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help=f"ended runs for `forgetting` (default {Sizes.forgetting_runs:,})",
+    )
+    parser.add_argument(
+        "--patients",
+        type=int,
+        metavar="N",
+        help=f"patients held for `patient-memory` (default {Sizes.patients:,})",
     )
     parser.add_argument(
         "--replicas",
@@ -147,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else Sizes()
     if args.forgetting_runs:
         sizes = dataclasses.replace(sizes, forgetting_runs=args.forgetting_runs)
+    if args.patients:
+        sizes = dataclasses.replace(sizes, patients=args.patients)
     if args.replicas:
         sizes = dataclasses.replace(sizes, replicas=args.replicas)
     if args.sealing:
@@ -173,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + report.render(run), flush=True)
     # The recorded table is of the default run only: naming benchmarks or changing what
     # they measure leaves it alone.
-    if args.benchmarks or args.quick or args.replicas or args.sealing:
+    if args.benchmarks or args.quick or args.replicas or args.sealing or args.patients:
         last = work / "last.json"
         last.write_text(json.dumps(run, indent=2) + "\n")
         print(f"\nResults: {last}")

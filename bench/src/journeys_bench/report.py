@@ -180,8 +180,79 @@ def _forgetting(r: dict[str, Any]) -> list[Row]:
              measured, None)]  # fmt: skip
 
 
+def _ingest(r: dict[str, Any]) -> list[Row]:
+    ingest = _get(r, "events-ingest")
+    if not ingest:
+        return []
+    rows: list[Row] = []
+    for name in ("sealed", "clear"):
+        run = ingest.get(name)
+        if not run:
+            continue
+        lat = run["latency"]
+        failed = {code: n for code, n in run["status"].items() if code != "202"}
+        answers = "; " + ", ".join(f"{n:,} answered {'nothing in 10 s' if code == '0' else code}"
+                                   for code, n in failed.items()) if failed else ""  # fmt: skip
+        api_rss = (run.get("rss") or {}).get("api", {}).get("peak_mb")
+        measured = (f"{_n(run['events_per_s'])} events/s ({run['requests_per_s']} req/s of "
+                    f"{run['batch']}), batch p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')}"
+                    f" ms ({run['workers']} connections); {run['commands_in_kafka']:,} commands "
+                    f"in Kafka for {run['events_accepted'] + run['warmup_events']:,} accepted; "
+                    f"API RSS peak {api_rss} MB{answers}")  # fmt: skip
+        label = "sealed (the default)" if name == "sealed" else "sealing off"
+        rows.append((f"patient events ingest, POST /events, {label}",
+                     "≥ 20,000 events/s accepted into Kafka", measured,
+                     run["events_per_s"] >= 20_000 if name == "sealed" else None))  # fmt: skip
+    ref = ingest.get("reference")
+    if ref:
+        measured = ", ".join(f"{_n(ref[n]['records_per_s'])} records/s {n} "
+                             f"({ref[n]['record_bytes']} B)" for n in ("sealed", "clear")
+                             if n in ref)  # fmt: skip
+        rows.append(("reference: aiokafka produce of the same event commands", "reported",
+                     f"{measured} (acks=all, idempotent)", None))  # fmt: skip
+    return rows
+
+
+def _resume(r: dict[str, Any]) -> list[Row]:
+    resume = _get(r, "event-resume-latency")
+    if not resume:
+        return []
+    lat = resume["latency"]
+    measured = (f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms, max "
+                f"{lat.get('max_ms')} ms; {resume['matched']:,}/{resume['accepted']:,} matched, "
+                f"{resume['missing']} missing")  # fmt: skip
+    met = resume["missing"] == 0 and lat.get("p99_ms", 1e9) <= 100
+    return [(f"event resume latency, 202 to event.matched, {resume['rate']} events/s to "
+             f"{resume['runs']:,} waiting runs", "p99 ≤ 100 ms", measured, met)]  # fmt: skip
+
+
+def _patients(r: dict[str, Any]) -> list[Row]:
+    memory = _get(r, "patient-memory")
+    if not memory:
+        return []
+    restore, bounded, cap = memory["restore"], memory["bounded"], memory["cap"]
+    rows: list[Row] = [
+        (f"executor holding {memory['patients']:,} patients, {memory['events_per_patient']} "
+         "sealed events each", "reported",
+         f"restore {restore['seconds']} s ({memory['changelog_mb']} MB of records, "
+         f"{memory['record_bytes_mean']:,} B each), RSS once restored {restore['rss_mb']} MB",
+         None),
+    ]  # fmt: skip
+    kept = cap["events_kept_max"]
+    measured = (f"{bounded['patients']} patients holding {bounded['events_before']} events, "
+                f"{bounded['events_per_patient']} more each: at "
+                f"most {bounded['recent_max']} kept, {bounded['seen_final']} receipt ids; "
+                f"{bounded['bytes_first_full_max']:,} B at {kept} events, "
+                f"{bounded['bytes_final_max']:,} B at the last; cap {cap['bytes']:,} B "
+                f"({kept} events, {cap['event_dedup_max']:,} receipt ids)")  # fmt: skip
+    met = bounded["all_recorded"] and bounded["recent_max"] <= kept
+    rows.append(("patient record with events ever seen", "bounded per patient", measured, met))
+    return rows
+
+
 SECTIONS: list[Callable[[dict[str, Any]], list[Row]]] = [
-    _engine, _api, _timers, _projection, _forgetting, _references]  # fmt: skip
+    _engine, _api, _ingest, _resume, _timers, _projection, _patients, _forgetting,
+    _references]  # fmt: skip
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
@@ -202,7 +273,7 @@ def memory_table(results: dict[str, Any]) -> str:
     """Each service's RSS at rest (before the load) and at peak, per benchmark."""
     lines = ["| benchmark | service | at rest (MB) | peak (MB) |", "|---|---|---|---|"]
     for name, result in results.get("benchmarks", {}).items():
-        per_setting = name in ("engine-throughput", "engine-latency")
+        per_setting = name in ("engine-throughput", "engine-latency", "events-ingest")
         runs = result.items() if per_setting else [("", result)]
         for setting, run in runs:
             label = f"{name} ({setting})" if per_setting else name
