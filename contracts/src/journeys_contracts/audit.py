@@ -33,6 +33,7 @@ class AuditAction(StrEnum):
     RUN_CANCEL = "runs.cancel"
     PATIENT_ERASE = "patients.erase"
     EVENTS_RECORD = "events.record"
+    EVENTS_READ = "events.read"
 
 
 class AuditOutcome(StrEnum):

@@ -73,6 +73,9 @@ ROUTES = [
     Route("POST", "/patients/erasures", "patients:erase", 202, {"patientId": "p-erase"}),
     Route("DELETE", "/patients/p-erase-by-path", "patients:erase", 202),
     Route("GET", f"/patients/erasures/{UNKNOWN}", "patients:erase", 404),
+    Route("POST", "/events", "events:write", 202,
+          {"eventId": "e-auth", "patientId": "p-auth", "type": "auth.checked"}),
+    Route("GET", "/events/never-sent", "events:read", 404),
 ]
 
 
@@ -196,7 +199,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 216
+    assert len(ROUTES) * len(cases) == 252
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

@@ -113,6 +113,25 @@ async def test_receipts_effects_and_waits_are_projected_and_listed_by_status(
         response = await client.get(
             "/journeys/runs", params={"status": "waiting_event", "journeyId": str(journey_id)}
         )
+        booked_read = await client.get("/events/appt-1")
+        form_read = await client.get("/events/form-1")
+        unknown = await client.get("/events/never-sent")
+    # What an integration engineer asks: did my event arrive, and what did it do?
+    assert booked_read.status_code == 200, booked_read.text
+    (receipt,) = booked_read.json()["receipts"]
+    assert (receipt["receiptId"], receipt["type"], receipt["source"]) == (
+        str(booked.receipt_id), "appointment.booked", "api",
+    )  # fmt: skip
+    assert [(e["effect"], e["runId"], e["journeyId"]) for e in receipt["effects"]] == [
+        ("started", str(started.run_id), str(journey_id)),
+    ]  # fmt: skip
+    (form_receipt,) = form_read.json()["receipts"]
+    assert [(e["effect"], e["runId"], e["nodeId"]) for e in form_receipt["effects"]] == [
+        ("resumed", str(resumed.run_id), "form"),
+    ]  # fmt: skip
+    assert "patientId" not in booked_read.text
+    assert booked.patient_id not in booked_read.text
+    assert unknown.status_code == 404
     assert response.status_code == 200, response.text
     (listed,) = response.json()["items"]
     assert (listed["runId"], listed["status"]) == (str(started.run_id), "waiting_event")

@@ -19,7 +19,7 @@ API_ROUTES = [
     ("get", "/journeys/runs/{runId}"), ("get", "/journeys/runs/{runId}/events"),
     ("post", "/journeys/runs/{runId}/cancel"), ("post", "/patients/erasures"),
     ("delete", "/patients/{patientId}"), ("get", "/patients/erasures/{erasureId}"),
-    ("post", "/events"),
+    ("post", "/events"), ("get", "/events/{eventId}"),
 ]  # fmt: skip
 
 

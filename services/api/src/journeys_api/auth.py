@@ -41,6 +41,7 @@ class Scope(StrEnum):
     RUNS_CANCEL = "runs:cancel"
     PATIENTS_ERASE = "patients:erase"
     EVENTS_WRITE = "events:write"
+    EVENTS_READ = "events:read"
 
 
 assert tuple(Scope) == keys.SCOPES

@@ -123,6 +123,11 @@ VALIDATION: dict[str, dict[str, Any]] = {
         blank=json_example("blank patient id in the path", error(
             ["path", "patientId"], "must have 1 to 255 non-blank characters")),
     ),
+    "eventId": response(
+        "The event id in the path is longer than an event id can be",
+        long=json_example("event id too long", error(
+            ["path", "eventId"], "String should have at most 200 characters")),
+    ),
     "erasureId": response(
         "The erasure id is not a UUID",
         erasureId=json_example("malformed erasure id", error(
@@ -142,7 +147,12 @@ NOT_FOUND: dict[str, dict[str, Any]] = {
         f"No {kind} has this id",
         unknown=json_example(f"unknown {kind}", {"detail": f"{kind} {ident} not found"}),
     )
-    for kind, ident in (("journey", JOURNEY_ID), ("run", RUN_ID), ("erasure", ERASURE_ID))
+    for kind, ident in (
+        ("journey", JOURNEY_ID),
+        ("run", RUN_ID),
+        ("erasure", ERASURE_ID),
+        ("event", "ehr-7781"),
+    )
 }
 
 TOO_LARGE = response(

@@ -1,4 +1,5 @@
-"""Queries over the projector's read models (`journeys`, `runs`, `run_events`); read only.
+"""Queries over the projector's read models (`journeys`, `runs`, `run_events`, and
+`event_receipts` and `event_effects` of patient events); read only.
 
 Rows of sealed runs come as stored (`journeys_api.sealed_rows` opens them)."""
 
@@ -29,6 +30,16 @@ _RUN_EVENTS = sql.SQL(
     "SELECT r.patient_id, r.patient_key, r.patient_id_sealed, "
     "e.seq, e.type, e.occurred_at, e.data FROM runs r "
     "LEFT JOIN run_events e ON e.run_id = r.run_id WHERE r.run_id = %s ORDER BY e.seq"
+)
+
+
+# A patient event's receipts (one per patient who had an event with this id) and what each
+# did, in one round trip; an unknown event id: no rows.
+_EVENT = sql.SQL(
+    "SELECT r.receipt_id, r.patient_key, r.event_type, r.source, r.occurred_at, r.received_at, "
+    "e.effect, e.run_id, e.journey_id, e.node_id, e.occurred_at AS effect_at "
+    "FROM event_receipts r LEFT JOIN event_effects e ON e.receipt_id = r.receipt_id "
+    "WHERE r.event_id = %s ORDER BY r.received_at, r.receipt_id, e.occurred_at, e.seq"
 )
 
 
@@ -98,6 +109,11 @@ class ReadModels:
         run = {k: rows[0][k] for k in _RUN_COLUMNS}
         events = [{k: v for k, v in row.items() if k not in _RUN_COLUMNS} for row in rows]
         return run, [e for e in events if e["seq"] is not None]
+
+    async def event(self, event_id: str) -> list[Row]:
+        """The receipts of patient events with this id, each joined with its effects (one
+        row per effect, or one with null effect columns), oldest receipt first."""
+        return await self._all(_EVENT, (event_id,))
 
 
 def _after(

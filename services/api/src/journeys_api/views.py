@@ -56,6 +56,49 @@ class EventsAccepted(_View):
     duplicates: int
 
 
+class EventEffect(_View):
+    """What a patient event did to one run: `started` it (a journey's trigger), `resumed` it
+    (a WAIT_FOR_EVENT node met; `nodeId` the wait) or `exited` it (the journey's `exit_on`;
+    `nodeId` where the run was)."""
+
+    effect: Literal["started", "resumed", "exited"]
+    run_id: UUID
+    journey_id: UUID
+    node_id: str | None
+    at: UtcDatetime
+
+
+class EventReceipt(_View):
+    """One patient's event with this id, as received: event ids are unique per patient, so
+    several patients' events may share one. No patient id: `receiptId` names it."""
+
+    receipt_id: UUID
+    type: str
+    source: str
+    occurred_at: UtcDatetime
+    received_at: UtcDatetime
+    effects: list[EventEffect]
+
+
+class EventView(_View):
+    """Whether an event was received, and which runs it started, resumed or exited."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "eventId": "ehr-7781",
+        "receipts": [{
+            "receiptId": "0b7f3c1e-5d2a-5c4e-9a6b-2f1d8e7c6b5a", "type": "appointment.booked",
+            "source": "api", "occurredAt": "2026-12-03T10:00:00Z",
+            "receivedAt": "2026-12-03T10:00:00.120Z",
+            "effects": [{"effect": "started", "runId": "5f0c2d9e-8b1a-5e4f-a3c7-6d2b1e9f0a8c",
+                         "journeyId": "9a7e6d5c-4b3a-4c2d-8e1f-0a9b8c7d6e5f",
+                         "nodeId": None, "at": "2026-12-03T10:00:00.180Z"}],
+        }],
+    }]})  # fmt: skip
+
+    event_id: str
+    receipts: list[EventReceipt]
+
+
 class RunCancelling(_View):
     """`cancelled` once the run shows it (normally within milliseconds); else `cancelling`,
     or the other end state the run reached first (a cancel races the run's own end)."""

@@ -10,21 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from journeys_api import deadline, events_body
-from journeys_api.audit import AuditedRoute, audited, touched_patients
+from journeys_api.audit import AuditedRoute, audited, touched, touched_patients
 from journeys_api.auth import Scope, require
 from journeys_api.data_keys import HeldKey
 from journeys_api.deps import ResourcesDep
-from journeys_api.errors import TooLargeError
+from journeys_api.errors import TooLargeError, not_found
 from journeys_api.events_body import InboundEvent
 from journeys_api.events_docs import DESCRIPTION, RESPONSES, openapi_body
+from journeys_api.openapi import AUTH_ERRORS, NOT_FOUND, UNAVAILABLE, VALIDATION
 from journeys_api.publisher import Message
 from journeys_api.resources import Resources
-from journeys_api.views import EventsAccepted
+from journeys_api.views import EventsAccepted, EventView
 from journeys_contracts.audit import AuditAction
 from journeys_contracts.commands import RecordPatientEvent, RecordPatientEventSealed, receipt_id
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
@@ -149,3 +150,47 @@ def _sealed(
         event_data=seal_value(held.key, item.patient_key, "eventData", item.event.data),
         data_key=patient.data_key,
     )  # fmt: skip
+
+
+@router.get(
+    "/{eventId}",
+    summary="Whether a patient event was received, and what it did",
+    description="Every receipt of a patient event with this id (event ids are unique per "
+    "patient, so several patients' events may share one; none is named here) and the runs "
+    "each started, resumed or exited. Read models follow Kafka within milliseconds: an "
+    "event answered 202 a moment ago may still be a 404, or show no effect yet.",
+    dependencies=[require(Scope.EVENTS_READ)],
+    responses={
+        **AUTH_ERRORS,
+        404: NOT_FOUND["event"],
+        422: VALIDATION["eventId"],
+        503: UNAVAILABLE,
+    },
+    openapi_extra=audited(AuditAction.EVENTS_READ),
+)
+async def get_event(
+    event_id: Annotated[
+        str, Path(alias="eventId", min_length=1, max_length=200, description="the sender's id")
+    ],
+    resources: ResourcesDep,
+) -> EventView:
+    rows = await resources.read_models.event(event_id)
+    if not rows:
+        raise not_found("event", event_id)
+    receipts: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        receipt = receipts.get(row["receipt_id"])
+        if receipt is None:
+            touched_patients([row["patient_key"]])
+            receipt = receipts[row["receipt_id"]] = {
+                "receiptId": row["receipt_id"], "type": row["event_type"],
+                "source": row["source"], "occurredAt": row["occurred_at"],
+                "receivedAt": row["received_at"], "effects": [],
+            }  # fmt: skip
+        if row["effect"] is not None:
+            touched(run_id=row["run_id"])
+            receipt["effects"].append({
+                "effect": row["effect"], "runId": row["run_id"], "journeyId": row["journey_id"],
+                "nodeId": row["node_id"], "at": row["effect_at"],
+            })  # fmt: skip
+    return EventView.model_validate({"eventId": event_id, "receipts": list(receipts.values())})
