@@ -1,0 +1,156 @@
+"""Patient events to commands: the one path every way in (`POST /events`, signed webhooks,
+other teams' topics) sends its events by.
+
+Each event becomes one `RecordPatientEvent` command on the commands topic, keyed by its
+patient's key, in order with the patient's runs; sealed (`RecordPatientEventSealed`) when
+patient data is sealed. Its id is `receipt_id(patient_key, event_id)` whichever way it came,
+so the executor has the same event take effect once across all of them. `source` says which
+way (`api`, `hook:<source>`, `topic:<topic>`) and is never patient data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from journeys_api import deadline
+from journeys_api.data_keys import HeldKey, PatientDataKeys
+from journeys_api.errors import TooLargeError
+from journeys_api.events_body import InboundEvent
+from journeys_api.publisher import Message, Publisher
+from journeys_contracts.commands import RecordPatientEvent, RecordPatientEventSealed, receipt_id
+from journeys_contracts.sealed import SealedValue, WrappedDataKey
+from journeys_runtime.sealing import seal_value, to_wire
+from journeys_runtime.topics import Topics
+
+
+class SinkSettings(Protocol):
+    @property
+    def patient_data_sealing(self) -> bool: ...
+
+    @property
+    def produce_timeout_seconds(self) -> float: ...
+
+
+class Sink(Protocol):
+    """What sending needs: the API's `Resources`, or the ingest's own clients."""
+
+    @property
+    def settings(self) -> SinkSettings: ...
+
+    @property
+    def publisher(self) -> Publisher: ...
+
+    @property
+    def topics(self) -> Topics: ...
+
+    @property
+    def data_keys(self) -> PatientDataKeys: ...
+
+    def patient_key(self, patient_id: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An event to send, with its index among those received (for a 413) and its patient's
+    key."""
+
+    index: int
+    event: InboundEvent
+    patient_key: str
+
+
+def unique(events: Iterable[InboundEvent], patient_key: Callable[[str], str]) -> list[Accepted]:
+    """The first of each (patient, event id) among `events`: a repeat in one request or batch
+    is sent once."""
+    keys: dict[str, str] = {}
+    found: dict[tuple[str, str], Accepted] = {}
+    for index, event in enumerate(events):
+        key = keys.get(event.patient_id)
+        if key is None:
+            key = keys[event.patient_id] = patient_key(event.patient_id)
+        found.setdefault((key, event.event_id), Accepted(index, event, key))
+    return list(found.values())
+
+
+async def publish(sink: Sink, accepted: list[Accepted], received_at: datetime, source: str) -> None:
+    """Every command produced before any acknowledgement is awaited; returns once Kafka has
+    them all. Sealed: while every patient's data key is held, as a trigger holds its
+    patient's, so no erasure of these patients comes between their key and their events on
+    the partition. `TooLargeError` names the first event that cannot fit a record."""
+    send = sink.publisher.send_many
+    topic = sink.topics.commands
+    max_wait = deadline.allowed(sink.settings.produce_timeout_seconds)
+    if not sink.settings.patient_data_sealing:
+        await send(topic, messages(sink.publisher, accepted, received_at, source, None),
+                   max_wait=max_wait)  # fmt: skip
+        return
+    async with sink.data_keys.held_many(a.patient_key for a in accepted) as held:
+        records = messages(sink.publisher, accepted, received_at, source, held)
+        await send(topic, records, max_wait=max_wait)
+
+
+def messages(
+    publisher: Publisher, accepted: list[Accepted], received_at: datetime, source: str,
+    held: Mapping[str, HeldKey] | None,
+) -> list[Message]:  # fmt: skip
+    """The commands as Kafka records; 413 naming the event when one cannot fit a record."""
+    found = []
+    patients: dict[str, _SealedPatient] = {}
+    for item in accepted:
+        receipt = str(receipt_id(item.patient_key, item.event.event_id))
+        fields = _fields(item, receipt, received_at, source)
+        record = (
+            _command(item, fields) if held is None
+            else _sealed(item, fields, held[item.patient_key], patients)
+        )  # fmt: skip
+        try:
+            found.append(publisher.prepare(
+                item.patient_key, record, subject=receipt, event_id=receipt
+            ))  # fmt: skip
+        except TooLargeError as exc:
+            raise TooLargeError(f"event {item.index}: {exc.detail}") from exc
+    return found
+
+
+def _fields(item: Accepted, receipt: str, received_at: datetime, source: str) -> dict[str, Any]:
+    event = item.event
+    return {
+        "receipt_id": receipt, "event_id": event.event_id, "patient_key": item.patient_key,
+        "event_type": event.type, "occurred_at": event.occurred_at or received_at,
+        "received_at": received_at, "source": source,
+    }  # fmt: skip
+
+
+def _command(item: Accepted, fields: dict[str, Any]) -> RecordPatientEvent:
+    return RecordPatientEvent(
+        **fields, patient_id=item.event.patient_id, event_data=item.event.data
+    )
+
+
+@dataclass(frozen=True)
+class _SealedPatient:
+    """What every sealed event of one patient in the request carries alike, made once."""
+
+    patient_id: SealedValue
+    data_key: WrappedDataKey
+
+
+def _sealed(
+    item: Accepted, fields: dict[str, Any], held: HeldKey, patients: dict[str, _SealedPatient]
+) -> RecordPatientEventSealed:
+    """The patient id and the event's data sealed under the patient's key, each bound to its
+    field's wire name, as `journeys_runtime.sealing.seal_fields` seals them; the patient's
+    sealed id and wrapped key once per patient and request (`patients`)."""
+    patient = patients.get(item.patient_key)
+    if patient is None:
+        sealed_id = seal_value(held.key, item.patient_key, "patientId", item.event.patient_id)
+        patient = patients[item.patient_key] = _SealedPatient(sealed_id, to_wire(held.wrapped))
+    return RecordPatientEventSealed(
+        **fields,
+        patient_id=patient.patient_id,
+        event_data=seal_value(held.key, item.patient_key, "eventData", item.event.data),
+        data_key=patient.data_key,
+    )  # fmt: skip
