@@ -249,3 +249,32 @@ def test_an_exit_and_a_wait_on_one_event_end_the_run_once() -> None:
     p.event("s-1", "stop")
     assert p.kinds(run)[-2:] == ["run.exited", "run.cancelled"]
     assert "event.matched" not in p.kinds(run)
+
+
+def test_an_event_that_came_before_the_trigger_meets_the_triggered_runs_wait() -> None:
+    """The form overtakes the booking: the booking's run finds it by look-back, and the
+    booking itself never meets a wait of the run it started."""
+    previsit = events_journey(
+        message("remind", "form"),
+        wait_for("form", "intake_form.submitted", DAY, "thanks", None, lookback=DAY),
+        message("thanks"),
+        triggers=[{"event": "appointment.booked"}],
+    )
+    p = Partition({JOURNEY: previsit})
+    assert p.event("form-1", "intake_form.submitted", {"pain": 3})
+    p.later(60)
+    assert p.event("b-1", "appointment.booked")
+    run = triggered_run_id(JOURNEY, PATIENT_KEY, "b-1")
+    matched = next(e for e in p.log[run] if isinstance(e, ev.EventMatched))
+    assert matched.event_id == "form-1"
+    assert matched.lookback is True
+    assert p.runs[run].status == "completed"
+
+    own = events_journey(
+        wait_for("again", "appointment.booked", DAY, None, None, lookback=DAY),
+        triggers=[{"event": "appointment.booked"}],
+    )
+    p = Partition({JOURNEY: own})
+    p.event("b-2", "appointment.booked")
+    run = triggered_run_id(JOURNEY, PATIENT_KEY, "b-2")
+    assert p.runs[run].status == "waiting_event"

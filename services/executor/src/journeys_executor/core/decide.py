@@ -341,18 +341,16 @@ def _exit(state: RunState, command: ExitRun, now: datetime) -> Decision | Reject
 
 def _lookback(out: _Emitter, node: WaitForEventNode) -> PatientEvent | None:
     """The first of the patient's kept events that meets the wait and arrived at most
-    `lookback_seconds` before now, among those after the last event the run took."""
+    `lookback_seconds` before now, the events the run has taken left out (an event that came
+    before the run started counts too: that is what look-back is for)."""
     if node.lookback_seconds <= 0 or not out.recent:
         return None
     run = out.run
-    after = 0
-    if run.last_event is not None:
-        for i, kept in enumerate(out.recent):
-            if kept.receipt_id == run.last_event:
-                after = i + 1
-                break
+    taken = set(run.taken_events)
     since = out.now - timedelta(seconds=node.lookback_seconds)
-    for kept in out.recent[after:]:
+    for kept in out.recent:
+        if kept.receipt_id in taken:
+            continue
         if since <= kept.received_at <= out.now and matches(
             node.event, node.when, kept, run.patient_context
         ):

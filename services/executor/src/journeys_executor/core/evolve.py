@@ -7,7 +7,12 @@ from functools import singledispatch
 from typing import Any
 
 from journeys_contracts import events as ev
-from journeys_executor.core.state import PendingMessage, PendingTimer, RunState
+from journeys_executor.core.state import (
+    MAX_TAKEN_EVENTS,
+    PendingMessage,
+    PendingTimer,
+    RunState,
+)
 
 
 class EvolveError(ValueError):
@@ -30,7 +35,7 @@ def evolve(state: RunState | None, event: ev.RunEvent) -> RunState:
             current_node_id=None,
             seq=event.seq,
             updated_at=event.occurred_at,
-            last_event=event.trigger_receipt_id,
+            taken_events=() if event.trigger_receipt_id is None else (event.trigger_receipt_id,),
         )
     if state is None:
         raise EvolveError(f"Expected run.started first, but got {event.type}")
@@ -126,6 +131,6 @@ def _matched(state: RunState, event: ev.EventMatched) -> dict[str, Any]:
     return {
         "status": "in_progress",
         "pending_timer": None,
-        "last_event": event.receipt_id,
+        "taken_events": (*state.taken_events, event.receipt_id)[-MAX_TAKEN_EVENTS:],
         "patient_context": {**state.patient_context, "events": matched},
     }

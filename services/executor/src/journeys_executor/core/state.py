@@ -13,6 +13,10 @@ from journeys_contracts.statuses import TERMINAL
 from journeys_contracts.statuses import StartedStatus as Status
 from journeys_contracts.wire import UtcDatetime
 
+MAX_TAKEN_EVENTS = 1000
+"""Most receipt ids a run remembers taking: as many as the executor may keep per patient
+(`EXECUTOR_EVENTS_KEPT_MAX` is at most 1000), so a look-back never meets one it forgot."""
+
 
 class PendingTimer(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -55,10 +59,10 @@ class RunState(BaseModel):
     pending_timer: PendingTimer | None = None
     pending_message: PendingMessage | None = None
     updated_at: UtcDatetime
-    last_event: Annotated[UUID | None, Field(exclude_if=lambda v: v is None)] = None
-    """The receipt id of the last patient event the run took (its trigger, or one a wait
-    matched): a wait's look-back only sees the patient's events after it, so one event never
-    satisfies two waits of a run."""
+    taken_events: Annotated[tuple[UUID, ...], Field(exclude_if=lambda v: not v)] = ()
+    """The receipt ids of the patient events the run took (its trigger, and those its waits
+    matched; the last `MAX_TAKEN_EVENTS`): a wait's look-back passes over them, so one event
+    never satisfies two waits of a run, nor the wait of the run it started."""
     patient_key: str | None = Field(None, exclude=True)
     data_key: WrappedDataKey | None = Field(None, exclude=True)
 
