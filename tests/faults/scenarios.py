@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -24,9 +25,12 @@ from tests.faults.checkers import (
     injected_failed,
     redelivered,
 )
+from tests.faults.event_cases import MIXES
+from tests.faults.event_checkers import EVENT_CHECKERS, check_events
+from tests.faults.events_load import EventLoad, run_event_load
 from tests.faults.inject import inject_oversized, inject_poison
-from tests.faults.load import LoadResult, run_load
-from tests.faults.observe import observe
+from tests.faults.load import run_load
+from tests.faults.observe import Observed, observe
 from tests.faults.proxy import TcpProxy
 from tests.faults.stack import FaultStack
 
@@ -72,6 +76,12 @@ async def _restart(stack: FaultStack, name: str, down_for: float) -> None:
 
 async def kill_executor(stack: FaultStack) -> dict[str, int]:
     await _restart(stack, "executor", down_for=1.0)
+    return {}
+
+
+async def kill_executor_for_long(stack: FaultStack) -> dict[str, int]:
+    """Down long enough for many waiting runs' events (and due timers) to pile up."""
+    await _restart(stack, "executor", down_for=8.0)
     return {}
 
 
@@ -202,7 +212,14 @@ async def postgres_away(stack: FaultStack) -> dict[str, int]:
 
 
 # How `fault_stack` builds the stack of the scenarios that cut a dependency off.
-OUTAGE_STACKS = {"8a": {"proxy_kafka": True}, "8b": {"proxy_database": True}}
+OUTAGE_STACKS: dict[str, dict[str, Any]] = {
+    "8a": {"proxy_kafka": True},
+    "8b": {"proxy_database": True},
+}
+# The patient-event checkers read the commands topic after the load: the executor must not
+# trim what it consumed meanwhile.
+UNTRIMMED: dict[str, Any] = {"service_env": {"EXECUTOR_COMMANDS_TRIM_SECONDS": "0"}}
+STACK_OPTIONS: dict[str, dict[str, Any]] = {**OUTAGE_STACKS, **dict.fromkeys(MIXES, UNTRIMMED)}
 
 
 # Malformed, each of them; a record of a type a newer version added is not poison (readers skip
@@ -259,13 +276,20 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
     "10": ("the scheduler down past many due times, then back", scheduler_down_past_due_times),
     "11": ("poison commands that make the executor's core raise", poison_commands),
     "12": ("oversized records: runs whose records can never be produced", oversized_records),
-}
+    "13": ("SIGKILL the executor while events come for waiting runs, start it again",
+           kill_executor_for_long),
+    "14": ("the same events re-sent through every body form, the API SIGKILLed meanwhile",
+           kill_api),
+    "15": ("events that come before their wait (look-back), the executor SIGKILLed between",
+           kill_executor_for_long),
+    "16": ("exits during pending delays and waits, the scheduler SIGKILLed meanwhile",
+           kill_scheduler),
+}  # fmt: skip
 
 
-async def _settle(stack: FaultStack, load: LoadResult, within: float = 90) -> None:
-    """Wait until every accepted run has ended in the read model, or the bound passes."""
+async def _settle(stack: FaultStack, ids: list[str], within: float = 90) -> None:
+    """Wait until every run of `ids` has ended in the read model, or the bound passes."""
     deadline = time.monotonic() + within
-    ids = list(load.accepted)
     while time.monotonic() < deadline:
         with psycopg.connect(stack.database_url) as conn:
             row = conn.execute(
@@ -313,15 +337,28 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
     name, fault = SCENARIOS[key]
     started = time.monotonic()
     load_task = asyncio.create_task(run_load(stack.api_url, stack.api_key, load.rate, load.seconds))
+    events_task = None
+    if key in MIXES:
+        events_task = asyncio.create_task(run_event_load(
+            stack.api_url, stack.api_key, MIXES[key], max(2.0, load.rate / 8), load.seconds
+        ))  # fmt: skip
     await asyncio.sleep(load.fault_at)
+    fault_began = time.monotonic()
     extra = await fault(stack)
+    fault_ended = time.monotonic()
     result = await load_task
-    await _settle(stack, result)
+    events = await events_task if events_task is not None else None
+    await _settle(stack, [*result.accepted, *(events.runs if events else ())])
     seen = await observe(stack.kafka_bootstrap, stack.topics, stack.database_url,
-                         stack.executor_logs)  # fmt: skip
+                         stack.executor_logs, commands=events is not None)  # fmt: skip
     found = check(result.accepted, seen)
     counts = {k: len(found[k]) for k in CHECKERS}
     counts["bad_answer"] = result.bad_answers
+    if events is not None:
+        found.update(check_events(events.sent, seen))
+        counts.update({k: len(found[k]) for k in EVENT_CHECKERS})
+        counts["bad_answer"] += events.bad_answers
+        extra.update(_event_extra(events, fault_began, fault_ended))
     if key == "9":
         counts["dlq_missing"] = _dlq_missing(stack, seen.dlq)
         extra["dlq_records"] = len(seen.dlq)
@@ -339,7 +376,11 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
         counts["crash_points_missed"] = extra.pop("crash_points_missed")
     # Runs nobody got a 202 for (a request that got no answer): allowed, never twice per key.
     extra["unacknowledged_runs"] = len(
-        set(seen.events) - set(result.accepted) - set(stack.injected)
+        set(seen.events)
+        - set(result.accepted)
+        - set(stack.injected)
+        - set(events.runs if events else ())
+        - _triggered(seen)
     )
     extra["triggers_sent"] = result.attempted
     extra["load_loop_lag_max_ms"] = round(result.loop_lag_max * 1000)
@@ -356,3 +397,28 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
         redelivered=len(redelivered(seen)),
         extra=extra,
     )
+
+
+def _triggered(seen: Observed) -> set[str]:
+    """Runs a patient event started (their events name it): nobody got a 202 for those."""
+    return {r for r, events in seen.events.items() if events[:1]
+            and events[0].get("triggerEventId")}  # fmt: skip
+
+
+def _event_extra(events: EventLoad, began: float, ended: float) -> dict[str, int]:
+    """What the event load did: events answered 202 (and while the fault lasted), repeats the
+    API answered as duplicates, cases by kind, and cases that gave up (no 202, or a run the
+    read model never showed waiting)."""
+    accepted = [s for s in events.sent.values() if s.forms]
+    out = {
+        "events_accepted": len(accepted),
+        "events_accepted_during_fault": sum(any(began <= t <= ended for t in s.at)
+                                            for s in accepted),
+        "events_sent_twice_or_more": sum(len(s.forms) > 1 for s in accepted),
+        "event_duplicates_answered": events.duplicates_answered,
+        "event_unanswered_requests": events.unanswered,
+        "event_runs": len(events.runs),
+    }  # fmt: skip
+    out.update({f"cases_{kind}": n for kind, n in events.cases.items()})
+    out.update({f"cases_unfinished_{kind}": n for kind, n in events.unfinished.items()})
+    return out

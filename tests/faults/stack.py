@@ -47,9 +47,11 @@ def fault_stack(
     *,
     proxy_kafka: bool = False,
     proxy_database: bool = False,
+    service_env: dict[str, str] | None = None,
 ) -> Iterator[FaultStack]:
     """`proxy_kafka` gives the stack a broker of its own that it reaches (and that advertises
-    itself) only through a proxy; `proxy_database` puts a proxy in front of PostgreSQL."""
+    itself) only through a proxy; `proxy_database` puts a proxy in front of PostgreSQL;
+    `service_env` is added to every service's environment."""
     with contextlib.ExitStack() as resources:
         name = f"faults_{uuid.uuid4().hex[:10]}"
         kafka_proxy = database_proxy = None
@@ -65,7 +67,7 @@ def fault_stack(
                 database_url, host="127.0.0.1", port=database_proxy.port
             )
         yield from _stack(name, kafka_bootstrap, database_url, work_dir, kafka_proxy,
-                          database_proxy)  # fmt: skip
+                          database_proxy, service_env or {})  # fmt: skip
 
 
 def _proxied_broker(resources: contextlib.ExitStack, data_dir: Path) -> tuple[TcpProxy, str]:
@@ -87,12 +89,14 @@ def _stack(
     work_dir: Path,
     kafka_proxy: TcpProxy | None,
     database_proxy: TcpProxy | None,
+    service_env: dict[str, str],
 ) -> Iterator[FaultStack]:
     data_dir = work_dir / name
     ports = Ports(api=free_port(), executor=free_port(), scheduler=free_port(),
                   projector=free_port())  # fmt: skip
     config = StackConfig(data_dir=data_dir, ports=ports, topic_prefix=f"{name}.",
-                         kafka_bootstrap=kafka_bootstrap, database_url=database_url)  # fmt: skip
+                         kafka_bootstrap=kafka_bootstrap, database_url=database_url,
+                         service_env=service_env)  # fmt: skip
     local = Stack(config)
     local.start()
     assert local.supervisor is not None
