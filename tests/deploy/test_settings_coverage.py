@@ -22,6 +22,7 @@ UNSET = {
     "JOURNEYS_CRASH_AT": "a test-only fault point, refused in production",
     "PROJECTOR_GROUP_ID": "unset means `<JOURNEYS_TOPIC_PREFIX>journeys-projector`",
     "API_AUTH_DEV_KEY": "a development key with every scope, refused in production",
+    "API_WEBHOOK_SOURCES": "holds webhook secrets: a file of the Secret, once webhooks are used",
 }
 SETTINGS: dict[str, type[BaseSettings]] = {
     "journeys_api": ApiSettings,

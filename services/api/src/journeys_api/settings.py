@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import SettingsConfigDict
 
 from journeys_api.deadline import AUDIT_RESERVE_SECONDS
+from journeys_api.webhook_sources import WebhookSource, valid_source_name
 from journeys_contracts.definition import MAX_WAIT_SECONDS
 from journeys_runtime.settings import DatabaseSettings, ShreddingSettings
 
@@ -99,6 +100,13 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
         "production (`make run` makes one and prints it)",
     )  # fmt: skip
 
+    # Signed webhooks: the signature is the credential, so this holds secrets (the Secret's).
+    webhook_sources: dict[str, WebhookSource] = Field(
+        {}, description="senders of signed webhooks (`POST /hooks/{source}`), JSON: "
+        '`{"<source>": {"secret": "whsec_...", "patientId": "/patient/id", "type": "/event", '
+        '...}}`, see "Signed webhooks"; none by default',
+    )  # fmt: skip
+
     @field_validator(
         "auth_jwt_issuer", "auth_jwt_audience", "auth_jwt_jwks_url", "auth_jwt_public_key",
         "auth_dev_key", mode="before",
@@ -110,6 +118,16 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
     @property
     def jwt_enabled(self) -> bool:
         return self.auth_jwt_issuer is not None
+
+    @field_validator("webhook_sources")
+    @classmethod
+    def _source_names(cls, value: dict[str, WebhookSource]) -> dict[str, WebhookSource]:
+        bad = [name for name in value if not valid_source_name(name)]
+        if bad:
+            raise ValueError(
+                f"webhook source names are [a-z0-9_.-], at most 100, got {sorted(bad)}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _pool_sizes_agree(self) -> ApiSettings:
