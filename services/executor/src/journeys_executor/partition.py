@@ -37,7 +37,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -533,8 +533,7 @@ class BatchProcessor:
                 PATIENT_EVENTS.labels(outcome="duplicate").inc()
                 return
             stored_as = self._patient_sealing(part, batch, patient_key, sealing)
-            stored = patient_json(reception.patient, stored_as)
-            check_record_size("patient state", record.key, stored)
+            kept, stored = _fitting(reception.patient, stored_as, record.key)
         except INFRASTRUCTURE:
             raise
         except Exception as exc:  # the event's own failure: dead-lettered, nothing emitted
@@ -542,7 +541,7 @@ class BatchProcessor:
             batch.tally[kind, "failed"] += 1
             await self._dead_letter(part, record, batch, "process", type(exc).__name__)
             return
-        batch.patients[patient_key] = reception.patient
+        batch.patients[patient_key] = kept
         batch.stored[patient_record_key(patient_key)] = stored
         by_run = {state.run_id: state for state in states}
         for step in reception.inputs:
@@ -731,6 +730,25 @@ class BatchProcessor:
                 partition=part.tp.partition, headers=headers,
             )
         )  # fmt: skip
+
+
+def _fitting(
+    patient: PatientState, sealing: Sealing | None, key: bytes | None
+) -> tuple[PatientState, bytes]:
+    """The patient's state and its changelog value, its oldest kept events dropped until the
+    record fits the size limit: events with large data must not make every later event of
+    the patient fail. `RecordTooLargeError` if even none kept cannot fit."""
+    while True:
+        stored = patient_json(patient, sealing)
+        try:
+            check_record_size("patient state", key, stored)
+        except RecordTooLargeError:
+            if not patient.recent:
+                OVERSIZED_RECORDS.labels(record="patient_state").inc()
+                raise
+            patient = replace(patient, recent=patient.recent[1:])
+            continue
+        return patient, stored
 
 
 def _envelope(event: ev.Event) -> CloudEvent:
