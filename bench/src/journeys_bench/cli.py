@@ -64,7 +64,6 @@ class Sizes:
     events_reference: int = 100_000
     resume_runs: int = 10_000
     resume_rate: int = 100  # events/s
-    resume_start_rate: int = 250  # triggers/s
     patients: int = 100_000
     bounded_patients: int = 100
     bounded_events: int = 50
@@ -75,7 +74,7 @@ QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5
               api_rates=(100,), api_workers=8, timers=500, timer_window=5, timer_lead=5,
               timer_steps=(1000, 5000), near_timers=100, kafka_records=5000,
               postgres_rows=5000, forgetting_runs=500, events_seconds=3, events_workers=2,
-              events_reference=2000, resume_runs=100, resume_rate=50, resume_start_rate=50,
+              events_reference=2000, resume_runs=100, resume_rate=50,
               patients=1000, bounded_patients=10, bounded_events=25)  # fmt: skip
 
 Benchmark = Callable[[Infra, Sizes, Path], Any]
@@ -96,8 +95,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "events-ingest": lambda i, s, work: events.events_ingest(i, work, s.events_seconds,
                                                              s.events_workers,
                                                              s.events_reference),
-    "event-resume-latency": lambda i, s, work: events.event_resume_latency(
-        i, work, s.resume_runs, s.resume_rate, s.resume_start_rate),
+    "event-resume-latency": lambda i, s, _: events.event_resume_latency(i, s.resume_runs,
+                                                                        s.resume_rate),
     "patient-memory": lambda i, s, _: events.patient_memory(i, s.patients, 5,
                                                             s.bounded_patients,
                                                             s.bounded_events),

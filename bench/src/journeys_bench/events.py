@@ -5,7 +5,8 @@ executor holds per patient.
   patients' data keys in PostgreSQL) under vegeta, batches of 500 events of distinct new
   patients, open-ended; once with the API's default sealing, once with it off. Beside it,
   aiokafka alone producing the same records (acks=all, idempotent): the ceiling under it.
-- `event-resume-latency`: runs started through the API wait at a WAIT_FOR_EVENT node; then
+- `event-resume-latency`: runs of a journey defined through the API, started straight on the
+  commands topic, wait at a WAIT_FOR_EVENT node; then
   one event per run through `POST /events` at a paced rate; per event, from its 202 to its
   run's `event.matched` readable (read_committed) on the events topic.
 - `patient-memory`: the changelog filled directly with `patient:<key>` records written as the
@@ -37,7 +38,16 @@ from aiokafka.partitioner import murmur2
 from journeys_bench.api import attack
 from journeys_bench.harness import PATIENT_KEY_SECRET, Deployment, Infra, deployment
 from journeys_bench.hist import Latencies
-from journeys_bench.load import Record, Watch, ce_type, count_records, producer, send, wait_until
+from journeys_bench.load import (
+    Record,
+    Watch,
+    ce_type,
+    count_records,
+    producer,
+    send,
+    start_runs,
+    wait_until,
+)
 from journeys_bench.memory import MB, RssSampler
 from journeys_bench.tools import vegeta
 from journeys_contracts.commands import RecordPatientEvent, RecordPatientEventSealed, receipt_id
@@ -105,12 +115,14 @@ def ingest_targets(path: Path, url: str, api_key: str, batches: int, batch: int,
 
 
 def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
-                  reference_records: int, batch: int = BATCH) -> dict[str, Any]:  # fmt: skip
+                  reference_records: int, batch: int = BATCH,
+                  sealing: tuple[bool, ...] = (True, False)) -> dict[str, Any]:  # fmt: skip
+    """Once per `sealing` (the API's JOURNEYS_PATIENT_DATA_SEALING), then the reference."""
     tool = vegeta(work_dir / "bin")
     out = work_dir / "events-ingest"
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
-    for sealed in (True, False):
+    for sealed in sealing:
         name = "sealed" if sealed else "clear"
         env = {} if sealed else {"JOURNEYS_PATIENT_DATA_SEALING": "false"}
         with deployment(infra, "events-ingest", {"api": 1}, env) as dep:
@@ -212,32 +224,18 @@ async def _produce_reference(infra: Infra, count: int, batch: int) -> dict[str, 
 # -- event-resume-latency -----------------------------------------------------------------
 
 
-def event_resume_latency(infra: Infra, work_dir: Path, runs: int, rate: int,
-                         start_rate: int) -> dict[str, Any]:  # fmt: skip
-    tool = vegeta(work_dir / "bin")
+def event_resume_latency(infra: Infra, runs: int, rate: int) -> dict[str, Any]:
     services = {"executor": 1, "scheduler": 1, "projector": 1, "api": 1}
     with deployment(infra, "event-resume", services) as dep:
-        out = work_dir / dep.name
-        out.mkdir(parents=True, exist_ok=True)
-        result = asyncio.run(_resume(dep, tool, out, runs, rate, start_rate))
+        result = asyncio.run(_resume(dep, runs, rate))
         log.info("event-resume-latency: %s", result)
         return result
 
 
-def _trigger_targets(path: Path, url: str, api_key: str, patients: list[str]) -> None:
-    with path.open("w") as out:
-        for patient in patients:
-            body = json.dumps({"id": patient, "age": 40}).encode()
-            target = {"method": "POST", "url": url, "body": base64.b64encode(body).decode(),
-                      "header": {**_headers(api_key),
-                                 "Idempotency-Key": [str(uuid.uuid4())]}}  # fmt: skip
-            out.write(json.dumps(target) + "\n")
-
-
-async def _resume(dep: Deployment, tool: Path, out: Path, runs: int, rate: int,
-                  start_rate: int) -> dict[str, Any]:  # fmt: skip
-    api_key = dep.stack.api_key
-    headers = {"X-API-Key": api_key}
+async def _resume(dep: Deployment, runs: int, rate: int) -> dict[str, Any]:
+    """The journey is defined through the API; its runs are StartRun commands (unsealed)
+    written straight to the commands topic, for the patients the events then name: the API
+    sheds triggers it cannot carry on this machine, and the wait is what is measured."""
     waiting = 0
     matched: dict[str, float] = {}
 
@@ -249,33 +247,35 @@ async def _resume(dep: Deployment, tool: Path, out: Path, runs: int, rate: int,
         elif kind == MATCHED:
             matched[json.loads(record.value)["receiptId"]] = now
 
-    patients = [f"bench-wait-{i}" for i in range(runs)]
+    headers = {"X-API-Key": dep.stack.api_key}
     async with httpx.AsyncClient(base_url=dep.api_url, headers=headers, timeout=30) as client, \
-            Watch(dep.kafka_bootstrap, dep.topics.events, dep.partitions, seen):  # fmt: skip
+            Watch(dep.kafka_bootstrap, dep.topics.events, dep.partitions, seen), \
+            producer(dep.kafka_bootstrap) as p:  # fmt: skip
         answer = await client.post("/journeys", json=WAIT_THEN_MESSAGE)
         answer.raise_for_status()
-        url = f"{dep.api_url}/journeys/{answer.json()['journeyId']}/trigger"
-        targets = out / "triggers.targets.jsonl"
-        await asyncio.to_thread(_trigger_targets, targets, url, api_key, patients)
-        log.info("event-resume-latency: %d runs through the API at %d/s", runs, start_rate)
-        started = await asyncio.to_thread(
-            attack, tool, targets, out / "triggers.bin", -(-runs // start_rate) + 5,
-            start_rate, 0,
-        )  # fmt: skip
+        journey_id = uuid.UUID(answer.json()["journeyId"])
+        log.info("event-resume-latency: %d runs straight onto the commands topic", runs)
+        records = start_runs(runs, WAIT_THEN_MESSAGE, journey_id=journey_id)
+        began = time.monotonic()
+        await asyncio.gather(*[await send(p, dep.topics.commands, r) for r in records])
         all_waiting = await wait_until(lambda: waiting >= runs, patience=max(120, runs / 20))
-        log.info("event-resume-latency: %d runs waiting; events at %d/s", waiting, rate)
+        to_waiting = time.monotonic() - began
+        log.info("event-resume-latency: %d runs waiting in %.1f s; events at %d/s", waiting,
+                 to_waiting, rate)  # fmt: skip
+        patients = [f"bench-patient-{i}" for i in range(runs)]  # start_runs' patients
         with RssSampler(dep.pids()) as rss:
-            accepted, answers = await _paced_events(client, patients, rate)
+            accepted, answers, sent = await _paced_events(client, patients, rate)
             await wait_until(lambda: all(r in matched for r in accepted), patience=60)
-    latency = Latencies()
+    latency, from_send = Latencies(), Latencies()
     for receipt, at in accepted.items():
         if receipt in matched:
             latency.record(matched[receipt] - at)
+            from_send.record(matched[receipt] - sent[receipt])
     return {
         "runs": runs,
-        "started": started["status"],
-        "start_rate": start_rate,
+        "runs_started": "StartRun v1 straight onto the commands topic",
         "all_waiting": all_waiting,
+        "seconds_to_waiting": round(to_waiting, 1),
         "rate": rate,
         "events": len(patients),
         "accepted": len(accepted),
@@ -283,22 +283,25 @@ async def _resume(dep: Deployment, tool: Path, out: Path, runs: int, rate: int,
         "missing": sum(r not in matched for r in accepted),
         "latency": latency.summary(),
         "matched_before_answer": latency.negative,
+        "latency_from_send": from_send.summary(),
         "answer_latency": answers.summary(),
         "rss": rss.summary(),
     }
 
 
 async def _paced_events(client: httpx.AsyncClient, patients: list[str],
-                        rate: int) -> tuple[dict[str, float], Latencies]:  # fmt: skip
+                        rate: int) -> tuple[dict[str, float], Latencies,
+                                            dict[str, float]]:  # fmt: skip
     """One event per patient, one a request, sent on a fixed schedule whatever the answers
-    do; the monotonic time of each 202, by receipt id."""
+    do; the monotonic time of each 202 and of each send, by receipt id."""
     accepted: dict[str, float] = {}
+    sent_at: dict[str, float] = {}
     answers = Latencies()
 
     async def one(patient: str, n: int) -> None:
         body = event_body(patient, n, datetime.now(UTC))
         receipt = str(receipt_id(patient_key(PATIENT_KEY_SECRET, patient), body["eventId"]))
-        sent = time.monotonic()
+        sent = sent_at[receipt] = time.monotonic()
         answer = await client.post("/events", json={"events": [body]})
         now = time.monotonic()
         if answer.status_code == 202:
@@ -313,7 +316,7 @@ async def _paced_events(client: httpx.AsyncClient, patients: list[str],
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(patient, n)))
     await asyncio.gather(*tasks)
-    return accepted, answers
+    return accepted, answers, sent_at
 
 
 # -- patient-memory -----------------------------------------------------------------------

@@ -88,3 +88,58 @@ def test_engine_rows_name_how_the_runs_were_sealed() -> None:
 
     assert label.startswith("engine throughput of sealed runs with v1 twins, 1 executor")
     assert "13,000 event records/s written, v1 twins included" in measured
+
+
+def _ingest(events_per_s: float) -> dict[str, Any]:
+    return {"latency": {"p50_ms": 20.0, "p99_ms": 40.0}, "status": {"202": 10, "0": 2},
+            "batch": 500, "requests_per_s": events_per_s / 500, "events_per_s": events_per_s,
+            "workers": 16, "commands_in_kafka": 6000, "events_accepted": 5000,
+            "warmup_events": 1000, "rss": {"api": {"rest_mb": 80.0, "peak_mb": 95.0}}}  # fmt: skip
+
+
+def test_event_ingest_is_judged_on_the_default_sealed_api_only() -> None:
+    results = {"events-ingest": {"sealed": _ingest(21_000), "clear": _ingest(5_000),
+                                 "reference": {"sealed": {"records_per_s": 9e4,
+                                                          "record_bytes": 850}}}}  # fmt: skip
+
+    rows = report.rows(results)
+
+    assert [met for *_, met in rows] == [True, None, None]
+    assert "21,000 events/s (42.0 req/s of 500)" in rows[0][2]
+    assert "2 answered nothing in 10 s" in rows[0][2]
+    assert "6,000 commands in Kafka for 6,000 accepted" in rows[0][2]
+    assert "90,000 records/s sealed (850 B)" in rows[2][2]
+    assert "events-ingest (sealed) | api | 80.0 | 95.0" in report.memory_table(
+        {"benchmarks": results}
+    )
+
+
+def test_event_resume_is_met_only_under_100_ms_with_none_missing() -> None:
+    def resume(p99: float, missing: int) -> dict[str, Any]:
+        return {"latency": {"p50_ms": 10.0, "p99_ms": p99, "max_ms": 200.0}, "rate": 100,
+                "runs": 10_000, "accepted": 10_000, "matched": 10_000 - missing,
+                "missing": missing}  # fmt: skip
+
+    verdicts = [report.rows({"event-resume-latency": resume(p99, missing)})[0][3]
+                for p99, missing in [(90.0, 0), (120.0, 0), (90.0, 1)]]  # fmt: skip
+
+    assert verdicts == [True, False, False]
+
+
+def test_patient_records_are_bounded_when_no_more_than_the_cap_is_kept() -> None:
+    bounded = {"patients": 100, "events_before": 5, "events_per_patient": 50,
+               "all_recorded": True, "recent_max": 20, "seen_final": [55],
+               "bytes_first_full_max": 9000, "bytes_final_max": 11_000}  # fmt: skip
+    memory = {"patients": 100_000, "events_per_patient": 5, "changelog_mb": 260.0,
+              "record_bytes_mean": 2700, "restore": {"seconds": 3.5, "rss_mb": 400.0},
+              "bounded": bounded,
+              "cap": {"events_kept_max": 20, "event_dedup_max": 1000, "bytes": 84_000}}  # fmt: skip
+
+    (held, kept) = report.rows({"patient-memory": memory})
+    more = {**memory, "bounded": {**bounded, "recent_max": 21}}
+    too_many = report.rows({"patient-memory": more})
+
+    assert "restore 3.5 s" in held[2]
+    assert "RSS once restored 400.0 MB" in held[2]
+    assert kept[3] is True
+    assert too_many[1][3] is False
