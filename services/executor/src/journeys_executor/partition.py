@@ -170,6 +170,8 @@ class _Batch:
     stored: dict[bytes, bytes | None] = field(default_factory=dict)
     """The changelog records: each run in `states` (None forgets the run, a tombstone) and the
     definition of each journey the partition's changelog did not hold yet."""
+    polled_by: float = field(default_factory=time.monotonic)
+    """A moment (`time.monotonic()`) after the batch's records were read from Kafka."""
     patients: dict[str, PatientState | None] = field(default_factory=dict)
     """Patient states this transaction changed, by patient key (None: erased)."""
     sends: list[asyncio.Future[Any]] = field(default_factory=list)
@@ -513,7 +515,7 @@ class BatchProcessor:
             return
         patient_key = command.patient_key
         if self.triggers is not None:
-            await self.triggers.caught_up(event.received_at, self.trigger_wait_seconds)
+            await self.triggers.caught_up(batch.polled_by, self.trigger_wait_seconds)
         try:
             patient = self._patient(part, batch, patient_key)
             run_keys = set(part.runs.of_patient(patient_key))

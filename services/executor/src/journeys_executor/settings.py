@@ -67,8 +67,9 @@ class ExecutorSettings(ShreddingSettings):
     )  # fmt: skip
     trigger_wait_seconds: float = Field(
         5.0, ge=0, le=60,
-        description="longest wait of a patient event for the definitions topic to be read up to "
-        "its receipt, so a journey defined before the event is matched against it",
+        description="longest wait of a patient event for the definitions topic to be read to its "
+        "end as of the moment the event was read, so a journey defined before the event was "
+        "accepted is matched against it",
     )  # fmt: skip
     channel: Literal["console"] = "console"
     console_reveal_patient_data: bool = Field(

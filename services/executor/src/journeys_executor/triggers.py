@@ -6,10 +6,13 @@ journeys whose definition declares `triggers`. Journeys are immutable: a record 
 read once.
 
 `caught_up` is how a patient event waits for the journey defined before it: the API answers
-201 to `POST /journeys` only once the definition is in Kafka, so a reader that has read the
-topic to the end offsets it fetched at time t has every journey defined before t. An event is
-matched once the index is caught up to a moment after the event was received (or after a
-bounded wait, counted in `TRIGGER_INDEX_LATE`, when the topic cannot be read).
+201 to `POST /journeys` only once the definition is in Kafka, and accepts an event only once
+it is in Kafka too, so when the executor has read the event, the definition of every journey
+created before it is already in the definitions topic. End offsets fetched after that moment
+cover it: an event is matched once the index has read up to end offsets it asked for after
+the event's batch was polled (a moment on this process's own monotonic clock, so no clock of
+another machine is involved), or after a bounded wait, counted in `TRIGGER_INDEX_LATE`, when
+the topic cannot be read.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -36,8 +38,8 @@ class TriggerIndex:
         self.bootstrap, self.topic = bootstrap, topic
         self._journeys: dict[UUID, JourneyDefinition] = {}
         self._sorted: list[tuple[UUID, JourneyDefinition]] = []
-        self.caught_up_at = 0.0
-        """Every definition produced before this moment (seconds since the epoch) is read."""
+        self.caught_up_at = float("-inf")
+        """Every definition produced before this moment (`time.monotonic()`) is read."""
         self._progress = asyncio.Condition()
         self._wanted = asyncio.Event()
         """Set by a waiting event: catch up now rather than at the next idle round."""
@@ -52,10 +54,9 @@ class TriggerIndex:
             self._sorted = sorted(self._journeys.items(), key=lambda j: str(j[0]))
             TRIGGERED_JOURNEYS.set(len(self._journeys))
 
-    async def caught_up(self, received_at: datetime, wait_seconds: float) -> bool:
-        """Wait until the index holds every journey defined before `received_at` (at most
-        `wait_seconds`); False if it did not get there in time."""
-        moment = received_at.timestamp()
+    async def caught_up(self, moment: float, wait_seconds: float) -> bool:
+        """Wait until the index holds every journey whose definition was in Kafka at `moment`
+        (`time.monotonic()`; at most `wait_seconds`); False if it did not get there in time."""
         if self.caught_up_at >= moment:
             return True
         self._wanted.set()
@@ -94,7 +95,7 @@ class TriggerIndex:
             await reader.seek_to_beginning(*tps)
             while not stopping.is_set():
                 self._wanted.clear()
-                asked_at = time.time()
+                asked_at = time.monotonic()
                 ends = await reader.end_offsets(tps)
                 while await _behind(reader, ends):
                     batch = await reader.getmany(*tps, timeout_ms=100)
