@@ -275,3 +275,21 @@ def check_events(sent: dict[str, Sent], seen: Observed) -> dict[str, list[str]]:
         "timer_left": timer_left(seen),
         "effects_divergence": effects_divergence(seen),
     }
+
+
+def outcomes(seen: Observed, began: datetime, ended: datetime) -> dict[str, int]:
+    """How the waits ended (reported, not failed on), and how many look-back matches took an
+    event received before the fault began for a wait that began after it ended."""
+    commands = Commands.of(seen)
+    out: Counter[str] = Counter()
+    for events in seen.events.values():
+        for e in events:
+            if e["type"] == MATCHED:
+                out["matched_lookback" if e.get("lookback") else "matched_while_waiting"] += 1
+                command = commands.events.get(e["eventId"])
+                if (e.get("lookback") and command and _at(command["receivedAt"]) < began
+                        and _at(e["occurredAt"]) > ended):  # fmt: skip
+                    out["matched_lookback_across_fault"] += 1
+            elif e["type"] in (TIMED_OUT, EXITED):
+                out["timed_out" if e["type"] == TIMED_OUT else "exited"] += 1
+    return dict(out)

@@ -10,16 +10,20 @@ decide from the topics themselves.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
+from standardwebhooks import Webhook
 
 FORM, BOOKED, RESULT, RACE, CANCELLED = (
     "fault.form", "fault.booked", "fault.result", "fault.race", "fault.cancelled"
@@ -63,8 +67,21 @@ EVENT_JOURNEYS: dict[str, dict[str, Any]] = {
                        _message("bye")]},
 }  # fmt: skip
 
-# How a body carries events: the API's own shape, one or a batch, and CloudEvents JSON.
-FORMS = ("json", "batch", "cloudevent", "cloudevents-batch")
+# How a body carries events: the API's own shape, one or a batch, CloudEvents JSON, and a
+# signed webhook of the source `HOOK_SOURCE` (one event).
+FORMS = ("json", "batch", "cloudevent", "cloudevents-batch", "hook")
+HOOK_SOURCE = "faults"
+HOOK_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+# The API's `API_WEBHOOK_SOURCES` for it: the event where this load puts it in the body.
+WEBHOOK_SOURCES = {
+    HOOK_SOURCE: {
+        "secret": HOOK_SECRET,
+        "eventId": "/eventId",
+        "patientId": "/patientId",
+        "type": "/type",
+        "data": "/data",
+    }
+}
 
 
 @dataclass
@@ -93,6 +110,8 @@ class EventLoad:
 
 def body(form: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
     """(content type, body) of `events` in `form`; one-event forms take the first."""
+    if form == "hook":
+        return "application/json", orjson.dumps(events[0])
     if form in ("json", "batch"):
         return "application/json", orjson.dumps(events[0] if form == "json" else {"events": events})
     clouds = [{"specversion": "1.0", "id": e["eventId"], "source": "/faults", "type": e["type"],
@@ -128,8 +147,15 @@ class Client:
 
     async def send(self, form: str, events: list[dict[str, Any]]) -> bool:
         content_type, content = body(form, events)
-        response = await self.request("POST", "/events", content=content,
-                                      headers={"Content-Type": content_type})  # fmt: skip
+        headers, url = {"Content-Type": content_type}, "/events"
+        if form == "hook":  # a new webhook id each time: the event id in the body names it
+            url, msg_id, now = f"/hooks/{HOOK_SOURCE}", f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+            headers |= {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": Webhook(HOOK_SECRET).sign(msg_id, now, content),
+            }
+        response = await self.request("POST", url, content=content, headers=headers)
         if response is None or response.status_code != 202:
             if response is not None:
                 code = response.status_code

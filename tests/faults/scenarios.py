@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,8 @@ from tests.faults.checkers import (
     redelivered,
 )
 from tests.faults.event_cases import MIXES
-from tests.faults.event_checkers import EVENT_CHECKERS, check_events
-from tests.faults.events_load import EventLoad, run_event_load
+from tests.faults.event_checkers import EVENT_CHECKERS, check_events, outcomes
+from tests.faults.events_load import WEBHOOK_SOURCES, EventLoad, run_event_load
 from tests.faults.inject import inject_oversized, inject_poison
 from tests.faults.load import run_load
 from tests.faults.observe import Observed, observe
@@ -217,9 +218,11 @@ OUTAGE_STACKS: dict[str, dict[str, Any]] = {
     "8b": {"proxy_database": True},
 }
 # The patient-event checkers read the commands topic after the load: the executor must not
-# trim what it consumed meanwhile.
-UNTRIMMED: dict[str, Any] = {"service_env": {"EXECUTOR_COMMANDS_TRIM_SECONDS": "0"}}
-STACK_OPTIONS: dict[str, dict[str, Any]] = {**OUTAGE_STACKS, **dict.fromkeys(MIXES, UNTRIMMED)}
+# trim what it consumed meanwhile. The load also sends events as signed webhooks.
+EVENTS_STACK: dict[str, Any] = {"service_env": {
+    "EXECUTOR_COMMANDS_TRIM_SECONDS": "0", "API_WEBHOOK_SOURCES": json.dumps(WEBHOOK_SOURCES),
+}}  # fmt: skip
+STACK_OPTIONS: dict[str, dict[str, Any]] = {**OUTAGE_STACKS, **dict.fromkeys(MIXES, EVENTS_STACK)}
 
 
 # Malformed, each of them; a record of a type a newer version added is not poison (readers skip
@@ -278,7 +281,8 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
     "12": ("oversized records: runs whose records can never be produced", oversized_records),
     "13": ("SIGKILL the executor while events come for waiting runs, start it again",
            kill_executor_for_long),
-    "14": ("the same events re-sent through every body form, the API SIGKILLed meanwhile",
+    "14": ("the same events re-sent through POST /events (every body form) and signed "
+           "webhooks, the API SIGKILLed meanwhile",
            kill_api),
     "15": ("events that come before their wait (look-back), the executor SIGKILLed between",
            kill_executor_for_long),
@@ -304,8 +308,6 @@ async def _settle(stack: FaultStack, ids: list[str], within: float = 90) -> None
 async def timer_order(stack: FaultStack) -> int:
     """FireTimer commands out of due order within a partition (the scheduler fires in due
     order, and one partition keeps the order it was given)."""
-    import json
-
     from tests.faults.observe import drain
 
     last: dict[int, datetime] = {}
@@ -343,9 +345,9 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
             stack.api_url, stack.api_key, MIXES[key], max(2.0, load.rate / 8), load.seconds
         ))  # fmt: skip
     await asyncio.sleep(load.fault_at)
-    fault_began = time.monotonic()
+    fault_began, began_at = time.monotonic(), datetime.now(UTC)
     extra = await fault(stack)
-    fault_ended = time.monotonic()
+    fault_ended, ended_at = time.monotonic(), datetime.now(UTC)
     result = await load_task
     events = await events_task if events_task is not None else None
     await _settle(stack, [*result.accepted, *(events.runs if events else ())])
@@ -359,6 +361,7 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
         counts.update({k: len(found[k]) for k in EVENT_CHECKERS})
         counts["bad_answer"] += events.bad_answers
         extra.update(_event_extra(events, fault_began, fault_ended))
+        extra.update(outcomes(seen, began_at, ended_at))
     if key == "9":
         counts["dlq_missing"] = _dlq_missing(stack, seen.dlq)
         extra["dlq_records"] = len(seen.dlq)

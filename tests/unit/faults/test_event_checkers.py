@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.faults.event_checkers import check_events
+from tests.faults.event_checkers import check_events, outcomes
 from tests.faults.events_load import Sent
 from tests.faults.observe import Observed
 
@@ -216,3 +216,14 @@ def test_an_exit_that_reached_the_partition_before_the_timer_but_never_applied_i
     assert failing(observed(events, exit_first), EXITING) == {"lost_event": 1}
     timer_first = [exit_first[0], exit_first[2], record(4, EXIT, 4, EXIT_RECEIPT)]
     assert failing(observed(events, timer_first), EXITING) == {}
+
+
+def test_outcomes_count_how_waits_ended_and_look_backs_across_the_fault() -> None:
+    early = [command(0, "start_run.v2", runId=RUN), record(1, received=1)]
+    lookback = numbered([started(lookback=300),
+                         event("node.entered", 30, nodeId="form", nodeType="WAIT_FOR_EVENT"),
+                         matched(30, lookback=True, cancelledTimerId=None)])  # fmt: skip
+    seen = observed(lookback, early)
+    assert outcomes(seen, began=T + timedelta(seconds=2), ended=T + timedelta(seconds=20)) == {
+        "matched_lookback": 1, "matched_lookback_across_fault": 1
+    }  # fmt: skip
