@@ -78,7 +78,10 @@ async def test_after_erasure_no_store_yields_the_patients_data_in_clear(
     p_context = {"id": f"erase-me-{tag}", "note": f"canary-{tag}"}
     q_context = {"id": f"keep-me-{tag}", "note": f"control-{tag}"}
     p_reason = f"moved away {tag}"
-    p_markers = [p_context["id"], p_context["note"], p_reason]
+    p_event = {"eventId": f"p-form-{tag}", "patientId": p_context["id"],
+               "type": "intake_form.submitted",
+               "data": {"answer": f"event-canary-{tag}"}}  # fmt: skip
+    p_markers = [p_context["id"], p_context["note"], p_reason, p_event["data"]["answer"]]
     q_markers = [q_context["id"], q_context["note"]]
     waits = await create_journey(
         client,
@@ -100,6 +103,9 @@ async def test_after_erasure_no_store_yields_the_patients_data_in_clear(
     await wait_for_status(client, p_cancelled, {"waiting_delay"})
     cancel = await client.post(f"/journeys/runs/{p_cancelled}/cancel", json={"reason": p_reason})
     assert cancel.status_code == 202, cancel.text
+    # A patient event of P's, kept by the executor (sealed) and received by the read model.
+    recorded = await client.post("/events", json=p_event)
+    assert recorded.status_code == 202, recorded.text
     await wait_for_status(client, p_waiting, {"waiting_delay"})
     await wait_for_status(client, p_completed, {"completed"})
     await wait_for_status(client, p_cancelled, {"cancelled"})
@@ -109,6 +115,10 @@ async def test_after_erasure_no_store_yields_the_patients_data_in_clear(
     cancelled = await client.get(f"/journeys/runs/{p_cancelled}/events")
     assert p_reason in cancelled.text, cancelled.text
 
+    deadline = time.monotonic() + 20
+    while (await client.get(f"/events/{p_event['eventId']}")).status_code != 200:
+        assert time.monotonic() < deadline, "P's event was never received"
+        await asyncio.sleep(0.2)
     database_url = _stack_database_url(stack, admin_database_url)
     keys_before = await asyncio.to_thread(_data_keys, database_url)
     before = await _scan_topics(stack, keys_before, p_markers + q_markers)
@@ -123,6 +133,7 @@ async def test_after_erasure_no_store_yields_the_patients_data_in_clear(
     for run_id in p_runs:
         response = await client.get(f"/journeys/runs/{run_id}")
         assert response.status_code == 404, response.text
+    assert (await client.get(f"/events/{p_event['eventId']}")).status_code == 404
     assert await _search(client, p_context["id"]) == []
     q_runs = await _search(client, q_context["id"])
     assert [(r["runId"], r["status"]) for r in q_runs] == [(q_waiting, "waiting_delay")]
@@ -179,6 +190,9 @@ async def test_after_erasure_no_store_yields_the_patients_data_in_clear(
     for run_id in p_runs:
         assert run_id.encode() in last, f"no changelog record of P's run {run_id}"
         assert last[run_id.encode()] is None, f"P's run {run_id} still in the executor's table"
+    # And P's kept events: their record is tombstoned too.
+    assert f"patient:{p_key}".encode() in last, "P's event was never kept by the executor"
+    assert last[f"patient:{p_key}".encode()] is None, "P's kept events survived the erasure"
     assert not any(p_kid.encode() in (value or b"") for value in last.values())
     # Left: the states the tombstones supersede, until compaction removes them.
     assert after.wrapped_copies[p_kid] == {"executor.runs.changelog"}, after.wrapped_copies

@@ -44,7 +44,7 @@ def patient_json(state: PatientState, sealing: Sealing | None) -> bytes:
     fields: dict[str, Any] = {
         "patientKey": state.patient_key,
         "seen": [[str(r), t.isoformat()] for r, t in state.seen],
-        "recent": [_event_fields(e) | {"data": data(e.data)} for e in state.recent],
+        "recent": [_event_fields(e) | {DATA_FIELD: data(e.data)} for e in state.recent],
         "entered": sorted(str(j) for j in state.entered),
     }
     if sealing is not None:
@@ -74,7 +74,7 @@ def patient_from_json(raw: bytes, data_keys: DataKeys | None) -> PatientState:
     return PatientState(
         patient_key,
         seen=tuple((UUID(r), datetime.fromisoformat(t)) for r, t in fields["seen"]),
-        recent=tuple(_event(e, data(e["data"])) for e in fields["recent"]),
+        recent=tuple(_event(e, data(e[DATA_FIELD])) for e in fields["recent"]),
         entered=frozenset(UUID(j) for j in fields["entered"]),
     )
 
