@@ -337,13 +337,7 @@ class BatchProcessor:
         started = time.perf_counter()
         patient_key = command.patient_key
         try:
-            run_keys = set(part.runs.of_patient(patient_key))
-            run_keys.update(
-                key
-                for key, state in batch.states.items()
-                if part.runs.key_of_state(state) == patient_key
-            )
-            states = [s for s in (self._state(part, batch, k) for k in run_keys) if s is not None]
+            states = self._patient_runs(part, batch, patient_key)
             erasure = erase(states, command, self.clock())
             ready = [
                 out
@@ -518,13 +512,7 @@ class BatchProcessor:
             await self.triggers.caught_up(batch.polled_by, self.trigger_wait_seconds)
         try:
             patient = self._patient(part, batch, patient_key)
-            run_keys = set(part.runs.of_patient(patient_key))
-            run_keys.update(
-                key
-                for key, state in batch.states.items()
-                if part.runs.key_of_state(state) == patient_key
-            )
-            states = [s for s in (self._state(part, batch, k) for k in run_keys) if s is not None]
+            states = self._patient_runs(part, batch, patient_key)
             journeys = self.triggers.journeys() if self.triggers is not None else []
             reception = receive(
                 patient, patient_key, patient_id, event, states, journeys, self.clock(),
@@ -556,6 +544,17 @@ class BatchProcessor:
             await self._step(part, record, step, state, run_sealing, batch, kind)
         batch.tally[kind, "applied"] += 1
         PATIENT_EVENTS.labels(outcome="applied").inc()
+
+    def _patient_runs(self, part: Partition, batch: _Batch, patient_key: str) -> list[RunState]:
+        """The patient's runs: the table's, and those this batch stored before (a start
+        earlier in the batch), as this batch left them."""
+        run_keys = set(part.runs.of_patient(patient_key))
+        run_keys.update(
+            key
+            for key, state in batch.states.items()
+            if part.runs.key_of_state(state) == patient_key
+        )
+        return [s for s in (self._state(part, batch, k) for k in run_keys) if s is not None]
 
     @staticmethod
     def _state(part: Partition, batch: _Batch, run_key: bytes) -> RunState | None:
