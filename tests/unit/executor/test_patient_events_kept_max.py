@@ -3,18 +3,11 @@ which the setting allows."""
 
 from __future__ import annotations
 
-import pytest
-
 from journeys_executor.core import EventPolicy
 from tests.unit.executor.patients import Partition
 from tests.unit.executor.test_patient_events import INTAKE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/patient.py slices `recent[-keep_max:]`, which for 0 is the whole tuple: "
-    "keep_max 0 keeps every event of the window instead of none",
-)
 def test_keeping_at_most_zero_events_keeps_none_so_no_wait_looks_back_to_one() -> None:
     p = Partition(policy=EventPolicy(keep_max=0))
     for n in range(3):

@@ -25,12 +25,15 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from journeys_contracts.definition import JourneyDefinition, WaitForEventNode
 from journeys_executor.core.conditions import matches
 from journeys_executor.core.inputs import EventInput, ExitRun, MatchEvent, PatientEvent, TriggerRun
 from journeys_executor.core.state import RunState
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,9 @@ class PatientState:
     def pruned(self, now: datetime, policy: EventPolicy) -> PatientState:
         seen_since = now - timedelta(seconds=policy.dedup_seconds)
         kept_since = now - timedelta(seconds=policy.keep_seconds)
-        seen = tuple(s for s in self.seen if s[1] >= seen_since)[-policy.dedup_max :]
+        seen = _last(tuple(s for s in self.seen if s[1] >= seen_since), policy.dedup_max)
         recent = tuple(e for e in self.recent if e.received_at >= kept_since)
-        return replace(self, seen=seen, recent=recent[-policy.keep_max :] if recent else ())
+        return replace(self, seen=seen, recent=_last(recent, policy.keep_max))
 
     def has_seen(self, receipt_id: UUID) -> bool:
         return any(seen == receipt_id for seen, _ in self.seen)
@@ -103,8 +106,8 @@ def receive(
         return Reception(state, duplicate=True, inputs=[])
     kept = PatientState(
         patient_key,
-        seen=(*state.seen, (event.receipt_id, event.received_at))[-policy.dedup_max :],
-        recent=(*state.recent, event)[-policy.keep_max :],
+        seen=_last((*state.seen, (event.receipt_id, event.received_at)), policy.dedup_max),
+        recent=_last((*state.recent, event), policy.keep_max),
         entered=state.entered,
     )
     runs_list = list(runs)
@@ -140,6 +143,11 @@ def receive(
             entered.add(journey_id)
         inputs.append(start)
     return Reception(replace(kept, entered=frozenset(entered)), duplicate=False, inputs=inputs)
+
+
+def _last(items: tuple[_T, ...], most: int) -> tuple[_T, ...]:
+    """The last `most` items; none for 0 (where `items[-0:]` would be all of them)."""
+    return items[len(items) - most :] if most > 0 else ()
 
 
 def _waits_for(run: RunState, event: PatientEvent) -> bool:
