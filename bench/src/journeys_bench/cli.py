@@ -64,6 +64,7 @@ class Sizes:
     events_reference: int = 100_000
     resume_runs: int = 10_000
     resume_rate: int = 100  # events/s
+    resume_batch: int = 10  # events a request
     patients: int = 100_000
     bounded_patients: int = 100
     bounded_events: int = 50
@@ -96,7 +97,8 @@ BENCHMARKS: dict[str, Benchmark] = {
                                                              s.events_workers,
                                                              s.events_reference),
     "event-resume-latency": lambda i, s, _: events.event_resume_latency(i, s.resume_runs,
-                                                                        s.resume_rate),
+                                                                        s.resume_rate,
+                                                                        s.resume_batch),
     "patient-memory": lambda i, s, _: events.patient_memory(i, s.patients, 5,
                                                             s.bounded_patients,
                                                             s.bounded_events),

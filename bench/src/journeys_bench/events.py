@@ -224,15 +224,15 @@ async def _produce_reference(infra: Infra, count: int, batch: int) -> dict[str, 
 # -- event-resume-latency -----------------------------------------------------------------
 
 
-def event_resume_latency(infra: Infra, runs: int, rate: int) -> dict[str, Any]:
+def event_resume_latency(infra: Infra, runs: int, rate: int, per_request: int) -> dict[str, Any]:
     services = {"executor": 1, "scheduler": 1, "projector": 1, "api": 1}
     with deployment(infra, "event-resume", services) as dep:
-        result = asyncio.run(_resume(dep, runs, rate))
+        result = asyncio.run(_resume(dep, runs, rate, per_request))
         log.info("event-resume-latency: %s", result)
         return result
 
 
-async def _resume(dep: Deployment, runs: int, rate: int) -> dict[str, Any]:
+async def _resume(dep: Deployment, runs: int, rate: int, per_request: int) -> dict[str, Any]:
     """The journey is defined through the API; its runs are StartRun commands (unsealed)
     written straight to the commands topic, for the patients the events then name: the API
     sheds triggers it cannot carry on this machine, and the wait is what is measured."""
@@ -264,59 +264,93 @@ async def _resume(dep: Deployment, runs: int, rate: int) -> dict[str, Any]:
                  to_waiting, rate)  # fmt: skip
         patients = [f"bench-patient-{i}" for i in range(runs)]  # start_runs' patients
         with RssSampler(dep.pids()) as rss:
-            accepted, answers, sent = await _paced_events(client, patients, rate)
+            paced = await _paced_events(client, patients, rate, per_request)
+            accepted = paced.accepted
             await wait_until(lambda: all(r in matched for r in accepted), patience=60)
     latency, from_send = Latencies(), Latencies()
     for receipt, at in accepted.items():
         if receipt in matched:
             latency.record(matched[receipt] - at)
-            from_send.record(matched[receipt] - sent[receipt])
+            from_send.record(matched[receipt] - paced.sent[receipt])
     return {
         "runs": runs,
         "runs_started": "StartRun v1 straight onto the commands topic",
         "all_waiting": all_waiting,
         "seconds_to_waiting": round(to_waiting, 1),
         "rate": rate,
+        "events_per_request": per_request,
         "events": len(patients),
+        "requests_skipped": paced.skipped,
+        "requests_failed": paced.failed,
         "accepted": len(accepted),
         "matched": sum(r in matched for r in accepted),
         "missing": sum(r not in matched for r in accepted),
         "latency": latency.summary(),
         "matched_before_answer": latency.negative,
         "latency_from_send": from_send.summary(),
-        "answer_latency": answers.summary(),
+        "answer_latency": paced.answers.summary(),
         "rss": rss.summary(),
     }
 
 
-async def _paced_events(client: httpx.AsyncClient, patients: list[str],
-                        rate: int) -> tuple[dict[str, float], Latencies,
-                                            dict[str, float]]:  # fmt: skip
-    """One event per patient, one a request, sent on a fixed schedule whatever the answers
-    do; the monotonic time of each 202 and of each send, by receipt id."""
-    accepted: dict[str, float] = {}
-    sent_at: dict[str, float] = {}
-    answers = Latencies()
+@dataclass
+class Paced:
+    """What the paced sender saw: per receipt id, when its request was sent and when its 202
+    came (monotonic); the answers' latencies; requests not sent or failed."""
 
-    async def one(patient: str, n: int) -> None:
-        body = event_body(patient, n, datetime.now(UTC))
-        receipt = str(receipt_id(patient_key(PATIENT_KEY_SECRET, patient), body["eventId"]))
-        sent = sent_at[receipt] = time.monotonic()
-        answer = await client.post("/events", json={"events": [body]})
-        now = time.monotonic()
-        if answer.status_code == 202:
-            accepted[receipt] = now
-            answers.record(now - sent)
+    sent: dict[str, float]
+    accepted: dict[str, float]
+    answers: Latencies
+    skipped: int = 0
+    failed: int = 0
+
+
+async def _paced_events(client: httpx.AsyncClient, patients: list[str], rate: int,
+                        per_request: int = 1, max_outstanding: int = 200) -> Paced:  # fmt: skip
+    """One event per patient, `per_request` to a request, sent on a fixed schedule whatever
+    the answers do. A send due while `max_outstanding` requests are unanswered is skipped
+    and counted: a client queueing thousands of requests would measure itself."""
+    paced = Paced({}, {}, Latencies())
+    outstanding = 0
+
+    async def one(group: list[str], n: int) -> None:
+        nonlocal outstanding
+        now = datetime.now(UTC)
+        bodies = [event_body(patient, n + i, now) for i, patient in enumerate(group)]
+        receipts = [str(receipt_id(patient_key(PATIENT_KEY_SECRET, b["patientId"]),
+                                   b["eventId"])) for b in bodies]  # fmt: skip
+        sent = time.monotonic()
+        for receipt in receipts:
+            paced.sent[receipt] = sent
+        outstanding += 1
+        try:
+            answer = await client.post("/events", json={"events": bodies}, timeout=10)
+        except httpx.HTTPError:
+            paced.failed += 1
+            return
+        finally:
+            outstanding -= 1
+        at = time.monotonic()
+        if answer.status_code != 202:
+            paced.failed += 1
+            return
+        paced.answers.record(at - sent)
+        for receipt in receipts:
+            paced.accepted[receipt] = at
 
     began = time.monotonic()
     tasks = []
-    for n, patient in enumerate(patients):
-        delay = began + n / rate - time.monotonic()
+    for k, first in enumerate(range(0, len(patients), per_request)):
+        delay = began + k * per_request / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(patient, n)))
+        if outstanding >= max_outstanding:
+            paced.skipped += 1
+            continue
+        group = patients[first : first + per_request]
+        tasks.append(asyncio.create_task(one(group, first)))
     await asyncio.gather(*tasks)
-    return accepted, answers, sent_at
+    return paced
 
 
 # -- patient-memory -----------------------------------------------------------------------

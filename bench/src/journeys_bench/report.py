@@ -221,14 +221,19 @@ def _resume(r: dict[str, Any]) -> list[Row]:
     measured = (f"p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms, max "
                 f"{lat.get('max_ms')} ms; {resume['matched']:,}/{resume['accepted']:,} matched, "
                 f"{resume['missing']} missing")  # fmt: skip
+    lost = resume.get("requests_skipped", 0) + resume.get("requests_failed", 0)
+    if lost:
+        measured += f"; {lost:,} requests skipped or not answered 202"
     sent, answer = resume.get("latency_from_send"), resume.get("answer_latency")
     if sent and answer:
         measured += (f"; from the request sent: p50 {sent.get('p50_ms')} ms, p99 "
                      f"{sent.get('p99_ms')} ms (the 202 itself p50 {answer.get('p50_ms')} ms, "
                      f"p99 {answer.get('p99_ms')} ms)")  # fmt: skip
     met = resume["missing"] == 0 and lat.get("p99_ms", 1e9) <= 100
-    return [(f"event resume latency, 202 to event.matched, {resume['rate']} events/s to "
-             f"{resume['runs']:,} waiting runs", "p99 ≤ 100 ms", measured, met)]  # fmt: skip
+    per_request = resume.get("events_per_request", 1)
+    return [(f"event resume latency, 202 to event.matched, {resume['rate']} events/s "
+             f"({per_request} a request) to {resume['runs']:,} waiting runs", "p99 ≤ 100 ms",
+             measured, met)]  # fmt: skip
 
 
 def _patients(r: dict[str, Any]) -> list[Row]:

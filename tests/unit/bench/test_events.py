@@ -90,8 +90,8 @@ def test_paced_events_keep_their_schedule_and_note_each_202() -> None:
         transport = httpx.MockTransport(answer)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             began = asyncio.get_running_loop().time()
-            accepted, _, _ = await events._paced_events(client, ["a", "b", "c", "d"], rate=20)
-            return accepted, asyncio.get_running_loop().time() - began
+            paced = await events._paced_events(client, ["a", "b", "c", "d"], rate=20)
+            return paced.accepted, asyncio.get_running_loop().time() - began
 
     accepted, took = asyncio.run(run())
 
@@ -99,3 +99,28 @@ def test_paced_events_keep_their_schedule_and_note_each_202() -> None:
     receipts = {str(receipt_id(patient_key(PATIENT_KEY_SECRET, str(e["patientId"])),
                                str(e["eventId"]))) for e in sent}  # fmt: skip
     assert set(accepted) == receipts
+
+
+def test_paced_events_batch_and_skip_sends_while_too_many_are_unanswered() -> None:
+    sizes: list[int] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        sizes.append(len(json.loads(request.content)["events"]))
+        await asyncio.sleep(0.3)
+        return httpx.Response(202, json={"accepted": sizes[-1], "duplicates": 0})
+
+    async def run(per_request: int, max_outstanding: int) -> events.Paced:
+        transport = httpx.MockTransport(answer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await events._paced_events(client, list("abcdef"), rate=20,
+                                              per_request=per_request,
+                                              max_outstanding=max_outstanding)  # fmt: skip
+
+    batched = asyncio.run(run(per_request=3, max_outstanding=10))
+    assert sizes == [3, 3]
+    assert (len(batched.accepted), batched.skipped) == (6, 0)
+
+    sizes.clear()
+    one_at_a_time = asyncio.run(run(per_request=1, max_outstanding=1))
+    assert sizes == [1]  # the other five were due while the first was unanswered
+    assert (len(one_at_a_time.accepted), one_at_a_time.skipped) == (1, 5)
