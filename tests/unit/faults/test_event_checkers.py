@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.faults.checkers import projection_divergence
 from tests.faults.event_checkers import check_events, outcomes
 from tests.faults.events_load import Sent
 from tests.faults.observe import Observed
@@ -227,3 +228,12 @@ def test_outcomes_count_how_waits_ended_and_look_backs_across_the_fault() -> Non
     assert outcomes(seen, began=T + timedelta(seconds=2), ended=T + timedelta(seconds=20)) == {
         "matched_lookback": 1, "matched_lookback_across_fault": 1
     }  # fmt: skip
+
+
+def test_a_run_still_waiting_for_an_event_projects_as_waiting_event() -> None:
+    events = numbered(until_waiting())
+    row = {"status": "waiting_event", "current_node_id": "form", "last_seq": 3}
+    seen = observed(events, runs={RUN: row}, run_events={RUN: [1, 2, 3]})
+    assert projection_divergence(seen) == []
+    seen.runs[RUN] = {**row, "status": "in_progress"}
+    assert projection_divergence(seen) == [RUN]
