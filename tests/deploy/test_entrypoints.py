@@ -13,6 +13,7 @@ from tests.deploy.conftest import DEPLOY, Rendered
 # `python -m journeys_<service>` plus the deploy-time subcommands each module takes.
 SUBCOMMANDS = {
     "journeys_api": {(), ("migrate",), ("wait-for-setup",)},
+    "journeys_api.ingest": {()},
     "journeys_executor": {(), ("wait-for-setup",)},
     "journeys_scheduler": {(), ("migrate",), ("wait-for-setup",)},
     "journeys_projector": {(), ("migrate",), ("wait-for-setup",)},

@@ -10,6 +10,7 @@ import pytest
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from journeys_api.ingest.settings import IngestSettings
 from journeys_api.settings import ApiSettings
 from journeys_executor.settings import ExecutorSettings
 from journeys_projector.settings import ProjectorSettings
@@ -26,6 +27,7 @@ UNSET = {
 }
 SETTINGS: dict[str, type[BaseSettings]] = {
     "journeys_api": ApiSettings,
+    "journeys_api.ingest": IngestSettings,
     "journeys_executor": ExecutorSettings,
     "journeys_scheduler": SchedulerSettings,
     "journeys_projector": ProjectorSettings,
@@ -39,8 +41,8 @@ SECRET_VALUES = {
     "JOURNEYS_SHREDDING_KEKS": f"kek-1={base64.b64encode(os.urandom(32)).decode()}",
 }
 KEKS = "JOURNEYS_SHREDDING_KEKS"
-# The only programs that wrap or unwrap patients' data keys.
-KEK_READERS = {"journeys_api", "journeys_executor"}
+# The only programs that wrap or unwrap patients' data keys (the ingest is the API's code).
+KEK_READERS = {"journeys_api", "journeys_api.ingest", "journeys_executor"}
 
 
 def variables(cls: type[BaseSettings]) -> set[str]:

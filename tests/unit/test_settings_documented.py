@@ -8,6 +8,7 @@ import pytest
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from journeys_api.ingest.settings import IngestSettings
 from journeys_api.settings import ApiSettings
 from journeys_executor.settings import ExecutorSettings
 from journeys_projector.settings import ProjectorSettings
@@ -16,7 +17,7 @@ from journeys_scheduler.settings import SchedulerSettings
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES: dict[str, type[BaseSettings]] = {
     "api": ApiSettings, "executor": ExecutorSettings, "scheduler": SchedulerSettings,
-    "projector": ProjectorSettings,
+    "projector": ProjectorSettings, "ingest": IngestSettings,
 }  # fmt: skip
 
 

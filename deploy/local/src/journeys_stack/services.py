@@ -1,7 +1,10 @@
-"""The four services as the local stack runs them: commands, environment, ready URLs."""
+"""The four services as the local stack runs them: commands, environment, ready URLs; and the
+ingest of other teams' topics, only when `INGEST_SOURCES` names one."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ class Ports:
     executor: int = 8001
     scheduler: int = 8002
     projector: int = 8003
+    ingest: int = 8004
 
 
 # The same entry points the container image runs (`python -m journeys_<service>`).
@@ -24,6 +28,18 @@ SERVICE_MODULES = {
     "executor": "journeys_executor",
     "api": "journeys_api",
 }
+# Started only when configured: with no topics to read it has nothing to do.
+INGEST_MODULE = "journeys_api.ingest"
+
+
+def ingest_configured(env: dict[str, str]) -> bool:
+    """Whether `INGEST_SOURCES` names at least one topic (a malformed value starts the ingest,
+    whose settings then say what is wrong)."""
+    raw = env.get("INGEST_SOURCES", "").strip()
+    try:
+        return bool(json.loads(raw)) if raw else False
+    except ValueError:
+        return True
 
 
 def service_processes(
@@ -42,6 +58,11 @@ def service_processes(
         "executor": ports.executor,
         "api": ports.api,
     }
+    modules = dict(SERVICE_MODULES)
+    if ingest_configured({**os.environ, **common_env}):
+        modules["ingest"] = INGEST_MODULE
+        env["ingest"] = {"INGEST_OPS_PORT": str(ports.ingest)}
+        ready["ingest"] = ports.ingest
     return [
         ServiceProcess(
             name=name,
@@ -51,5 +72,5 @@ def service_processes(
             ready_url=f"http://127.0.0.1:{ready[name]}/ready",
             log_path=log_dir / f"{name}.log",
         )
-        for name, module in SERVICE_MODULES.items()
+        for name, module in modules.items()
     ]

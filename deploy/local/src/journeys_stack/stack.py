@@ -133,6 +133,7 @@ def config_from_env(data_dir: Path) -> StackConfig:
             executor=int(env.get("EXECUTOR_OPS_PORT", "8001")),
             scheduler=int(env.get("SCHEDULER_OPS_PORT", "8002")),
             projector=int(env.get("PROJECTOR_OPS_PORT", "8003")),
+            ingest=int(env.get("INGEST_OPS_PORT", "8004")),
         ),
         topic_prefix=env.get("JOURNEYS_TOPIC_PREFIX", ""),
         partitions=int(env.get("JOURNEYS_PARTITIONS", "4")),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -52,6 +53,9 @@ RECORDS = Counter(
 RETRIED = (UnavailableError, KafkaError, psycopg.Error, SealingFaultError, OSError, TimeoutError)
 # A sender's header that may name the patient (CloudEvents' subject): never copied to the DLQ.
 PATIENT_HEADERS = frozenset({"ce_subject"})
+
+# How soon a source topic created after the start is read.
+TOPIC_CHECK_MS = 30_000
 
 Record: TypeAlias = ConsumerRecord[Any, Any]
 Item: TypeAlias = tuple[TopicPartition, Record]
@@ -112,10 +116,14 @@ class Ingest(LoopService):
         self._dlq = kafka.producer(s.kafka_bootstrap_servers)
         await self._dlq.start()
         if self._sources:
+            # A pattern, not the names: a topic that does not exist yet (another team's) is
+            # joined once it does, instead of holding up the start, and never logged as an error.
             self._consumer = kafka.consumer(
-                s.kafka_bootstrap_servers, s.consumer_group, max_poll_records=s.batch_max_records
+                s.kafka_bootstrap_servers, s.consumer_group, max_poll_records=s.batch_max_records,
+                metadata_max_age_ms=TOPIC_CHECK_MS,
             )  # fmt: skip
-            self._consumer.subscribe(list(self._sources), listener=self._listener)
+            pattern = "^(" + "|".join(re.escape(t) for t in sorted(self._sources)) + ")$"
+            self._consumer.subscribe(pattern=pattern, listener=self._listener)
             await self._consumer.start()
         await self.ops.start()
         self._loop_task = asyncio.create_task(self._run(), name="ingest-loop")
