@@ -7,7 +7,7 @@ Kafka binary mode, to the broker in `KAFKA_BOOTSTRAP_SERVERS`, and exits:
         --topic scheduling.patient-events.v1 --type appointment.booked --id ehr-7781 \\
         --patient-id patient-123 --data '{"appointmentId": "a-9", "clinicId": "c-1"}'
 
-The record, and what Patient Journeys' ingest service will read from it (the mapping is set
+The record, and what Patient Journeys' ingest reads from it (the mapping is set
 per topic in its configuration):
 
 - header `ce_id`: your event's id, `eventId` to us. Stable across retries and unique per
