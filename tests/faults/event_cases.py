@@ -86,11 +86,11 @@ async def race_case(c: Client, rng: random.Random, patient: str) -> bool:
 
 
 async def exit_delay_case(c: Client, rng: random.Random, patient: str) -> bool:
-    """The exit comes during the run's 3 s delay, or about when it elapses."""
+    """The exit comes during the run's 5 s delay, or about when it elapses."""
     run = await c.trigger("exit", patient)
     if run is None or not await c.until(run, "waiting_delay"):
         return False
-    await asyncio.sleep(rng.uniform(0, 3.5))
+    await asyncio.sleep(rng.uniform(0, 5.5))
     return await deliver(c, rng, new_event(c.load, patient, CANCELLED, "exit", run), 1)
 
 

@@ -278,10 +278,14 @@ def check_events(sent: dict[str, Sent], seen: Observed) -> dict[str, list[str]]:
 
 
 def outcomes(seen: Observed, began: datetime, ended: datetime) -> dict[str, int]:
-    """How the waits ended (reported, not failed on), and how many look-back matches took an
-    event received before the fault began for a wait that began after it ended."""
+    """How the waits ended (reported, not failed on), how many look-back matches took an
+    event received before the fault began for a wait that began after it ended, and the event
+    records on the commands topic by way in (`api`, `hook`)."""
     commands = Commands.of(seen)
-    out: Counter[str] = Counter()
+    out: Counter[str] = Counter(
+        f"event_records_from_{c['source'].split(':')[0]}" for c in seen.commands
+        if "record_patient_event" in c.get("type", "") and "source" in c
+    )  # fmt: skip
     for events in seen.events.values():
         for e in events:
             if e["type"] == MATCHED:
@@ -290,6 +294,8 @@ def outcomes(seen: Observed, began: datetime, ended: datetime) -> dict[str, int]
                 if (e.get("lookback") and command and _at(command["receivedAt"]) < began
                         and _at(e["occurredAt"]) > ended):  # fmt: skip
                     out["matched_lookback_across_fault"] += 1
-            elif e["type"] in (TIMED_OUT, EXITED):
-                out["timed_out" if e["type"] == TIMED_OUT else "exited"] += 1
+            elif e["type"] == TIMED_OUT:
+                out["timed_out"] += 1
+            elif e["type"] == EXITED:  # where: the load's journeys name their nodes plainly
+                out[f"exited_at_{e.get('nodeId')}"] += 1
     return dict(out)

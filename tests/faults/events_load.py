@@ -62,7 +62,7 @@ EVENT_JOURNEYS: dict[str, dict[str, Any]] = {
                        _message("got"), _message("late")]},
     "exit": {"name": "faults: exit during a delay", "start_node_id": "hello", "exit_on": EXIT,
              "nodes": [_message("hello", "pause"),
-                       {"id": "pause", "type": "DELAY", "duration_seconds": 3,
+                       {"id": "pause", "type": "DELAY", "duration_seconds": 5,
                         "next_node_id": "bye"},
                        _message("bye")]},
 }  # fmt: skip

@@ -56,7 +56,8 @@ async def drain(bootstrap: str, topic: str, settle: float = 1.5) -> list[Any]:
 
 
 # What the checkers need of a command: where it is, and what names it.
-_COMMAND_FIELDS = ("type", "runId", "timerId", "eventId", "receiptId", "eventType", "receivedAt")
+_COMMAND_FIELDS = ("type", "runId", "timerId", "eventId", "receiptId", "eventType", "receivedAt",
+                   "source")  # fmt: skip
 
 
 async def observe(

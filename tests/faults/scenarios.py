@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -422,6 +423,8 @@ def _event_extra(events: EventLoad, began: float, ended: float) -> dict[str, int
         "event_unanswered_requests": events.unanswered,
         "event_runs": len(events.runs),
     }  # fmt: skip
+    forms = Counter(form for s in accepted for form in s.forms)
+    out.update({f"accepted_as_{form}": n for form, n in sorted(forms.items())})
     out.update({f"cases_{kind}": n for kind, n in events.cases.items()})
     out.update({f"cases_unfinished_{kind}": n for kind, n in events.unfinished.items()})
     return out
