@@ -197,10 +197,10 @@ class Ingest(LoopService):
         source = f"topic:{topic}"
         received_at = datetime.now(UTC)
         accepted = patient_events.unique([e for _, e in items], self._sink.patient_key)
+        too_large: list[tuple[Item, PoisonError]] = []
         try:
             await patient_events.publish(self._sink, accepted, received_at, source)
         except TooLargeError:
-            too_large = []
             for one in accepted:
                 try:
                     await patient_events.publish(self._sink, [one], received_at, source)
@@ -208,7 +208,7 @@ class Ingest(LoopService):
                     too_large.append((items[one.index][0], PoisonError("ingest.too_large",
                                                                        exc.detail)))  # fmt: skip
             await self._dead_letter(too_large)
-        RECORDS.labels(topic, "sent").inc(len(items))
+        RECORDS.labels(topic, "sent").inc(len(items) - len(too_large))
 
     async def _dead_letter(self, poison: Sequence[tuple[Item, PoisonError]]) -> None:
         """Each record as it came (its value; its headers but any naming the patient; no key)

@@ -27,6 +27,7 @@ from journeys_api.auth import Principal
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid, not_found
 from journeys_api.event_mapping import Given, MappingFailedError
+from journeys_api.examples import error, json_example, response
 from journeys_api.openapi import UNAVAILABLE
 from journeys_api.routers.events import record
 from journeys_api.views import EventsAccepted
@@ -51,8 +52,22 @@ UNVERIFIED = "webhook signature or timestamp invalid"
     "effect. 401 for any failed signature or timestamp check, 404 for an unknown source, 422 "
     "naming the JSON pointer of a field the body lacks or holds wrongly.",
     responses={
-        401: {"description": UNVERIFIED},
-        404: {"description": "no webhook source of this name is configured"},
+        401: response(
+            UNVERIFIED, unverified=json_example("any failed webhook check", {"detail": UNVERIFIED})
+        ),
+        404: response(
+            "No webhook source of this name is configured",
+            unknown=json_example(
+                "unknown webhook source", {"detail": "webhook source billing not found"}
+            ),
+        ),
+        422: response(
+            "The body is not one JSON object holding an event where the source's "
+            "pointers say; each error names the pointer",
+            missing=json_example(
+                "no patient id at the pointer", error(["body", "/patient/id"], "patientId: missing")
+            ),
+        ),
         503: UNAVAILABLE,
     },
     openapi_extra=audited(AuditAction.EVENTS_RECORD),
