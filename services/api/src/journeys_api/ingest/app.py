@@ -183,6 +183,11 @@ class Ingest(LoopService):
                 except PoisonError as exc:
                     poison.append(((tp, r), exc))
                     continue
+                except Exception as exc:  # a record's oddity, whatever it is, never stops us
+                    log.error("unexpected error reading a record",
+                              extra={"error": type(exc).__name__, "topic": tp.topic})  # fmt: skip
+                    poison.append(((tp, r), PoisonError("ingest.decode", type(exc).__name__)))
+                    continue
                 events.setdefault(tp.topic, []).append(((tp, r), event))
         if poison:
             await self._retrying("dead-lettering", lambda: self._dead_letter(poison))

@@ -34,7 +34,7 @@ class PoisonError(Exception):
 
 
 def read(
-    source: TopicSource, value: bytes | None, headers: Sequence[tuple[str, bytes]],
+    source: TopicSource, value: bytes | None, headers: Sequence[tuple[str, bytes | None]],
     timestamp_ms: int,
 ) -> InboundEvent:  # fmt: skip
     """The record's event; `PoisonError` otherwise. With no time of its own, the event
@@ -65,9 +65,11 @@ def read(
     return event
 
 
-def _headers(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+def _headers(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
     found = {}
     for name, raw in headers:
+        if raw is None:  # Kafka allows a header without a value; it says nothing here
+            continue
         try:
             found[name.lower()] = raw.decode()
         except UnicodeDecodeError:
