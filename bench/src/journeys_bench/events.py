@@ -116,7 +116,8 @@ def ingest_targets(path: Path, url: str, api_key: str, batches: int, batch: int,
 
 def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
                   reference_records: int, batch: int = BATCH,
-                  sealing: tuple[bool, ...] = (True, False)) -> dict[str, Any]:  # fmt: skip
+                  sealing: tuple[bool, ...] = (True, False),
+                  warm_up: bool = True) -> dict[str, Any]:  # fmt: skip
     """Once per `sealing` (the API's JOURNEYS_PATIENT_DATA_SEALING), then the reference."""
     tool = vegeta(work_dir / "bin")
     out = work_dir / "events-ingest"
@@ -126,7 +127,7 @@ def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
         name = "sealed" if sealed else "clear"
         env = {} if sealed else {"JOURNEYS_PATIENT_DATA_SEALING": "false"}
         with deployment(infra, "events-ingest", {"api": 1}, env) as dep:
-            results[name] = _ingest(dep, tool, out, name, seconds, workers, batch)
+            results[name] = _ingest(dep, tool, out, name, seconds, workers, batch, warm_up)
             log.info("events-ingest %s: %s", name, results[name])
     results["reference"] = asyncio.run(_produce_reference(infra, reference_records, batch))
     log.info("events-ingest reference: %s", results["reference"])
@@ -134,14 +135,15 @@ def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
 
 
 def _ingest(dep: Deployment, tool: Path, out: Path, name: str, seconds: int, workers: int,
-            batch: int) -> dict[str, Any]:  # fmt: skip
+            batch: int, warm_up: bool) -> dict[str, Any]:  # fmt: skip
     key = dep.stack.api_key
     url = f"{dep.api_url}/events"
     warm, main = out / f"{name}-warmup.targets.jsonl", out / f"{name}.targets.jsonl"
     ingest_targets(warm, url, key, 10, batch, f"bench-warm-{name}")
     ingest_targets(main, url, key, INGEST_CEILING * seconds + 20, batch, f"bench-ingest-{name}")
     with RssSampler(dep.pids()) as rss:
-        attack(tool, warm, out / f"{name}-warmup.bin", 2, 5, 0)
+        if warm_up:
+            attack(tool, warm, out / f"{name}-warmup.bin", 2, 5, 0)
         log.info("events-ingest %s: open-ended, %d connections for %d s", name, workers, seconds)
         result = attack(tool, main, out / f"{name}.bin", seconds, 0, workers)
     in_kafka = asyncio.run(count_records(dep.kafka_bootstrap, dep.topics.commands,
@@ -156,7 +158,7 @@ def _ingest(dep: Deployment, tool: Path, out: Path, name: str, seconds: int, wor
         "events_accepted": accepted * batch,
         # Warm-up included; a request that timed out may still have been produced.
         "commands_in_kafka": in_kafka,
-        "warmup_events": 10 * batch,
+        "warmup_events": 10 * batch if warm_up else 0,
         "rss": rss.summary(),
     }
 

@@ -4,11 +4,13 @@ injected run is counted to its end and every timer is seen fired, none early."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from journeys_bench import engine, timers
+from journeys_bench import engine, events, timers
 from journeys_bench.harness import Infra
+from journeys_stack.paths import data_dir
 
 pytestmark = pytest.mark.integration
 
@@ -47,3 +49,55 @@ def test_timer_punctuality_sees_every_timer_fire_and_none_early(bench_infra: Inf
     assert (result["fired"], result["missing"], result["duplicates"]) == (200, 0, 0)
     assert result["early"] == 0
     assert result["lateness"]["count"] == 200
+
+
+@pytest.fixture(scope="module")
+def patient_memory(kafka_bootstrap: str, admin_database_url: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # fmt: skip
+    """`patient-memory` at a tiny size: 200 patients written, then 16 real events for 3 of
+    them (each already holding 5), so each passes the 20 events the executor keeps."""
+    infra = Infra(kafka_bootstrap, admin_database_url, tmp_path_factory.mktemp("pm"), 4)
+    return events.patient_memory(infra, patients=200, per_patient=5, check_patients=3,
+                                 check_events=16)  # fmt: skip
+
+
+def test_patient_memory_restores_the_written_records_as_the_executors_own(
+    patient_memory: dict[str, Any],
+) -> None:
+    assert patient_memory["changelog_records"] == 200
+    assert patient_memory["restore"]["rss_mb"] > 0
+    bounded = patient_memory["bounded"]
+    assert bounded["all_recorded"]
+    # The executor read the 5 events written for each patient before its 16 more.
+    assert bounded["seen_final"] == [21]
+    assert 0 < bounded["recent_max"] <= 20
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the executor keeps fewer than EXECUTOR_EVENTS_KEPT_MAX events once a patient has "
+    "had more than half of it: core/patient.py `_last` slices items[len(items) - most:], a "
+    "negative start while len(items) < most",
+)
+def test_patient_memory_keeps_the_last_20_events_of_a_patient_with_more(
+    patient_memory: dict[str, Any],
+) -> None:
+    assert patient_memory["bounded"]["recent_max"] == 20
+
+
+def test_events_ingest_finds_every_accepted_event_in_kafka(
+    bench_infra: Infra, tmp_path: Path
+) -> None:
+    shared_bin = data_dir() / "bench" / "bin"  # vegeta, built once for `make bench` too
+    shared_bin.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "bin").symlink_to(shared_bin)
+
+    result = events.events_ingest(bench_infra, tmp_path, seconds=1, workers=1,
+                                  reference_records=500, batch=50, sealing=(True,),
+                                  warm_up=False)  # fmt: skip
+
+    sealed = result["sealed"]
+    assert sealed["status"].get("202", 0) > 0
+    assert sealed["commands_in_kafka"] == sealed["events_accepted"] + sealed["warmup_events"]
+    assert sealed["rss"]["api"]["peak_mb"] > 0
+    assert result["reference"]["sealed"]["records_per_s"] > 0

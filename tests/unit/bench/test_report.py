@@ -126,7 +126,7 @@ def test_event_resume_is_met_only_under_100_ms_with_none_missing() -> None:
     assert verdicts == [True, False, False]
 
 
-def test_patient_records_are_bounded_when_no_more_than_the_cap_is_kept() -> None:
+def test_patient_records_keep_exactly_the_cap_of_events() -> None:
     bounded = {"patients": 100, "events_before": 5, "events_per_patient": 50,
                "all_recorded": True, "recent_max": 20, "seen_final": [55],
                "bytes_first_full_max": 9000, "bytes_final_max": 11_000}  # fmt: skip
@@ -136,10 +136,11 @@ def test_patient_records_are_bounded_when_no_more_than_the_cap_is_kept() -> None
               "cap": {"events_kept_max": 20, "event_dedup_max": 1000, "bytes": 84_000}}  # fmt: skip
 
     (held, kept) = report.rows({"patient-memory": memory})
-    more = {**memory, "bounded": {**bounded, "recent_max": 21}}
-    too_many = report.rows({"patient-memory": more})
+    too_many = report.rows({"patient-memory": {**memory, "bounded": {**bounded, "recent_max": 21}}})
+    too_few = report.rows({"patient-memory": {**memory, "bounded": {**bounded, "recent_max": 10}}})
 
     assert "restore 3.5 s" in held[2]
     assert "RSS once restored 400.0 MB" in held[2]
     assert kept[3] is True
     assert too_many[1][3] is False
+    assert too_few[1][3] is False
