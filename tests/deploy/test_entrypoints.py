@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+import pytest
 import yaml
 
-from journeys_stack.services import SERVICE_MODULES
+from journeys_stack.services import SERVICE_MODULES, Ports, service_processes
 from tests.deploy.conftest import DEPLOY, Rendered
 
 # `python -m journeys_<service>` plus the deploy-time subcommands each module takes.
@@ -57,3 +59,19 @@ def test_compose_runs_the_make_run_commands() -> None:
             python, flag, module, *rest = spec["command"]
             assert (python, flag) == ("python", "-m")
             assert tuple(rest) in SUBCOMMANDS[module], name
+
+
+def test_make_run_starts_the_ingest_only_when_it_has_topics(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for sources, started in (None, False), ("[]", False), ('[{"topic": "clinic.events"}]', True):
+        if sources is None:
+            monkeypatch.delenv("INGEST_SOURCES", raising=False)
+        else:
+            monkeypatch.setenv("INGEST_SOURCES", sources)
+        processes = service_processes({}, Ports(), tmp_path)
+        names = [p.name for p in processes]
+        assert names[: len(SERVICE_MODULES)] == list(SERVICE_MODULES)
+        assert ("ingest" in names) is started
+        if started:
+            assert processes[-1].argv[1:] == ["-m", "journeys_api.ingest"]
