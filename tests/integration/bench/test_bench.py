@@ -73,12 +73,6 @@ def test_patient_memory_restores_the_written_records_as_the_executors_own(
     assert 0 < bounded["recent_max"] <= 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the executor keeps fewer than EXECUTOR_EVENTS_KEPT_MAX events once a patient has "
-    "had more than half of it: core/patient.py `_last` slices items[len(items) - most:], a "
-    "negative start while len(items) < most",
-)
 def test_patient_memory_keeps_the_last_20_events_of_a_patient_with_more(
     patient_memory: dict[str, Any],
 ) -> None:

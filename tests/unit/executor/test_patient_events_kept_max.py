@@ -23,3 +23,13 @@ def test_keeping_at_most_one_event_keeps_the_newest() -> None:
     for n in range(3):
         assert p.event(f"ehr-{n}", "intake_form.submitted", {"score": n})
     assert [e.event_id for e in p.recent] == ["ehr-2"]
+
+
+def test_keeping_at_most_twenty_keeps_each_of_fewer_and_the_last_twenty_of_more() -> None:
+    p = Partition(policy=EventPolicy(keep_max=20))
+    for n in range(15):
+        assert p.event(f"ehr-{n}", "intake_form.submitted", {"score": n})
+    assert [e.event_id for e in p.recent] == [f"ehr-{n}" for n in range(15)]
+    for n in range(15, 30):
+        assert p.event(f"ehr-{n}", "intake_form.submitted", {"score": n})
+    assert [e.event_id for e in p.recent] == [f"ehr-{n}" for n in range(10, 30)]

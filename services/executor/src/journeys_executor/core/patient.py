@@ -147,7 +147,7 @@ def receive(
 
 def _last(items: tuple[_T, ...], most: int) -> tuple[_T, ...]:
     """The last `most` items; none for 0 (where `items[-0:]` would be all of them)."""
-    return items[len(items) - most :] if most > 0 else ()
+    return items[max(0, len(items) - most) :] if most > 0 else ()
 
 
 def _waits_for(run: RunState, event: PatientEvent) -> bool:
