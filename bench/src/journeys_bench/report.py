@@ -249,10 +249,11 @@ def _patients(r: dict[str, Any]) -> list[Row]:
          None),
     ]  # fmt: skip
     kept = cap["events_kept_max"]
+    first_full = (f"{bounded['bytes_first_full_max']:,} B at {kept} events"
+                  if bounded["bytes_first_full_max"] else f"never {kept} kept")  # fmt: skip
     measured = (f"{bounded['patients']} patients holding {bounded['events_before']} events, "
-                f"{bounded['events_per_patient']} more each: at "
-                f"most {bounded['recent_max']} kept, {bounded['seen_final']} receipt ids; "
-                f"{bounded['bytes_first_full_max']:,} B at {kept} events, "
+                f"{bounded['events_per_patient']} more each: at most {bounded['recent_max']} "
+                f"kept, {bounded['seen_final']} receipt ids; {first_full}, "
                 f"{bounded['bytes_final_max']:,} B at the last; cap {cap['bytes']:,} B "
                 f"({kept} events, {cap['event_dedup_max']:,} receipt ids)")  # fmt: skip
     # Bounded, and not below the cap either: a patient with more events than the cap keeps
