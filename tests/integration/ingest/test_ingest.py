@@ -223,3 +223,19 @@ async def test_a_restart_before_the_commit_sends_the_same_receipts_again_and_not
     assert sorted(c.receipt_id for c in commands(again)) == sorted(expected[:4] * 2)
     # Every receipt the executor takes once; none new for an event sent again.
     assert sorted(receipts) == sorted(expected[:4] * 2 + expected[4:])
+
+
+async def test_a_source_topic_that_does_not_exist_yet_neither_blocks_the_start_nor_readiness(
+    make_settings: Callable[..., IngestSettings], topics: Topics
+) -> None:
+    missing = [{"topic": f"{topics.prefix}not.yet.created", "patientId": "/patientId"}]
+    ingest = Ingest(make_settings(sources=missing))
+    async with asyncio.timeout(15):
+        await ingest.start()
+    try:
+        async with asyncio.timeout(15):
+            while not (await ingest.ready())["kafka"]:  # noqa: ASYNC110 - the group's join
+                await asyncio.sleep(0.1)
+        assert ingest.looping
+    finally:
+        await ingest.stop()
