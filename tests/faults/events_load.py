@@ -23,7 +23,11 @@ from typing import Any
 
 import httpx
 import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from standardwebhooks import Webhook
+
+from journeys_runtime.kafka import producer
 
 FORM, BOOKED, RESULT, RACE, CANCELLED = (
     "fault.form", "fault.booked", "fault.result", "fault.race", "fault.cancelled"
@@ -67,9 +71,21 @@ EVENT_JOURNEYS: dict[str, dict[str, Any]] = {
                        _message("bye")]},
 }  # fmt: skip
 
-# How a body carries events: the API's own shape, one or a batch, CloudEvents JSON, and a
-# signed webhook of the source `HOOK_SOURCE` (one event).
-FORMS = ("json", "batch", "cloudevent", "cloudevents-batch", "hook")
+# How a body carries events: the API's own shape, one or a batch, CloudEvents JSON, a signed
+# webhook of the source `HOOK_SOURCE` (one event), and a record on another team's topic that
+# the ingest reads (`INGEST_TOPIC`, plain JSON).
+FORMS = ("json", "batch", "cloudevent", "cloudevents-batch", "hook", "topic")
+INGEST_TOPIC = "{topic_prefix}faults.patient-events"  # `fault_stack` fills the prefix in
+INGEST_SOURCES = [
+    {
+        "topic": INGEST_TOPIC,
+        "format": "json",
+        "eventId": "/eventId",
+        "patientId": "/patientId",
+        "type": "/type",
+        "data": "/data",
+    }
+]
 HOOK_SOURCE = "faults"
 HOOK_SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 # The API's `API_WEBHOOK_SOURCES` for it: the event where this load puts it in the body.
@@ -110,7 +126,7 @@ class EventLoad:
 
 def body(form: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
     """(content type, body) of `events` in `form`; one-event forms take the first."""
-    if form == "hook":
+    if form in ("hook", "topic"):
         return "application/json", orjson.dumps(events[0])
     if form in ("json", "batch"):
         return "application/json", orjson.dumps(events[0] if form == "json" else {"events": events})
@@ -124,8 +140,21 @@ def body(form: str, events: list[dict[str, Any]]) -> tuple[str, bytes]:
 class Client:
     """The API as the load uses it: retries on no answer and on 503 (as a sender must)."""
 
-    def __init__(self, http: httpx.AsyncClient, load: EventLoad) -> None:
-        self.http, self.load = http, load
+    def __init__(self, http: httpx.AsyncClient, load: EventLoad,
+                 topic: tuple[AIOKafkaProducer, str] | None = None) -> None:  # fmt: skip
+        self.http, self.load, self.topic = http, load, topic
+
+    async def produce(self, content: bytes, event_id: str) -> bool:
+        """Another team's record: acknowledged by Kafka is as far as their producer knows."""
+        if self.topic is None:
+            return False
+        producer, topic = self.topic
+        try:
+            await producer.send_and_wait(topic, content, key=event_id.encode())
+        except KafkaError:
+            self.load.unanswered += 1
+            return False
+        return True
 
     async def request(self, method: str, url: str, **kw: Any) -> httpx.Response | None:
         for _ in range(40):
@@ -147,6 +176,13 @@ class Client:
 
     async def send(self, form: str, events: list[dict[str, Any]]) -> bool:
         content_type, content = body(form, events)
+        if form == "topic":
+            if not await self.produce(content, events[0]["eventId"]):
+                return False
+            sent = self.load.sent[events[0]["eventId"]]
+            sent.forms.append(form)
+            sent.at.append(time.monotonic())
+            return True
         headers, url = {"Content-Type": content_type}, "/events"
         if form == "hook":  # a new webhook id each time: the event id in the body names it
             url, msg_id, now = f"/hooks/{HOOK_SOURCE}", f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
@@ -219,15 +255,26 @@ Case = Callable[[Client, random.Random, str], Awaitable[bool]]
 
 
 async def run_event_load(
-    api_url: str, api_key: str, mix: dict[str, Case], rate: float, seconds: float, seed: int = 11
-) -> EventLoad:
-    """`rate` cases a second for `seconds`, each of a kind drawn from `mix`; waits for all."""
+    api_url: str, api_key: str, mix: dict[str, Case], rate: float, seconds: float,
+    ingest: tuple[str, str] | None = None, seed: int = 11,
+) -> EventLoad:  # fmt: skip
+    """`rate` cases a second for `seconds`, each of a kind drawn from `mix`; waits for all.
+    `ingest`: (bootstrap, topic) the ingest reads, for the `topic` form; without, that form
+    is never drawn."""
     rng = random.Random(seed)
     load = EventLoad()
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
-    async with httpx.AsyncClient(base_url=api_url, timeout=15, limits=limits,
-                                 headers={"X-API-Key": api_key}) as http:  # fmt: skip
-        client = Client(http, load)
+    async with contextlib.AsyncExitStack() as resources:
+        http = await resources.enter_async_context(httpx.AsyncClient(
+            base_url=api_url, timeout=15, limits=limits, headers={"X-API-Key": api_key}
+        ))  # fmt: skip
+        topic = None
+        if ingest is not None:
+            p = producer(ingest[0])
+            await p.start()
+            resources.push_async_callback(p.stop)
+            topic = (p, ingest[1])
+        client = Client(http, load, topic)
         for name, definition in EVENT_JOURNEYS.items():
             response = await http.post("/journeys", json=definition)
             response.raise_for_status()

@@ -29,7 +29,13 @@ from tests.faults.checkers import (
 )
 from tests.faults.event_cases import MIXES
 from tests.faults.event_checkers import EVENT_CHECKERS, check_events, outcomes
-from tests.faults.events_load import WEBHOOK_SOURCES, EventLoad, run_event_load
+from tests.faults.events_load import (
+    INGEST_SOURCES,
+    INGEST_TOPIC,
+    WEBHOOK_SOURCES,
+    EventLoad,
+    run_event_load,
+)
 from tests.faults.inject import inject_oversized, inject_poison
 from tests.faults.load import run_load
 from tests.faults.observe import Observed, observe
@@ -105,6 +111,17 @@ async def kill_api(stack: FaultStack) -> dict[str, int]:
     """Requests in flight get no answer; the load retries them with the same key."""
     await _restart(stack, "api", down_for=2.0)
     return {}
+
+
+async def kill_api_and_ingest(stack: FaultStack) -> dict[str, int]:
+    """The two processes events come in through, one after the other: requests in flight get
+    no answer and are sent again; records the ingest read but had not committed are read
+    again."""
+    await _restart(stack, "api", down_for=2.0)
+    if "ingest" not in stack.supervisor.services:
+        return {}
+    await _restart(stack, "ingest", down_for=2.0)
+    return {"ingest_restarted": 1}
 
 
 async def scheduler_down_past_due_times(stack: FaultStack) -> dict[str, int]:
@@ -219,9 +236,11 @@ OUTAGE_STACKS: dict[str, dict[str, Any]] = {
     "8b": {"proxy_database": True},
 }
 # The patient-event checkers read the commands topic after the load: the executor must not
-# trim what it consumed meanwhile. The load also sends events as signed webhooks.
+# trim what it consumed meanwhile. The load also sends events as signed webhooks and as
+# records on another team's topic, which the ingest reads.
 EVENTS_STACK: dict[str, Any] = {"service_env": {
     "EXECUTOR_COMMANDS_TRIM_SECONDS": "0", "API_WEBHOOK_SOURCES": json.dumps(WEBHOOK_SOURCES),
+    "INGEST_SOURCES": json.dumps(INGEST_SOURCES),
 }}  # fmt: skip
 STACK_OPTIONS: dict[str, dict[str, Any]] = {**OUTAGE_STACKS, **dict.fromkeys(MIXES, EVENTS_STACK)}
 
@@ -282,9 +301,9 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
     "12": ("oversized records: runs whose records can never be produced", oversized_records),
     "13": ("SIGKILL the executor while events come for waiting runs, start it again",
            kill_executor_for_long),
-    "14": ("the same events re-sent through POST /events (every body form) and signed "
-           "webhooks, the API SIGKILLed meanwhile",
-           kill_api),
+    "14": ("the same events re-sent through POST /events (every body form), signed webhooks "
+           "and another team's topic, the API and the ingest SIGKILLed meanwhile",
+           kill_api_and_ingest),
     "15": ("events that come before their wait (look-back), the executor SIGKILLed between",
            kill_executor_for_long),
     "16": ("exits during pending delays and waits, the scheduler SIGKILLed meanwhile",
@@ -342,8 +361,10 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
     load_task = asyncio.create_task(run_load(stack.api_url, stack.api_key, load.rate, load.seconds))
     events_task = None
     if key in MIXES:
+        ingest = (stack.kafka_bootstrap, INGEST_TOPIC.format(topic_prefix=stack.topics.prefix))
         events_task = asyncio.create_task(run_event_load(
-            stack.api_url, stack.api_key, MIXES[key], max(2.0, load.rate / 8), load.seconds
+            stack.api_url, stack.api_key, MIXES[key], max(2.0, load.rate / 8), load.seconds,
+            ingest if "ingest" in stack.supervisor.services else None,
         ))  # fmt: skip
     await asyncio.sleep(load.fault_at)
     fault_began, began_at = time.monotonic(), datetime.now(UTC)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from psycopg import sql
 
 from journeys_runtime.topics import Topics
@@ -51,7 +55,8 @@ def fault_stack(
 ) -> Iterator[FaultStack]:
     """`proxy_kafka` gives the stack a broker of its own that it reaches (and that advertises
     itself) only through a proxy; `proxy_database` puts a proxy in front of PostgreSQL;
-    `service_env` is added to every service's environment."""
+    `service_env` is added to every service's environment, `{topic_prefix}` in its values
+    replaced by the stack's topic prefix."""
     with contextlib.ExitStack() as resources:
         name = f"faults_{uuid.uuid4().hex[:10]}"
         kafka_proxy = database_proxy = None
@@ -93,7 +98,11 @@ def _stack(
 ) -> Iterator[FaultStack]:
     data_dir = work_dir / name
     ports = Ports(api=free_port(), executor=free_port(), scheduler=free_port(),
-                  projector=free_port())  # fmt: skip
+                  projector=free_port(), ingest=free_port())  # fmt: skip
+    service_env = {k: v.replace("{topic_prefix}", f"{name}.") for k, v in service_env.items()}
+    if "INGEST_SOURCES" in service_env:  # other teams' topics exist before the ingest starts
+        sources = json.loads(service_env["INGEST_SOURCES"])
+        asyncio.run(_create_topics(kafka_bootstrap, [s["topic"] for s in sources]))
     config = StackConfig(data_dir=data_dir, ports=ports, topic_prefix=f"{name}.",
                          kafka_bootstrap=kafka_bootstrap, database_url=database_url,
                          service_env=service_env)  # fmt: skip
@@ -114,3 +123,14 @@ def _stack(
         )
     finally:
         local.stop()
+
+
+async def _create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([NewTopic(n, num_partitions=4, replication_factor=1)
+                                       for n in names])  # fmt: skip
+    finally:
+        await admin.close()
