@@ -49,8 +49,10 @@ class ExecutorSettings(ShreddingSettings):
         "default group, `<JOURNEYS_TOPIC_PREFIX>journeys-projector`",
     )
     event_dedup_seconds: float = Field(
-        7 * 86_400, ge=0,
-        description="how long a patient event's id is remembered: a repeat within it has no effect",
+        7 * 86_400, ge=3600,
+        description="how long a patient event's id is remembered: a repeat within it has no "
+        "effect. At least an hour: a webhook may be replayed within its 5 minutes, and an "
+        "ingest or API retry comes within the same window",
     )  # fmt: skip
     event_dedup_max: int = Field(
         1000, ge=1, le=100_000,
