@@ -459,13 +459,17 @@ class BatchProcessor:
             run_id_var.reset(token)
 
     def _recent(self, part: Partition, batch: _Batch, record_key: bytes | None) -> LazyRecent:
-        """The kept events of the patient a command is keyed by, read if a wait looks back."""
+        """The kept events of the patient a command is keyed by, read if a wait looks back;
+        those older than the policy keeps are left out now, not only at the patient's next
+        event, so no wait looks back further than `EXECUTOR_EVENTS_KEPT_SECONDS`."""
 
         def load() -> tuple[Any, ...]:
             if record_key is None:
                 return ()
             patient = self._patient(part, batch, record_key.decode(errors="replace"))
-            return patient.recent if patient is not None else ()
+            if patient is None:
+                return ()
+            return patient.pruned(self.clock(), self.event_policy).recent
 
         return LazyRecent(load)
 
