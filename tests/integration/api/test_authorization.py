@@ -73,8 +73,7 @@ ROUTES = [
     Route("POST", "/patients/erasures", "patients:erase", 202, {"patientId": "p-erase"}),
     Route("DELETE", "/patients/p-erase-by-path", "patients:erase", 202),
     Route("GET", f"/patients/erasures/{UNKNOWN}", "patients:erase", 404),
-    Route("POST", "/events", "events:write", 202,
-          {"eventId": "e-auth", "patientId": "p-auth", "type": "auth.checked"}),
+    Route("POST", "/events", "events:write", 202, {"eventId": "e", "patientId": "p", "type": "t"}),
     Route("GET", "/events/never-sent", "events:read", 404),
 ]
 
