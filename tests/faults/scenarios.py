@@ -223,11 +223,11 @@ async def _outage(proxy: TcpProxy | None, seconds: float) -> dict[str, int]:
 
 
 async def kafka_away(stack: FaultStack) -> dict[str, int]:
-    return await _outage(stack.kafka_proxy, 30.0)
+    return await _outage(stack.kafka_proxy, stack.outage_seconds)
 
 
 async def postgres_away(stack: FaultStack) -> dict[str, int]:
-    return await _outage(stack.database_proxy, 60.0)
+    return await _outage(stack.database_proxy, 2 * stack.outage_seconds)
 
 
 # How `fault_stack` builds the stack of the scenarios that cut a dependency off.

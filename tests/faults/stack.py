@@ -37,6 +37,8 @@ class FaultStack:
     kafka_proxy: TcpProxy | None = None
     database_proxy: TcpProxy | None = None
     injected: dict[str, Injected] = field(default_factory=dict)  # run id -> what was put in
+    outage_seconds: float = 30.0
+    """How long scenarios 8a and 8b cut their dependency off."""
 
     @property
     def executor_logs(self) -> list[Path]:

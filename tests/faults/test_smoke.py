@@ -1,9 +1,11 @@
-"""Smoke run of the fault suite inside `make test`: scenarios 1, 2, 5, 6, 8a and 9, small load.
+"""Smoke run of the fault suite inside `make test`: scenarios 5 and 9, and 8a with a 15 s
+outage, small load: the harness and its checkers work, and the two faults no other test of
+`make test` makes (a zombie executor fenced by its successor; the broker gone under load).
 
-Scenarios 11 and 12 (poison and oversized commands) run in `make faults`; in `make test` the
-executor's integration tests prove the same paths (`test_a_core_error_*`,
-`test_a_start_whose_records_are_over_the_limit_*`, `test_poison_commands_*`) in seconds, which
-keeps `make test` inside its budget as scenarios are added."""
+`make faults` runs every scenario at full length. In `make test`, other tests prove the paths
+of the rest in seconds: crashes of the executor and the scheduler
+(`tests/e2e/test_scale_and_restart.py`), poison and oversized commands (the executor's
+integration tests), which keeps `make test` inside its budget as scenarios are added."""
 
 from __future__ import annotations
 
@@ -11,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.scenarios import OUTAGE_STACKS, Load, load_for, run_scenario
+from tests.faults.scenarios import OUTAGE_STACKS, Load, run_scenario
 from tests.faults.stack import fault_stack
 
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.parametrize("scenario", ["1", "2", "5", "6", "9"])
+@pytest.mark.parametrize("scenario", ["5", "9"])
 async def test_every_checker_reads_zero_after_the_fault(
     scenario: str,
     kafka_bootstrap: str,
@@ -32,7 +34,7 @@ async def test_every_checker_reads_zero_after_the_fault(
     assert result.counts == dict.fromkeys(result.counts, 0), result.examples
 
 
-async def test_kafka_away_for_30_s_every_request_still_gets_an_answer(
+async def test_kafka_away_for_15_s_every_request_still_gets_an_answer(
     kafka_bootstrap: str, admin_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Scenario 8a: every checker 0, and every trigger answered within the client's 15 s,
@@ -42,7 +44,8 @@ async def test_kafka_away_for_30_s_every_request_still_gets_an_answer(
     audit record. The API's answer deadline (12 s, `deadline.py`) now bounds them together."""
     work: Path = tmp_path_factory.mktemp("faults8a")
     with fault_stack(kafka_bootstrap, admin_database_url, work, **OUTAGE_STACKS["8a"]) as stack:
-        result = await run_scenario("8a", stack, load_for("8a", rate=20, seconds=9))
+        stack.outage_seconds = 15.0  # past the API's 12 s answer deadline, as in the full 30 s
+        result = await run_scenario("8a", stack, Load(rate=20, seconds=30, fault_at=7))
     print(f"\n{result.name}: {result.accepted} runs, {result.counts}, extra {result.extra}")
     assert result.counts == dict.fromkeys(result.counts, 0), result.examples
     assert result.extra["http_503"] > 0  # the outage did reach the clients
