@@ -537,14 +537,13 @@ class BatchProcessor:
             return
         batch.patients[patient_key] = kept
         batch.stored[patient_record_key(patient_key)] = stored
-        by_run = {state.run_id: state for state in states}
         for step in reception.inputs:
-            state = by_run.get(step.run_id)
-            if isinstance(step, TriggerRun):
-                run_sealing = sealing
-            else:
-                state = self._state(part, batch, str(step.run_id).encode())
-                run_sealing = sealing_of(state, self.data_keys)
+            # As the steps before it left it: an exit and a match never name one run, but the
+            # state is read again all the same. A run a trigger starts is sealed as its event.
+            state = self._state(part, batch, str(step.run_id).encode())
+            run_sealing = (
+                sealing if isinstance(step, TriggerRun) else sealing_of(state, self.data_keys)
+            )
             await self._step(part, record, step, state, run_sealing, batch, kind)
         batch.tally[kind, "applied"] += 1
         PATIENT_EVENTS.labels(outcome="applied").inc()

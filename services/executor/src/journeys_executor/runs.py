@@ -197,10 +197,6 @@ class Runs:
         return self._patient_records.get(record_key)
 
     @property
-    def patients(self) -> int:
-        return len(self._patient_records)
-
-    @property
     def journeys(self) -> int:
         return len(self._definitions)
 

@@ -70,10 +70,6 @@ class PatientState:
     def has_seen(self, receipt_id: UUID) -> bool:
         return any(seen == receipt_id for seen, _ in self.seen)
 
-    @property
-    def empty(self) -> bool:
-        return not self.seen and not self.recent and not self.entered
-
 
 @dataclass(frozen=True)
 class Reception:
