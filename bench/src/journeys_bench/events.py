@@ -33,7 +33,6 @@ import httpx
 import psutil
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.partitioner import murmur2
 
 from journeys_bench.api import attack
 from journeys_bench.harness import PATIENT_KEY_SECRET, Deployment, Infra, deployment
@@ -56,6 +55,7 @@ from journeys_contracts.keys import patient_key
 from journeys_executor.core import EventPolicy, PatientEvent, PatientState
 from journeys_executor.patients import patient_json, patient_record_key
 from journeys_executor.sealed_runs import Sealing
+from journeys_runtime import kafka
 from journeys_runtime.keyring import DEV_KEK_ID, DEV_KEKS, Keyring
 from journeys_runtime.sealing import seal_value, to_wire
 from journeys_runtime.shredding import DataKey
@@ -98,15 +98,16 @@ def _headers(api_key: str) -> dict[str, list[str]]:
     return {"Content-Type": ["application/json"], "X-API-Key": [api_key]}
 
 
-def ingest_targets(path: Path, url: str, api_key: str, batches: int, batch: int,
+def ingest_targets(path: Path, urls: list[str], api_key: str, batches: int, batch: int,
                    prefix: str) -> None:  # fmt: skip
-    """`batches` requests of `batch` events, every event for a patient of its own."""
+    """`batches` requests of `batch` events, every event for a patient of its own; the
+    requests go to the `urls` in turn (API replicas, as a Service spreads them)."""
     now = datetime.now(UTC)
     with path.open("w") as out:
         for b in range(batches):
             events = [event_body(f"{prefix}-{b * batch + i}", i, now) for i in range(batch)]
             body = json.dumps({"events": events}, separators=(",", ":")).encode()
-            target = {"method": "POST", "url": url, "header": _headers(api_key),
+            target = {"method": "POST", "url": urls[b % len(urls)], "header": _headers(api_key),
                       "body": base64.b64encode(body).decode()}  # fmt: skip
             out.write(json.dumps(target) + "\n")
 
@@ -116,18 +117,20 @@ def ingest_targets(path: Path, url: str, api_key: str, batches: int, batch: int,
 
 def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
                   reference_records: int, batch: int = BATCH,
-                  sealing: tuple[bool, ...] = (True, False),
+                  sealing: tuple[bool, ...] = (True, False), replicas: tuple[int, ...] = (1, 2),
                   warm_up: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Once per `sealing` (the API's JOURNEYS_PATIENT_DATA_SEALING), then the reference."""
+    """Once per `sealing` (the API's JOURNEYS_PATIENT_DATA_SEALING) and number of API
+    `replicas` (results `sealed`, `sealed-2`, ...), then the reference."""
     tool = vegeta(work_dir / "bin")
     out = work_dir / "events-ingest"
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
-    for sealed in sealing:
-        name = "sealed" if sealed else "clear"
+    for sealed, count in ((s, n) for s in sealing for n in replicas):
+        name = ("sealed" if sealed else "clear") + ("" if count == 1 else f"-{count}")
         env = {} if sealed else {"JOURNEYS_PATIENT_DATA_SEALING": "false"}
-        with deployment(infra, "events-ingest", {"api": 1}, env) as dep:
+        with deployment(infra, "events-ingest", {"api": count}, env) as dep:
             results[name] = _ingest(dep, tool, out, name, seconds, workers, batch, warm_up)
+            results[name]["api_replicas"] = count
             log.info("events-ingest %s: %s", name, results[name])
     results["reference"] = asyncio.run(_produce_reference(infra, reference_records, batch))
     log.info("events-ingest reference: %s", results["reference"])
@@ -137,10 +140,10 @@ def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
 def _ingest(dep: Deployment, tool: Path, out: Path, name: str, seconds: int, workers: int,
             batch: int, warm_up: bool) -> dict[str, Any]:  # fmt: skip
     key = dep.stack.api_key
-    url = f"{dep.api_url}/events"
+    urls = [f"{url}/events" for url in dep.api_urls]
     warm, main = out / f"{name}-warmup.targets.jsonl", out / f"{name}.targets.jsonl"
-    ingest_targets(warm, url, key, 10, batch, f"bench-warm-{name}")
-    ingest_targets(main, url, key, INGEST_CEILING * seconds + 20, batch, f"bench-ingest-{name}")
+    ingest_targets(warm, urls, key, 10, batch, f"bench-warm-{name}")
+    ingest_targets(main, urls, key, INGEST_CEILING * seconds + 20, batch, f"bench-ingest-{name}")
     with RssSampler(dep.pids()) as rss:
         if warm_up:
             attack(tool, warm, out / f"{name}-warmup.bin", 2, 5, 0)
@@ -398,7 +401,7 @@ def _restored_partitions(log_path: Path) -> int:
 def partition_of(key: str, partitions: int) -> int:
     """The commands topic's partition of a patient key (the producers' default partitioner),
     which is also the changelog partition that holds the patient's record."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return kafka.partition_of(key.encode(), partitions)
 
 
 def patient_state(key: str, events: int, now: datetime, seen: int | None = None) -> PatientState:

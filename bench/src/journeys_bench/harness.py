@@ -79,6 +79,16 @@ class Deployment:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.api}"
 
+    @property
+    def api_urls(self) -> list[str]:
+        """Every API replica's base URL, the first's (`api_url`) first."""
+        return [
+            service.ready_url.removesuffix("/ready")
+            for supervisor in self.supervisors
+            for name, service in supervisor.services.items()
+            if name == "api" or name.startswith("api-")
+        ]
+
     def pids(self) -> dict[str, int]:
         return {
             name: pid
@@ -146,7 +156,8 @@ def _processes(stack: Stack, services: dict[str, int]) -> list[ServiceProcess]:
         chosen += [process] if replicas else []
         for replica in range(2, replicas + 1):
             (port,) = free_ports(1)
-            port_var = f"{process.name.upper()}_OPS_PORT"
+            # The API serves its probes on its own port; the others on an ops port.
+            port_var = "API_PORT" if process.name == "api" else f"{process.name.upper()}_OPS_PORT"
             chosen.append(
                 dataclasses.replace(
                     process,

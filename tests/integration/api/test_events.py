@@ -21,6 +21,7 @@ from journeys_contracts.commands import (
 )
 from journeys_contracts.envelope import header
 from journeys_contracts.keys import patient_key
+from journeys_runtime.kafka import partitioner
 from journeys_runtime.sealing import from_wire, open_value
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
 from journeys_runtime.topics import Topics
@@ -316,9 +317,10 @@ async def test_concurrent_batches_making_the_same_first_keys_agree_on_one_key_ea
 async def test_an_event_acknowledged_after_the_batch_timed_out_keeps_the_erasure_waiting(
     kafka_bootstrap: str, read_models: str, topics: Topics
 ) -> None:
-    """Kafka takes one sealed event of a batch only after the request gave up on it (503). It is
-    still on its way: the batch's keys stay held until it is in Kafka, so an erasure asked
-    meanwhile waits, and its ErasePatient follows the event on the partition."""
+    """Kafka takes the patient's sealed event (the producer batch of its partition) only after
+    the request gave up on it (503). It is still on its way: the batch's keys stay held until
+    it is in Kafka, so an erasure asked meanwhile waits, and its ErasePatient follows the
+    event on the partition."""
     acknowledge = asyncio.Event()
     delivering: list[asyncio.Task[None]] = []
     async with serving_resources(
@@ -326,24 +328,24 @@ async def test_an_event_acknowledged_after_the_batch_timed_out_keeps_the_erasure
     ) as (api, resources):
         producer = resources.publisher._producer
         assert producer is not None
-        real_send = producer.send
-        late_receipt = str(receipt_id(KEY, "late")).encode()
+        real_send_batch = producer.send_batch
+        partitions = sorted(await producer.partitions_for(topics.commands))
+        late_partition = partitioner(KEY.encode(), partitions, partitions)
 
-        async def late_event(topic: str, value: bytes, key: bytes, partition: Any = None,
-                             timestamp_ms: Any = None, headers: Any = None) -> Any:  # fmt: skip
-            message = {"value": value, "key": key, "headers": headers}
-            if dict(headers or []).get("ce_id") != late_receipt:
-                return await real_send(topic, **message)
+        async def late_batch(batch: Any, topic: str, *, partition: int) -> Any:
+            """The batch holding the patient's event reaches Kafka only once let go."""
+            if topic != topics.commands or partition != late_partition:
+                return await real_send_batch(batch, topic, partition=partition)
             late: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
             async def deliver() -> None:
                 await acknowledge.wait()
-                late.set_result(await (await real_send(topic, **message)))
+                late.set_result(await (await real_send_batch(batch, topic, partition=partition)))
 
             delivering.append(asyncio.create_task(deliver()))
             return late
 
-        producer.send = late_event  # type: ignore[method-assign]
+        producer.send_batch = late_batch  # type: ignore[method-assign]
         batch = {"events": [event("on-time", "patient-events-other"), event("late")]}
         sent = await post(api, batch)
         assert sent.status_code == 503, sent.text

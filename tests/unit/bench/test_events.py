@@ -28,7 +28,8 @@ from journeys_runtime.keyring import DataKeys
 def test_ingest_targets_are_batches_of_distinct_patients(tmp_path: Path) -> None:
     path = tmp_path / "targets.jsonl"
 
-    events.ingest_targets(path, "http://api/events", "key", batches=3, batch=4, prefix="p")
+    urls = ["http://api-1/events", "http://api-2/events"]
+    events.ingest_targets(path, urls, "key", batches=3, batch=4, prefix="p")
 
     targets = [json.loads(line) for line in path.read_text().splitlines()]
     bodies = [json.loads(base64.b64decode(t["body"]))["events"] for t in targets]
@@ -36,6 +37,7 @@ def test_ingest_targets_are_batches_of_distinct_patients(tmp_path: Path) -> None
     patients = [e["patientId"] for body in bodies for e in body]
     assert len(set(patients)) == 12
     assert all(t["header"]["X-API-Key"] == ["key"] for t in targets)
+    assert [t["url"] for t in targets] == [*urls, urls[0]]  # the replicas in turn
 
 
 def test_reference_records_are_the_commands_the_api_writes() -> None:

@@ -77,7 +77,20 @@ def test_a_lone_surrogate_round_trips() -> None:
                                                                 value)) == value  # fmt: skip
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf, {"age": -math.inf}])
+@pytest.mark.parametrize(
+    ("value", "opened"),
+    [
+        (2**70, 2**70),  # past 64 bits
+        ({"n": [-(2**65), None, 1.5e300]}, {"n": [-(2**65), None, 1.5e300]}),
+        ({1: "one", "2": None}, {"1": "one", "2": None}),  # JSON keys are strings
+    ],
+)
+def test_what_a_fast_encoder_refuses_still_round_trips(value: Any, opened: Any) -> None:
+    assert open_sealed(KEY, PATIENT, "patientContext",
+                       seal(KEY, PATIENT, "patientContext", value)) == opened  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, {"age": -math.inf}, [None, math.nan]])
 def test_refuses_to_seal_non_finite_numbers(value: Any) -> None:
     with pytest.raises(ValueError, match="not JSON compliant"):
         seal(KEY, PATIENT, "patientContext", value)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from murmurhash2 import murmurhash2
 
 RECORD_MAX_BYTES = 1024 * 1024
 """The largest record value any producer here may send. Producers, topics and the local broker
@@ -51,6 +53,27 @@ def check_record_size(
         raise RecordTooLargeError(what, size, REQUEST_MAX_BYTES)
 
 
+KAFKA_MURMUR2_SEED = 0x9747B28C
+"""The seed of the Java client's `Utils.murmur2`, which every Kafka client's default
+partitioner uses."""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a keyed record goes to under Kafka's default partitioner (the Java
+    client's, and aiokafka's `DefaultPartitioner`): murmur2 of the key, made positive, modulo
+    the partition count. Computed in C (`murmurhash2`): aiokafka's pure-Python murmur2 cost
+    about 15 us a record, a third of a producer's time for each."""
+    return (murmurhash2(key, KAFKA_MURMUR2_SEED) & 0x7FFFFFFF) % partitions
+
+
+def partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's `DefaultPartitioner`, with `partition_of` for keyed records: the same
+    partition for the same key, so records of any producer here land beside each other."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[partition_of(key, len(all_partitions))]
+
+
 def producer(
     bootstrap: str, *, transactional_id: str | None = None, linger_ms: int = 2
 ) -> AIOKafkaProducer:
@@ -64,6 +87,7 @@ def producer(
         request_timeout_ms=10_000,
         max_batch_size=256 * 1024,
         max_request_size=REQUEST_MAX_BYTES,
+        partitioner=partitioner,
     )
 
 

@@ -34,9 +34,10 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -176,11 +177,8 @@ def unwrap(kek: KeyEncryptionKey, patient_key: str, wrapped: WrappedKey) -> Data
 
 def seal(key: DataKey, patient_key: str, field_name: str, value: Any) -> Envelope:
     """`value` (anything JSON can hold, finite numbers only) sealed for this patient's field."""
-    plain = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     nonce = os.urandom(NONCE_BYTES)
-    # A JSON string may hold a lone surrogate ("\ud800"); it must round-trip, not raise.
-    data = plain.encode(errors="surrogatepass")
-    ct = key._aead.encrypt(nonce, data, _sealed_ad(key.kid, patient_key, field_name))
+    ct = key._aead.encrypt(nonce, _plain(value), _sealed_ad(key.kid, patient_key, field_name))
     return {"enc": ENVELOPE_VERSION, "kid": key.kid, "ct": base64.b64encode(nonce + ct).decode()}
 
 
@@ -201,7 +199,10 @@ def open_sealed(key: DataKey, patient_key: str, field_name: str, envelope: Any) 
         raise TamperedError(
             "the sealed value does not open for this patient key and field"
         ) from None
-    return json.loads(plain.decode(errors="surrogatepass"))  # authenticated: `seal` wrote it
+    try:  # authenticated: `seal` wrote it
+        return orjson.loads(plain)
+    except orjson.JSONDecodeError:  # a lone surrogate, or an integer past 64 bits
+        return json.loads(plain.decode(errors="surrogatepass"))
 
 
 def is_sealed(value: Any) -> bool:
@@ -220,6 +221,24 @@ def kid_of(envelope: Any) -> str:
     return _check_id("kid", envelope["kid"])
 
 
+def _plain(value: Any) -> bytes:
+    """`value` as compact JSON (UTF-8) for sealing. orjson writes nearly every value, ten
+    times faster than `json`; what it refuses (a lone surrogate, an integer past 64 bits, a
+    key that is not a string) and anything where it wrote `null` (where it may have written
+    a NaN or an infinity, which `json` refuses) go through `json`, so the bytes always open
+    with `json.loads` as the value."""
+    try:
+        plain = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        plain = None
+    if plain is not None and b"null" not in plain:
+        return plain
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # A JSON string may hold a lone surrogate ("\ud800"); it must round-trip, not raise.
+    return text.encode(errors="surrogatepass")
+
+
+@lru_cache(maxsize=4096)  # one patient's fields are sealed again and again in a run
 def _sealed_ad(kid: str, patient_key: str, field_name: str) -> bytes:
     # A JSON array, so no choice of parts can make two different triples encode alike.
     return json.dumps([_SEALED_PURPOSE, kid, patient_key, field_name]).encode()

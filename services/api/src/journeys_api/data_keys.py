@@ -69,6 +69,7 @@ _CREATE_MANY = """
 INSERT INTO api_patient_data_keys (patient_key, kid, kek_id, wrapped)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[])
 ON CONFLICT (patient_key) DO NOTHING
+RETURNING patient_key
 """
 
 
@@ -147,13 +148,7 @@ class PatientDataKeys:
             held = await self._hold_many(conn, wanted)
             missing = [k for k in wanted if k not in held]
             if missing:
-                made = [_wrap(self.keyring, k, DataKey.generate()) for k in missing]
-                await conn.execute(_CREATE_MANY, (
-                    missing, [w.kid for w in made], [w.kek_id for w in made],
-                    [w.wrapped for w in made],
-                ))  # fmt: skip
-                # Made here, or by a request that made them first and has committed since.
-                held.update(await self._hold_many(conn, missing))
+                held.update(await self._create_many(conn, missing))
             assert len(held) == len(wanted)  # none can be deleted: their erasures wait
             try:
                 yield held
@@ -163,6 +158,26 @@ class PatientDataKeys:
                 self._hold_until(failure.delivery, stack.pop_all())
         if failure is not None:
             raise failure
+
+    async def _create_many(
+        self, conn: psycopg.AsyncConnection[Any], patient_keys: list[str]
+    ) -> dict[str, HeldKey]:
+        """A new key for each of these patients, held: the rows this transaction inserts are
+        its own until it commits, and their keys are in hand (no unwrapping them again).
+        A request that made a patient's key first and has committed since wins: that key
+        is read, held `FOR SHARE`, instead."""
+        made = {k: DataKey.generate() for k in patient_keys}
+        wrapped = {k: _wrap(self.keyring, k, key) for k, key in made.items()}
+        cursor = await conn.execute(_CREATE_MANY, (
+            patient_keys, [wrapped[k].kid for k in patient_keys],
+            [wrapped[k].kek_id for k in patient_keys], [wrapped[k].wrapped for k in patient_keys],
+        ))  # fmt: skip
+        inserted = {row[0] for row in await cursor.fetchall()}
+        held = {k: HeldKey(k, made[k], wrapped[k]) for k in inserted}
+        beaten = [k for k in patient_keys if k not in inserted]
+        if beaten:
+            held.update(await self._hold_many(conn, beaten))
+        return held
 
     async def _hold_many(
         self, conn: psycopg.AsyncConnection[Any], patient_keys: list[str]
