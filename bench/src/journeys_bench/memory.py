@@ -1,8 +1,11 @@
-"""Resident memory of the services, sampled while a benchmark runs: at rest and at peak."""
+"""Resident memory of the services, sampled while a benchmark runs: at rest and at peak; and
+whether they are busy."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from typing import Any
 
 import psutil
@@ -51,3 +54,26 @@ class RssSampler:
             name: {"rest_mb": round(self.rest.get(name, 0), 1), "peak_mb": round(peak, 1)}
             for name, peak in self.peak.items()
         }
+
+
+async def settled(pids: dict[str, int], *, busy_share: float = 0.15, quiet_seconds: float = 3.0,
+                  patience: float = 180.0) -> float | None:  # fmt: skip
+    """Seconds until the processes together used under `busy_share` of a core for
+    `quiet_seconds` in a row (a backlog they were working through is done); None if that did
+    not happen within `patience`."""
+    procs = [psutil.Process(pid) for pid in pids.values()]
+
+    def cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in procs if p.is_running())
+
+    began = time.monotonic()
+    quiet_since, last, last_at = began, cpu(), began
+    while time.monotonic() - began < patience:
+        await asyncio.sleep(0.5)
+        now, used = time.monotonic(), cpu()
+        if (used - last) / (now - last_at) > busy_share:
+            quiet_since = now
+        elif now - quiet_since >= quiet_seconds:
+            return round(now - began - quiet_seconds, 1)
+        last, last_at = used, now
+    return None

@@ -90,8 +90,11 @@ def test_events_ingest_finds_every_accepted_event_in_kafka(
                                   reference_records=500, batch=50, sealing=(True,),
                                   warm_up=False)  # fmt: skip
 
-    sealed = result["sealed"]
-    assert sealed["status"].get("202", 0) > 0
-    assert sealed["commands_in_kafka"] == sealed["events_accepted"] + sealed["warmup_events"]
-    assert sealed["rss"]["api"]["peak_mb"] > 0
+    for name, replicas in (("sealed", 1), ("sealed-2", 2)):
+        sealed = result[name]
+        assert sealed["api_replicas"] == replicas
+        assert sealed["status"].get("202", 0) > 0
+        assert sealed["commands_in_kafka"] == sealed["events_accepted"] + sealed["warmup_events"]
+        assert sealed["rss"]["api"]["peak_mb"] > 0
+    assert result["sealed-2"]["rss"]["api-2"]["peak_mb"] > 0  # the second replica ran
     assert result["reference"]["sealed"]["records_per_s"] > 0
