@@ -8,6 +8,7 @@ Journeys with triggers are read from the definitions topic, as the API publishes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,10 +28,12 @@ from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.envelope import CloudEvent, header
 from journeys_contracts.journeys import JourneyDefined
 from journeys_contracts.wire import WireModel
-from journeys_executor.core import triggered_run_id
-from journeys_runtime.kafka import producer
+from journeys_executor.core import PatientState, triggered_run_id
+from journeys_executor.patients import patient_json, patient_record_key
+from journeys_runtime.kafka import partition_of, producer
 from journeys_runtime.sealing import seal_value, to_wire
 from journeys_stack.supervisor import Supervisor
+from tests.conftest import PARTITIONS
 from tests.integration.executor.process import executor_process
 from tests.integration.executor.test_executor import SECRET, _read
 from tests.integration.executor.test_forgetting import _changelog
@@ -205,3 +208,36 @@ async def test_an_exit_event_cancels_the_waiting_run_and_a_bad_event_is_dead_let
     await send(topics.commands, erasure, patient.key, str(erasure.erasure_id))
     await _read(kafka_bootstrap, topics.events, until=1, subject={str(erasure.erasure_id)})
     assert (await _changelog(kafka_bootstrap, topics.executor_runs))[record_key] is None
+
+
+async def test_a_replica_is_ready_only_once_its_patient_table_is_restored(
+    kafka_bootstrap: str, tmp_path: Any
+) -> None:
+    """A changelog holding many patients takes a while to read; `/ready` waits for it, so a
+    rolling update does not stop the replica being replaced before its successor can work."""
+    fresh = _topics(kafka_bootstrap)
+    p: AIOKafkaProducer = producer(kafka_bootstrap, linger_ms=20)
+    await p.start()
+    try:
+        sends = []
+        for n in range(20_000):
+            key = f"{n:064x}"
+            state = PatientState(key, seen=((uuid.uuid4(), datetime.now(UTC)),))
+            sends.append(await p.send(
+                fresh.executor_runs, patient_json(state, None), key=patient_record_key(key),
+                partition=partition_of(key.encode(), PARTITIONS),
+            ))  # fmt: skip
+        await asyncio.gather(*sends)
+    finally:
+        await p.stop()
+
+    # `executor_process` returns once `/ready` answers 200: the log says what was done by then.
+    with executor_process(kafka_bootstrap, fresh, tmp_path, JOURNEYS_PATIENT_KEY_SECRET=SECRET):
+        log = (tmp_path / "executor.log").read_text().splitlines()
+    lines = [json.loads(line) for line in log if line.startswith("{")]
+    taken = {p for line in lines if line.get("message") == "partitions taken over"
+             for p in line["partitions"]}  # fmt: skip
+    assert len(taken) == PARTITIONS, "answered ready before its partitions were taken over"
+    restored = [line for line in lines if line.get("message") == "run table restored"]
+    assert restored
+    assert restored[0]["seconds"] > 0

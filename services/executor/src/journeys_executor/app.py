@@ -139,8 +139,16 @@ class Executor(LoopService, ConsumerRebalanceListener):
         log.info("executor stopped")
 
     async def ready(self) -> dict[str, bool]:
-        # An assignment may be empty (more replicas than partitions) and still be healthy.
-        return {"kafka": self._assigned_once, "processing": self.looping}
+        """Assigned partitions (an assignment may be empty: more replicas than partitions),
+        the loop running, and every assigned partition taken over: its run and patient table
+        restored, its producer fenced in. A replica that has just joined is not ready while
+        it still reads a large table, so a rolling update waits for it before it stops the
+        replica it replaces."""
+        return {
+            "kafka": self._assigned_once,
+            "processing": self.looping,
+            "partitions": not self._pending,
+        }
 
     # Rebalance listener: called by the consumer's coordinator, awaited before it goes on.
 
