@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -88,6 +89,11 @@ def test_a_lone_surrogate_round_trips() -> None:
 def test_what_a_fast_encoder_refuses_still_round_trips(value: Any, opened: Any) -> None:
     assert open_sealed(KEY, PATIENT, "patientContext",
                        seal(KEY, PATIENT, "patientContext", value)) == opened  # fmt: skip
+
+
+def test_refuses_to_seal_what_json_cannot_hold() -> None:
+    with pytest.raises(TypeError):
+        seal(KEY, PATIENT, "patientContext", {"at": datetime.now(UTC)})
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, {"age": -math.inf}, [None, math.nan]])
