@@ -62,6 +62,7 @@ class Sizes:
     events_seconds: int = 20
     events_workers: int = 16
     events_reference: int = 100_000
+    events_returning: int = 50_000  # patients with a data key before the clock starts
     resume_runs: int = 10_000
     resume_rate: int = 100  # events/s
     resume_batch: int = 10  # events a request
@@ -75,7 +76,7 @@ QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5
               api_rates=(100,), api_workers=8, timers=500, timer_window=5, timer_lead=5,
               timer_steps=(1000, 5000), near_timers=100, kafka_records=5000,
               postgres_rows=5000, forgetting_runs=500, events_seconds=3, events_workers=2,
-              events_reference=2000, resume_runs=100, resume_rate=50,
+              events_reference=2000, events_returning=1000, resume_runs=100, resume_rate=50,
               patients=1000, bounded_patients=10, bounded_events=25)  # fmt: skip
 
 Benchmark = Callable[[Infra, Sizes, Path], Any]
@@ -95,7 +96,8 @@ BENCHMARKS: dict[str, Benchmark] = {
                                                         s.forgetting_grace),
     "events-ingest": lambda i, s, work: events.events_ingest(i, work, s.events_seconds,
                                                              s.events_workers,
-                                                             s.events_reference),
+                                                             s.events_reference,
+                                                             returning=s.events_returning),
     "event-resume-latency": lambda i, s, _: events.event_resume_latency(i, s.resume_runs,
                                                                         s.resume_rate,
                                                                         s.resume_batch),

@@ -99,13 +99,18 @@ def _headers(api_key: str) -> dict[str, list[str]]:
 
 
 def ingest_targets(path: Path, urls: list[str], api_key: str, batches: int, batch: int,
-                   prefix: str) -> None:  # fmt: skip
-    """`batches` requests of `batch` events, every event for a patient of its own; the
-    requests go to the `urls` in turn (API replicas, as a Service spreads them)."""
+                   prefix: str, population: int | None = None) -> None:  # fmt: skip
+    """`batches` requests of `batch` events, every event for a patient of its own, or, with a
+    `population`, for its patients in turn (distinct within a request while `batch` is at most
+    the population); the requests go to the `urls` in turn (API replicas, as a Service
+    spreads them)."""
     now = datetime.now(UTC)
     with path.open("w") as out:
         for b in range(batches):
-            events = [event_body(f"{prefix}-{b * batch + i}", i, now) for i in range(batch)]
+            numbers = [b * batch + i for i in range(batch)]
+            if population is not None:
+                numbers = [n % population for n in numbers]
+            events = [event_body(f"{prefix}-{n}", i, now) for i, n in enumerate(numbers)]
             body = json.dumps({"events": events}, separators=(",", ":")).encode()
             target = {"method": "POST", "url": urls[b % len(urls)], "header": _headers(api_key),
                       "body": base64.b64encode(body).decode()}  # fmt: skip
@@ -118,9 +123,11 @@ def ingest_targets(path: Path, urls: list[str], api_key: str, batches: int, batc
 def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
                   reference_records: int, batch: int = BATCH,
                   sealing: tuple[bool, ...] = (True, False), replicas: tuple[int, ...] = (1, 2),
-                  warm_up: bool = True) -> dict[str, Any]:  # fmt: skip
+                  returning: int = 50_000, warm_up: bool = True) -> dict[str, Any]:  # fmt: skip
     """Once per `sealing` (the API's JOURNEYS_PATIENT_DATA_SEALING) and number of API
-    `replicas` (results `sealed`, `sealed-2`, ...), then the reference."""
+    `replicas` (results `sealed`, `sealed-2`, ...); with sealing, once more with events of
+    `returning` patients whose keys the API made before the clock starts (`sealed-returning`,
+    one replica; 0 for none); then the reference."""
     tool = vegeta(work_dir / "bin")
     out = work_dir / "events-ingest"
     out.mkdir(parents=True, exist_ok=True)
@@ -132,18 +139,34 @@ def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
             results[name] = _ingest(dep, tool, out, name, seconds, workers, batch, warm_up)
             results[name]["api_replicas"] = count
             log.info("events-ingest %s: %s", name, results[name])
+    if True in sealing and returning:
+        name = "sealed-returning"
+        with deployment(infra, "events-ingest", {"api": 1}) as dep:
+            results[name] = _ingest(dep, tool, out, name, seconds, workers, batch, warm_up,
+                                    returning)  # fmt: skip
+            results[name]["api_replicas"] = 1
+            log.info("events-ingest %s: %s", name, results[name])
     results["reference"] = asyncio.run(_produce_reference(infra, reference_records, batch))
     log.info("events-ingest reference: %s", results["reference"])
     return results
 
 
 def _ingest(dep: Deployment, tool: Path, out: Path, name: str, seconds: int, workers: int,
-            batch: int, warm_up: bool) -> dict[str, Any]:  # fmt: skip
+            batch: int, warm_up: bool, returning: int = 0) -> dict[str, Any]:  # fmt: skip
+    """With `returning`, the events are for that many patients, each of whom had one event
+    (and so got a data key) before the clock started."""
     key = dep.stack.api_key
     urls = [f"{url}/events" for url in dep.api_urls]
     warm, main = out / f"{name}-warmup.targets.jsonl", out / f"{name}.targets.jsonl"
+    prefix, population = f"bench-ingest-{name}", returning or None
     ingest_targets(warm, urls, key, 10, batch, f"bench-warm-{name}")
-    ingest_targets(main, urls, key, INGEST_CEILING * seconds + 20, batch, f"bench-ingest-{name}")
+    ingest_targets(main, urls, key, INGEST_CEILING * seconds + 20, batch, prefix, population)
+    seeded = 0
+    if returning:
+        seed = out / f"{name}-seed.targets.jsonl"
+        ingest_targets(seed, urls, key, -(-returning // batch), batch, prefix, population)
+        seeded = asyncio.run(_post_all(seed.read_text().splitlines(), workers))
+        log.info("events-ingest %s: %d patients with a data key", name, seeded)
     with RssSampler(dep.pids()) as rss:
         if warm_up:
             attack(tool, warm, out / f"{name}-warmup.bin", 2, 5, 0)
@@ -161,9 +184,33 @@ def _ingest(dep: Deployment, tool: Path, out: Path, name: str, seconds: int, wor
         "events_accepted": accepted * batch,
         # Warm-up included; a request that timed out may still have been produced.
         "commands_in_kafka": in_kafka,
-        "warmup_events": 10 * batch if warm_up else 0,
+        "warmup_events": (10 * batch if warm_up else 0) + seeded,
+        "returning_patients": returning,
         "rss": rss.summary(),
     }
+
+
+async def _post_all(targets: list[str], concurrency: int) -> int:
+    """Every request of a targets file's lines, answered 202, `concurrency` at a time; the
+    events they carried."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for line in targets:
+        queue.put_nowait(json.loads(line))
+    events = 0
+
+    async def post(client: httpx.AsyncClient) -> None:
+        nonlocal events
+        while not queue.empty():
+            target = queue.get_nowait()
+            headers = {k: v[0] for k, v in target["header"].items()}
+            body = base64.b64decode(target["body"])
+            answer = await client.post(target["url"], content=body, headers=headers)
+            answer.raise_for_status()
+            events += len(json.loads(body)["events"])
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        await asyncio.gather(*(post(client) for _ in range(concurrency)))
+    return events
 
 
 def event_records(count: int, batch: int, sealed: bool) -> list[Record]:

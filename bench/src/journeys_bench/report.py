@@ -202,6 +202,8 @@ def _ingest(r: dict[str, Any]) -> list[Row]:
         label = "sealed (the default)" if sealed else "sealing off"
         replicas = run.get("api_replicas", 1)
         label += f", {replicas} API replicas" if replicas > 1 else ""
+        if run.get("returning_patients"):
+            label += f", events of {run['returning_patients']:,} patients with a key already"
         rows.append((f"patient events ingest, POST /events, {label}",
                      "≥ 20,000 events/s accepted into Kafka", measured,
                      run["events_per_s"] >= 20_000 if sealed else None))  # fmt: skip

@@ -88,7 +88,7 @@ def test_events_ingest_finds_every_accepted_event_in_kafka(
 
     result = events.events_ingest(bench_infra, tmp_path, seconds=1, workers=1,
                                   reference_records=500, batch=50, sealing=(True,),
-                                  warm_up=False)  # fmt: skip
+                                  returning=120, warm_up=False)  # fmt: skip
 
     for name, replicas in (("sealed", 1), ("sealed-2", 2)):
         sealed = result[name]
@@ -97,4 +97,9 @@ def test_events_ingest_finds_every_accepted_event_in_kafka(
         assert sealed["commands_in_kafka"] == sealed["events_accepted"] + sealed["warmup_events"]
         assert sealed["rss"]["api"]["peak_mb"] > 0
     assert result["sealed-2"]["rss"]["api-2"]["peak_mb"] > 0  # the second replica ran
+    returning = result["sealed-returning"]
+    assert returning["returning_patients"] == 120
+    assert returning["warmup_events"] == 150  # 3 batches of 50 over the 120 patients
+    assert returning["status"].get("202", 0) > 0
+    assert returning["commands_in_kafka"] == returning["events_accepted"] + 150
     assert result["reference"]["sealed"]["records_per_s"] > 0
