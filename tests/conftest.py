@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,18 @@ PARTITIONS = 4
 # settings built in-process and the services started as subprocesses alike. Tests of the
 # other environments set JOURNEYS_ENV themselves.
 os.environ.setdefault("JOURNEYS_ENV", "development")
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """A test that runs a service's `main` in-process configures logging to the stream pytest
+    captured for it, which is closed afterwards; later tests would log into a closed file."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    hooks = sys.excepthook, threading.excepthook
+    yield
+    root.handlers[:], sys.excepthook, threading.excepthook = handlers, *hooks
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

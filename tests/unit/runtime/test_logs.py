@@ -38,17 +38,6 @@ def captured() -> Iterator[io.StringIO]:
     logger.handlers.clear()
 
 
-@pytest.fixture
-def configured() -> Iterator[None]:
-    """`configure_logging` as a service's main calls it, undone afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    hooks = sys.excepthook, threading.excepthook
-    yield
-    root.handlers[:], sys.excepthook, threading.excepthook = handlers, *hooks
-    root.setLevel(level)
-
-
 def test_the_json_handler_writes_an_exception_by_type_not_its_text(captured: io.StringIO) -> None:
     logger = logging.getLogger("journeys_runtime.test_logs")
     try:
@@ -75,8 +64,9 @@ def test_a_database_error_is_told_by_type_and_sqlstate(captured: io.StringIO) ->
 
 
 def test_an_error_that_ends_the_process_is_logged_by_type(
-    configured: None, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # The root logger and the hooks are restored after every test (tests/conftest.py).
     configure_logging("test")
     try:
         raise ValueError(CANARY)
@@ -89,9 +79,8 @@ def test_an_error_that_ends_the_process_is_logged_by_type(
     assert CANARY not in err
 
 
-def test_an_error_that_ends_a_thread_is_logged_by_type(
-    configured: None, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_error_that_ends_a_thread_is_logged_by_type(capsys: pytest.CaptureFixture[str]) -> None:
+    # The root logger and the hooks are restored after every test (tests/conftest.py).
     configure_logging("test")
 
     def fail() -> None:
