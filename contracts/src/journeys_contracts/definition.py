@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -54,6 +54,12 @@ _EXAMPLE: dict[str, Any] = {
 }
 
 
+def _unset(value: Any) -> bool:
+    """Optional node fields added later are left out while unset, so a definition that uses
+    none of them serializes byte for byte as before them."""
+    return value is None
+
+
 class _Tolerant(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -79,6 +85,17 @@ class Condition(_Tolerant):
         return self
 
 
+ChannelName = Literal["sms", "email", "webhook", "console"]
+"""Where a message goes: an SMS gateway, SMTP, the deployment's own messaging gateway (a signed
+HTTP POST), or the delivery service's log (local runs)."""
+CHANNELS: frozenset[str] = frozenset(get_args(ChannelName))
+
+CHANNEL = (
+    "The channel to send by. Unset: the patient context's `preferred_channel`, if it names "
+    "one, else the delivery service's default (`DELIVERY_DEFAULT_CHANNEL`)."
+)
+
+
 class MessageNode(_Tolerant):
     """Send `message` to the patient, then continue to `next_node_id`."""
 
@@ -86,6 +103,7 @@ class MessageNode(_Tolerant):
     type: Literal["MESSAGE"]
     message: Annotated[str, Field(min_length=1, max_length=10_000)]
     next_node_id: NodeId | None = None
+    channel: Annotated[ChannelName | None, Field(exclude_if=_unset, description=CHANNEL)] = None
 
 
 class EventMatch(_Tolerant):

@@ -7,7 +7,7 @@ from uuid import UUID, uuid5
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
-from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.definition import ChannelName, JourneyDefinition
 from journeys_contracts.keys import PatientKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
@@ -57,6 +57,9 @@ class MessageRequested(EventBase):
     node_id: str
     message_id: UUID
     message: str
+    channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
+    """The channel the node or the patient's context chose; absent: the delivery service's
+    default. The channel that sent it is in `journeys.message.sent.v1`."""
 
 
 class MessageSent(EventBase):

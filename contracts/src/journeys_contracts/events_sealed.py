@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.definition import ChannelName, JourneyDefinition
 from journeys_contracts.events import NodeType, PatientErased
 from journeys_contracts.keys import PatientKey
 from journeys_contracts.sealed import SealedValue
@@ -61,6 +61,7 @@ class MessageRequestedSealed(SealedEventBase):
     node_id: str
     message_id: UUID
     message: SealedValue
+    channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
 
 
 class MessageSentSealed(SealedEventBase):

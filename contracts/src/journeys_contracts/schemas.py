@@ -21,6 +21,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import COMMAND_TYPES
 from journeys_contracts.definition import StrictJourneyDefinition
+from journeys_contracts.deliveries import DELIVERY_TYPES
 from journeys_contracts.events import EVENT_TYPES, type_of
 from journeys_contracts.events_sealed import SEALED_EVENT_TYPES
 from journeys_contracts.journeys import JourneyDefined
@@ -32,7 +33,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # serialization shape; readers tolerate added fields, so defaulted fields stay optional.
 MODE: JsonSchemaMode = "serialization"
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
-KINDS = ("events", "commands", "journeys", "definition", "audit")
+KINDS = ("events", "commands", "journeys", "definition", "audit", "deliveries")
 PUBLISHED = Path("published") / "v1"
 
 # Used where a model has no docstring of its own; every contract needs one or the other.
@@ -86,8 +87,9 @@ class Contract:
 
 
 def contracts() -> list[Contract]:
-    """Every published shape: events, commands, definitions-topic records, the HTTP body, and
-    audit records."""
+    """Every published shape: events, commands, definitions-topic records, the HTTP body, audit
+    records, and delivery requests (read by the delivery service alone, but held to the same
+    evolution rules: the executor and the delivery service are upgraded one at a time)."""
     return [
         *(Contract("events", type_of(m), m) for m in EVENT_TYPES),
         *(Contract("events", type_of(m), m) for m in SEALED_EVENT_TYPES),
@@ -95,6 +97,7 @@ def contracts() -> list[Contract]:
         Contract("journeys", type_of(JourneyDefined), JourneyDefined),
         Contract("definition", "journey-definition.v1", StrictJourneyDefinition),
         Contract("audit", type_of(AccessRecorded), AccessRecorded),
+        *(Contract("deliveries", type_of(m), m) for m in DELIVERY_TYPES),
     ]
 
 
@@ -120,7 +123,7 @@ def schema_of(contract: Contract) -> dict[str, Any]:
         **generated,
         "description": " ".join(description.split()),
     }
-    if contract.kind in ("events", "commands", "audit"):
+    if contract.kind in ("events", "commands", "audit", "deliveries"):
         # decode_event/decode_command dispatch on `type`: a record without it never decodes.
         schema["required"] = ["type", *(f for f in schema["required"] if f != "type")]
     return schema

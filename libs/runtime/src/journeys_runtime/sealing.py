@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from journeys_contracts.commands import CancelRun, CancelRunSealed, StartRun, StartRunSealed
+from journeys_contracts.deliveries import DeliveryRequested, DeliveryRequestedSealed
 from journeys_contracts.events import EVENT_ADAPTER, RunEvent
 from journeys_contracts.events_sealed import SEALED_EVENT_ADAPTER, SealedRunEvent
 from journeys_contracts.sealed import (
@@ -96,6 +97,20 @@ def open_start_run(command: StartRunSealed, key: DataKey) -> StartRun:
     data = open_fields(command.model_dump(mode="json", by_alias=True), key)
     del data["dataKey"]
     return StartRun.model_validate(data)
+
+
+def seal_delivery(
+    request: DeliveryRequested, key: DataKey, wrapped: WrappedDataKey
+) -> DeliveryRequestedSealed:
+    data = seal_fields(request.model_dump(mode="json", by_alias=True), key, request.patient_key)
+    data["dataKey"] = wrapped.model_dump()
+    return DeliveryRequestedSealed.model_validate(data)
+
+
+def open_delivery(request: DeliveryRequestedSealed, key: DataKey) -> DeliveryRequested:
+    data = open_fields(request.model_dump(mode="json", by_alias=True), key)
+    del data["dataKey"]
+    return DeliveryRequested.model_validate(data)
 
 
 def seal_cancel_run(command: CancelRun, key: DataKey, patient_key: str) -> CancelRunSealed:

@@ -89,6 +89,10 @@ class CommonSettings(BaseSettings):
         Retention.audit_days, ge=1, le=36500,
         validation_alias=_env("JOURNEYS_AUDIT_RETENTION_DAYS"),
     )  # fmt: skip
+    deliveries_retention_days: int = Field(
+        Retention.deliveries_days, ge=1, le=90,
+        validation_alias=_env("JOURNEYS_DELIVERIES_RETENTION_DAYS"),
+    )  # fmt: skip
     # At most a week each: how long an ended or erased run's state stays on disk depends on it.
     changelog_compaction_lag_hours: int = Field(
         Retention.changelog_compaction_lag_hours, ge=1, le=168,
@@ -116,6 +120,7 @@ class CommonSettings(BaseSettings):
             sealed_events_days=self.sealed_events_retention_days,
             dlq_days=self.dlq_retention_days,
             audit_days=self.audit_retention_days,
+            deliveries_days=self.deliveries_retention_days,
             changelog_compaction_lag_hours=self.changelog_compaction_lag_hours,
             changelog_tombstone_hours=self.changelog_tombstone_retention_hours,
         )

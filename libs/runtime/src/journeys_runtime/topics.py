@@ -38,6 +38,9 @@ class Retention:
     dlq_days: int = 90
     # Six years, what HIPAA asks of its documentation (45 CFR 164.316(b)(2)).
     audit_days: int = 6 * 366
+    # Delivery requests: read within seconds; a week covers a delivery service down over a
+    # long weekend. They hold patient data (sealed for sealed runs), so not longer.
+    deliveries_days: int = 7
     # The executor's run table: the active segment is never compacted, so it rolls this
     # often, and no record waits longer than this for the cleaner however little is dirty.
     changelog_compaction_lag_hours: int = 1
@@ -90,6 +93,11 @@ class Topics:
         return f"{self.prefix}journeys.audit.v1"
 
     @property
+    def deliveries(self) -> str:
+        """The messages to send: written by the executor, read by the delivery service."""
+        return f"{self.prefix}journeys.deliveries.v1"
+
+    @property
     def executor_runs(self) -> str:
         """The executor's run table: internal, compacted, one partition per command partition."""
         return f"{self.prefix}journeys.executor.runs.changelog"
@@ -97,12 +105,13 @@ class Topics:
     @property
     def co_partitioned(self) -> list[str]:
         """Partition p of each belongs to the executor's transaction for command partition p."""
-        return [self.commands, self.events, self.sealed_events, self.executor_runs]
+        return [self.commands, self.events, self.sealed_events, self.deliveries,
+                self.executor_runs]  # fmt: skip
 
     @property
     def names(self) -> list[str]:
         return [self.definitions, self.commands, self.events, self.sealed_events, self.dlq,
-                self.audit, self.executor_runs]  # fmt: skip
+                self.audit, self.deliveries, self.executor_runs]  # fmt: skip
 
     def configs(self, min_insync_replicas: int = 1) -> dict[str, dict[str, str]]:
         """The declared configuration of each topic: what creation sets and `apply` restores."""
@@ -120,6 +129,7 @@ class Topics:
             self.sealed_events: {**_deleted_after(r.sealed_events_days), **isr},
             self.dlq: {**_deleted_after(r.dlq_days), **isr},
             self.audit: {**_deleted_after(r.audit_days), **isr},
+            self.deliveries: {**_deleted_after(r.deliveries_days), **isr},
             self.executor_runs: {"cleanup.policy": "compact", **r.changelog(), **isr},
         }
 

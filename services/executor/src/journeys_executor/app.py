@@ -67,7 +67,8 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self.patient_key_of = partial(patient_key, settings.patient_key_secret.get_secret_value())
         # One cache of unwrapped data keys for every partition: erasing a patient drops theirs.
         self.data_keys = DataKeys(settings.keyring, settings.data_key_cache_size)
-        channel = channel or ConsoleChannel(settings.console_reveal_patient_data)
+        if channel is None and settings.delivery == "inline":
+            channel = ConsoleChannel(settings.console_reveal_patient_data)
         self.triggers = TriggerIndex(settings.kafka_bootstrap_servers, self.topics.definitions)
         policy = EventPolicy(
             dedup_seconds=settings.event_dedup_seconds, dedup_max=settings.event_dedup_max,

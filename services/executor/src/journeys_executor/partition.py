@@ -54,6 +54,11 @@ from journeys_contracts.commands import (
     RunCommand,
     decode_command,
 )
+from journeys_contracts.deliveries import (
+    DeliveryRequested,
+    DeliveryRequestedSealed,
+    delivery_id,
+)
 from journeys_contracts.envelope import CloudEvent, Headers, event_id
 from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.channels import Channel
@@ -110,7 +115,7 @@ from journeys_runtime.dlq import (
 from journeys_runtime.kafka import RecordTooLargeError, check_record_size
 from journeys_runtime.keyring import DataKeys
 from journeys_runtime.logs import run_id_var
-from journeys_runtime.sealing import seal_event
+from journeys_runtime.sealing import seal_delivery, seal_event
 from journeys_runtime.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -189,7 +194,7 @@ class BatchProcessor:
         self,
         topics: Topics,
         group_id: str,
-        channel: Channel,
+        channel: Channel | None,
         step_timeout: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         ended_run_grace: float = 3600.0,
@@ -680,10 +685,13 @@ class BatchProcessor:
     ) -> list[_Ready]:
         """The records publishing `events`, each checked against the size limit as it will be
         sent: a sealed run's on v2 sealed (and on v1 as twins, while `emit_events_v1`), an
-        unsealed run's on v1, an erasure on both."""
+        unsealed run's on v1, an erasure on both. Without a channel of its own, each requested
+        message also gets its delivery request, for the delivery service."""
         ready: list[_Ready] = []
         for e in events:
             envelope = _envelope(e)
+            if self.channel is None and isinstance(e, ev.MessageRequested):
+                ready.append(self._delivery_request(record, e, sealing))
             if isinstance(e, ev.PatientErased):
                 ready.append(_ready(self.topics.events, record, e.type, e.to_json(), envelope))
                 ready.append(_ready(self.topics.sealed_events, record, e.type, e.to_json(),
@@ -700,6 +708,25 @@ class BatchProcessor:
                         _ready(self.topics.events, record, e.type, twin.to_json(), envelope)
                     )
         return ready
+
+    def _delivery_request(
+        self, record: ConsumerRecord, event: ev.MessageRequested, sealing: Sealing | None
+    ) -> _Ready:
+        request = DeliveryRequested(
+            message_id=event.message_id, run_id=event.run_id, journey_id=event.journey_id,
+            node_id=event.node_id, patient_key=(record.key or b"").decode(),
+            patient_id=event.patient_id, channel=event.channel, message=event.message,
+            requested_at=event.occurred_at,
+        )  # fmt: skip
+        sent: DeliveryRequested | DeliveryRequestedSealed = request
+        if sealing is not None:
+            sent = seal_delivery(request, sealing.key, sealing.wrapped)
+        value, kind = sent.to_json(), sent.type
+        envelope = CloudEvent(
+            id=delivery_id(request.message_id, request.attempt), type=kind, source=SOURCE,
+            subject=str(request.run_id), time=request.requested_at,
+        )  # fmt: skip
+        return _ready(self.topics.deliveries, record, kind, value, envelope)
 
     async def _send(self, part: Partition, batch: _Batch, ready: Sequence[_Ready]) -> None:
         for topic, key, kind, value, headers in ready:

@@ -34,12 +34,15 @@ class Outcome:
 async def process(
     state: RunState | None,
     command: Input,
-    channel: Channel,
+    channel: Channel | None,
     clock: Callable[[], datetime],
     before_delivery: BeforeDelivery | None = None,
     recent: Sequence[PatientEvent] = (),
 ) -> Outcome:
     """Decide, then deliver each requested message and record its outcome, until the run waits.
+
+    Without a `channel` (the delivery service sends), a requested message is where the run
+    waits: its outcome comes back later as a `RecordDelivery` command.
 
     Delivery happens before the transaction commits, so a crash re-delivers with the same
     message id: the channel's idempotency key makes that safe. `before_delivery` gets the
@@ -51,7 +54,7 @@ async def process(
     if isinstance(decision, Rejection):
         return Outcome(state=state, rejection=decision)
     outcome = Outcome(state=decision.state, events=list(decision))
-    while outcome.state is not None and not outcome.state.ended:
+    while channel is not None and outcome.state is not None and not outcome.state.ended:
         pending = outcome.state.pending_message
         if pending is None:
             break

@@ -74,6 +74,12 @@ class ExecutorSettings(ShreddingSettings):
         "accepted is matched against it",
     )  # fmt: skip
     channel: Literal["console"] = "console"
+    delivery: Literal["inline", "service"] = Field(
+        "inline",
+        description="`inline`: the executor prints each message on its console channel before "
+        "the step commits; `service`: it writes a delivery request beside the step's events and "
+        "the run waits until the delivery service reports the outcome",
+    )  # fmt: skip
     console_reveal_patient_data: bool = Field(
         False, description="print patient id and message text on the console channel"
     )

@@ -16,6 +16,8 @@ from typing import Any
 from journeys_contracts import commands as cmd
 from journeys_contracts import events as ev
 from journeys_contracts.definition import (
+    CHANNELS,
+    ChannelName,
     ConditionalNode,
     DelayNode,
     MessageNode,
@@ -358,6 +360,13 @@ def _lookback(out: _Emitter, node: WaitForEventNode) -> PatientEvent | None:
     return None
 
 
+def preferred_channel(context: dict[str, Any]) -> ChannelName | None:
+    """The channel the patient context prefers (`preferred_channel`, e.g. "sms"), if it names
+    one we have; anything else leaves the choice to the delivery service's default."""
+    wanted = context.get("preferred_channel")
+    return wanted if isinstance(wanted, str) and wanted in CHANNELS else None  # type: ignore[return-value]
+
+
 def _walk(out: _Emitter, node_id: str | None) -> None:
     """Enter nodes until the run must wait (a message to deliver, a delay, an event) or ends."""
     for _ in range(MAX_STEPS_PER_COMMAND):
@@ -369,8 +378,9 @@ def _walk(out: _Emitter, node_id: str | None) -> None:
         if isinstance(node, MessageNode):
             message_id = uuid.uuid5(out.run.run_id, f"message:{out.run.seq + 1}")
             out.emit(
-                ev.MessageRequested, node_id=node.id, message_id=message_id, message=node.message
-            )
+                ev.MessageRequested, node_id=node.id, message_id=message_id, message=node.message,
+                channel=node.channel or preferred_channel(out.run.patient_context),
+            )  # fmt: skip
             return
         if isinstance(node, DelayNode):
             timer_id = uuid.uuid5(out.run.run_id, f"timer:{out.run.seq + 1}")

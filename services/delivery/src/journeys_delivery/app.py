@@ -1,0 +1,214 @@
+"""The delivery service: reads delivery requests, sends each by its channel, and reports the
+outcome to the executor as a `RecordDelivery` command.
+
+At least once, by construction: a batch's offsets are committed only after every report of it
+is acked (acks=all). A crash in between sends the batch's messages again, with the same message
+ids, which every channel passes as the provider's idempotency key; the executor applies one
+report per message and rejects the repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from journeys_contracts.commands import RecordDelivery
+from journeys_contracts.deliveries import (
+    DeliveryRequested,
+    DeliveryRequestedSealed,
+    decode_delivery,
+)
+from journeys_contracts.envelope import CloudEvent
+from journeys_contracts.events import type_of
+from journeys_contracts.wire import UnknownRecordType
+from journeys_delivery.channels import Channel, Failed, Outcome, Sent
+from journeys_delivery.channels.console import ConsoleChannel
+from journeys_delivery.channels.webhook import WebhookChannel
+from journeys_delivery.metrics import MESSAGES, RECORDS, SEND_SECONDS
+from journeys_delivery.settings import DeliverySettings
+from journeys_runtime import kafka
+from journeys_runtime.dlq import (
+    DATA_KEY_FIELD,
+    STRIPPED_HEADER,
+    describe_validation_error,
+    dlq_headers,
+    without_data_key,
+)
+from journeys_runtime.keyring import DataKeys
+from journeys_runtime.logs import describe_error, log_unhandled
+from journeys_runtime.ops import OpsServer
+from journeys_runtime.sealing import from_wire, open_delivery
+from journeys_runtime.service import LoopService
+from journeys_runtime.topics import Topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/journeys/delivery"
+REPORT_TYPE = type_of(RecordDelivery)
+
+Send = tuple[str, bytes | None, bytes, list[tuple[str, bytes]], int | None]
+"""A record to produce: topic, key, value, headers, partition."""
+
+
+def channels_of(settings: DeliverySettings) -> dict[str, Channel]:
+    """The channels this deployment has configured; a message for another one fails, reported
+    with the reason, instead of going nowhere."""
+    channels: dict[str, Channel] = {"console": ConsoleChannel(settings.console_reveal_patient_data)}
+    if settings.webhook_url is not None and settings.webhook_secret is not None:
+        channels["webhook"] = WebhookChannel(
+            settings.webhook_url, settings.webhook_secret.get_secret_value(),
+            settings.webhook_timeout_seconds, settings.webhook_concurrency,
+        )  # fmt: skip
+    return channels
+
+
+def report_id(message_id: uuid.UUID, attempt: int) -> str:
+    """The `ce_id` of the report of one send: a repeat after a crash keeps it."""
+    return str(uuid.uuid5(message_id, f"outcome:{attempt}"))
+
+
+class DeliveryService(LoopService):
+    def __init__(
+        self, settings: DeliverySettings, channels: Mapping[str, Channel] | None = None
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix, settings.retention)
+        self.group_id = f"{settings.topic_prefix}{settings.group_id}"
+        self.channels = dict(channels) if channels is not None else channels_of(settings)
+        self.data_keys = DataKeys(settings.keyring)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
+
+    async def ready(self) -> dict[str, bool]:
+        consumer = self._consumer
+        return {
+            "kafka": consumer is not None and bool(consumer.assignment()),
+            "processing": self.looping,
+        }
+
+    async def _start(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(log_unhandled)
+        s = self.settings
+        await self.ops.start()
+        await ensure_topics(
+            s.kafka_bootstrap_servers, self.topics, s.partitions, create=s.create_topics
+        )
+        self._producer = kafka.producer(s.kafka_bootstrap_servers)
+        await self._producer.start()
+        self._consumer = kafka.consumer(
+            s.kafka_bootstrap_servers, self.group_id, max_poll_records=s.batch_max_records
+        )
+        self._consumer.subscribe([self.topics.deliveries])
+        await self._consumer.start()
+        self._loop_task = asyncio.create_task(self._run())
+
+    async def _close(self) -> None:
+        for closing in (self._consumer, self._producer):
+            if closing is not None:
+                await closing.stop()
+        for channel in self.channels.values():
+            await channel.close()
+        await self.ops.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            batch = await self._consumer.getmany(
+                timeout_ms=self.settings.poll_timeout_ms,
+                max_records=self.settings.batch_max_records,
+            )
+            if batch:
+                await self._handle_batch(batch)
+
+    async def _handle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Send every request of the batch (concurrently, each channel within its own limit),
+        then produce the reports, wait for their acks, and only then commit the offsets."""
+        assert self._consumer is not None
+        assert self._producer is not None
+        records = [r for rs in batch.values() for r in rs]
+        answers = await asyncio.gather(*(self._handle(r) for r in records))
+        futures = [
+            await self._producer.send(topic, value, key=key, headers=headers, partition=partition)
+            for sends in answers
+            for topic, key, value, headers, partition in sends
+        ]
+        await asyncio.gather(*futures)
+        await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+
+    async def _handle(self, record: ConsumerRecord) -> list[Send]:
+        try:
+            request = decode_delivery(record.value or b"")
+        except UnknownRecordType as exc:
+            # Written by a newer executor: skipped and counted, never dead-lettered.
+            RECORDS.labels(outcome="unknown_type").inc()
+            log.warning("delivery request of an unknown type", extra={"type": exc.record_type})
+            return []
+        except (ValidationError, ValueError) as exc:
+            return [self._dead_letter(record, "decode", describe_validation_error(exc))]
+        if isinstance(request, DeliveryRequestedSealed):
+            try:
+                key = self.data_keys.open(request.patient_key, from_wire(request.data_key))
+                request = open_delivery(request, key)
+            except Exception as exc:  # poison: a key or a field that does not open
+                return [self._dead_letter(record, "unseal", describe_error(exc))]
+        RECORDS.labels(outcome="handled").inc()
+        name, outcome = await self._send(request)
+        return [self._report(record, request, name, outcome)]
+
+    async def _send(self, request: DeliveryRequested) -> tuple[str, Outcome]:
+        name = request.channel or self.settings.default_channel
+        channel = self.channels.get(name)
+        if channel is None:
+            outcome: Outcome = Failed(reason=f"channel {name} is not configured", permanent=True)
+        else:
+            started = time.perf_counter()
+            try:
+                outcome = await channel.send(request)
+            except Exception as exc:  # a channel should answer, not raise
+                # Only the type: the error's text may quote the patient or the message.
+                log.warning("channel raised", extra={"channel": name, "error": type(exc).__name__})
+                outcome = Failed(reason=f"channel error: {type(exc).__name__}", permanent=False)
+            SEND_SECONDS.labels(channel=name).observe(time.perf_counter() - started)
+        MESSAGES.labels(
+            channel=name, outcome="sent" if isinstance(outcome, Sent) else "failed"
+        ).inc()
+        return name, outcome
+
+    def _report(
+        self, record: ConsumerRecord, request: DeliveryRequested, channel: str, outcome: Outcome
+    ) -> Send:
+        now = datetime.now(UTC)
+        command = RecordDelivery(
+            run_id=request.run_id, message_id=request.message_id, channel=channel,
+            delivered=isinstance(outcome, Sent),
+            reason=outcome.reason if isinstance(outcome, Failed) else None, at=now,
+        )  # fmt: skip
+        envelope = CloudEvent(
+            id=report_id(request.message_id, request.attempt), type=REPORT_TYPE, source=SOURCE,
+            subject=str(request.run_id), time=now,
+        )  # fmt: skip
+        # The commands partition numbered like the request's: the executor task of the run.
+        return (self.topics.commands, record.key, command.to_json(), envelope.headers(),
+                record.partition)  # fmt: skip
+
+    def _dead_letter(self, record: ConsumerRecord, stage: str, error: str) -> Send:
+        RECORDS.labels(outcome="dead_lettered").inc()
+        headers = dlq_headers(
+            list(record.headers or []), topic=record.topic, partition=record.partition,
+            offset=record.offset, stage=stage, error=error,
+        )  # fmt: skip
+        value, stripped = without_data_key(record.value)
+        if stripped:
+            headers.append((STRIPPED_HEADER, DATA_KEY_FIELD.encode()))
+        # The dead-letter topic is not co-partitioned: its partitioner spreads by key.
+        return self.topics.dlq, record.key, value or b"", headers, None

@@ -1,0 +1,22 @@
+"""Prometheus metrics of the delivery service; labels are channels and outcomes, never ids."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES = Counter(
+    "journeys_delivery_messages_total",
+    "Delivery requests handled, by channel and outcome (sent, failed)",
+    ["channel", "outcome"],
+)
+SEND_SECONDS = Histogram(
+    "journeys_delivery_send_seconds",
+    "Time to hand one message to its provider and get its answer",
+    ["channel"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RECORDS = Counter(
+    "journeys_delivery_records_total",
+    "Records read from the deliveries topic, by what became of them",
+    ["outcome"],
+)

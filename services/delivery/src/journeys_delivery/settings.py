@@ -1,0 +1,56 @@
+"""Delivery service settings (env prefix `DELIVERY_`)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from journeys_contracts.definition import ChannelName
+from journeys_runtime.settings import ShreddingSettings
+
+
+class DeliverySettings(ShreddingSettings):
+    """The delivery service holds the key-encryption keys: a sealed run's delivery request
+    carries the patient's data key wrapped, and the message must be opened to be sent."""
+
+    model_config = SettingsConfigDict(env_prefix="DELIVERY_", extra="ignore", frozen=True)
+
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(8005, ge=0, le=65535)
+    group_id: str = Field("journeys-delivery", description="consumer group, after the prefix")
+    batch_max_records: int = Field(500, ge=1, le=10_000, description="requests read at once")
+    poll_timeout_ms: int = Field(100, ge=1, le=5_000)
+    default_channel: ChannelName = Field(
+        "console", description="the channel of a message whose node and patient name none"
+    )
+    console_reveal_patient_data: bool = Field(
+        False, description="print patient id and message text on the console channel"
+    )
+    webhook_url: str | None = Field(
+        None, description="the messaging gateway the webhook channel POSTs each message to"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="the Standard Webhooks signing secret (`whsec_` + base64), shared "
+        "with the gateway; a file of the Secret in Kubernetes",
+    )  # fmt: skip
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="longest wait for the gateway's answer to one message"
+    )
+    webhook_concurrency: int = Field(
+        64, ge=1, le=1024, description="messages in flight to the gateway at once"
+    )
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> DeliverySettings:
+        if (self.webhook_url is None) != (self.webhook_secret is None):
+            raise ValueError(
+                "DELIVERY_WEBHOOK_URL and DELIVERY_WEBHOOK_SECRET are set together or not at all"
+            )
+        return self
+
+
+@cache
+def get_settings() -> DeliverySettings:
+    return DeliverySettings()
