@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "journeys_executor": {(), ("wait-for-setup",)},
     "journeys_scheduler": {(), ("migrate",), ("wait-for-setup",)},
     "journeys_projector": {(), ("migrate",), ("wait-for-setup",)},
+    "journeys_delivery": {(), ("wait-for-setup",)},
     "journeys_runtime": {("topics", "apply"), ("topics", "verify")},
 }
 

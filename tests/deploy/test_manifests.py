@@ -12,7 +12,7 @@ from journeys_runtime.settings import CommonSettings
 from tests.deploy.conftest import OVERLAYS, Doc, Rendered
 
 PROJECT = "patient-journeys"
-SERVICES = ("api", "executor", "scheduler", "projector")
+SERVICES = ("api", "executor", "scheduler", "projector", "delivery")
 # The oldest Kubernetes minor still in support when this was written, and the newest known.
 KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
 # Kinds no schema ships for; tests/deploy/test_topics.py checks KafkaTopic field by field.

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 
 from journeys_api.ingest.settings import IngestSettings
 from journeys_api.settings import ApiSettings
+from journeys_delivery.settings import DeliverySettings
 from journeys_executor.settings import ExecutorSettings
 from journeys_projector.settings import ProjectorSettings
 from journeys_runtime.settings import SECRETS_DIR_VARIABLE, TopicSettings
@@ -24,6 +25,8 @@ UNSET = {
     "PROJECTOR_GROUP_ID": "unset means `<JOURNEYS_TOPIC_PREFIX>journeys-projector`",
     "API_AUTH_DEV_KEY": "a development key with every scope, refused in production",
     "API_WEBHOOK_SOURCES": "holds webhook secrets: a file of the Secret, once webhooks are used",
+    "DELIVERY_WEBHOOK_URL": "set with DELIVERY_WEBHOOK_SECRET, once a gateway is used",
+    "DELIVERY_WEBHOOK_SECRET": "a file of the Secret, once a gateway is used",
 }
 SETTINGS: dict[str, type[BaseSettings]] = {
     "journeys_api": ApiSettings,
@@ -31,6 +34,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "journeys_executor": ExecutorSettings,
     "journeys_scheduler": SchedulerSettings,
     "journeys_projector": ProjectorSettings,
+    "journeys_delivery": DeliverySettings,
     "journeys_runtime": TopicSettings,
 }
 # Stand-ins for the values the Secret holds, shaped as production requires, where an overlay
@@ -42,7 +46,7 @@ SECRET_VALUES = {
 }
 KEKS = "JOURNEYS_SHREDDING_KEKS"
 # The only programs that wrap or unwrap patients' data keys (the ingest is the API's code).
-KEK_READERS = {"journeys_api", "journeys_api.ingest", "journeys_executor"}
+KEK_READERS = {"journeys_api", "journeys_api.ingest", "journeys_executor", "journeys_delivery"}
 
 
 def variables(cls: type[BaseSettings]) -> set[str]:
@@ -148,7 +152,7 @@ def test_config_map_holds_no_unknown_setting(name: str, overlays: dict[str, Rend
 def test_only_the_api_and_the_executor_see_the_key_encryption_keys(
     name: str, overlays: dict[str, Rendered]
 ) -> None:
-    """Whoever holds the KEKs can open every patient's sealed data: two programs, no more."""
+    """Whoever holds the KEKs can open every patient's sealed data: these programs, no more."""
     seen = set()
     for workload in overlays[name].workloads():
         pod = workload["spec"]["template"]["spec"]

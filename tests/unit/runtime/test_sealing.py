@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from journeys_contracts import schemas
 from journeys_contracts.commands import CancelRun, StartRun
+from journeys_contracts.deliveries import DeliveryRequested
 from journeys_contracts.events import (
     EVENT_TYPES,
     ConditionEvaluated,
@@ -48,11 +49,13 @@ from journeys_runtime.keyring import DEV_KEK_ID, DEV_KEKS, Keyring
 from journeys_runtime.sealing import (
     from_wire,
     open_cancel_run,
+    open_delivery,
     open_event,
     open_fields,
     open_start_run,
     open_value,
     seal_cancel_run,
+    seal_delivery,
     seal_event,
     seal_fields,
     seal_start_run,
@@ -125,7 +128,8 @@ def wire(record: Any) -> dict[str, Any]:
 
 
 def schema_of(type_name: str) -> Draft202012Validator:
-    kind = "commands" if ".command." in type_name else "events"
+    kind = ("commands" if ".command." in type_name
+            else "deliveries" if ".delivery." in type_name else "events")  # fmt: skip
     path = schemas.SCHEMAS_DIR / kind / f"{type_name}.json"
     return Draft202012Validator(json.loads(path.read_text()))
 
@@ -275,6 +279,27 @@ def test_cancel_run_opens_from_its_sealed_twin(reason: str | None) -> None:
     assert (data["reason"] is None) == (reason is None)
     assert reason is None or (is_sealed(data["reason"]) and reason.encode() not in sealed.to_json())
     assert open_cancel_run(sealed, KEY) == command
+
+
+@given(patient_id=texts, message=texts.filter(bool), channel=st.sampled_from([None, "webhook"]))
+def test_a_delivery_request_opens_from_its_sealed_twin_with_its_wrapped_key(
+    patient_id: str, message: str, channel: Any
+) -> None:
+    request = DeliveryRequested(
+        message_id=MESSAGE, run_id=RUN, journey_id=JOURNEY, node_id="hello", patient_key=PATIENT,
+        patient_id=patient_id, channel=channel, message=message, attempt=2, requested_at=T0,
+    )  # fmt: skip
+    wrapped = to_wire(KEYRING.wrap(PATIENT, KEY))
+
+    sealed = seal_delivery(request, KEY, wrapped)
+    data = wire(sealed)
+
+    assert sealed.type == "journeys.delivery.requested.v2"
+    assert list(schema_of(sealed.type).iter_errors(data)) == []
+    assert is_sealed(data["patientId"])
+    assert is_sealed(data["message"])
+    carried = KEYRING.unwrap(sealed.patient_key, from_wire(sealed.data_key))
+    assert open_delivery(sealed, carried) == request
 
 
 def test_a_sealed_value_opens_only_for_its_field_and_patient() -> None:

@@ -1,4 +1,5 @@
-"""The four services as the local stack runs them: commands, environment, ready URLs; and the
+"""The four services as the local stack runs them: commands, environment, ready URLs; the
+delivery service, when the executor leaves sending to it (`EXECUTOR_DELIVERY=service`); and the
 ingest of other teams' topics, only when `INGEST_SOURCES` names one."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Ports:
     scheduler: int = 8002
     projector: int = 8003
     ingest: int = 8004
+    delivery: int = 8005
 
 
 # The same entry points the container image runs (`python -m journeys_<service>`).
@@ -30,6 +32,12 @@ SERVICE_MODULES = {
 }
 # Started only when configured: with no topics to read it has nothing to do.
 INGEST_MODULE = "journeys_api.ingest"
+DELIVERY_MODULE = "journeys_delivery"
+
+
+def delivery_configured(env: dict[str, str]) -> bool:
+    """Whether the executor writes delivery requests, which then need the delivery service."""
+    return env.get("EXECUTOR_DELIVERY", "").strip().lower() == "service"
 
 
 def ingest_configured(env: dict[str, str]) -> bool:
@@ -59,6 +67,13 @@ def service_processes(
         "api": ports.api,
     }
     modules = dict(SERVICE_MODULES)
+    if delivery_configured({**os.environ, **common_env}):
+        # Before the API: a message requested right after the API answers ready is sent.
+        modules = {"projector": modules["projector"], "scheduler": modules["scheduler"],
+                   "executor": modules["executor"], "delivery": DELIVERY_MODULE,
+                   "api": modules["api"]}  # fmt: skip
+        env["delivery"] = {"DELIVERY_OPS_PORT": str(ports.delivery)}
+        ready["delivery"] = ports.delivery
     if ingest_configured({**os.environ, **common_env}):
         modules["ingest"] = INGEST_MODULE
         env["ingest"] = {"INGEST_OPS_PORT": str(ports.ingest)}

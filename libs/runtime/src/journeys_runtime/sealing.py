@@ -110,6 +110,7 @@ def seal_delivery(
 def open_delivery(request: DeliveryRequestedSealed, key: DataKey) -> DeliveryRequested:
     data = open_fields(request.model_dump(mode="json", by_alias=True), key)
     del data["dataKey"]
+    data["patientKey"] = request.patient_key  # a field of the clear request too
     return DeliveryRequested.model_validate(data)
 
 

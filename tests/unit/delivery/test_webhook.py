@@ -1,0 +1,42 @@
+"""What a gateway's answer means: 2xx sent; 408, 429 and 5xx worth another try; any other 4xx
+final, since the same request would be refused again."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from uuid import UUID
+
+import pytest
+
+from journeys_contracts.deliveries import DeliveryRequested
+from journeys_delivery.channels import Failed, Sent
+from journeys_delivery.channels.webhook import body, outcome_of
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
+def test_a_2xx_is_sent(status: int) -> None:
+    assert outcome_of(status) == Sent()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_a_timeout_a_throttle_or_a_server_error_is_worth_another_try(status: int) -> None:
+    assert outcome_of(status) == Failed(reason=f"gateway answered {status}", permanent=False)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 413, 422])
+def test_another_4xx_is_final(status: int) -> None:
+    assert outcome_of(status) == Failed(reason=f"gateway answered {status}", permanent=True)
+
+
+def test_the_body_names_the_message_by_the_id_the_gateway_dedups_on() -> None:
+    request = DeliveryRequested(
+        message_id=UUID(int=7), run_id=UUID(int=1), journey_id=UUID(int=2), node_id="hello",
+        patient_key="a" * 64, patient_id="p-1", message="Hola", attempt=1,
+        requested_at=datetime(2026, 12, 4, 8, 0, tzinfo=UTC),
+    )  # fmt: skip
+    sent = json.loads(body(request))
+    assert sent["type"] == "journeys.message.v1"
+    assert sent["timestamp"] == "2026-12-04T08:00:00Z"
+    assert sent["data"]["messageId"] == str(UUID(int=7))
+    assert (sent["data"]["patientId"], sent["data"]["message"]) == ("p-1", "Hola")
