@@ -1,12 +1,12 @@
 """Writes the recorded payloads of the sealed (`.v2`) types from their recorded `.v1` twins.
 
 `python -m tests.contract.record_sealed` seals each recorded `.v1` run event, `start_run.v1`,
-`cancel_run.v1` and `record_patient_event.v1` with the real sealing functions, as the executor
-and the API do, and writes the `.v2` record a producer would write next to it. It never
-overwrites a file: recorded payloads are frozen once written. Everything is sealed for the
-patient key of `patient-123` under the development patient-key secret, with one data key,
-wrapped under the public development KEK in `journeys.command.start_run.v2.json`; a later run
-reuses that data key, so every recorded `.v2` record opens with the same key.
+`cancel_run.v1`, `record_patient_event.v1` and `delivery.requested.v1` with the real sealing
+functions, as the executor and the API do, and writes the `.v2` record a producer would write
+next to it. It never overwrites a file: recorded payloads are frozen once written. Everything
+is sealed for the patient key of `patient-123` under the development patient-key secret, with
+one data key, wrapped under the public development KEK in `journeys.command.start_run.v2.json`;
+a later run reuses that data key, so every recorded `.v2` record opens with the same key.
 `test_recorded.py` opens them back and compares them with their `.v1` twins.
 """
 
@@ -23,6 +23,7 @@ from journeys_contracts.commands import (
     StartRunSealed,
     decode_command,
 )
+from journeys_contracts.deliveries import DeliveryRequested, decode_delivery
 from journeys_contracts.events import EVENT_TYPES, PatientErased, decode_event, type_of
 from journeys_contracts.keys import patient_key
 from journeys_contracts.sealed import sealed_type
@@ -31,9 +32,11 @@ from journeys_runtime.keyring import DEV_KEK_ID, DEV_KEKS, Keyring
 from journeys_runtime.sealing import (
     from_wire,
     seal_cancel_run,
+    seal_delivery,
     seal_event,
     seal_fields,
     seal_start_run,
+    to_wire,
 )
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
 from journeys_runtime.shredding import DataKey, WrappedKey
@@ -75,6 +78,9 @@ def sealed_records(key: DataKey) -> dict[str, WireModel]:
     records["journeys.command.start_run.v2"] = seal_start_run(start, key, wrapped, PATIENT_KEY)
     records["journeys.command.cancel_run.v2"] = seal_cancel_run(cancel, key, PATIENT_KEY)
     records["journeys.command.record_patient_event.v2"] = seal_patient_event(key, wrapped)
+    request = decode_delivery(recorded_bytes("journeys.delivery.requested.v1"))
+    assert isinstance(request, DeliveryRequested)
+    records["journeys.delivery.requested.v2"] = seal_delivery(request, key, to_wire(wrapped))
     return records
 
 

@@ -24,6 +24,7 @@ from journeys_contracts.commands import (
     StartRunSealed,
     decode_command,
 )
+from journeys_contracts.deliveries import DELIVERY_TYPES, DeliveryRequestedSealed, decode_delivery
 from journeys_contracts.events import EVENT_TYPES, decode_event, type_of
 from journeys_contracts.events_sealed import SEALED_EVENT_TYPES, decode_sealed_event
 from journeys_contracts.journeys import decode_journey
@@ -31,6 +32,7 @@ from journeys_contracts.sealed import SEALED_FIELDS, clear_type
 from journeys_runtime.sealing import (
     from_wire,
     open_cancel_run,
+    open_delivery,
     open_event,
     open_fields,
     open_start_run,
@@ -45,10 +47,11 @@ DECODERS: dict[str, Callable[[bytes], BaseModel]] = {
     "events": decode_event,
     "commands": decode_command,
     "journeys": decode_journey,
+    "deliveries": decode_delivery,
 }
 SEALED_EVENTS = {type_of(m) for m in SEALED_EVENT_TYPES}
 SEALED_COMMANDS = {type_of(StartRunSealed), type_of(CancelRunSealed),
-                   type_of(RecordPatientEventSealed)}  # fmt: skip
+                   type_of(RecordPatientEventSealed), type_of(DeliveryRequestedSealed)}  # fmt: skip
 SEALED_FILES = [f for f in FILES if f.removesuffix(".json") in SEALED_EVENTS | SEALED_COMMANDS]
 
 
@@ -77,7 +80,8 @@ def recorded(name: str) -> tuple[str, bytes, dict[str, Any]]:
 
 
 def test_every_event_and_command_type_has_a_recorded_payload() -> None:
-    types = {type_of(m) for m in (*EVENT_TYPES, *SEALED_EVENT_TYPES, *COMMAND_TYPES)}
+    types = {type_of(m) for m in (*EVENT_TYPES, *SEALED_EVENT_TYPES, *COMMAND_TYPES,
+                                  *DELIVERY_TYPES)}  # fmt: skip
     assert types <= {f.removesuffix(".json") for f in FILES}
 
 
@@ -139,6 +143,8 @@ def test_sealed_payload_opens_to_its_recorded_clear_twin(name: str) -> None:
         opened: BaseModel = open_start_run(decoded, key)
     elif isinstance(decoded, CancelRunSealed):
         opened = open_cancel_run(decoded, key)
+    elif isinstance(decoded, DeliveryRequestedSealed):
+        opened = open_delivery(decoded, key)
     elif isinstance(decoded, RecordPatientEventSealed):
         # As the executor opens it: the clear command names its patient key too.
         clear = open_fields(decoded.model_dump(mode="json", by_alias=True), key)
