@@ -218,3 +218,36 @@ async def test_poison_is_dead_lettered_a_newer_type_skipped_and_an_unknown_chann
     assert poison.value == b"{not json"
     assert header(poison.headers, "dlq_stage") == "decode"
     assert gateway.attempts == {}
+
+
+async def test_a_hanging_gateway_holds_back_only_its_own_messages(
+    kafka_bootstrap: str, topics: Topics, gateway: WebhookGateway
+) -> None:
+    """One patient, so both requests share a partition: the console message read after the
+    webhook one is reported while the gateway still hangs on the first, which is given up after
+    `DELIVERY_WEBHOOK_TIMEOUT_SECONDS` (2 s here)."""
+    gateway.hang_seconds = 4
+    key = patient_key(SECRET, "patient-hang")
+    slow, fast = uuid.uuid4(), uuid.uuid4()
+
+    def request(run_id: uuid.UUID, channel: Any) -> tuple[str, bytes, bytes, CloudEvent]:
+        r = DeliveryRequested(
+            message_id=uuid.uuid4(), run_id=run_id, journey_id=uuid.uuid4(), node_id="n",
+            patient_key=key, patient_id="patient-hang", channel=channel, message=TEXT,
+            requested_at=datetime.now(UTC),
+        )  # fmt: skip
+        envelope = CloudEvent(id=str(uuid.uuid4()), type=r.type, source="/tests",
+                              subject=str(run_id), time=datetime.now(UTC))  # fmt: skip
+        return topics.deliveries, key.encode(), r.to_json(), envelope
+
+    await send(kafka_bootstrap, [request(slow, "webhook"), request(fast, "console")])
+    async with delivering(kafka_bootstrap, topics, gateway):
+        early = await _read(kafka_bootstrap, topics.commands, 1, {str(slow), str(fast)},
+                            within=3)  # fmt: skip
+        late = await _read(kafka_bootstrap, topics.commands, 2, {str(slow), str(fast)},
+                           within=20)  # fmt: skip
+    assert [header(r.headers, "ce_subject") for r in early] == [str(fast)]
+    reports = {header(r.headers, "ce_subject"): decode_command(r.value) for r in late}
+    assert reports[str(fast)].delivered is True  # type: ignore[union-attr]
+    assert reports[str(slow)].delivered is False  # type: ignore[union-attr]
+    assert reports[str(slow)].reason == "gateway timed out"  # type: ignore[union-attr]

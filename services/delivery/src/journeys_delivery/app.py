@@ -1,15 +1,17 @@
 """The delivery service: reads delivery requests, sends each by its channel, and reports the
 outcome to the executor as a `RecordDelivery` command.
 
-At least once, by construction: a batch's offsets are committed only after every report of it
-is acked (acks=all). A crash in between sends the batch's messages again, with the same message
-ids, which every channel passes as the provider's idempotency key; the executor applies one
-report per message and rejects the repeats.
+Each message is sent and reported on its own, so one slow or hanging provider holds back only
+its own messages. At least once, by construction: a partition's offset is committed only past
+messages whose reports are acked (acks=all). A crash before that sends them again, with the
+same message ids, which every channel passes as the provider's idempotency key; the executor
+applies one report per message and rejects the repeats.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
@@ -33,6 +36,7 @@ from journeys_delivery.channels import Channel, Failed, Outcome, Sent
 from journeys_delivery.channels.console import ConsoleChannel
 from journeys_delivery.channels.webhook import WebhookChannel
 from journeys_delivery.metrics import MESSAGES, RECORDS, SEND_SECONDS
+from journeys_delivery.offsets import PartitionOffsets
 from journeys_delivery.settings import DeliverySettings
 from journeys_runtime import kafka
 from journeys_runtime.dlq import (
@@ -46,7 +50,7 @@ from journeys_runtime.keyring import DataKeys
 from journeys_runtime.logs import describe_error, log_unhandled
 from journeys_runtime.ops import OpsServer
 from journeys_runtime.sealing import from_wire, open_delivery
-from journeys_runtime.service import LoopService
+from journeys_runtime.service import STOP_GRACE_SECONDS, LoopService
 from journeys_runtime.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -75,7 +79,7 @@ def report_id(message_id: uuid.UUID, attempt: int) -> str:
     return str(uuid.uuid5(message_id, f"outcome:{attempt}"))
 
 
-class DeliveryService(LoopService):
+class DeliveryService(LoopService, ConsumerRebalanceListener):
     def __init__(
         self, settings: DeliverySettings, channels: Mapping[str, Channel] | None = None
     ) -> None:
@@ -87,6 +91,11 @@ class DeliveryService(LoopService):
         self.data_keys = DataKeys(settings.keyring)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        self._broken: BaseException | None = None
+        """A report that could not be produced: the loop fails on it, and the process restarts."""
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
 
     async def ready(self) -> dict[str, bool]:
@@ -108,11 +117,14 @@ class DeliveryService(LoopService):
         self._consumer = kafka.consumer(
             s.kafka_bootstrap_servers, self.group_id, max_poll_records=s.batch_max_records
         )
-        self._consumer.subscribe([self.topics.deliveries])
+        self._consumer.subscribe([self.topics.deliveries], listener=self)
         await self._consumer.start()
         self._loop_task = asyncio.create_task(self._run())
 
     async def _close(self) -> None:
+        if self._consumer is not None and self._offsets:
+            with contextlib.suppress(Exception):  # a commit that fails now is redone on restart
+                await self._finish(set(self._offsets), STOP_GRACE_SECONDS)
         for closing in (self._consumer, self._producer):
             if closing is not None:
                 await closing.stop()
@@ -127,23 +139,78 @@ class DeliveryService(LoopService):
                 timeout_ms=self.settings.poll_timeout_ms,
                 max_records=self.settings.batch_max_records,
             )
-            if batch:
-                await self._handle_batch(batch)
+            for tp, records in batch.items():
+                offsets = self._offsets.setdefault(tp, PartitionOffsets())
+                for record in records:
+                    offsets.started(record.offset)
+                    task = asyncio.create_task(self._complete(tp, record))
+                    self._tasks.setdefault(tp, set()).add(task)
+                    task.add_done_callback(self._tasks[tp].discard)
+                if offsets.in_flight >= self.settings.max_in_flight_per_partition:
+                    self._consumer.pause(tp)
+            await self._commit()
 
-    async def _handle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Send every request of the batch (concurrently, each channel within its own limit),
-        then produce the reports, wait for their acks, and only then commit the offsets."""
-        assert self._consumer is not None
+    async def _complete(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        """Send one message and produce its report; the offset counts as finished once the
+        report is acked. A Kafka error leaves it unfinished: the partition stops committing
+        and the loop fails, so the process restarts and sends the message again."""
         assert self._producer is not None
-        records = [r for rs in batch.values() for r in rs]
-        answers = await asyncio.gather(*(self._handle(r) for r in records))
-        futures = [
-            await self._producer.send(topic, value, key=key, headers=headers, partition=partition)
-            for sends in answers
-            for topic, key, value, headers, partition in sends
-        ]
-        await asyncio.gather(*futures)
-        await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+        try:
+            sends = await self._handle(record)
+            acks = [await self._producer.send(topic, value, key=key, headers=headers,
+                                              partition=partition)
+                    for topic, key, value, headers, partition in sends]  # fmt: skip
+            await asyncio.gather(*acks)
+        except Exception as exc:
+            log.error("report not sent", extra={"error": describe_error(exc)})
+            self._broken = self._broken or exc
+            return
+        offsets = self._offsets.get(tp)
+        if offsets is not None:  # else revoked meanwhile: the next owner sends it again
+            offsets.finished(record.offset)
+
+    async def _commit(self, only: set[TopicPartition] | None = None) -> None:
+        """Commit, for each partition, the offsets every earlier record of which is finished;
+        resume a partition paused for too many messages in flight once it has room again."""
+        assert self._consumer is not None
+        if self._broken is not None:
+            raise self._broken
+        assigned = self._consumer.assignment()
+        due: dict[TopicPartition, int] = {}
+        for tp, offsets in self._offsets.items():
+            if only is not None and tp not in only:
+                continue
+            position = offsets.committable()
+            if position is not None and position != self._committed.get(tp):
+                due[tp] = position
+            if tp in assigned and offsets.in_flight < self.settings.max_in_flight_per_partition:
+                self._consumer.resume(tp)
+        if due:
+            await self._consumer.commit(due)
+            self._committed.update(due)
+
+    async def _finish(self, partitions: set[TopicPartition], grace: float) -> None:
+        """Let the messages of `partitions` in flight finish (bounded), commit what did, and
+        forget the partitions: revoked, or the service is stopping."""
+        tasks = {t for tp in partitions for t in self._tasks.get(tp, ())}
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        try:
+            await self._commit(only=partitions)
+        finally:
+            for tp in partitions:
+                for task in self._tasks.pop(tp, set()):
+                    task.cancel()  # not acked: the next owner sends it again, same message id
+                self._offsets.pop(tp, None)
+                self._committed.pop(tp, None)
+
+    # Rebalance listener: awaited by the consumer before the partitions move.
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._finish(set(revoked), self.settings.revoke_grace_seconds)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
 
     async def _handle(self, record: ConsumerRecord) -> list[Send]:
         try:

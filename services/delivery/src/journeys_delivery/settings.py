@@ -22,6 +22,14 @@ class DeliverySettings(ShreddingSettings):
     group_id: str = Field("journeys-delivery", description="consumer group, after the prefix")
     batch_max_records: int = Field(500, ge=1, le=10_000, description="requests read at once")
     poll_timeout_ms: int = Field(100, ge=1, le=5_000)
+    max_in_flight_per_partition: int = Field(
+        1000, ge=1, le=100_000, description="messages of one partition being sent at once; "
+        "reading the partition pauses above it",
+    )  # fmt: skip
+    revoke_grace_seconds: float = Field(
+        15.0, gt=0, le=120, description="how long a partition taken away waits for its messages "
+        "in flight to finish before the next owner sends them again",
+    )  # fmt: skip
     default_channel: ChannelName = Field(
         "console", description="the channel of a message whose node and patient name none"
     )
