@@ -4,11 +4,15 @@ default (console), and the run's timeline shows who sent what."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
+from journeys_contracts.envelope import header
 from tests.e2e.conftest import Stack, api_client, running_stack
 from tests.e2e.helpers import (
     assert_gapless,
@@ -18,6 +22,7 @@ from tests.e2e.helpers import (
     types,
     wait_for_status,
 )
+from tests.integration.executor.test_executor import _read
 from tests.providers.webhook import WebhookGateway
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +41,10 @@ JOURNEY = {
 }  # fmt: skip
 
 
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[WebhookGateway]:
     with WebhookGateway() as running:
@@ -50,14 +59,24 @@ def delivering_stack(
     gateway: WebhookGateway,
 ) -> Iterator[Stack]:
     env = {"EXECUTOR_DELIVERY": "service", "DELIVERY_WEBHOOK_URL": gateway.url,
-           "DELIVERY_WEBHOOK_SECRET": gateway.secret}  # fmt: skip
+           "DELIVERY_WEBHOOK_SECRET": gateway.secret, "DELIVERY_RETRY_INITIAL_SECONDS": "0.2",
+           "DELIVERY_WEBHOOK_MAX_ATTEMPTS": "3"}  # fmt: skip
     with running_stack(kafka_bootstrap, admin_database_url, tmp_path_factory, env) as running:
         yield running
 
 
+@pytest.fixture
+def fresh(gateway: WebhookGateway) -> Iterator[WebhookGateway]:
+    """The module's gateway, healthy, for one test."""
+    gateway.status, gateway.failures_left, gateway.retry_after = 200, 0, None
+    yield gateway
+    gateway.status, gateway.failures_left, gateway.retry_after = 200, 0, None
+
+
 async def test_a_journey_sends_through_the_delivery_service(
-    delivering_stack: Stack, gateway: WebhookGateway
+    delivering_stack: Stack, fresh: WebhookGateway
 ) -> None:
+    gateway = fresh
     assert "delivery" in delivering_stack.supervisor.services
     client: httpx.AsyncClient
     async with api_client(delivering_stack) as client:
@@ -83,3 +102,80 @@ async def test_a_journey_sends_through_the_delivery_service(
     assert {m["patientId"] for m in ours} == {"patient-knee-1"}
     assert gateway.refused == []
     assert all(gateway.attempts[m["messageId"]] == 1 for m in ours)
+
+
+ONE_MESSAGE = {
+    "name": "One webhook message",
+    "start_node_id": "hello",
+    "nodes": [
+        {"id": "hello", "type": "MESSAGE", "message": "Your appointment is tomorrow.",
+         "channel": "webhook", "next_node_id": None, "on_failure_next_node_id": "fallback"},
+        {"id": "fallback", "type": "MESSAGE", "message": "Please call the clinic.",
+         "channel": "console"},
+    ],
+}  # fmt: skip
+
+
+async def run_once(stack: Stack, patient: str) -> tuple[str, list[dict[str, Any]]]:
+    async with api_client(stack) as client:
+        journey_id = await create_journey(client, ONE_MESSAGE)
+        run_id = await trigger(client, journey_id, {"id": patient})
+        await wait_for_status(client, run_id, {"completed"}, within=60)
+        return run_id, await timeline(client, run_id)
+
+
+async def test_a_provider_down_for_two_attempts_gets_the_message_once_on_the_third(
+    delivering_stack: Stack, fresh: WebhookGateway
+) -> None:
+    fresh.failures_left, fresh.retry_after = 2, "1"
+    run_id, events = await run_once(delivering_stack, "patient-retry-1")
+
+    assert_gapless(events)
+    assert types(events) == [
+        "run.started", "node.entered",
+        "message.requested", "message.retrying",
+        "message.requested", "message.retrying",
+        "message.requested", "message.sent",
+        "run.completed",
+    ]  # fmt: skip
+    retrying = [e["data"] for e in events if e["type"].endswith("message.retrying.v1")]
+    assert [(r["attempt"], r["reason"]) for r in retrying] == [
+        (1, "gateway answered 503"), (2, "gateway answered 503")
+    ]  # fmt: skip
+    # Never sooner than the provider's Retry-After: 1 s.
+    for r, e in zip(retrying, [e for e in events if e["type"].endswith("retrying.v1")],
+                    strict=True):  # fmt: skip
+        assert _at(r["dueAt"]) - _at(e["occurredAt"]) >= timedelta(seconds=1)
+    message_id = retrying[0]["messageId"]
+    assert fresh.attempts[message_id] == 3
+    assert fresh.wait_for(1)[message_id]["data"]["runId"] == run_id
+    sent = [e["data"] for e in events if e["type"].endswith("message.sent.v1")]
+    assert sent == [{**sent[0], "attempt": 3}]
+
+
+async def test_a_message_given_up_takes_the_failure_branch_and_is_parked(
+    delivering_stack: Stack, fresh: WebhookGateway
+) -> None:
+    fresh.status = 410
+    run_id, events = await run_once(delivering_stack, "patient-gone-1")
+
+    assert types(events) == [
+        "run.started", "node.entered", "message.requested", "message.failed",
+        "node.entered", "message.requested", "message.sent", "run.completed",
+    ]  # fmt: skip
+    failed = next(e["data"] for e in events if e["type"].endswith("message.failed.v1"))
+    assert (failed["reason"], failed["nodeId"]) == ("gateway answered 410", "hello")
+    assert next(e["data"] for e in events if e["type"].endswith("message.sent.v1"))[
+        "channel"] == "console"  # fmt: skip
+    (parked,) = await _read(delivering_stack.kafka_bootstrap, delivering_stack.topics.dlq, 1,
+                            {run_id})  # fmt: skip
+    request = json.loads(parked.value)
+    # The API seals patient data (development keys): the parked request is sealed, and parked
+    # without the wrapped data key, which must not outlive an erasure in the DLQ.
+    assert (request["type"], request["messageId"]) == (
+        "journeys.delivery.requested.v2", failed["messageId"]
+    )  # fmt: skip
+    assert "dataKey" not in request
+    assert header(parked.headers, "dlq_stripped") == "dataKey"
+    assert header(parked.headers, "dlq_stage") == "delivery"
+    assert header(parked.headers, "dlq_error") == "gateway answered 410"

@@ -34,6 +34,10 @@ class WebhookGateway:
     """What the gateway answers to a valid request (200, or a failure to simulate)."""
     hang_seconds: float = 0.0
     retry_after: str | None = None
+    failures_left: int = 0
+    """Answer this many more valid requests with `failure_status` (and `retry_after`), then as
+    `status` says: a provider down for a while that comes back."""
+    failure_status: int = 503
     received: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Accepted messages by `webhook-id`, each once."""
     attempts: Counter[str] = field(default_factory=Counter)
@@ -94,6 +98,12 @@ class WebhookGateway:
             self.attempts[msg_id] += 1
         if self.hang_seconds:
             await asyncio.sleep(self.hang_seconds)
+        with self._lock:
+            failing = self.failures_left > 0
+            self.failures_left -= failing
+        if failing:
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return web.Response(status=self.failure_status, headers=headers)
         if self.status >= 300:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return web.Response(status=self.status, headers=headers)

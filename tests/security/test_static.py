@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["contracts/src", "libs/runtime/src", "services/api/src", "services/executor/src",
-           "services/scheduler/src", "services/projector/src"]  # fmt: skip
+           "services/scheduler/src", "services/projector/src",
+           "services/delivery/src"]  # fmt: skip
 
 
 def test_bandit_finds_nothing() -> None:

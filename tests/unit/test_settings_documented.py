@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 
 from journeys_api.ingest.settings import IngestSettings
 from journeys_api.settings import ApiSettings
+from journeys_delivery.settings import DeliverySettings
 from journeys_executor.settings import ExecutorSettings
 from journeys_projector.settings import ProjectorSettings
 from journeys_scheduler.settings import SchedulerSettings
@@ -17,7 +18,7 @@ from journeys_scheduler.settings import SchedulerSettings
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES: dict[str, type[BaseSettings]] = {
     "api": ApiSettings, "executor": ExecutorSettings, "scheduler": SchedulerSettings,
-    "projector": ProjectorSettings, "ingest": IngestSettings,
+    "projector": ProjectorSettings, "ingest": IngestSettings, "delivery": DeliverySettings,
 }  # fmt: skip
 
 

@@ -12,6 +12,13 @@ from journeys_contracts.keys import PatientKey
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
+MAX_RETRY_AFTER_SECONDS = 7 * 86400
+"""The longest wait before another attempt at a message: a week."""
+
+
+def _unset(value: object) -> bool:
+    return value is None  # as in `events._unset`
+
 
 class CommandBase(WireModel):
     run_id: UUID
@@ -46,7 +53,11 @@ class CancelRun(CommandBase):
 
 
 class RecordDelivery(CommandBase):
-    """The outcome of handing message `message_id` to a channel."""
+    """The outcome of handing message `message_id` to a channel (send number `attempt`).
+
+    A failure with `retry_after_seconds` is worth another attempt that long from now; one
+    without it is final. `reason` is the delivery service's own words (a status code, an error
+    type), never a provider's text."""
 
     type: Literal["journeys.command.record_delivery.v1"] = "journeys.command.record_delivery.v1"
     message_id: UUID
@@ -54,6 +65,10 @@ class RecordDelivery(CommandBase):
     delivered: bool
     reason: str | None = None
     at: UtcDatetime
+    attempt: Annotated[int, Field(ge=1)] = 1
+    retry_after_seconds: Annotated[
+        float | None, Field(ge=0, le=MAX_RETRY_AFTER_SECONDS, exclude_if=_unset)
+    ] = None
 
 
 class StartRunSealed(CommandBase):

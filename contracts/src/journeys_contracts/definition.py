@@ -96,6 +96,13 @@ CHANNEL = (
 )
 
 
+ON_FAILURE = (
+    "Where the run goes when the message finally cannot be delivered (every attempt failed, or "
+    "a failure that another attempt would not change). Unset: the run goes on to "
+    "`next_node_id` as after a sent message; the failure is in its timeline either way."
+)
+
+
 class MessageNode(_Tolerant):
     """Send `message` to the patient, then continue to `next_node_id`."""
 
@@ -104,6 +111,9 @@ class MessageNode(_Tolerant):
     message: Annotated[str, Field(min_length=1, max_length=10_000)]
     next_node_id: NodeId | None = None
     channel: Annotated[ChannelName | None, Field(exclude_if=_unset, description=CHANNEL)] = None
+    on_failure_next_node_id: Annotated[
+        NodeId | None, Field(exclude_if=_unset, description=ON_FAILURE)
+    ] = None
 
 
 class EventMatch(_Tolerant):
@@ -304,6 +314,8 @@ def successors(node: AnyNode) -> Iterator[tuple[str, str]]:
             yield "on_timeout_next_node_id", node.on_timeout_next_node_id
     elif node.next_node_id is not None:
         yield "next_node_id", node.next_node_id
+    if isinstance(node, MessageNode) and node.on_failure_next_node_id is not None:
+        yield "on_failure_next_node_id", node.on_failure_next_node_id
 
 
 def graph_errors(definition: JourneyDefinition) -> list[GraphError]:

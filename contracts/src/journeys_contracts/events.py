@@ -60,6 +60,9 @@ class MessageRequested(EventBase):
     channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
     """The channel the node or the patient's context chose; absent: the delivery service's
     default. The channel that sent it is in `journeys.message.sent.v1`."""
+    attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
+    """Set from the second attempt on (after a `journeys.message.retrying.v1`): the same
+    message, the same `messageId`, sent again."""
 
 
 class MessageSent(EventBase):
@@ -67,6 +70,8 @@ class MessageSent(EventBase):
     node_id: str
     message_id: UUID
     channel: str
+    attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
+    """The attempt that was sent, from the second on."""
 
 
 class MessageFailed(EventBase):
@@ -75,6 +80,23 @@ class MessageFailed(EventBase):
     message_id: UUID
     channel: str
     reason: str
+    attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
+    """The last attempt, from the second on."""
+
+
+class MessageRetrying(EventBase):
+    """Attempt `attempt` at message `messageId` failed, and another is worth making: the run
+    waits on timer `timerId`, due at `dueAt`, then asks for the message again
+    (`journeys.message.requested.v1` with the next `attempt`)."""
+
+    type: Literal["journeys.message.retrying.v1"] = "journeys.message.retrying.v1"
+    node_id: str
+    message_id: UUID
+    channel: str
+    attempt: Annotated[int, Field(ge=1)]
+    reason: str
+    timer_id: UUID
+    due_at: UtcDatetime
 
 
 class ConditionEvaluated(EventBase):
@@ -201,6 +223,7 @@ RunEvent = (
     | MessageRequested
     | MessageSent
     | MessageFailed
+    | MessageRetrying
     | ConditionEvaluated
     | DelayStarted
     | DelayElapsed
@@ -233,6 +256,7 @@ EVENT_TYPES: tuple[type[WireModel], ...] = (
     EventMatched,
     EventTimedOut,
     RunExited,
+    MessageRetrying,
 )
 TERMINAL_EVENT_TYPES = frozenset(
     {RunCompleted.model_fields["type"].default, RunFailed.model_fields["type"].default,

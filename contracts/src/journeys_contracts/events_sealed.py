@@ -62,6 +62,7 @@ class MessageRequestedSealed(SealedEventBase):
     message_id: UUID
     message: SealedValue
     channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
+    attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
 
 
 class MessageSentSealed(SealedEventBase):
@@ -69,6 +70,7 @@ class MessageSentSealed(SealedEventBase):
     node_id: str
     message_id: UUID
     channel: str
+    attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
 
 
 class MessageFailedSealed(SealedEventBase):
@@ -77,6 +79,18 @@ class MessageFailedSealed(SealedEventBase):
     message_id: UUID
     channel: str
     reason: SealedValue
+    attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
+
+
+class MessageRetryingSealed(SealedEventBase):
+    type: Literal["journeys.message.retrying.v2"] = "journeys.message.retrying.v2"
+    node_id: str
+    message_id: UUID
+    channel: str
+    attempt: Annotated[int, Field(ge=1)]
+    reason: SealedValue
+    timer_id: UUID
+    due_at: UtcDatetime
 
 
 class ConditionEvaluatedSealed(SealedEventBase):
@@ -179,6 +193,7 @@ SealedRunEvent = (
     | EventMatchedSealed
     | EventTimedOutSealed
     | RunExitedSealed
+    | MessageRetryingSealed
 )
 """Every v2 event about one run: a `SealedEventBase`, with `runId` and `seq`."""
 
@@ -200,6 +215,7 @@ SEALED_EVENT_TYPES: tuple[type[WireModel], ...] = (
     EventMatchedSealed,
     EventTimedOutSealed,
     RunExitedSealed,
+    MessageRetryingSealed,
 )
 """The v2 run event types (`PatientErased` is v1's, listed in `events.EVENT_TYPES`)."""
 TERMINAL_SEALED_EVENT_TYPES = frozenset(

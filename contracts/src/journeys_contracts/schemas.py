@@ -44,8 +44,9 @@ DESCRIPTIONS = {
     "journeys.message.requested.v1": "A MESSAGE node asks for `message` to be delivered to the "
     "patient; `messageId` is the channel's idempotency key.",
     "journeys.message.sent.v1": "The channel accepted message `messageId`; the run continues.",
-    "journeys.message.failed.v1": "The channel could not deliver message `messageId`; "
-    "a run.failed event follows.",
+    "journeys.message.failed.v1": "Message `messageId` could not be delivered, finally: every "
+    "attempt failed, or a failure another attempt would not change. The run goes on at the "
+    "node's `on_failure_next_node_id`, else at its `next_node_id`.",
     "journeys.condition.evaluated.v1": "A CONDITIONAL node was evaluated against the patient "
     "context; `nextNodeId` is the branch taken (null ends the run).",
     "journeys.delay.started.v1": "A DELAY node started timer `timerId`, due at `dueAt`; "

@@ -162,7 +162,7 @@ async def test_a_message_goes_out_signed_once_and_the_run_goes_on(
             patient.assert_no_clear_data([r.value])
 
 
-async def test_a_gateway_error_reaches_the_run_as_a_failed_message(
+async def test_a_final_gateway_error_reaches_the_run_as_a_failed_message(
     kafka_bootstrap: str, topics: Topics, executor: Supervisor, gateway: WebhookGateway
 ) -> None:
     gateway.status = 400
@@ -172,14 +172,14 @@ async def test_a_gateway_error_reaches_the_run_as_a_failed_message(
         await send(kafka_bootstrap, [
             command_record(topics, patient_key(SECRET, name), start(run_id, name))
         ])  # fmt: skip
-        events = await _read(kafka_bootstrap, topics.events, 5, {str(run_id)}, within=60)
+        events = await _read(kafka_bootstrap, topics.events, 8, {str(run_id)}, within=60)
+    # A 400 is final: each message fails at once, and the run goes on past it.
     assert types(events) == [
-        "journeys.run.started",
-        "journeys.node.entered",
-        "journeys.message.requested",
-        "journeys.message.failed",
-        "journeys.run.failed",
-    ]
+        "journeys.run.started", "journeys.node.entered", "journeys.message.requested",
+        "journeys.message.failed", "journeys.node.entered", "journeys.message.requested",
+        "journeys.message.failed", "journeys.run.completed",
+    ]  # fmt: skip
+    assert sum(gateway.attempts.values()) == 2
     failed = decode_event(events[3].value)
     assert failed.reason == "gateway answered 400"  # type: ignore[union-attr]
     assert name not in json.dumps(failed.reason)  # type: ignore[union-attr]
@@ -209,14 +209,18 @@ async def test_poison_is_dead_lettered_a_newer_type_skipped_and_an_unknown_chann
     ])  # fmt: skip
     async with delivering(kafka_bootstrap, topics, gateway):
         reports = await _read(kafka_bootstrap, topics.commands, 1, {str(run_id)})
-        dead = await _read(kafka_bootstrap, topics.dlq, 1, {str(run_id)})
+        dead = await _read(kafka_bootstrap, topics.dlq, 2, {str(run_id)})
     (report,) = [decode_command(r.value) for r in reports]
     assert report.delivered is False  # type: ignore[union-attr]
     assert report.reason == "channel sms is not configured"  # type: ignore[union-attr]
     assert reports[0].key == key.encode()
-    (poison,) = dead
+    poison, given_up = dead
     assert poison.value == b"{not json"
     assert header(poison.headers, "dlq_stage") == "decode"
+    # A message no channel can send is given up at once, and parked with the reason.
+    assert given_up.value == sms.to_json()
+    assert header(given_up.headers, "dlq_stage") == "delivery"
+    assert header(given_up.headers, "dlq_error") == "channel sms is not configured"
     assert gateway.attempts == {}
 
 

@@ -70,6 +70,17 @@ ACCEPTED = {
     if BODY_SCHEMA in entry["schemas"]
     for change in entry["changes"]
 }
+NODE_TYPES = {"MessageNode": "MESSAGE", "DelayNode": "DELAY", "ConditionalNode": "CONDITIONAL",
+              "WaitForEventNode": "WAIT_FOR_EVENT"}  # fmt: skip
+
+
+def accepted_for(component: str) -> set[str]:
+    """The accepted changes as the check reports them rooted at `component`: a node's own
+    component is the body's `$.nodes[]<object:TYPE>`."""
+    if component not in NODE_TYPES:
+        return ACCEPTED
+    prefix = f"$.nodes[]<object:{NODE_TYPES[component]}>."
+    return {"$." + c.removeprefix(prefix) for c in ACCEPTED if c.startswith(prefix)}
 
 
 def test_journey_body_is_the_pinned_journey_definition(document: dict[str, Any]) -> None:
@@ -99,7 +110,7 @@ def test_journey_body_evolves_its_first_published_components_additively(
 
     problems = breaking_changes(rooted(FIRST_PUBLISHED), rooted(current))
 
-    assert [p for p in problems if p not in ACCEPTED] == []
+    assert [p for p in problems if p not in accepted_for(name)] == []
 
 
 def test_no_component_is_named_after_an_internal_class(document: dict[str, Any]) -> None:

@@ -29,6 +29,11 @@ def test_another_4xx_is_final(status: int) -> None:
     assert outcome_of(status) == Failed(reason=f"gateway answered {status}", permanent=True)
 
 
+def test_a_throttle_carries_the_providers_retry_after() -> None:
+    assert outcome_of(429, "30") == Failed("gateway answered 429", permanent=False, retry_after=30)
+    assert outcome_of(503, "not a time") == Failed("gateway answered 503", permanent=False)
+
+
 def test_the_body_names_the_message_by_the_id_the_gateway_dedups_on() -> None:
     request = DeliveryRequested(
         message_id=UUID(int=7), run_id=UUID(int=1), journey_id=UUID(int=2), node_id="hello",
@@ -36,7 +41,7 @@ def test_the_body_names_the_message_by_the_id_the_gateway_dedups_on() -> None:
         requested_at=datetime(2026, 12, 4, 8, 0, tzinfo=UTC),
     )  # fmt: skip
     sent = json.loads(body(request))
-    assert sent["type"] == "journeys.message.v1"
+    assert sent["type"] == "message.send"
     assert sent["timestamp"] == "2026-12-04T08:00:00Z"
     assert sent["data"]["messageId"] == str(UUID(int=7))
     assert (sent["data"]["patientId"], sent["data"]["message"]) == ("p-1", "Hola")

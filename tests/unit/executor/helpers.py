@@ -10,6 +10,7 @@ from journeys_contracts import commands as cmd
 from journeys_contracts import events as ev
 from journeys_contracts.definition import JourneyDefinition
 from journeys_executor.core import Rejection, RunState, decide, fold
+from journeys_executor.core.decide import fail
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
@@ -20,9 +21,12 @@ E = TypeVar("E", bound=ev.EventBase)
 Outcome = list[ev.Event] | Rejection
 
 
-def message(node_id: str, nxt: str | None = None, text: str | None = None) -> dict[str, Any]:
-    return {"id": node_id, "type": "MESSAGE", "message": text or f"msg {node_id}",
+def message(
+    node_id: str, nxt: str | None = None, text: str | None = None, on_failure: str | None = None
+) -> dict[str, Any]:
+    node = {"id": node_id, "type": "MESSAGE", "message": text or f"msg {node_id}",
             "next_node_id": nxt}  # fmt: skip
+    return node if on_failure is None else {**node, "on_failure_next_node_id": on_failure}
 
 
 def delay(node_id: str, seconds: float, nxt: str | None = None) -> dict[str, Any]:
@@ -51,13 +55,17 @@ def start(definition: JourneyDefinition, context: dict[str, Any] | None = None,
 
 
 def delivery(state: RunState, ok: bool = True, reason: str | None = None,
-             message_id: uuid.UUID | None = None) -> cmd.RecordDelivery:  # fmt: skip
-    """The channel's report on the message `state` awaits (or on `message_id`)."""
+             message_id: uuid.UUID | None = None,
+             retry_after: float | None = None) -> cmd.RecordDelivery:  # fmt: skip
+    """The channel's report on the message `state` awaits (or on `message_id`), of the attempt
+    in flight; a failure with `retry_after` asks for another attempt."""
+    attempt = state.pending_message.attempt if state.pending_message is not None else 1
     if message_id is None:
         assert state.pending_message is not None, "the run awaits no message"
         message_id = state.pending_message.message_id
     return cmd.RecordDelivery(run_id=state.run_id, message_id=message_id, channel="sms",
-                              delivered=ok, reason=reason, at=T0)  # fmt: skip
+                              delivered=ok, reason=reason, at=T0, attempt=attempt,
+                              retry_after_seconds=retry_after)  # fmt: skip
 
 
 def timer_fired(state: RunState, late: timedelta = timedelta(0)) -> cmd.FireTimer:
@@ -95,8 +103,18 @@ class Run:
             self.events.extend(outcome)
         return outcome
 
-    def deliver(self, ok: bool = True, reason: str | None = None) -> Outcome:
-        return self.when(delivery(self.s, ok, reason))
+    def deliver(
+        self, ok: bool = True, reason: str | None = None, retry_after: float | None = None
+    ) -> Outcome:
+        return self.when(delivery(self.s, ok, reason, retry_after=retry_after))
+
+    def fail(self, reason: str = "executor error: KeyError") -> Outcome:
+        """The executor failing the run where it stands (deciding a command raised)."""
+        outcome = fail(self.s, cancel(), self.now, reason)
+        assert not isinstance(outcome, Rejection)
+        self.state = fold(self.state, outcome)
+        self.events.extend(outcome)
+        return outcome
 
     def fire(self, late: timedelta = timedelta(0)) -> Outcome:
         command = timer_fired(self.s, late)

@@ -1,4 +1,6 @@
-"""RecordDelivery: a delivered message moves the run on, a failed one fails it, others are stale."""
+"""RecordDelivery: a delivered message moves the run on; a failure worth another attempt waits
+on a retry timer, then asks again; a final failure moves the run on too, to the node's
+`on_failure_next_node_id` when it has one; stale reports are rejected."""
 
 from __future__ import annotations
 
@@ -44,22 +46,77 @@ def test_consecutive_messages_are_requested_one_delivery_at_a_time() -> None:
     assert len(set(requested)) == 3
 
 
-def test_failed_delivery_records_message_failed_and_fails_the_run() -> None:
+def test_a_final_failure_is_recorded_and_the_run_goes_on_to_the_next_node() -> None:
     run = given(MSG_DELAY_MSG)
-    assert kinds(run.deliver(ok=False, reason="channel down")) == ["message.failed", "run.failed"]
+    assert kinds(run.deliver(ok=False, reason="gateway answered 400")) == [
+        "message.failed", "node.entered", "delay.started"
+    ]  # fmt: skip
     failed = run.last(ev.MessageFailed)
-    assert (failed.node_id, failed.channel, failed.reason) == ("a", "sms", "channel down")
-    assert run.s.status == "failed"
+    assert (failed.node_id, failed.channel, failed.reason) == ("a", "sms", "gateway answered 400")
+    assert failed.attempt is None
+    assert run.s.status == "waiting_delay"
     assert run.s.pending_message is None
-    assert run.last(ev.RunFailed).node_id == "a"
-    assert "channel down" in run.last(ev.RunFailed).reason
 
 
-def test_failed_delivery_without_a_reason_still_explains_the_failure() -> None:
-    run = given(MSG_DELAY_MSG)
-    run.deliver(ok=False)
+def test_a_final_failure_goes_to_the_nodes_failure_branch_when_it_has_one() -> None:
+    run = given(journey(message("a", "b", on_failure="sorry"), message("b"), message("sorry")))
+    assert kinds(run.deliver(ok=False)) == ["message.failed", "node.entered", "message.requested"]
+    assert run.s.current_node_id == "sorry"
     assert run.last(ev.MessageFailed).reason == "delivery failed"
-    assert run.last(ev.RunFailed).reason == "message delivery failed: delivery failed"
+
+
+def test_a_failure_worth_retrying_waits_on_a_timer_then_asks_for_the_same_message_again() -> None:
+    run = given(MSG_DELAY_MSG)
+    first = run.last(ev.MessageRequested)
+    assert kinds(run.deliver(ok=False, reason="gateway answered 503", retry_after=30)) == [
+        "message.retrying"
+    ]
+    retrying = run.last(ev.MessageRetrying)
+    assert (retrying.attempt, retrying.reason) == (1, "gateway answered 503")
+    assert retrying.due_at == run.now + timedelta(seconds=30)
+    assert run.s.pending_timer is not None
+    assert run.s.pending_timer.timer_id == retrying.timer_id
+    assert run.s.status == "in_progress"
+
+    # The report of attempt 1 again, while the timer waits: stale.
+    assert "awaits a retry timer" in rejected(run.when(delivery(run.s, ok=False)))
+
+    assert kinds(run.fire()) == ["message.requested"]
+    again = run.last(ev.MessageRequested)
+    assert (again.message_id, again.message, again.attempt) == (first.message_id, first.message, 2)
+    assert run.s.pending_timer is None
+    assert run.s.pending_message is not None
+    assert run.s.pending_message.attempt == 2
+
+    assert kinds(run.deliver()) == ["message.sent", "node.entered", "delay.started"]
+    assert run.last(ev.MessageSent).attempt == 2
+
+
+def test_a_report_of_an_earlier_attempt_is_stale() -> None:
+    run = given(MSG_DELAY_MSG)
+    first = delivery(run.s, ok=False, retry_after=1)
+    run.when(first)
+    run.fire()
+    reason = rejected(run.when(first.model_copy(update={"delivered": True})))
+    assert reason.startswith("Expected the report of attempt 2")
+
+
+def test_cancelling_a_message_that_waits_to_be_retried_cancels_its_timer() -> None:
+    run = given(MSG_DELAY_MSG)
+    run.deliver(ok=False, retry_after=60)
+    timer = run.s.pending_timer
+    assert timer is not None
+    run.when(cancel())
+    assert run.last(ev.RunCancelled).cancelled_timer_id == timer.timer_id
+
+
+def test_the_last_attempts_failure_names_it() -> None:
+    run = given(MSG_DELAY_MSG)
+    run.deliver(ok=False, retry_after=1)
+    run.fire()
+    run.deliver(ok=False, reason="gateway timed out")
+    failed = run.last(ev.MessageFailed)
+    assert (failed.attempt, failed.reason) == (2, "gateway timed out")
 
 
 def test_rejects_delivery_of_a_message_the_run_does_not_await() -> None:
@@ -95,7 +152,7 @@ def test_rejects_delivery_after_the_run_was_cancelled() -> None:
 def test_rejects_delivery_after_the_run_failed() -> None:
     run = given(MSG_DELAY_MSG)
     report = delivery(run.s)
-    run.when(report.model_copy(update={"delivered": False}))
+    run.fail()
     assert "but it is failed" in rejected(run.when(report))
 
 

@@ -14,6 +14,7 @@ from journeys_contracts.events import (
     EventMatched,
     EventTimedOut,
     EventWaiting,
+    MessageRetrying,
     NodeEntered,
     PatientErased,
     RunCancelled,
@@ -47,6 +48,13 @@ def event_waiting(run_id: uuid.UUID, due_at: datetime, seq: int = 3) -> EventWai
     timer_id = uuid.uuid5(run_id, f"timer:{seq}")
     return EventWaiting(**_common(run_id, seq), node_id="form", event_type="intake_form.submitted",
                         timer_id=timer_id, timeout_seconds=1.0, due_at=due_at)  # fmt: skip
+
+
+def message_retrying(run_id: uuid.UUID, due_at: datetime, seq: int = 4) -> MessageRetrying:
+    timer_id = uuid.uuid5(run_id, f"timer:{seq}")
+    return MessageRetrying(**_common(run_id, seq), node_id="hello", message_id=uuid.uuid4(),
+                           channel="webhook", attempt=1, reason="gateway answered 503",
+                           timer_id=timer_id, due_at=due_at)  # fmt: skip
 
 
 def event_matched(waiting: EventWaiting, *, lookback: bool = False) -> EventMatched:

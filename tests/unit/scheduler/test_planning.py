@@ -19,6 +19,7 @@ from tests.unit.scheduler.events import (
     event_timed_out,
     event_waiting,
     headers,
+    message_retrying,
     node_entered,
     patient_erased,
     run_cancelled,
@@ -103,6 +104,22 @@ def test_event_waiting_becomes_a_timer_like_delay_started() -> None:
     (timer,) = plan.timers
     assert (timer.timer_id, timer.run_id, timer.due_at) == (waiting.timer_id, waiting.run_id, DUE)
     assert (timer.patient_key, timer.partition) == (KEY.decode(), 2)
+
+
+def test_message_retrying_becomes_a_timer_like_delay_started_sealed_or_not() -> None:
+    retrying = message_retrying(uuid.uuid4(), DUE)
+    plan = plan_batch(records(retrying))
+    (timer,) = plan.timers
+    assert (timer.timer_id, timer.run_id, timer.due_at) == (retrying.timer_id, retrying.run_id, DUE)
+    assert (timer.patient_key, timer.partition) == (KEY.decode(), 2)
+
+    sealed = seal_event(retrying, DataKey.generate(), KEY.decode())
+    envelope = CloudEvent(id="x", type=sealed.type, source="/t", subject=str(sealed.run_id),
+                          time=DUE)  # fmt: skip
+    record = Record("journeys.events.v2", 2, 10, KEY, sealed.to_json(),
+                    tuple(envelope.headers()), sealed=True)  # fmt: skip
+    (timer,) = plan_batch([record]).timers
+    assert timer.timer_id == retrying.timer_id
 
 
 def test_event_matched_deletes_only_the_timer_it_cancelled() -> None:

@@ -230,7 +230,17 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
                 return [self._dead_letter(record, "unseal", describe_error(exc))]
         RECORDS.labels(outcome="handled").inc()
         name, outcome = await self._send(request)
-        return [self._report(record, request, name, outcome)]
+        retry_after = None
+        if isinstance(outcome, Failed) and not outcome.permanent:
+            retry_after = self.settings.retry_policy(name).delay(
+                request.attempt, outcome.retry_after
+            )
+        sends = [self._report(record, request, name, outcome, retry_after)]
+        if isinstance(outcome, Failed) and retry_after is None:
+            # Given up: parked in the dead-letter topic, where operators see it, with why.
+            RECORDS.labels(outcome="given_up").inc()
+            sends.append(self._dead_letter(record, "delivery", outcome.reason, counted=False))
+        return sends
 
     async def _send(self, request: DeliveryRequested) -> tuple[str, Outcome]:
         name = request.channel or self.settings.default_channel
@@ -252,13 +262,21 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
         return name, outcome
 
     def _report(
-        self, record: ConsumerRecord, request: DeliveryRequested, channel: str, outcome: Outcome
+        self,
+        record: ConsumerRecord,
+        request: DeliveryRequested,
+        channel: str,
+        outcome: Outcome,
+        retry_after: float | None,
     ) -> Send:
+        """The outcome as the run's command: sent; failed, with another attempt
+        `retry_after` seconds from now; or failed for good (`retry_after` None)."""
         now = datetime.now(UTC)
         command = RecordDelivery(
             run_id=request.run_id, message_id=request.message_id, channel=channel,
             delivered=isinstance(outcome, Sent),
             reason=outcome.reason if isinstance(outcome, Failed) else None, at=now,
+            attempt=request.attempt, retry_after_seconds=retry_after,
         )  # fmt: skip
         envelope = CloudEvent(
             id=report_id(request.message_id, request.attempt), type=REPORT_TYPE, source=SOURCE,
@@ -268,8 +286,11 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
         return (self.topics.commands, record.key, command.to_json(), envelope.headers(),
                 record.partition)  # fmt: skip
 
-    def _dead_letter(self, record: ConsumerRecord, stage: str, error: str) -> Send:
-        RECORDS.labels(outcome="dead_lettered").inc()
+    def _dead_letter(
+        self, record: ConsumerRecord, stage: str, error: str, *, counted: bool = True
+    ) -> Send:
+        if counted:
+            RECORDS.labels(outcome="dead_lettered").inc()
         headers = dlq_headers(
             list(record.headers or []), topic=record.topic, partition=record.partition,
             offset=record.offset, stage=stage, error=error,

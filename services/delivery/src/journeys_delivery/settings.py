@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from journeys_contracts.definition import ChannelName
+from journeys_delivery.retries import RetryPolicy
 from journeys_runtime.settings import ShreddingSettings
 
 
@@ -49,6 +50,22 @@ class DeliverySettings(ShreddingSettings):
     webhook_concurrency: int = Field(
         64, ge=1, le=1024, description="messages in flight to the gateway at once"
     )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=50, description="sends of one message by webhook before it is given up"
+    )
+    retry_initial_seconds: float = Field(
+        2.0, gt=0, le=3600, description="backoff before a second attempt: a random wait up to "
+        "this, doubling per attempt (full jitter), at least the provider's Retry-After",
+    )  # fmt: skip
+    retry_max_seconds: float = Field(
+        600.0, gt=0, le=86400, description="the longest backoff between two attempts"
+    )
+
+    def retry_policy(self, channel: str) -> RetryPolicy:
+        """How often and how patiently a channel's messages are tried; the console only once
+        (it does not fail)."""
+        attempts = {"webhook": self.webhook_max_attempts}.get(channel, 1)
+        return RetryPolicy(attempts, self.retry_initial_seconds, self.retry_max_seconds)
 
     @model_validator(mode="after")
     def _webhook_complete(self) -> DeliverySettings:

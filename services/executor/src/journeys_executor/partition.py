@@ -716,7 +716,7 @@ class BatchProcessor:
             message_id=event.message_id, run_id=event.run_id, journey_id=event.journey_id,
             node_id=event.node_id, patient_key=(record.key or b"").decode(),
             patient_id=event.patient_id, channel=event.channel, message=event.message,
-            requested_at=event.occurred_at,
+            attempt=event.attempt or 1, requested_at=event.occurred_at,
         )  # fmt: skip
         sent: DeliveryRequested | DeliveryRequestedSealed = request
         if sealing is not None:

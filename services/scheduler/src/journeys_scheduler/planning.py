@@ -4,8 +4,9 @@ Records come from `journeys.events.v1` and `journeys.events.v2`. A sealed run's 
 v2, read by their clear fields (run, timer, due time; the scheduler needs no patient data),
 and their clear copies on v1 (`sealedTwin`) are skipped, so each timer is armed once.
 
-A run has a timer while it waits: at a DELAY (`delay.started`) or for a patient event until a
-timeout (`event.waiting`). Both are armed and fired alike; the executor tells which it was. A
+A run has a timer while it waits: at a DELAY (`delay.started`), for a patient event until a
+timeout (`event.waiting`), or before another attempt at a message (`message.retrying`). All are
+armed and fired alike; the executor tells which it was. A
 matching event (`event.matched`) cancels the wait's timer; a fired one ends with
 `delay.elapsed` or `event.timed_out`, a run's end with its terminal event.
 """
@@ -27,6 +28,7 @@ from journeys_contracts.events import (
     EventMatched,
     EventTimedOut,
     EventWaiting,
+    MessageRetrying,
     PatientErased,
     RunCancelled,
     RunCompleted,
@@ -40,6 +42,7 @@ from journeys_contracts.events_sealed import (
     EventMatchedSealed,
     EventTimedOutSealed,
     EventWaitingSealed,
+    MessageRetryingSealed,
     RunCancelledSealed,
     RunCompletedSealed,
     RunFailedSealed,
@@ -48,7 +51,10 @@ from journeys_contracts.events_sealed import (
 from journeys_runtime.dlq import describe_validation_error
 from journeys_scheduler.timers import Timer
 
-STARTS_WAIT = (DelayStarted, EventWaiting, DelayStartedSealed, EventWaitingSealed)
+STARTS_WAIT = (
+    DelayStarted, EventWaiting, MessageRetrying,
+    DelayStartedSealed, EventWaitingSealed, MessageRetryingSealed,
+)  # fmt: skip
 ENDS_WAIT = (
     DelayElapsed, EventTimedOut, RunCompleted, RunFailed, RunCancelled,
     DelayElapsedSealed, EventTimedOutSealed, RunCompletedSealed, RunFailedSealed,
@@ -123,7 +129,7 @@ def plan_batch(records: Iterable[Record]) -> Plan:
 def _apply(plan: Plan, record: Record) -> None:
     declared = header(record.headers, "ce_type")
     if declared is not None and declared not in RELEVANT_TYPES:
-        # Only nine event types (per topic) concern timers; skip decoding the rest (run starts
+        # Only ten event types (per topic) concern timers; skip decoding the rest (run starts
         # carry whole definitions). Their own consumers judge whether they are well formed.
         plan.ignored += 1
         return
@@ -174,7 +180,13 @@ def _end_runs(plan: Plan, run_ids: set[UUID]) -> None:
 
 
 def _timer(
-    event: DelayStarted | EventWaiting | DelayStartedSealed | EventWaitingSealed, record: Record
+    event: DelayStarted
+    | EventWaiting
+    | MessageRetrying
+    | DelayStartedSealed
+    | EventWaitingSealed
+    | MessageRetryingSealed,
+    record: Record,
 ) -> Timer:
     name = type(event).__name__.removesuffix("Sealed")
     if not record.key:

@@ -21,6 +21,8 @@ class Failed:
 
     reason: str
     permanent: bool
+    retry_after: float | None = None
+    """The provider's `Retry-After`, in seconds, when it gave one."""
 
 
 Outcome = Sent | Failed

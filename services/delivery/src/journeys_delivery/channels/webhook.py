@@ -17,11 +17,12 @@ from standardwebhooks import Webhook
 
 from journeys_contracts.deliveries import DeliveryRequested
 from journeys_delivery.channels import Failed, Outcome, Sent
+from journeys_delivery.retries import parse_retry_after
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 429})
-EVENT_TYPE = "journeys.message.v1"
+EVENT_TYPE = "message.send"
 
 
 def body(request: DeliveryRequested) -> bytes:
@@ -44,11 +45,14 @@ def body(request: DeliveryRequested) -> bytes:
     ).encode()
 
 
-def outcome_of(status: int) -> Outcome:
+def outcome_of(status: int, retry_after: str | None = None) -> Outcome:
     if 200 <= status < 300:
         return Sent()
     permanent = 400 <= status < 500 and status not in RETRYABLE_STATUSES
-    return Failed(reason=f"gateway answered {status}", permanent=permanent)
+    return Failed(
+        reason=f"gateway answered {status}", permanent=permanent,
+        retry_after=None if permanent else parse_retry_after(retry_after),
+    )  # fmt: skip
 
 
 class WebhookChannel:
@@ -80,7 +84,7 @@ class WebhookChannel:
                 return Failed(reason="gateway timed out", permanent=False)
             except httpx.HTTPError as exc:  # connection refused, reset, protocol error
                 return Failed(reason=f"gateway unreachable: {type(exc).__name__}", permanent=False)
-        return outcome_of(response.status_code)
+        return outcome_of(response.status_code, response.headers.get("retry-after"))
 
     async def close(self) -> None:
         await self._client.aclose()

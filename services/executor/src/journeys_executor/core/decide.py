@@ -199,8 +199,10 @@ def _fire_timer(
             f"Expected timer to fire at or after {timer.due_at.isoformat()}, "
             f"but it fired at {command.fired_at.isoformat()}"
         )
-    out = _Emitter(state, now, recent)
     node = state.definition.node(timer.node_id)
+    if isinstance(node, MessageNode):
+        return _retry_message(state, node, now)
+    out = _Emitter(state, now, recent)
     if isinstance(node, WaitForEventNode):
         out.emit(
             ev.EventTimedOut,
@@ -246,27 +248,45 @@ def _record_delivery(
             f"Expected run to await delivery of message {command.message_id}, "
             f"but it is {state.status} and awaits {pending.message_id if pending else 'none'}"
         )
-    out = _Emitter(state, now, recent)
-    if not command.delivered:
-        reason = command.reason or "delivery failed"
-        out.emit(
-            ev.MessageFailed,
-            node_id=pending.node_id,
-            message_id=pending.message_id,
-            channel=command.channel,
-            reason=reason,
+    if command.attempt != pending.attempt or state.pending_timer is not None:
+        waits = "a retry timer" if state.pending_timer is not None else "its report"
+        return Rejection(
+            f"Expected the report of attempt {pending.attempt} at message {pending.message_id}, "
+            f"but got attempt {command.attempt} while the message awaits {waits}"
         )
-        out.emit(ev.RunFailed, node_id=pending.node_id, reason=f"message delivery failed: {reason}")
-        return out.decision
-    out.emit(
-        ev.MessageSent,
-        node_id=pending.node_id,
-        message_id=pending.message_id,
-        channel=command.channel,
-    )
+    out = _Emitter(state, now, recent)
     node = state.definition.node(pending.node_id)
     assert isinstance(node, MessageNode)
-    _walk(out, node.next_node_id)
+    later = None if pending.attempt == 1 else pending.attempt
+    if command.delivered:
+        out.emit(ev.MessageSent, node_id=pending.node_id, message_id=pending.message_id,
+                 channel=command.channel, attempt=later)  # fmt: skip
+        _walk(out, node.next_node_id)
+        return out.decision
+    reason = command.reason or "delivery failed"
+    if command.retry_after_seconds is not None:
+        out.emit(
+            ev.MessageRetrying, node_id=pending.node_id, message_id=pending.message_id,
+            channel=command.channel, attempt=pending.attempt, reason=reason,
+            timer_id=uuid.uuid5(state.run_id, f"timer:{state.seq + 1}"),
+            due_at=now + timedelta(seconds=command.retry_after_seconds),
+        )  # fmt: skip
+        return out.decision
+    out.emit(ev.MessageFailed, node_id=pending.node_id, message_id=pending.message_id,
+             channel=command.channel, reason=reason, attempt=later)  # fmt: skip
+    _walk(out, node.on_failure_next_node_id or node.next_node_id)
+    return out.decision
+
+
+def _retry_message(state: RunState, node: MessageNode, now: datetime) -> Decision:
+    """The retry timer of a message fired: ask for the same message again, one attempt on."""
+    pending = state.pending_message
+    assert pending is not None
+    out = _Emitter(state, now)
+    out.emit(
+        ev.MessageRequested, node_id=node.id, message_id=pending.message_id,
+        message=pending.message, channel=pending.channel, attempt=pending.attempt + 1,
+    )  # fmt: skip
     return out.decision
 
 

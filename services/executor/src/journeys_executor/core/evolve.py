@@ -68,9 +68,16 @@ def _(event: ev.NodeEntered) -> dict[str, Any]:
 @_changes.register
 def _(event: ev.MessageRequested) -> dict[str, Any]:
     pending = PendingMessage(
-        message_id=event.message_id, node_id=event.node_id, message=event.message
-    )
-    return {"pending_message": pending}
+        message_id=event.message_id, node_id=event.node_id, message=event.message,
+        channel=event.channel, attempt=event.attempt or 1,
+    )  # fmt: skip
+    return {"pending_message": pending, "pending_timer": None}
+
+
+@_changes.register
+def _(event: ev.MessageRetrying) -> dict[str, Any]:
+    timer = PendingTimer(timer_id=event.timer_id, node_id=event.node_id, due_at=event.due_at)
+    return {"pending_timer": timer}
 
 
 @_changes.register

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.definition import ChannelName, JourneyDefinition
 from journeys_contracts.sealed import WrappedDataKey
 from journeys_contracts.statuses import TERMINAL
 from journeys_contracts.statuses import StartedStatus as Status
@@ -27,11 +27,16 @@ class PendingTimer(BaseModel):
 
 
 class PendingMessage(BaseModel):
+    """A message asked for and not yet sent or given up: `attempt` is the send in flight (or,
+    while the run's `pending_timer` is set, the one that failed and waits to be retried)."""
+
     model_config = ConfigDict(frozen=True)
 
     message_id: UUID
     node_id: str
     message: str
+    channel: Annotated[ChannelName | None, Field(exclude_if=lambda v: v is None)] = None
+    attempt: Annotated[int, Field(exclude_if=lambda v: v == 1)] = 1
 
 
 class RunState(BaseModel):
