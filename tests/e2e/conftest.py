@@ -55,7 +55,7 @@ def running_stack(
             topic_prefix=f"{name}.",
             kafka_bootstrap=kafka_bootstrap,
             database_url=database_url,
-            service_env={"EXECUTOR_CONSOLE_REVEAL_PATIENT_DATA": "false", **(service_env or {})},
+            service_env={"DELIVERY_CONSOLE_REVEAL_PATIENT_DATA": "false", **(service_env or {})},
         )
     )
     local.start()

@@ -58,7 +58,7 @@ def delivering_stack(
     tmp_path_factory: pytest.TempPathFactory,
     gateway: WebhookGateway,
 ) -> Iterator[Stack]:
-    env = {"EXECUTOR_DELIVERY": "service", "DELIVERY_WEBHOOK_URL": gateway.url,
+    env = {"DELIVERY_WEBHOOK_URL": gateway.url,
            "DELIVERY_WEBHOOK_SECRET": gateway.secret, "DELIVERY_RETRY_INITIAL_SECONDS": "0.2",
            "DELIVERY_WEBHOOK_MAX_ATTEMPTS": "3"}  # fmt: skip
     with running_stack(kafka_bootstrap, admin_database_url, tmp_path_factory, env) as running:

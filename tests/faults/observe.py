@@ -61,7 +61,7 @@ _COMMAND_FIELDS = ("type", "runId", "timerId", "eventId", "receiptId", "eventTyp
 
 
 async def observe(
-    bootstrap: str, topics: Topics, database_url: str, executor_logs: list[Path],
+    bootstrap: str, topics: Topics, database_url: str, delivery_logs: list[Path],
     commands: bool = False,
 ) -> Observed:  # fmt: skip
     seen = Observed()
@@ -94,7 +94,7 @@ async def observe(
         for row in conn.execute("SELECT timer_id, run_id, due_at FROM scheduler_timers"):
             seen.timers[str(row["run_id"])] = row["due_at"]
             seen.timer_ids[str(row["timer_id"])] = str(row["run_id"])
-    for log in executor_logs:
+    for log in delivery_logs:
         if log.exists():
             seen.channel.update(_SENT.findall(log.read_text(errors="replace")))
     seen.now = datetime.now(UTC)

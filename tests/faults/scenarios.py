@@ -374,7 +374,7 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
     events = await events_task if events_task is not None else None
     await _settle(stack, [*result.accepted, *(events.runs if events else ())])
     seen = await observe(stack.kafka_bootstrap, stack.topics, stack.database_url,
-                         stack.executor_logs, commands=events is not None)  # fmt: skip
+                         stack.delivery_logs, commands=events is not None)  # fmt: skip
     found = check(result.accepted, seen)
     counts = {k: len(found[k]) for k in CHECKERS}
     counts["bad_answer"] = result.bad_answers

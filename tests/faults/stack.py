@@ -41,8 +41,9 @@ class FaultStack:
     """How long scenarios 8a and 8b cut their dependency off."""
 
     @property
-    def executor_logs(self) -> list[Path]:
-        return sorted(self.log_dir.glob("executor*.log"))
+    def delivery_logs(self) -> list[Path]:
+        """Where the console channel says what it sent."""
+        return sorted(self.log_dir.glob("delivery*.log"))
 
 
 @contextlib.contextmanager
@@ -100,7 +101,7 @@ def _stack(
 ) -> Iterator[FaultStack]:
     data_dir = work_dir / name
     ports = Ports(api=free_port(), executor=free_port(), scheduler=free_port(),
-                  projector=free_port(), ingest=free_port())  # fmt: skip
+                  projector=free_port(), ingest=free_port(), delivery=free_port())  # fmt: skip
     service_env = {k: v.replace("{topic_prefix}", f"{name}.") for k, v in service_env.items()}
     if "INGEST_SOURCES" in service_env:  # other teams' topics exist before the ingest starts
         sources = json.loads(service_env["INGEST_SOURCES"])

@@ -98,7 +98,11 @@ class Deployment:
         }
 
     def start(self, services: dict[str, int]) -> None:
-        """Start more services (name -> replicas) on this namespace and wait until ready."""
+        """Start more services (name -> replicas) on this namespace and wait until ready. An
+        executor comes with a delivery service (unless named): the executor sends no message
+        itself, so no run would get past a MESSAGE node without one."""
+        if services.get("executor") and "delivery" not in services:
+            services = {**services, "delivery": 1}
         supervisor = Supervisor(_processes(self.stack, services))
         self.supervisors.append(supervisor)
         supervisor.start_all(timeout=180)
@@ -128,7 +132,7 @@ def deployment(
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(namespace)))
     database_url = psycopg.conninfo.make_conninfo(infra.database_url, dbname=namespace)
     topics = Topics(f"{namespace}.")
-    ports = Ports(*free_ports(4))
+    ports = Ports(*free_ports(6))
     config = StackConfig(
         data_dir=infra.data_dir / namespace, topic_prefix=topics.prefix, partitions=partitions,
         kafka_bootstrap=infra.kafka_bootstrap, database_url=database_url, ports=ports,

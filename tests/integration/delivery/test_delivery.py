@@ -60,8 +60,8 @@ def executor(
     kafka_bootstrap: str, topics: Topics, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Supervisor]:
     with executor_process(
-        kafka_bootstrap, topics, tmp_path_factory.mktemp("executor"),
-        JOURNEYS_PATIENT_KEY_SECRET=SECRET, EXECUTOR_DELIVERY="service",
+        kafka_bootstrap, topics, tmp_path_factory.mktemp("executor"), delivery=False,
+        JOURNEYS_PATIENT_KEY_SECRET=SECRET,
     ) as supervisor:  # fmt: skip
         yield supervisor
 

@@ -165,8 +165,10 @@ async def test_duplicate_start_and_stale_timer_and_late_cancel_emit_nothing(
     executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Topics
 ) -> None:
     run_id = uuid.uuid4()
-    now = datetime.now(UTC)
     await send(_start(run_id, "patient-b"), "patient-b")
+    # The message is sent and reported first: the run waits on its delay.
+    await _waiting_on_delay(kafka_bootstrap, topics, run_id)
+    now = datetime.now(UTC)
     await send(_start(run_id, "patient-b"), "patient-b")
     await send(FireTimer(run_id=run_id, timer_id=uuid.uuid4(), due_at=now, fired_at=now),
                "patient-b")  # fmt: skip

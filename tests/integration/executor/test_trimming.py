@@ -72,7 +72,8 @@ async def test_consumed_commands_leave_the_topic_once_every_reader_has_them(
         tp = next(t for t, end in ends.items() if end > 0)
         group = f"{topics.prefix}journeys-executor"
         deadline = time.monotonic() + 30
-        while (await _committed(kafka_bootstrap, group, [tp]))[tp] != ends[tp]:
+        # At or past: the delivery service's reports follow the starts on the same partition.
+        while ((await _committed(kafka_bootstrap, group, [tp]))[tp] or 0) < ends[tp]:
             assert time.monotonic() < deadline, "the executor did not consume the commands"
             await asyncio.sleep(0.2)
         # The other reader has committed nothing: the executor alone having them trims nothing.

@@ -16,7 +16,6 @@ from aiokafka.structs import ConsumerRecord
 from journeys_contracts.commands import ErasePatient
 from journeys_contracts.definition import JourneyDefinition
 from journeys_contracts.keys import patient_key
-from journeys_executor.channels import ConsoleChannel
 from journeys_executor.core import RunState
 from journeys_executor.partition import BatchProcessor, Partition, _Batch
 from journeys_executor.runs import Runs, journey_key
@@ -189,8 +188,7 @@ def test_the_executor_forgets_a_run_grace_seconds_after_it_ended() -> None:
 
     def at(seconds: float) -> BatchProcessor:
         now = T0 + timedelta(seconds=seconds)
-        channel = ConsoleChannel(False)
-        return BatchProcessor(Topics(), "g", channel, 1.0, lambda: now, ended_run_grace=GRACE)
+        return BatchProcessor(Topics(), "g", 1.0, lambda: now, ended_run_grace=GRACE)
 
     assert not at(GRACE - 0.01).sweep_due(part)
     assert at(GRACE).sweep_due(part)
@@ -251,7 +249,7 @@ async def test_an_erasure_that_meets_an_unreadable_state_is_dead_lettered_not_ra
     runs.update({_key(waiting): b"{garbled"}, {_key(waiting): waiting})  # indexed, unreadable
     producer = _Producer()
     part = Partition(TopicPartition("commands", 0), cast(AIOKafkaProducer, producer), runs, 0)
-    processor = BatchProcessor(Topics(), "g", ConsoleChannel(False), 1.0, lambda: T0)
+    processor = BatchProcessor(Topics(), "g", 1.0, lambda: T0)
     command = ErasePatient(erasure_id=uuid.uuid4(), patient_key=KEY_OF(waiting.patient_id),
                            requested_at=T0)  # fmt: skip
     record = ConsumerRecord("commands", 0, 7, 0, 0, b"k", command.to_json(), None, 0, 0, [])

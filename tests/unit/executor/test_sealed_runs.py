@@ -19,7 +19,6 @@ from journeys_contracts.commands import CancelRun, ErasePatient
 from journeys_contracts.events_sealed import decode_sealed_event
 from journeys_contracts.keys import patient_key
 from journeys_contracts.wire import WireModel
-from journeys_executor.channels import ConsoleChannel
 from journeys_executor.core import RunState
 from journeys_executor.partition import BatchProcessor, Partition
 from journeys_executor.runs import Runs, journey_key, state_json
@@ -79,7 +78,7 @@ class Executor:
         self.part = Partition(TopicPartition(TOPICS.commands, 0),
                               cast(AIOKafkaProducer, self.producer), self.runs, 0)  # fmt: skip
         self.processor = BatchProcessor(
-            TOPICS, "g", ConsoleChannel(False), 1.0, lambda: T0,
+            TOPICS, "g", 1.0, lambda: T0,
             data_keys=self.data_keys, emit_events_v1=emit_events_v1,
         )  # fmt: skip
 
@@ -169,7 +168,12 @@ async def test_a_sealed_start_publishes_sealed_events_and_their_clear_twins() ->
 
     sealed = executor.producer.on(TOPICS.sealed_events)
     twins = executor.producer.on(TOPICS.events)
-    assert len(sealed) == len(twins) == 6
+    # Up to the message, where the run waits for the delivery service's report.
+    assert len(sealed) == len(twins) == 3
+    [(request, request_headers)] = executor.producer.on(TOPICS.deliveries)
+    _assert_sealed(request)
+    assert request_headers["ce_type"] == b"journeys.delivery.requested.v2"
+    assert "dataKey" in json.loads(request or b"")
     for (v2, v2_headers), (v1, v1_headers) in zip(sealed, twins, strict=True):
         _assert_sealed(v2)
         assert v2 is not None
@@ -192,7 +196,7 @@ async def test_without_v1_events_a_sealed_run_publishes_only_on_v2_and_an_unseal
     await executor.given(start(WAITING, run_id=uuid.uuid4()))
     sealed = [json.loads(v or b"") for v, _ in executor.producer.on(TOPICS.sealed_events)]
     plain = [json.loads(v or b"") for v, _ in executor.producer.on(TOPICS.events)]
-    assert len(sealed) == len(plain) == 6
+    assert len(sealed) == len(plain) == 3
     assert len({e["runId"] for e in sealed} | {e["runId"] for e in plain}) == 2
     assert {e["sealedTwin"] for e in plain} == {False}
 

@@ -1,1 +1,1 @@
-"""The local stack: Kafka and PostgreSQL as child processes, then the four services."""
+"""The local stack: Kafka and PostgreSQL as child processes, then the five services."""

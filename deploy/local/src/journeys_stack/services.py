@@ -1,5 +1,4 @@
-"""The four services as the local stack runs them: commands, environment, ready URLs; the
-delivery service, when the executor leaves sending to it (`EXECUTOR_DELIVERY=service`); and the
+"""The five services as the local stack runs them: commands, environment, ready URLs; and the
 ingest of other teams' topics, only when `INGEST_SOURCES` names one."""
 
 from __future__ import annotations
@@ -28,16 +27,12 @@ SERVICE_MODULES = {
     "projector": "journeys_projector",
     "scheduler": "journeys_scheduler",
     "executor": "journeys_executor",
+    # Before the API: a message requested right after the API answers ready is sent.
+    "delivery": "journeys_delivery",
     "api": "journeys_api",
 }
 # Started only when configured: with no topics to read it has nothing to do.
 INGEST_MODULE = "journeys_api.ingest"
-DELIVERY_MODULE = "journeys_delivery"
-
-
-def delivery_configured(env: dict[str, str]) -> bool:
-    """Whether the executor writes delivery requests, which then need the delivery service."""
-    return env.get("EXECUTOR_DELIVERY", "").strip().lower() == "service"
 
 
 def ingest_configured(env: dict[str, str]) -> bool:
@@ -58,22 +53,17 @@ def service_processes(
         "projector": {"PROJECTOR_OPS_PORT": str(ports.projector)},
         "scheduler": {"SCHEDULER_OPS_PORT": str(ports.scheduler)},
         "executor": {"EXECUTOR_OPS_PORT": str(ports.executor)},
+        "delivery": {"DELIVERY_OPS_PORT": str(ports.delivery)},
         "api": {"API_PORT": str(ports.api)},
     }
     ready = {
         "projector": ports.projector,
         "scheduler": ports.scheduler,
         "executor": ports.executor,
+        "delivery": ports.delivery,
         "api": ports.api,
     }
     modules = dict(SERVICE_MODULES)
-    if delivery_configured({**os.environ, **common_env}):
-        # Before the API: a message requested right after the API answers ready is sent.
-        modules = {"projector": modules["projector"], "scheduler": modules["scheduler"],
-                   "executor": modules["executor"], "delivery": DELIVERY_MODULE,
-                   "api": modules["api"]}  # fmt: skip
-        env["delivery"] = {"DELIVERY_OPS_PORT": str(ports.delivery)}
-        ready["delivery"] = ports.delivery
     if ingest_configured({**os.environ, **common_env}):
         modules["ingest"] = INGEST_MODULE
         env["ingest"] = {"INGEST_OPS_PORT": str(ports.ingest)}

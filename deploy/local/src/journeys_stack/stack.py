@@ -142,13 +142,8 @@ def config_from_env(data_dir: Path) -> StackConfig:
         retention=CommonSettings(JOURNEYS_ENV="development").retention,
         kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         database_url=env.get("DATABASE_URL") or None,
-        # A developer's stack sends messages through the delivery service, and shows what the
-        # console channel sends; nowhere else does.
+        # A developer's stack shows what the console channel sends; nowhere else does.
         service_env={
-            "EXECUTOR_DELIVERY": env.get("EXECUTOR_DELIVERY", "service"),
-            "EXECUTOR_CONSOLE_REVEAL_PATIENT_DATA": env.get(
-                "EXECUTOR_CONSOLE_REVEAL_PATIENT_DATA", "true"
-            ),
             "DELIVERY_CONSOLE_REVEAL_PATIENT_DATA": env.get(
                 "DELIVERY_CONSOLE_REVEAL_PATIENT_DATA", "true"
             ),

@@ -26,7 +26,6 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from journeys_contracts.keys import patient_key
-from journeys_executor.channels import Channel, ConsoleChannel
 from journeys_executor.core import EventPolicy
 from journeys_executor.metrics import OWNED_PARTITIONS, TRANSACTIONS
 from journeys_executor.partition import (
@@ -59,7 +58,7 @@ TRANSIENT = (KafkaError, TimeoutError, OSError)
 class Executor(LoopService, ConsumerRebalanceListener):
     """`start()`, then `stop()` (or `run_until_stopped()`); safe to kill at any point."""
 
-    def __init__(self, settings: ExecutorSettings, channel: Channel | None = None) -> None:
+    def __init__(self, settings: ExecutorSettings) -> None:
         super().__init__()
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, settings.retention)
@@ -67,15 +66,13 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self.patient_key_of = partial(patient_key, settings.patient_key_secret.get_secret_value())
         # One cache of unwrapped data keys for every partition: erasing a patient drops theirs.
         self.data_keys = DataKeys(settings.keyring, settings.data_key_cache_size)
-        if channel is None and settings.delivery == "inline":
-            channel = ConsoleChannel(settings.console_reveal_patient_data)
         self.triggers = TriggerIndex(settings.kafka_bootstrap_servers, self.topics.definitions)
         policy = EventPolicy(
             dedup_seconds=settings.event_dedup_seconds, dedup_max=settings.event_dedup_max,
             keep_seconds=settings.events_kept_seconds, keep_max=settings.events_kept_max,
         )  # fmt: skip
         self.batches = BatchProcessor(
-            self.topics, self.group_id, channel, settings.step_timeout_seconds,
+            self.topics, self.group_id, settings.step_timeout_seconds,
             ended_run_grace=settings.ended_run_grace_seconds, data_keys=self.data_keys,
             emit_events_v1=settings.emit_events_v1, triggers=self.triggers,
             event_policy=policy, trigger_wait_seconds=settings.trigger_wait_seconds,

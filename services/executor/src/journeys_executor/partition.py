@@ -61,7 +61,6 @@ from journeys_contracts.deliveries import (
 )
 from journeys_contracts.envelope import CloudEvent, Headers, event_id
 from journeys_contracts.wire import UnknownRecordType
-from journeys_executor.channels import Channel
 from journeys_executor.core import (
     EventPolicy,
     PatientState,
@@ -70,7 +69,6 @@ from journeys_executor.core import (
     TriggerRun,
     erase,
     fail,
-    fold,
     receive,
 )
 from journeys_executor.core.decide import Input
@@ -91,7 +89,7 @@ from journeys_executor.patients import (
     patient_record_key,
     wrapped_key_of,
 )
-from journeys_executor.processing import Outcome, process
+from journeys_executor.processing import process
 from journeys_executor.runs import Runs, data_key, state_json
 from journeys_executor.sealed_runs import (
     Sealing,
@@ -194,7 +192,6 @@ class BatchProcessor:
         self,
         topics: Topics,
         group_id: str,
-        channel: Channel | None,
         step_timeout: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         ended_run_grace: float = 3600.0,
@@ -205,7 +202,7 @@ class BatchProcessor:
         event_policy: EventPolicy | None = None,
         trigger_wait_seconds: float = 5.0,
     ) -> None:
-        self.topics, self.group_id, self.channel = topics, group_id, channel
+        self.topics, self.group_id = topics, group_id
         self.step_timeout, self.clock = step_timeout, clock
         self.ended_run_grace = ended_run_grace
         self.data_keys = data_keys
@@ -419,24 +416,16 @@ class BatchProcessor:
         batch: _Batch,
         kind: str,
     ) -> None:
-        """Decide `command` for its run (in `state`), deliver what it asks, and put the events
-        and the new state into the transaction; a failure of its own fails the run."""
+        """Decide `command` for its run (in `state`) and put the events, the delivery requests
+        of the messages it asks for, and the new state into the transaction; a failure of its
+        own fails the run."""
         run_key = str(command.run_id).encode()
         token = run_id_var.set(str(command.run_id))
         started = time.perf_counter()
-        handed: list[ev.RunEvent] = []
-
-        async def before_delivery(events: Sequence[ev.RunEvent]) -> None:
-            await self._emit(part, record, batch, events, sealing)
-            handed.extend(events)
-            await self._wait_acked(batch)  # a fenced producer fails here, before delivering
-
         try:
             try:
                 recent = self._recent(part, batch, record.key)
-                outcome: Outcome = await process(
-                    state, command, self.channel, self.clock, before_delivery, recent
-                )
+                outcome = process(state, command, self.clock, recent)
                 if outcome.rejection is not None:
                     batch.tally[kind, "rejected"] += 1
                     log.info(
@@ -448,13 +437,11 @@ class BatchProcessor:
                 assert new_state is not None
                 stored = self._serialize(run_key, new_state)
                 self._journey(part, batch, new_state)
-                await self._emit(part, record, batch, outcome.remaining, sealing)
+                await self._emit(part, record, batch, outcome.events, sealing)
             except INFRASTRUCTURE:
                 raise
             except Exception as exc:  # this command's failure, not the partition's
-                # Events handed over before a delivery are in the transaction already: the
-                # failure follows them.
-                await self._fail(part, record, command, batch, state, handed, exc, sealing)
+                await self._fail(part, record, command, batch, state, exc, sealing)
                 return
             batch.states[run_key] = new_state
             batch.stored[run_key] = stored
@@ -604,12 +591,10 @@ class BatchProcessor:
         command: Input,
         batch: _Batch,
         state: RunState | None,
-        handed: list[ev.RunEvent],
         exc: Exception,
         sealing: Sealing | None,
     ) -> None:
-        """The run of a command that could not be carried out ends failed, from `state` and
-        the events `handed` over before a delivery (they are in the transaction already), and
+        """The run of a command that could not be carried out ends failed, from `state`, and
         the command goes to the DLQ with the reason.
 
         Only the error's type is kept, in logs, events and headers: its text may quote
@@ -623,8 +608,7 @@ class BatchProcessor:
         log.warning("command failed its run", extra={"command": command.type, "stage": stage,
                                                     "error": type(exc).__name__})  # fmt: skip
         try:
-            base = fold(state, handed)
-            await self._record_failure(part, record, command, batch, base, reason, sealing)
+            await self._record_failure(part, record, command, batch, state, reason, sealing)
         except INFRASTRUCTURE:
             raise
         except Exception as failure:  # failing the run failed too: the DLQ keeps the command
@@ -685,12 +669,12 @@ class BatchProcessor:
     ) -> list[_Ready]:
         """The records publishing `events`, each checked against the size limit as it will be
         sent: a sealed run's on v2 sealed (and on v1 as twins, while `emit_events_v1`), an
-        unsealed run's on v1, an erasure on both. Without a channel of its own, each requested
-        message also gets its delivery request, for the delivery service."""
+        unsealed run's on v1, an erasure on both. Each requested message also gets its delivery
+        request, for the delivery service."""
         ready: list[_Ready] = []
         for e in events:
             envelope = _envelope(e)
-            if self.channel is None and isinstance(e, ev.MessageRequested):
+            if isinstance(e, ev.MessageRequested):
                 ready.append(self._delivery_request(record, e, sealing))
             if isinstance(e, ev.PatientErased):
                 ready.append(_ready(self.topics.events, record, e.type, e.to_json(), envelope))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -73,16 +72,6 @@ class ExecutorSettings(ShreddingSettings):
         "end as of the moment the event was read, so a journey defined before the event was "
         "accepted is matched against it",
     )  # fmt: skip
-    channel: Literal["console"] = "console"
-    delivery: Literal["inline", "service"] = Field(
-        "inline",
-        description="`inline`: the executor prints each message on its console channel before "
-        "the step commits; `service`: it writes a delivery request beside the step's events and "
-        "the run waits until the delivery service reports the outcome",
-    )  # fmt: skip
-    console_reveal_patient_data: bool = Field(
-        False, description="print patient id and message text on the console channel"
-    )
 
     def commands_groups(self, own_group: str) -> list[str]:
         """Every group trimming waits for: this one and the other readers."""
