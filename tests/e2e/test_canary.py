@@ -28,7 +28,7 @@ from tests.e2e.helpers import TERMINAL, create_journey, message_journey, wait_fo
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = {"api", "executor", "scheduler", "projector"}
+SERVICES = {"api", "executor", "scheduler", "projector", "delivery"}
 # Each service logs a few lines at start alone (ops server, started, partitions assigned).
 MIN_LINES_PER_LOG = 3
 MIN_BYTES = 4096

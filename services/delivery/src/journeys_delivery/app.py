@@ -35,7 +35,7 @@ from journeys_contracts.wire import UnknownRecordType
 from journeys_delivery.channels import Channel, Failed, Outcome, Sent
 from journeys_delivery.channels.console import ConsoleChannel
 from journeys_delivery.channels.webhook import WebhookChannel
-from journeys_delivery.metrics import MESSAGES, RECORDS, SEND_SECONDS
+from journeys_delivery.metrics import MESSAGES, RECORDS, SEND_SECONDS, TRIMMED
 from journeys_delivery.offsets import PartitionOffsets
 from journeys_delivery.settings import DeliverySettings
 from journeys_runtime import kafka
@@ -52,6 +52,7 @@ from journeys_runtime.ops import OpsServer
 from journeys_runtime.sealing import from_wire, open_delivery
 from journeys_runtime.service import STOP_GRACE_SECONDS, LoopService
 from journeys_runtime.topics import Topics, ensure_topics
+from journeys_runtime.trimming import Trimmer
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,14 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
         self._broken: BaseException | None = None
         """A report that could not be produced: the loop fails on it, and the process restarts."""
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
+        # Sent requests are only copies, and a sealed one holds a wrapped data key: they leave
+        # the topic within a few seconds of their report, not at the end of its retention.
+        self.trimmer = Trimmer(
+            settings.kafka_bootstrap_servers, [self.group_id], settings.trim_seconds,
+            lambda: self._consumer.assignment() if self._consumer is not None else set(),
+            TRIMMED.inc,
+        )  # fmt: skip
+        self._trim_task: asyncio.Task[None] | None = None
 
     async def ready(self) -> dict[str, bool]:
         consumer = self._consumer
@@ -120,8 +129,13 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
         self._consumer.subscribe([self.topics.deliveries], listener=self)
         await self._consumer.start()
         self._loop_task = asyncio.create_task(self._run())
+        if s.trim_seconds > 0:
+            self._trim_task = asyncio.create_task(self.trimmer.run(self._stopping))
 
     async def _close(self) -> None:
+        if self._trim_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._trim_task, 5)
         if self._consumer is not None and self._offsets:
             with contextlib.suppress(Exception):  # a commit that fails now is redone on restart
                 await self._finish(set(self._offsets), STOP_GRACE_SECONDS)

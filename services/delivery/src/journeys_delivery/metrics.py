@@ -20,3 +20,7 @@ RECORDS = Counter(
     "Records read from the deliveries topic, by what became of them",
     ["outcome"],
 )
+TRIMMED = Counter(
+    "journeys_delivery_requests_trimmed_total",
+    "Partitions of the deliveries topic whose sent requests were deleted (DeleteRecords)",
+)

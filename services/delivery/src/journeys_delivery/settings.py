@@ -27,6 +27,10 @@ class DeliverySettings(ShreddingSettings):
         1000, ge=1, le=100_000, description="messages of one partition being sent at once; "
         "reading the partition pauses above it",
     )  # fmt: skip
+    trim_seconds: float = Field(
+        5.0, ge=0, le=3600, description="how often the requests already sent and reported are "
+        "deleted from the owned partitions (a sealed one holds a wrapped data key); 0: never",
+    )  # fmt: skip
     revoke_grace_seconds: float = Field(
         15.0, gt=0, le=120, description="how long a partition taken away waits for its messages "
         "in flight to finish before the next owner sends them again",

@@ -38,7 +38,7 @@ from journeys_executor.partition import (
 from journeys_executor.runs import restore
 from journeys_executor.settings import ExecutorSettings
 from journeys_executor.triggers import TriggerIndex
-from journeys_executor.trimmer import CommandsTrimmer
+from journeys_executor.trimmer import commands_trimmer
 from journeys_runtime import kafka
 from journeys_runtime.backoff import Backoff
 from journeys_runtime.keyring import DataKeys
@@ -87,7 +87,7 @@ class Executor(LoopService, ConsumerRebalanceListener):
         self._assigned_once = False
         self._consumer: AIOKafkaConsumer | None = None
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
-        self.trimmer = CommandsTrimmer(
+        self.trimmer = commands_trimmer(
             settings.kafka_bootstrap_servers, settings.commands_groups(self.group_id),
             settings.commands_trim_seconds, lambda: list(self._owned),
         )  # fmt: skip
