@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
@@ -39,6 +40,7 @@ from journeys_delivery.metrics import MESSAGES, RECORDS, SEND_SECONDS, TRIMMED
 from journeys_delivery.offsets import PartitionOffsets
 from journeys_delivery.settings import DeliverySettings
 from journeys_runtime import kafka
+from journeys_runtime.backoff import StoppedError, retrying
 from journeys_runtime.dlq import (
     DATA_KEY_FIELD,
     STRIPPED_HEADER,
@@ -57,6 +59,8 @@ from journeys_runtime.trimming import Trimmer
 log = logging.getLogger(__name__)
 
 SOURCE = "/journeys/delivery"
+KAFKA_ERRORS = (KafkaError, OSError, asyncio.TimeoutError)
+RETRY_MAX_SECONDS = 5.0
 REPORT_TYPE = type_of(RecordDelivery)
 
 Send = tuple[str, bytes | None, bytes, list[tuple[str, bytes]], int | None]
@@ -92,11 +96,10 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
         self.data_keys = DataKeys(settings.keyring)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._crashed: BaseException | None = None
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
-        self._broken: BaseException | None = None
-        """A report that could not be produced: the loop fails on it, and the process restarts."""
         self.ops = OpsServer(settings.ops_host, settings.ops_port, self.ready)
         # Sent requests are only copies, and a sealed one holds a wrapped data key: they leave
         # the topic within a few seconds of their report, not at the end of its retention.
@@ -163,32 +166,41 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
                 if offsets.in_flight >= self.settings.max_in_flight_per_partition:
                     self._consumer.pause(tp)
             await self._commit()
+            if self._crashed is not None:
+                raise self._crashed
 
     async def _complete(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         """Send one message and produce its report; the offset counts as finished once the
-        report is acked. A Kafka error leaves it unfinished: the partition stops committing
-        and the loop fails, so the process restarts and sends the message again."""
-        assert self._producer is not None
+        report is acked. While Kafka is away the report is retried (the message is not sent
+        again); a stop abandons it unacked, so the next owner sends the message again."""
         try:
             sends = await self._handle(record)
-            acks = [await self._producer.send(topic, value, key=key, headers=headers,
-                                              partition=partition)
-                    for topic, key, value, headers, partition in sends]  # fmt: skip
-            await asyncio.gather(*acks)
-        except Exception as exc:
-            log.error("report not sent", extra={"error": describe_error(exc)})
-            self._broken = self._broken or exc
+        except Exception as exc:  # a bug: stop, so a restart takes the message up again
+            log.critical("delivery request not handled", extra={"error": describe_error(exc)})
+            self._crashed = self._crashed or exc
+            return
+        try:
+            await retrying(
+                lambda: self._produce(sends), what="delivery report", retry_on=KAFKA_ERRORS,
+                stopping=self._stopping, max_delay=RETRY_MAX_SECONDS,
+            )  # fmt: skip
+        except StoppedError:
             return
         offsets = self._offsets.get(tp)
         if offsets is not None:  # else revoked meanwhile: the next owner sends it again
             offsets.finished(record.offset)
 
+    async def _produce(self, sends: list[Send]) -> None:
+        assert self._producer is not None
+        acks = [await self._producer.send(topic, value, key=key, headers=headers,
+                                          partition=partition)
+                for topic, key, value, headers, partition in sends]  # fmt: skip
+        await asyncio.gather(*acks)
+
     async def _commit(self, only: set[TopicPartition] | None = None) -> None:
         """Commit, for each partition, the offsets every earlier record of which is finished;
         resume a partition paused for too many messages in flight once it has room again."""
         assert self._consumer is not None
-        if self._broken is not None:
-            raise self._broken
         assigned = self._consumer.assignment()
         due: dict[TopicPartition, int] = {}
         for tp, offsets in self._offsets.items():
@@ -199,9 +211,14 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
                 due[tp] = position
             if tp in assigned and offsets.in_flight < self.settings.max_in_flight_per_partition:
                 self._consumer.resume(tp)
-        if due:
+        if not due:
+            return
+        try:
             await self._consumer.commit(due)
-            self._committed.update(due)
+        except KAFKA_ERRORS as exc:  # Kafka away, or a rebalance: the next round commits
+            log.warning("commit failed; trying again", extra={"error": describe_error(exc)})
+            return
+        self._committed.update(due)
 
     async def _finish(self, partitions: set[TopicPartition], grace: float) -> None:
         """Let the messages of `partitions` in flight finish (bounded), commit what did, and
