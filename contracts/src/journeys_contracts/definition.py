@@ -103,6 +103,9 @@ ON_FAILURE = (
 )
 
 
+SUBJECT = "The email's subject line (the email channel only); unset: the journey's name."
+
+
 class MessageNode(_Tolerant):
     """Send `message` to the patient, then continue to `next_node_id`."""
 
@@ -113,6 +116,9 @@ class MessageNode(_Tolerant):
     channel: Annotated[ChannelName | None, Field(exclude_if=_unset, description=CHANNEL)] = None
     on_failure_next_node_id: Annotated[
         NodeId | None, Field(exclude_if=_unset, description=ON_FAILURE)
+    ] = None
+    subject: Annotated[
+        str | None, Field(min_length=1, max_length=200, exclude_if=_unset, description=SUBJECT)
     ] = None
 
 

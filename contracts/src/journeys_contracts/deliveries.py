@@ -6,8 +6,8 @@ by which channel. It is internal (the delivery service is its only reader) and k
 patient key, on the partition numbered like the command that caused it, so one patient's
 requests reach the delivery service in the order their runs made them.
 
-A sealed run's request is `journeys.delivery.requested.v2`: `patientId` and `message` sealed
-under the patient's data key, which travels wrapped in `dataKey` (as in `start_run.v2`) so the
+A sealed run's request is `journeys.delivery.requested.v2`: `patientId`, `message`, `phone`,
+`email` and `subject` sealed under the patient's data key, which travels wrapped in `dataKey` (as in `start_run.v2`) so the
 delivery service can open them. Erasing the patient makes every copy noise.
 """
 
@@ -46,11 +46,18 @@ class DeliveryRequested(WireModel):
     message: str
     attempt: Annotated[int, Field(ge=1)] = 1
     requested_at: UtcDatetime
+    phone: Annotated[str | None, Field(exclude_if=_unset)] = None
+    """The patient context's `phone`, for the SMS channel."""
+    email: Annotated[str | None, Field(exclude_if=_unset)] = None
+    """The patient context's `email`, for the email channel."""
+    subject: Annotated[str | None, Field(exclude_if=_unset)] = None
+    """The email's subject: the node's `subject`, else the journey's name."""
 
 
 class DeliveryRequestedSealed(WireModel):
-    """`journeys.delivery.requested.v1` with `patientId` and `message` sealed, and the data key
-    that opens them wrapped under the deployment's key-encryption key."""
+    """`journeys.delivery.requested.v1` with `patientId`, `message` and the address and subject
+    sealed, and the data key that opens them wrapped under the deployment's key-encryption
+    key."""
 
     type: Literal["journeys.delivery.requested.v2"] = "journeys.delivery.requested.v2"
     message_id: UUID
@@ -63,6 +70,9 @@ class DeliveryRequestedSealed(WireModel):
     message: SealedValue
     attempt: Annotated[int, Field(ge=1)] = 1
     requested_at: UtcDatetime
+    phone: Annotated[SealedValue | None, Field(exclude_if=_unset)] = None
+    email: Annotated[SealedValue | None, Field(exclude_if=_unset)] = None
+    subject: Annotated[SealedValue | None, Field(exclude_if=_unset)] = None
     data_key: WrappedDataKey
 
 

@@ -35,6 +35,8 @@ from journeys_contracts.events import type_of
 from journeys_contracts.wire import UnknownRecordType
 from journeys_delivery.channels import Channel, Failed, Outcome, Sent
 from journeys_delivery.channels.console import ConsoleChannel
+from journeys_delivery.channels.email import EmailChannel
+from journeys_delivery.channels.sms import SmsChannel
 from journeys_delivery.channels.webhook import WebhookChannel
 from journeys_delivery.metrics import MESSAGES, RECORDS, SEND_SECONDS, TRIMMED
 from journeys_delivery.offsets import PartitionOffsets
@@ -75,6 +77,24 @@ def channels_of(settings: DeliverySettings) -> dict[str, Channel]:
         channels["webhook"] = WebhookChannel(
             settings.webhook_url, settings.webhook_secret.get_secret_value(),
             settings.webhook_timeout_seconds, settings.webhook_concurrency,
+        )  # fmt: skip
+    if (
+        settings.sms_url is not None and settings.sms_account_sid is not None
+        and settings.sms_auth_token is not None and settings.sms_from is not None
+    ):  # fmt: skip
+        channels["sms"] = SmsChannel(
+            settings.sms_url, settings.sms_account_sid,
+            settings.sms_auth_token.get_secret_value(), settings.sms_from,
+            settings.sms_timeout_seconds, settings.sms_concurrency,
+        )  # fmt: skip
+    if settings.smtp_host is not None and settings.smtp_from is not None:
+        password = settings.smtp_password
+        channels["email"] = EmailChannel(
+            settings.smtp_host, settings.smtp_port, settings.smtp_from,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+            starttls=settings.smtp_starttls, ca_file=settings.smtp_ca_file,
+            timeout=settings.smtp_timeout_seconds, concurrency=settings.smtp_concurrency,
         )  # fmt: skip
     return channels
 

@@ -57,6 +57,32 @@ class DeliverySettings(ShreddingSettings):
     webhook_max_attempts: int = Field(
         8, ge=1, le=50, description="sends of one message by webhook before it is given up"
     )
+    sms_url: str | None = Field(
+        None, description="base URL of an SMS gateway with Twilio's REST API shape "
+        "(`https://api.twilio.com` for Twilio itself)",
+    )  # fmt: skip
+    sms_account_sid: str | None = Field(None, description="the gateway account (Basic auth user)")
+    sms_auth_token: SecretStr | None = Field(
+        None, description="the gateway's auth token (Basic auth password); a file of the Secret"
+    )
+    sms_from: str | None = Field(None, description="the sending number, E.164")
+    sms_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    sms_concurrency: int = Field(16, ge=1, le=1024, description="messages in flight at once")
+    sms_max_attempts: int = Field(6, ge=1, le=50, description="sends of one SMS before giving up")
+    smtp_host: str | None = Field(None, description="the SMTP server of the email channel")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = Field(None, description="a file of the Secret")
+    smtp_from: str | None = Field(None, description="the sender address, e.g. care@clinic.org")
+    smtp_starttls: bool = Field(True, description="upgrade to TLS (STARTTLS) before sending")
+    smtp_ca_file: str | None = Field(
+        None, description="CA bundle trusted for the server's certificate; unset: the system's"
+    )
+    smtp_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    smtp_concurrency: int = Field(8, ge=1, le=256, description="SMTP sessions at once")
+    email_max_attempts: int = Field(
+        6, ge=1, le=50, description="sends of one email before giving up"
+    )
     retry_initial_seconds: float = Field(
         2.0, gt=0, le=3600, description="backoff before a second attempt: a random wait up to "
         "this, doubling per attempt (full jitter), at least the provider's Retry-After",
@@ -68,15 +94,24 @@ class DeliverySettings(ShreddingSettings):
     def retry_policy(self, channel: str) -> RetryPolicy:
         """How often and how patiently a channel's messages are tried; the console only once
         (it does not fail)."""
-        attempts = {"webhook": self.webhook_max_attempts}.get(channel, 1)
+        attempts = {"webhook": self.webhook_max_attempts, "sms": self.sms_max_attempts,
+                    "email": self.email_max_attempts}.get(channel, 1)  # fmt: skip
         return RetryPolicy(attempts, self.retry_initial_seconds, self.retry_max_seconds)
 
     @model_validator(mode="after")
-    def _webhook_complete(self) -> DeliverySettings:
+    def _channels_complete(self) -> DeliverySettings:
         if (self.webhook_url is None) != (self.webhook_secret is None):
             raise ValueError(
                 "DELIVERY_WEBHOOK_URL and DELIVERY_WEBHOOK_SECRET are set together or not at all"
             )
+        sms = (self.sms_url, self.sms_account_sid, self.sms_auth_token, self.sms_from)
+        if any(v is not None for v in sms) and not all(v is not None for v in sms):
+            raise ValueError(
+                "DELIVERY_SMS_URL, DELIVERY_SMS_ACCOUNT_SID, DELIVERY_SMS_AUTH_TOKEN and "
+                "DELIVERY_SMS_FROM are set together or not at all"
+            )
+        if (self.smtp_host is None) != (self.smtp_from is None):
+            raise ValueError("DELIVERY_SMTP_HOST and DELIVERY_SMTP_FROM are set together")
         return self
 
 

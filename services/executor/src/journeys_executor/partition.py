@@ -437,7 +437,7 @@ class BatchProcessor:
                 assert new_state is not None
                 stored = self._serialize(run_key, new_state)
                 self._journey(part, batch, new_state)
-                await self._emit(part, record, batch, outcome.events, sealing)
+                await self._emit(part, record, batch, outcome.events, sealing, outcome.state)
             except INFRASTRUCTURE:
                 raise
             except Exception as exc:  # this command's failure, not the partition's
@@ -659,13 +659,19 @@ class BatchProcessor:
         batch: _Batch,
         events: Sequence[ev.Event],
         sealing: Sealing | None,
+        state: RunState | None = None,
     ) -> None:
         """Events go to the events partitions with the command's number, under its key. All
-        of them are checked before the first is sent: either all go, or `RecordTooLargeError`."""
-        await self._send(part, batch, self._records(record, events, sealing))
+        of them are checked before the first is sent: either all go, or `RecordTooLargeError`.
+        `state` (the run after them) addresses the messages they request."""
+        await self._send(part, batch, self._records(record, events, sealing, state))
 
     def _records(
-        self, record: ConsumerRecord, events: Sequence[ev.Event], sealing: Sealing | None
+        self,
+        record: ConsumerRecord,
+        events: Sequence[ev.Event],
+        sealing: Sealing | None,
+        state: RunState | None = None,
     ) -> list[_Ready]:
         """The records publishing `events`, each checked against the size limit as it will be
         sent: a sealed run's on v2 sealed (and on v1 as twins, while `emit_events_v1`), an
@@ -675,7 +681,7 @@ class BatchProcessor:
         for e in events:
             envelope = _envelope(e)
             if isinstance(e, ev.MessageRequested):
-                ready.append(self._delivery_request(record, e, sealing))
+                ready.append(self._delivery_request(record, e, sealing, state))
             if isinstance(e, ev.PatientErased):
                 ready.append(_ready(self.topics.events, record, e.type, e.to_json(), envelope))
                 ready.append(_ready(self.topics.sealed_events, record, e.type, e.to_json(),
@@ -694,13 +700,25 @@ class BatchProcessor:
         return ready
 
     def _delivery_request(
-        self, record: ConsumerRecord, event: ev.MessageRequested, sealing: Sealing | None
+        self,
+        record: ConsumerRecord,
+        event: ev.MessageRequested,
+        sealing: Sealing | None,
+        state: RunState | None,
     ) -> _Ready:
+        """The work order of one message: what, to whom (the run's context's `phone` and
+        `email`), by which channel, with which subject."""
+        context = state.patient_context if state is not None else {}
+        subject = None
+        if state is not None:
+            node = state.definition.node(event.node_id)
+            subject = getattr(node, "subject", None) or state.definition.name
         request = DeliveryRequested(
             message_id=event.message_id, run_id=event.run_id, journey_id=event.journey_id,
             node_id=event.node_id, patient_key=(record.key or b"").decode(),
             patient_id=event.patient_id, channel=event.channel, message=event.message,
             attempt=event.attempt or 1, requested_at=event.occurred_at,
+            phone=_text(context.get("phone")), email=_text(context.get("email")), subject=subject,
         )  # fmt: skip
         sent: DeliveryRequested | DeliveryRequestedSealed = request
         if sealing is not None:
@@ -745,6 +763,11 @@ class BatchProcessor:
                 partition=part.tp.partition, headers=headers,
             )
         )  # fmt: skip
+
+
+def _text(value: Any) -> str | None:
+    """A context value that can be an address: a non-empty string, else nothing."""
+    return value if isinstance(value, str) and value else None
 
 
 def _fitting(

@@ -37,3 +37,19 @@ class Channel(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+def http_outcome(who: str, status: int, retry_after: float | None = None) -> Outcome:
+    """What a provider's HTTP answer means: 2xx sent; 408, 429 and 5xx worth another try (at
+    least `retry_after` seconds later, when the provider said); any other 4xx final, since the
+    same request would be refused again."""
+    if 200 <= status < 300:
+        return Sent()
+    permanent = 400 <= status < 500 and status not in RETRYABLE_STATUSES
+    return Failed(
+        reason=f"{who} answered {status}", permanent=permanent,
+        retry_after=None if permanent else retry_after,
+    )  # fmt: skip

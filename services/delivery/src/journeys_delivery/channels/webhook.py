@@ -16,12 +16,11 @@ import httpx
 from standardwebhooks import Webhook
 
 from journeys_contracts.deliveries import DeliveryRequested
-from journeys_delivery.channels import Failed, Outcome, Sent
+from journeys_delivery.channels import Failed, Outcome, http_outcome
 from journeys_delivery.retries import parse_retry_after
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({408, 429})
 EVENT_TYPE = "message.send"
 
 
@@ -46,13 +45,7 @@ def body(request: DeliveryRequested) -> bytes:
 
 
 def outcome_of(status: int, retry_after: str | None = None) -> Outcome:
-    if 200 <= status < 300:
-        return Sent()
-    permanent = 400 <= status < 500 and status not in RETRYABLE_STATUSES
-    return Failed(
-        reason=f"gateway answered {status}", permanent=permanent,
-        retry_after=None if permanent else parse_retry_after(retry_after),
-    )  # fmt: skip
+    return http_outcome("gateway", status, parse_retry_after(retry_after))
 
 
 class WebhookChannel:
