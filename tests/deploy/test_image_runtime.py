@@ -38,7 +38,8 @@ UV_SYNC = (  # the two RUN lines of deploy/Dockerfile's build stage, in order
 )
 UVICORN_KEEP_ALIVE = 5  # seconds: uvicorn's default, shorter than most proxies' idle timeout
 PORT_SETTINGS = {"api": "API_PORT", "executor": "EXECUTOR_OPS_PORT",
-                 "scheduler": "SCHEDULER_OPS_PORT", "projector": "PROJECTOR_OPS_PORT"}  # fmt: skip
+                 "scheduler": "SCHEDULER_OPS_PORT", "projector": "PROJECTOR_OPS_PORT",
+                 "delivery": "DELIVERY_OPS_PORT"}  # fmt: skip
 
 
 def build_context(dest: Path) -> None:
@@ -102,7 +103,7 @@ def pod_env(
         "JOURNEYS_TOPIC_PREFIX": f"img{uuid.uuid4().hex[:8]}.",
         "JOURNEYS_SECRETS_DIR": str(secrets),
     }  # fmt: skip
-    for setting, port in zip(PORT_SETTINGS.values(), free_ports(4), strict=True):
+    for setting, port in zip(PORT_SETTINGS.values(), free_ports(len(PORT_SETTINGS)), strict=True):
         env[setting] = str(port)
     env.update({k.replace("_PORT", "_HOST"): "127.0.0.1" for k in PORT_SETTINGS.values()})
     return env

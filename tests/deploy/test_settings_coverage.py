@@ -27,6 +27,15 @@ UNSET = {
     "API_WEBHOOK_SOURCES": "holds webhook secrets: a file of the Secret, once webhooks are used",
     "DELIVERY_WEBHOOK_URL": "set with DELIVERY_WEBHOOK_SECRET, once a gateway is used",
     "DELIVERY_WEBHOOK_SECRET": "a file of the Secret, once a gateway is used",
+    "DELIVERY_SMS_URL": "set with the account, token and number, once an SMS gateway is used",
+    "DELIVERY_SMS_ACCOUNT_SID": "set with the gateway's URL, once an SMS gateway is used",
+    "DELIVERY_SMS_AUTH_TOKEN": "a file of the Secret, once an SMS gateway is used",
+    "DELIVERY_SMS_FROM": "the sending number, once an SMS gateway is used",
+    "DELIVERY_SMTP_HOST": "set with DELIVERY_SMTP_FROM, once an SMTP server is used",
+    "DELIVERY_SMTP_FROM": "set with DELIVERY_SMTP_HOST, once an SMTP server is used",
+    "DELIVERY_SMTP_USERNAME": "only for an SMTP server that asks for AUTH",
+    "DELIVERY_SMTP_PASSWORD": "a file of the Secret, only for an SMTP server that asks for AUTH",
+    "DELIVERY_SMTP_CA_FILE": "unset trusts the system's CAs",
 }
 SETTINGS: dict[str, type[BaseSettings]] = {
     "journeys_api": ApiSettings,
