@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from journeys_contracts.templates import template_errors
+
 Operator = Literal[
     "==", "!=", ">", ">=", "<", "<=",
     "eq", "ne", "gt", "gte", "lt", "lte",
@@ -104,6 +106,15 @@ ON_FAILURE = (
 
 
 SUBJECT = "The email's subject line (the email channel only); unset: the journey's name."
+TEMPLATES = (
+    'The message per language (`{"en": "...", "es": "..."}`): the patient context\'s '
+    "`language` chooses (an exact tag, else its primary subtag), falling back to `message`. "
+    "`message`, each template and `subject` are Jinja2 templates over the patient context "
+    "(`{{ first_name }}`), rendered in a sandbox; a field the context lacks fails the message "
+    "(`message.failed`, reason `template`)."
+)
+LanguageTag = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")]
+"""A BCP 47 language tag as patient contexts carry it: `en`, `es`, `es-MX`, `pt-BR`."""
 
 
 class MessageNode(_Tolerant):
@@ -119,6 +130,10 @@ class MessageNode(_Tolerant):
     ] = None
     subject: Annotated[
         str | None, Field(min_length=1, max_length=200, exclude_if=_unset, description=SUBJECT)
+    ] = None
+    templates: Annotated[
+        dict[LanguageTag, Annotated[str, Field(min_length=1, max_length=10_000)]] | None,
+        Field(max_length=50, exclude_if=_unset, description=TEMPLATES),
     ] = None
 
 
@@ -357,6 +372,25 @@ def graph_errors(definition: JourneyDefinition) -> list[GraphError]:
         return errors
     errors.extend(_unreachable(definition, index))
     errors.extend(_delay_free_cycles(definition, index))
+    return errors
+
+
+def template_errors_of(definition: JourneyDefinition) -> list[GraphError]:
+    """Every MESSAGE text, template and subject that is not a valid template (its syntax; a
+    field the context lacks can only be known when a run renders it)."""
+    errors: list[GraphError] = []
+    for i, node in enumerate(definition.nodes):
+        if not isinstance(node, MessageNode):
+            continue
+        texts: list[tuple[tuple[str | int, ...], str]] = [(("nodes", i, "message"), node.message)]
+        if node.subject is not None:
+            texts.append((("nodes", i, "subject"), node.subject))
+        for language, text in (node.templates or {}).items():
+            texts.append((("nodes", i, "templates", language), text))
+        for loc, text in texts:
+            problem = template_errors(text)
+            if problem is not None:
+                errors.append(GraphError(loc, problem))
     return errors
 
 

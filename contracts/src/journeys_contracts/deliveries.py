@@ -7,8 +7,9 @@ patient key, on the partition numbered like the command that caused it, so one p
 requests reach the delivery service in the order their runs made them.
 
 A sealed run's request is `journeys.delivery.requested.v2`: `patientId`, `message`, `phone`,
-`email` and `subject` sealed under the patient's data key, which travels wrapped in `dataKey` (as in `start_run.v2`) so the
-delivery service can open them. Erasing the patient makes every copy noise.
+`email` and `subject` sealed under the patient's data key, which travels wrapped in `dataKey`
+(as in `start_run.v2`) so the delivery service can open them. Erasing the patient makes every
+copy noise.
 """
 
 from __future__ import annotations

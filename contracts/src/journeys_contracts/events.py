@@ -63,6 +63,9 @@ class MessageRequested(EventBase):
     attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
     """Set from the second attempt on (after a `journeys.message.retrying.v1`): the same
     message, the same `messageId`, sent again."""
+    language: Annotated[str | None, Field(exclude_if=_unset)] = None
+    """The language of the node's `templates` the patient's `language` chose; absent: the
+    node's `message` was used."""
 
 
 class MessageSent(EventBase):

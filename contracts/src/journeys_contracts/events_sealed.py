@@ -63,6 +63,7 @@ class MessageRequestedSealed(SealedEventBase):
     message: SealedValue
     channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
     attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
+    language: Annotated[str | None, Field(exclude_if=_unset)] = None
 
 
 class MessageSentSealed(SealedEventBase):

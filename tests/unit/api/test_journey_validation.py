@@ -185,3 +185,37 @@ async def test_a_sound_journey_passes_validation_and_needs_kafka(
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json() == {"detail": "kafka is unavailable, retry later"}
+
+
+async def test_a_template_that_does_not_parse_is_422_at_its_language(
+    client: httpx.AsyncClient,
+) -> None:
+    body = hip_replacement_journey()
+    body["nodes"][0]["templates"] = {"en": "Welcome, {{ first_name }}!", "es": "¡Hola, {{ nombre"}
+
+    [error] = _errors(await client.post("/journeys", json=body))
+
+    assert error["loc"] == ["body", "nodes", 0, "templates", "es"]
+    assert error["msg"].startswith("not a valid template: ")
+
+
+async def test_a_subject_or_message_that_does_not_parse_is_422_at_that_field(
+    client: httpx.AsyncClient,
+) -> None:
+    body = hip_replacement_journey()
+    body["nodes"][0]["message"] = "Welcome {% if %}"
+    body["nodes"][3]["subject"] = "{{ }}"
+
+    errors = _errors(await client.post("/journeys", json=body))
+
+    assert [e["loc"] for e in errors] == [["body", "nodes", 0, "message"],
+                                          ["body", "nodes", 3, "subject"]]  # fmt: skip
+
+
+async def test_a_template_language_must_be_a_language_tag(client: httpx.AsyncClient) -> None:
+    body = hip_replacement_journey()
+    body["nodes"][0]["templates"] = {"spanish please": "Hola"}
+
+    [error] = _errors(await client.post("/journeys", json=body))
+
+    assert error["loc"][:5] == ["body", "nodes", 0, "MESSAGE", "templates"]

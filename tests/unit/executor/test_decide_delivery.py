@@ -175,3 +175,33 @@ def test_a_delivery_decided_later_dates_its_events_and_the_next_due_time_then() 
     run.when(delivery(run.s), later)
     assert run.last(ev.MessageSent).occurred_at == later
     assert run.last(ev.DelayStarted).due_at == later + timedelta(seconds=10)
+
+
+BILINGUAL = journey(
+    {"id": "hello", "type": "MESSAGE", "message": "Hello {{ first_name }}",
+     "templates": {"es": "Hola {{ first_name }}"}, "next_node_id": "bye"},
+    {"id": "bye", "type": "MESSAGE", "message": "Bye {{ last_visit }}"},
+)  # fmt: skip
+
+
+def test_the_patients_language_chooses_the_template_rendered_over_the_context() -> None:
+    run = given(BILINGUAL, {"id": "p-1", "first_name": "Ana", "language": "es-MX"})
+    requested = run.last(ev.MessageRequested)
+    assert (requested.message, requested.language) == ("Hola Ana", "es")
+    assert run.s.pending_message is not None
+    assert run.s.pending_message.message == "Hola Ana"
+
+
+def test_without_a_template_in_the_language_the_message_is_rendered() -> None:
+    run = given(BILINGUAL, {"id": "p-1", "first_name": "Ana", "language": "fr"})
+    requested = run.last(ev.MessageRequested)
+    assert (requested.message, requested.language) == ("Hello Ana", None)
+
+
+def test_a_template_the_context_cannot_fill_fails_the_message_and_the_run_goes_on() -> None:
+    run = given(BILINGUAL, {"id": "p-1", "first_name": "Ana"})
+    outcome = run.deliver()
+    assert kinds(outcome) == ["message.sent", "node.entered", "message.failed", "run.completed"]
+    failed = run.last(ev.MessageFailed)
+    assert (failed.node_id, failed.reason, failed.channel) == ("bye", "template", "default")
+    assert "Ana" not in failed.to_json().decode()

@@ -9,7 +9,12 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 
 from journeys_api.errors import Loc, invalid
-from journeys_contracts.definition import JourneyDefinition, WaitForEventNode, graph_errors
+from journeys_contracts.definition import (
+    JourneyDefinition,
+    WaitForEventNode,
+    graph_errors,
+    template_errors_of,
+)
 
 MAX_PATIENT_ID_LENGTH = 255
 # What the OpenAPI document says of a patient context; `patient_id_of` enforces it.
@@ -66,11 +71,12 @@ def require_storable(value: Any, loc: tuple[str | int, ...]) -> None:
 
 
 def require_sound_graph(definition: JourneyDefinition, max_lookback_seconds: float) -> None:
-    """Every broken graph rule (repeated ids, dangling or unreachable nodes, delay-free cycles)
-    and every look-back over the deployment's limit, each located under the body."""
+    """Every broken graph rule (repeated ids, dangling or unreachable nodes, delay-free cycles),
+    every message template that does not parse, and every look-back over the deployment's
+    limit, each located under the body."""
     errors = [
         {"type": "value_error", "loc": ("body", *error.loc), "msg": error.msg}
-        for error in graph_errors(definition)
+        for error in [*graph_errors(definition), *template_errors_of(definition)]
     ]
     errors.extend(
         {"type": "less_than_equal", "loc": ("body", "nodes", i, "lookback_seconds"),

@@ -23,6 +23,7 @@ from journeys_contracts.definition import (
     MessageNode,
     WaitForEventNode,
 )
+from journeys_contracts.templates import TemplateRenderError, choose, render
 from journeys_executor.core.conditions import evaluate, matches
 from journeys_executor.core.evolve import evolve
 from journeys_executor.core.inputs import EventInput, ExitRun, MatchEvent, PatientEvent, TriggerRun
@@ -397,9 +398,21 @@ def _walk(out: _Emitter, node_id: str | None) -> None:
         out.emit(ev.NodeEntered, node_id=node.id, node_type=node.type)
         if isinstance(node, MessageNode):
             message_id = uuid.uuid5(out.run.run_id, f"message:{out.run.seq + 1}")
+            context = out.run.patient_context
+            channel = node.channel or preferred_channel(context)
+            text, language = choose(node.templates or {}, node.message, context.get("language"))
+            try:
+                rendered = render(text, context)
+            except TemplateRenderError:
+                # Nothing to send: the message fails here, and the run goes on as after any
+                # final failure. Only the word: the error could quote the context.
+                out.emit(ev.MessageFailed, node_id=node.id, message_id=message_id,
+                         channel=channel or "default", reason="template")  # fmt: skip
+                node_id = node.on_failure_next_node_id or node.next_node_id
+                continue
             out.emit(
-                ev.MessageRequested, node_id=node.id, message_id=message_id, message=node.message,
-                channel=node.channel or preferred_channel(out.run.patient_context),
+                ev.MessageRequested, node_id=node.id, message_id=message_id, message=rendered,
+                channel=channel, language=language,
             )  # fmt: skip
             return
         if isinstance(node, DelayNode):
