@@ -23,6 +23,7 @@ from tests.e2e.helpers import (
     wait_for_status,
 )
 from tests.integration.executor.test_executor import _read
+from tests.providers.smtp import SmtpInbox
 from tests.providers.webhook import WebhookGateway
 
 pytestmark = pytest.mark.e2e
@@ -52,13 +53,22 @@ def gateway() -> Iterator[WebhookGateway]:
 
 
 @pytest.fixture(scope="module")
+def inbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpInbox]:
+    with SmtpInbox(tmp_path_factory.mktemp("smtp")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def delivering_stack(
     kafka_bootstrap: str,
     admin_database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     gateway: WebhookGateway,
+    inbox: SmtpInbox,
 ) -> Iterator[Stack]:
-    env = {"DELIVERY_WEBHOOK_URL": gateway.url,
+    env = {"DELIVERY_SMTP_HOST": "127.0.0.1", "DELIVERY_SMTP_PORT": str(inbox.port),
+           "DELIVERY_SMTP_FROM": "care@clinic.example", "DELIVERY_SMTP_CA_FILE": str(inbox.cert),
+           "DELIVERY_WEBHOOK_URL": gateway.url,
            "DELIVERY_WEBHOOK_SECRET": gateway.secret, "DELIVERY_RETRY_INITIAL_SECONDS": "0.2",
            "DELIVERY_WEBHOOK_MAX_ATTEMPTS": "3"}  # fmt: skip
     with running_stack(kafka_bootstrap, admin_database_url, tmp_path_factory, env) as running:
@@ -179,3 +189,39 @@ async def test_a_message_given_up_takes_the_failure_branch_and_is_parked(
     assert header(parked.headers, "dlq_stripped") == "dataKey"
     assert header(parked.headers, "dlq_stage") == "delivery"
     assert header(parked.headers, "dlq_error") == "gateway answered 410"
+
+
+BILINGUAL = {
+    "name": "Pre-visit reminder",
+    "start_node_id": "remind",
+    "nodes": [
+        {"id": "remind", "type": "MESSAGE", "channel": "email",
+         "subject": "{{ clinic }}: your visit",
+         "message": "Hello {{ first_name }}, see you at {{ clinic }}.",
+         "templates": {"es": "Hola {{ first_name }}, le esperamos en {{ clinic }}."}},
+    ],
+}  # fmt: skip
+
+
+async def test_a_bilingual_journey_reaches_each_patients_inbox_in_their_language(
+    delivering_stack: Stack, inbox: SmtpInbox
+) -> None:
+    patients = {
+        "ana@example.org": {"id": "patient-es-1", "first_name": "Ana", "language": "es",
+                            "email": "ana@example.org", "clinic": "Clínica Norte"},
+        "bob@example.org": {"id": "patient-en-1", "first_name": "Bob", "language": "en-GB",
+                            "email": "bob@example.org", "clinic": "North Clinic"},
+    }  # fmt: skip
+    async with api_client(delivering_stack) as client:
+        journey_id = await create_journey(client, BILINGUAL)
+        runs = [await trigger(client, journey_id, context) for context in patients.values()]
+        for run_id in runs:
+            await wait_for_status(client, run_id, {"completed"}, within=60)
+    mails = {m["To"]: m for m in inbox.wait_for(2) if m["To"] in patients}
+    assert mails["ana@example.org"].get_content().strip() == (
+        "Hola Ana, le esperamos en Clínica Norte."
+    )
+    assert mails["ana@example.org"]["Subject"] == "Clínica Norte: your visit"
+    assert mails["bob@example.org"].get_content().strip() == "Hello Bob, see you at North Clinic."
+    assert len(inbox.by_message_id()) >= 2
+    assert all(len(copies) == 1 for copies in inbox.by_message_id().values())

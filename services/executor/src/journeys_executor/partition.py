@@ -54,12 +54,14 @@ from journeys_contracts.commands import (
     RunCommand,
     decode_command,
 )
+from journeys_contracts.definition import MessageNode
 from journeys_contracts.deliveries import (
     DeliveryRequested,
     DeliveryRequestedSealed,
     delivery_id,
 )
 from journeys_contracts.envelope import CloudEvent, Headers, event_id
+from journeys_contracts.templates import TemplateRenderError, render
 from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.core import (
     EventPolicy,
@@ -712,7 +714,12 @@ class BatchProcessor:
         subject = None
         if state is not None:
             node = state.definition.node(event.node_id)
-            subject = getattr(node, "subject", None) or state.definition.name
+            subject = state.definition.name
+            if isinstance(node, MessageNode) and node.subject:
+                # A subject the context cannot fill falls back to the journey's name: the
+                # message itself rendered, and it is what the patient needs.
+                with contextlib.suppress(TemplateRenderError):
+                    subject = render(node.subject, context)
         request = DeliveryRequested(
             message_id=event.message_id, run_id=event.run_id, journey_id=event.journey_id,
             node_id=event.node_id, patient_key=(record.key or b"").decode(),
