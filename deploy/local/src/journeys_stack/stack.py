@@ -13,6 +13,7 @@ from pathlib import Path
 from journeys_runtime.settings import CommonSettings
 from journeys_runtime.topics import Retention, Topics, ensure_topics
 from journeys_stack.aio import run_blocking
+from journeys_stack.inbox import DevInbox
 from journeys_stack.kafka import KafkaBroker
 from journeys_stack.postgres import Postgres
 from journeys_stack.services import Ports, service_processes
@@ -40,6 +41,9 @@ class StackConfig:
     service_env: dict[str, str] = field(default_factory=dict)
     # The API's development key (every scope); a fresh one each start unless given.
     api_key: str | None = None
+    # `make run`'s development inbox (SMTP, webhook and SMS on loopback, `logs/inbox.log`),
+    # which the delivery service's channels then send to; None: no inbox.
+    inbox_ports: tuple[int, int] | None = None
 
 
 class Stack:
@@ -54,6 +58,10 @@ class Stack:
         self.database_url = config.database_url or ""
         self.topics = Topics(config.topic_prefix, config.retention)
         self.api_key = config.api_key or f"dev-{secrets.token_urlsafe(24)}"
+        self.inbox: DevInbox | None = None
+        if config.inbox_ports is not None:
+            smtp, http = config.inbox_ports
+            self.inbox = DevInbox(config.data_dir / "logs" / "inbox.log", smtp, http)
 
     def start_infra(self) -> None:
         """PostgreSQL and Kafka, each unless the config points at one already running."""
@@ -83,11 +91,14 @@ class Stack:
             "JOURNEYS_TOPIC_PREFIX": self.config.topic_prefix,
             "JOURNEYS_PARTITIONS": str(self.config.partitions),
             "API_AUTH_DEV_KEY": self.api_key,
+            **(self.inbox.settings() if self.inbox is not None else {}),
             **self.config.service_env,
         }
 
     def start_services(self, timeout: float = 120) -> None:
         logs = self.config.data_dir / "logs"
+        if self.inbox is not None:
+            self.inbox.start()
         self.supervisor = Supervisor(service_processes(self.service_env(), self.config.ports, logs))
         self.supervisor.start_all(timeout)
 
@@ -116,6 +127,8 @@ class Stack:
                 stops.callback(self.postgres.stop)
             if self.kafka is not None:
                 stops.callback(self.kafka.stop)
+            if self.inbox is not None:
+                stops.callback(self.inbox.stop)
             if self.supervisor is not None:
                 stops.callback(self.supervisor.stop_all)
 
@@ -135,6 +148,10 @@ def config_from_env(data_dir: Path) -> StackConfig:
             projector=int(env.get("PROJECTOR_OPS_PORT", "8003")),
             ingest=int(env.get("INGEST_OPS_PORT", "8004")),
             delivery=int(env.get("DELIVERY_OPS_PORT", "8005")),
+        ),
+        inbox_ports=(
+            int(env.get("INBOX_SMTP_PORT", "1025")),
+            int(env.get("INBOX_HTTP_PORT", "8025")),
         ),
         topic_prefix=env.get("JOURNEYS_TOPIC_PREFIX", ""),
         partitions=int(env.get("JOURNEYS_PARTITIONS", "4")),
