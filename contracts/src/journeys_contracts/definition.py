@@ -196,6 +196,16 @@ Node = Annotated[AnyNode, Field(discriminator="type")]
 Reentry = Literal["always", "if_not_active", "once"]
 
 
+QUIET_HOURS = (
+    "When this journey's messages may not go out, `HH:MM-HH:MM` in the patient's time zone "
+    "(the context's `timezone`, IANA): `21:00-08:00` crosses midnight; equal ends mean never. "
+    "A message due inside is deferred to the first minute after (`message.deferred`). Unset: "
+    "the deployment's `EXECUTOR_QUIET_HOURS`."
+)
+QuietWindow = Annotated[
+    str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")
+]
+
 TRIGGERS = "Patient events that start a run of this journey for their patient."
 REENTRY = (
     "Whether a trigger starts a run for a patient who already has one: `always`; "
@@ -232,6 +242,9 @@ class JourneyDefinition(_Tolerant):
     exit_on: Annotated[
         list[EventMatch], Field(max_length=50, exclude_if=_empty, description=EXIT_ON)
     ] = []
+    quiet_hours: Annotated[
+        QuietWindow | None, Field(exclude_if=_unset, description=QUIET_HOURS)
+    ] = None
 
     def node(self, node_id: str) -> AnyNode:
         for n in self.nodes:

@@ -87,6 +87,22 @@ class MessageFailed(EventBase):
     """The last attempt, from the second on."""
 
 
+class MessageDeferred(EventBase):
+    """Message `messageId` is due inside quiet hours in the patient's time zone: the run waits
+    on timer `timerId` until `dueAt`, the first minute after them, then asks for it
+    (`journeys.message.requested.v1`). `message` is the text as rendered now."""
+
+    type: Literal["journeys.message.deferred.v1"] = "journeys.message.deferred.v1"
+    node_id: str
+    message_id: UUID
+    message: str
+    channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
+    language: Annotated[str | None, Field(exclude_if=_unset)] = None
+    reason: Literal["quiet_hours"] = "quiet_hours"
+    timer_id: UUID
+    due_at: UtcDatetime
+
+
 class MessageRetrying(EventBase):
     """Attempt `attempt` at message `messageId` failed, and another is worth making: the run
     waits on timer `timerId`, due at `dueAt`, then asks for the message again
@@ -227,6 +243,7 @@ RunEvent = (
     | MessageSent
     | MessageFailed
     | MessageRetrying
+    | MessageDeferred
     | ConditionEvaluated
     | DelayStarted
     | DelayElapsed
@@ -260,6 +277,7 @@ EVENT_TYPES: tuple[type[WireModel], ...] = (
     EventTimedOut,
     RunExited,
     MessageRetrying,
+    MessageDeferred,
 )
 TERMINAL_EVENT_TYPES = frozenset(
     {RunCompleted.model_fields["type"].default, RunFailed.model_fields["type"].default,

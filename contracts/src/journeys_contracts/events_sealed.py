@@ -83,6 +83,18 @@ class MessageFailedSealed(SealedEventBase):
     attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
 
 
+class MessageDeferredSealed(SealedEventBase):
+    type: Literal["journeys.message.deferred.v2"] = "journeys.message.deferred.v2"
+    node_id: str
+    message_id: UUID
+    message: SealedValue
+    channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
+    language: Annotated[str | None, Field(exclude_if=_unset)] = None
+    reason: SealedValue
+    timer_id: UUID
+    due_at: UtcDatetime
+
+
 class MessageRetryingSealed(SealedEventBase):
     type: Literal["journeys.message.retrying.v2"] = "journeys.message.retrying.v2"
     node_id: str
@@ -195,6 +207,7 @@ SealedRunEvent = (
     | EventTimedOutSealed
     | RunExitedSealed
     | MessageRetryingSealed
+    | MessageDeferredSealed
 )
 """Every v2 event about one run: a `SealedEventBase`, with `runId` and `seq`."""
 
@@ -217,6 +230,7 @@ SEALED_EVENT_TYPES: tuple[type[WireModel], ...] = (
     EventTimedOutSealed,
     RunExitedSealed,
     MessageRetryingSealed,
+    MessageDeferredSealed,
 )
 """The v2 run event types (`PatientErased` is v1's, listed in `events.EVENT_TYPES`)."""
 TERMINAL_SEALED_EVENT_TYPES = frozenset(

@@ -5,12 +5,18 @@ on a retry timer, then asks again; a final failure moves the run on too, to the 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from journeys_contracts import events as ev
+from journeys_contracts.definition import JourneyDefinition
+from journeys_executor.core import Rejection, decide
+from journeys_executor.core.decide import Policy
+from journeys_executor.core.quiet import QuietHours
 from tests.unit.executor.helpers import (
     MSG_DELAY_MSG,
     WEEKLY,
+    Run,
     cancel,
     delay,
     delivery,
@@ -19,6 +25,7 @@ from tests.unit.executor.helpers import (
     kinds,
     message,
     rejected,
+    start,
 )
 
 
@@ -205,3 +212,39 @@ def test_a_template_the_context_cannot_fill_fails_the_message_and_the_run_goes_o
     failed = run.last(ev.MessageFailed)
     assert (failed.node_id, failed.reason, failed.channel) == ("bye", "template", "default")
     assert "Ana" not in failed.to_json().decode()
+
+
+def test_a_message_due_in_quiet_hours_is_deferred_then_requested_when_they_end() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    policy = Policy(quiet=QuietHours.parse("21:00-08:00"), zone_of=lambda _: paris)
+    run = Run()
+    late = datetime(2026, 12, 3, 22, 30, tzinfo=UTC)  # 23:30 in Paris
+    outcome = decide(None, start(MSG_DELAY_MSG, {"id": "p-1", "timezone": "Europe/Paris"}), late,
+                     policy=policy)  # fmt: skip
+    assert not isinstance(outcome, Rejection)
+    assert kinds(outcome) == ["run.started", "node.entered", "message.deferred"]
+    deferred = outcome[-1]
+    assert isinstance(deferred, ev.MessageDeferred)
+    assert deferred.due_at == datetime(2026, 12, 4, 7, 0, tzinfo=UTC)  # 08:00 in Paris
+    state = outcome.state
+    assert state is not None
+    assert state.pending_timer is not None
+    assert state.pending_timer.timer_id == deferred.timer_id
+    run.state, run.now = state, late
+    fired = run.fire()
+    assert kinds(fired) == ["message.requested"]
+    requested = run.last(ev.MessageRequested)
+    assert (requested.message_id, requested.attempt) == (deferred.message_id, None)
+    assert run.s.pending_message is not None
+    assert run.s.pending_message.attempt == 1
+    assert kinds(run.deliver()) == ["message.sent", "node.entered", "delay.started"]
+
+
+def test_a_journeys_own_quiet_hours_override_the_deployments() -> None:
+    night = Policy(quiet=QuietHours.parse("21:00-08:00"))
+    never = JourneyDefinition.model_validate(
+        {**MSG_DELAY_MSG.model_dump(), "quiet_hours": "00:00-00:00"}
+    )
+    outcome = decide(None, start(never), datetime(2026, 12, 3, 23, 0, tzinfo=UTC), policy=night)
+    assert not isinstance(outcome, Rejection)
+    assert kinds(outcome)[-1] == "message.requested"

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from journeys_contracts.envelope import CloudEvent
-from journeys_contracts.events import EventBase, PatientErased
+from journeys_contracts.events import EventBase, MessageDeferred, PatientErased
 from journeys_runtime.sealing import seal_event
 from journeys_runtime.shredding import DataKey
 from journeys_scheduler.planning import Record, plan_batch
@@ -120,6 +120,18 @@ def test_message_retrying_becomes_a_timer_like_delay_started_sealed_or_not() -> 
                     tuple(envelope.headers()), sealed=True)  # fmt: skip
     (timer,) = plan_batch([record]).timers
     assert timer.timer_id == retrying.timer_id
+
+
+def test_message_deferred_becomes_a_timer_too() -> None:
+    retrying = message_retrying(uuid.uuid4(), DUE)
+    deferred = MessageDeferred(
+        **{k: v for k, v in retrying.model_dump().items()
+           if k in ("run_id", "journey_id", "patient_id", "seq", "occurred_at", "node_id",
+                    "message_id", "channel", "timer_id", "due_at")},
+        message="Welcome!",
+    )  # fmt: skip
+    (timer,) = plan_batch(records(deferred)).timers
+    assert (timer.timer_id, timer.due_at) == (deferred.timer_id, DUE)
 
 
 def test_event_matched_deletes_only_the_timer_it_cancelled() -> None:

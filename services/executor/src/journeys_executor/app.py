@@ -76,6 +76,7 @@ class Executor(LoopService, ConsumerRebalanceListener):
             ended_run_grace=settings.ended_run_grace_seconds, data_keys=self.data_keys,
             emit_events_v1=settings.emit_events_v1, triggers=self.triggers,
             event_policy=policy, trigger_wait_seconds=settings.trigger_wait_seconds,
+            policy=settings.message_policy,
         )  # fmt: skip
         # Held while a batch runs and while partitions are taken over; the rebalance
         # callbacks take it too, so a partition is never revoked in the middle of a batch.

@@ -73,7 +73,7 @@ from journeys_executor.core import (
     fail,
     receive,
 )
-from journeys_executor.core.decide import Input
+from journeys_executor.core.decide import DEFAULT_POLICY, Input, Policy
 from journeys_executor.metrics import (
     COMMANDS,
     EVENTS,
@@ -203,6 +203,7 @@ class BatchProcessor:
         triggers: TriggerIndex | None = None,
         event_policy: EventPolicy | None = None,
         trigger_wait_seconds: float = 5.0,
+        policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.topics, self.group_id = topics, group_id
         self.step_timeout, self.clock = step_timeout, clock
@@ -214,6 +215,8 @@ class BatchProcessor:
         """The journeys with triggers; without it, patient events only resume and exit runs."""
         self.event_policy = event_policy or EventPolicy()
         self.trigger_wait_seconds = trigger_wait_seconds
+        self.policy = policy
+        """The deployment's rules for messages (quiet hours, the default time zone)."""
 
     def sweep_due(self, part: Partition) -> bool:
         """Whether a run of `part` ended more than the grace window ago and is still stored."""
@@ -427,7 +430,7 @@ class BatchProcessor:
         try:
             try:
                 recent = self._recent(part, batch, record.key)
-                outcome = process(state, command, self.clock, recent)
+                outcome = process(state, command, self.clock, recent, self.policy)
                 if outcome.rejection is not None:
                     batch.tally[kind, "rejected"] += 1
                     log.info(

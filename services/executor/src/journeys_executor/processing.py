@@ -13,7 +13,7 @@ from datetime import datetime
 
 from journeys_contracts import events as ev
 from journeys_executor.core import PatientEvent, Rejection, RunState, decide
-from journeys_executor.core.decide import Input
+from journeys_executor.core.decide import DEFAULT_POLICY, Input, Policy
 
 
 @dataclass
@@ -28,9 +28,10 @@ def process(
     command: Input,
     clock: Callable[[], datetime],
     recent: Sequence[PatientEvent] = (),
+    policy: Policy = DEFAULT_POLICY,
 ) -> Outcome:
-    """Decide `command` for its run at the clock's time."""
-    decision = decide(state, command, clock(), recent)
+    """Decide `command` for its run at the clock's time, under the deployment's `policy`."""
+    decision = decide(state, command, clock(), recent, policy)
     if isinstance(decision, Rejection):
         return Outcome(state=state, rejection=decision)
     return Outcome(state=decision.state, events=list(decision))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from journeys_executor.core.decide import Policy
+from journeys_executor.core.quiet import QuietHours
+from journeys_executor.zones import zone_reader
 from journeys_runtime.settings import ShreddingSettings
 
 
@@ -72,6 +76,30 @@ class ExecutorSettings(ShreddingSettings):
         "end as of the moment the event was read, so a journey defined before the event was "
         "accepted is matched against it",
     )  # fmt: skip
+
+    quiet_hours: str = Field(
+        "", pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="`HH:MM-HH:MM` in the patient's time zone when no message goes out (a "
+        "journey's `quiet_hours` overrides it); a message due inside is deferred to the first "
+        "minute after; empty: none",
+    )  # fmt: skip
+    default_timezone: str = Field(
+        "UTC", description="IANA time zone of a patient whose context has no valid `timezone`"
+    )
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def message_policy(self) -> Policy:
+        quiet = QuietHours.parse(self.quiet_hours) if self.quiet_hours else None
+        return Policy(quiet=quiet, zone_of=zone_reader(self.default_timezone))
 
     def commands_groups(self, own_group: str) -> list[str]:
         """Every group trimming waits for: this one and the other readers."""

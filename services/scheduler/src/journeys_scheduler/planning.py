@@ -5,9 +5,9 @@ v2, read by their clear fields (run, timer, due time; the scheduler needs no pat
 and their clear copies on v1 (`sealedTwin`) are skipped, so each timer is armed once.
 
 A run has a timer while it waits: at a DELAY (`delay.started`), for a patient event until a
-timeout (`event.waiting`), or before another attempt at a message (`message.retrying`). All are
-armed and fired alike; the executor tells which it was. A
-matching event (`event.matched`) cancels the wait's timer; a fired one ends with
+timeout (`event.waiting`), before another attempt at a message (`message.retrying`), or until
+quiet hours end (`message.deferred`). All are armed and fired alike; the executor tells which
+it was. A matching event (`event.matched`) cancels the wait's timer; a fired one ends with
 `delay.elapsed` or `event.timed_out`, a run's end with its terminal event.
 """
 
@@ -28,6 +28,7 @@ from journeys_contracts.events import (
     EventMatched,
     EventTimedOut,
     EventWaiting,
+    MessageDeferred,
     MessageRetrying,
     PatientErased,
     RunCancelled,
@@ -42,6 +43,7 @@ from journeys_contracts.events_sealed import (
     EventMatchedSealed,
     EventTimedOutSealed,
     EventWaitingSealed,
+    MessageDeferredSealed,
     MessageRetryingSealed,
     RunCancelledSealed,
     RunCompletedSealed,
@@ -52,8 +54,8 @@ from journeys_runtime.dlq import describe_validation_error
 from journeys_scheduler.timers import Timer
 
 STARTS_WAIT = (
-    DelayStarted, EventWaiting, MessageRetrying,
-    DelayStartedSealed, EventWaitingSealed, MessageRetryingSealed,
+    DelayStarted, EventWaiting, MessageRetrying, MessageDeferred,
+    DelayStartedSealed, EventWaitingSealed, MessageRetryingSealed, MessageDeferredSealed,
 )  # fmt: skip
 ENDS_WAIT = (
     DelayElapsed, EventTimedOut, RunCompleted, RunFailed, RunCancelled,
@@ -129,7 +131,7 @@ def plan_batch(records: Iterable[Record]) -> Plan:
 def _apply(plan: Plan, record: Record) -> None:
     declared = header(record.headers, "ce_type")
     if declared is not None and declared not in RELEVANT_TYPES:
-        # Only ten event types (per topic) concern timers; skip decoding the rest (run starts
+        # Only eleven event types (per topic) concern timers; skip decoding the rest (run starts
         # carry whole definitions). Their own consumers judge whether they are well formed.
         plan.ignored += 1
         return
@@ -183,9 +185,11 @@ def _timer(
     event: DelayStarted
     | EventWaiting
     | MessageRetrying
+    | MessageDeferred
     | DelayStartedSealed
     | EventWaitingSealed
-    | MessageRetryingSealed,
+    | MessageRetryingSealed
+    | MessageDeferredSealed,
     record: Record,
 ) -> Timer:
     name = type(event).__name__.removesuffix("Sealed")

@@ -8,9 +8,9 @@ timer, a cancel after the end, a second start) is rejected with a reason that re
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from journeys_contracts import commands as cmd
@@ -27,6 +27,7 @@ from journeys_contracts.templates import TemplateRenderError, choose, render
 from journeys_executor.core.conditions import evaluate, matches
 from journeys_executor.core.evolve import evolve
 from journeys_executor.core.inputs import EventInput, ExitRun, MatchEvent, PatientEvent, TriggerRun
+from journeys_executor.core.quiet import QuietHours, next_allowed
 from journeys_executor.core.state import RunState
 
 MAX_STEPS_PER_COMMAND = 10_000
@@ -41,26 +42,40 @@ Input = cmd.RunCommand | EventInput
 """What `decide` takes: a command about one run, or what a patient event asks of one run."""
 
 
+@dataclass(frozen=True)
+class Policy:
+    """The deployment's rules for messages: its quiet hours (a journey may set its own) and
+    the time zone of a patient whose context names none."""
+
+    quiet: QuietHours | None = None
+    zone_of: Callable[[object], tzinfo] = lambda _: UTC
+    """The patient's zone from their context's `timezone` (the deployment's default else)."""
+
+
+DEFAULT_POLICY = Policy()
+
+
 def decide(
     state: RunState | None,
     command: Input,
     now: datetime,
     recent: Sequence[PatientEvent] = (),
+    policy: Policy = DEFAULT_POLICY,
 ) -> Decision | Rejection:
     """`recent`: the patient's kept events, oldest first, for the look-back of any
-    WAIT_FOR_EVENT node the run reaches."""
+    WAIT_FOR_EVENT node the run reaches; `policy`: the deployment's rules for messages."""
     if isinstance(command, cmd.StartRun | TriggerRun):
-        return _start(state, command, now, recent)
+        return _start(state, command, now, recent, policy)
     if state is None:
         return Rejection(f"Expected run {command.run_id} to exist, but it has not started")
     if isinstance(command, cmd.FireTimer):
-        return _fire_timer(state, command, now, recent)
+        return _fire_timer(state, command, now, recent, policy)
     if isinstance(command, cmd.CancelRun):
         return _cancel(state, command, now)
     if isinstance(command, cmd.RecordDelivery):
-        return _record_delivery(state, command, now, recent)
+        return _record_delivery(state, command, now, recent, policy)
     if isinstance(command, MatchEvent):
-        return _match(state, command, now, recent)
+        return _match(state, command, now, recent, policy)
     if isinstance(command, ExitRun):
         return _exit(state, command, now)
     # The adapters open a sealed command into its clear twin before deciding.
@@ -80,11 +95,16 @@ class _Emitter:
     """Builds events with the next seq and folds each into the state as it goes."""
 
     def __init__(
-        self, state: RunState | None, now: datetime, recent: Sequence[PatientEvent] = ()
+        self,
+        state: RunState | None,
+        now: datetime,
+        recent: Sequence[PatientEvent] = (),
+        policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.state = state
         self.now = now
         self.recent = recent
+        self.policy = policy
         self.events: list[ev.RunEvent] = []
 
     def emit(self, kind: type[ev.EventBase], **fields: Any) -> ev.RunEvent:
@@ -151,20 +171,24 @@ def _start(
     command: cmd.StartRun | TriggerRun,
     now: datetime,
     recent: Sequence[PatientEvent],
+    policy: Policy,
 ) -> Decision | Rejection:
     if state is not None:
         return Rejection(
             f"Expected no run with id {command.run_id}, but it exists ({state.status})"
         )
-    out = _started(command, now, recent)
+    out = _started(command, now, recent, policy)
     _walk(out, command.definition.start_node_id)
     return out.decision
 
 
 def _started(
-    command: cmd.StartRun | TriggerRun, now: datetime, recent: Sequence[PatientEvent] = ()
+    command: cmd.StartRun | TriggerRun,
+    now: datetime,
+    recent: Sequence[PatientEvent] = (),
+    policy: Policy = DEFAULT_POLICY,
 ) -> _Emitter:
-    out = _Emitter(None, now, recent)
+    out = _Emitter(None, now, recent, policy)
     trigger: dict[str, Any] = {}
     if isinstance(command, TriggerRun):
         trigger = {
@@ -187,7 +211,11 @@ def _started(
 
 
 def _fire_timer(
-    state: RunState, command: cmd.FireTimer, now: datetime, recent: Sequence[PatientEvent]
+    state: RunState,
+    command: cmd.FireTimer,
+    now: datetime,
+    recent: Sequence[PatientEvent],
+    policy: Policy,
 ) -> Decision | Rejection:
     timer = state.pending_timer
     if timer is None or timer.timer_id != command.timer_id:
@@ -203,7 +231,7 @@ def _fire_timer(
     node = state.definition.node(timer.node_id)
     if isinstance(node, MessageNode):
         return _retry_message(state, node, now)
-    out = _Emitter(state, now, recent)
+    out = _Emitter(state, now, recent, policy)
     if isinstance(node, WaitForEventNode):
         out.emit(
             ev.EventTimedOut,
@@ -241,7 +269,11 @@ def _cancel(state: RunState, command: cmd.CancelRun, now: datetime) -> Decision 
 
 
 def _record_delivery(
-    state: RunState, command: cmd.RecordDelivery, now: datetime, recent: Sequence[PatientEvent]
+    state: RunState,
+    command: cmd.RecordDelivery,
+    now: datetime,
+    recent: Sequence[PatientEvent],
+    policy: Policy,
 ) -> Decision | Rejection:
     pending = state.pending_message
     if state.ended or pending is None or pending.message_id != command.message_id:
@@ -255,7 +287,7 @@ def _record_delivery(
             f"Expected the report of attempt {pending.attempt} at message {pending.message_id}, "
             f"but got attempt {command.attempt} while the message awaits {waits}"
         )
-    out = _Emitter(state, now, recent)
+    out = _Emitter(state, now, recent, policy)
     node = state.definition.node(pending.node_id)
     assert isinstance(node, MessageNode)
     later = None if pending.attempt == 1 else pending.attempt
@@ -280,19 +312,26 @@ def _record_delivery(
 
 
 def _retry_message(state: RunState, node: MessageNode, now: datetime) -> Decision:
-    """The retry timer of a message fired: ask for the same message again, one attempt on."""
+    """The timer of a message fired (a retry's, or the end of quiet hours for a deferred one):
+    ask for the same message, one attempt on."""
     pending = state.pending_message
     assert pending is not None
     out = _Emitter(state, now)
+    attempt = pending.attempt + 1
     out.emit(
         ev.MessageRequested, node_id=node.id, message_id=pending.message_id,
-        message=pending.message, channel=pending.channel, attempt=pending.attempt + 1,
+        message=pending.message, channel=pending.channel,
+        attempt=attempt if attempt > 1 else None,
     )  # fmt: skip
     return out.decision
 
 
 def _match(
-    state: RunState, command: MatchEvent, now: datetime, recent: Sequence[PatientEvent]
+    state: RunState,
+    command: MatchEvent,
+    now: datetime,
+    recent: Sequence[PatientEvent],
+    policy: Policy,
 ) -> Decision | Rejection:
     node = _waiting_at(state)
     if node is None or not matches(node.event, node.when, command.event, state.patient_context):
@@ -301,7 +340,7 @@ def _match(
             f"Expected run to wait for an event like '{command.event.type}', "
             f"but it waits for {awaits}"
         )
-    out = _Emitter(state, now, recent)
+    out = _Emitter(state, now, recent, policy)
     timer = state.pending_timer
     _matched(out, node, command.event, timer.timer_id if timer else None)
     _walk(out, node.on_event_next_node_id)
@@ -381,6 +420,16 @@ def _lookback(out: _Emitter, node: WaitForEventNode) -> PatientEvent | None:
     return None
 
 
+def _quiet_until(out: _Emitter, context: dict[str, Any]) -> datetime | None:
+    """When a message due now may go out, if now is inside the journey's quiet hours (else the
+    deployment's) in the patient's time zone; None if it may go now."""
+    journey = out.run.definition.quiet_hours
+    window = QuietHours.parse(journey) if journey is not None else out.policy.quiet
+    if window is None:
+        return None
+    return next_allowed(out.now, window, out.policy.zone_of(context.get("timezone")))
+
+
 def preferred_channel(context: dict[str, Any]) -> ChannelName | None:
     """The channel the patient context prefers (`preferred_channel`, e.g. "sms"), if it names
     one we have; anything else leaves the choice to the delivery service's default."""
@@ -410,6 +459,14 @@ def _walk(out: _Emitter, node_id: str | None) -> None:
                          channel=channel or "default", reason="template")  # fmt: skip
                 node_id = node.on_failure_next_node_id or node.next_node_id
                 continue
+            due = _quiet_until(out, context)
+            if due is not None:
+                out.emit(
+                    ev.MessageDeferred, node_id=node.id, message_id=message_id,
+                    message=rendered, channel=channel, language=language,
+                    timer_id=uuid.uuid5(out.run.run_id, f"timer:{out.run.seq + 1}"), due_at=due,
+                )  # fmt: skip
+                return
             out.emit(
                 ev.MessageRequested, node_id=node.id, message_id=message_id, message=rendered,
                 channel=channel, language=language,

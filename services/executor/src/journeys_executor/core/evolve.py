@@ -75,6 +75,17 @@ def _(event: ev.MessageRequested) -> dict[str, Any]:
 
 
 @_changes.register
+def _(event: ev.MessageDeferred) -> dict[str, Any]:
+    # Attempt 0: asked for, not sent yet; the timer's fire asks for attempt 1.
+    pending = PendingMessage(
+        message_id=event.message_id, node_id=event.node_id, message=event.message,
+        channel=event.channel, attempt=0,
+    )  # fmt: skip
+    timer = PendingTimer(timer_id=event.timer_id, node_id=event.node_id, due_at=event.due_at)
+    return {"pending_message": pending, "pending_timer": timer}
+
+
+@_changes.register
 def _(event: ev.MessageRetrying) -> dict[str, Any]:
     timer = PendingTimer(timer_id=event.timer_id, node_id=event.node_id, due_at=event.due_at)
     return {"pending_timer": timer}

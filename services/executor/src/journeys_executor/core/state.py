@@ -28,7 +28,8 @@ class PendingTimer(BaseModel):
 
 class PendingMessage(BaseModel):
     """A message asked for and not yet sent or given up: `attempt` is the send in flight (or,
-    while the run's `pending_timer` is set, the one that failed and waits to be retried)."""
+    while the run's `pending_timer` is set, the one that failed and waits to be retried; 0 for
+    a message deferred by quiet hours, not sent yet)."""
 
     model_config = ConfigDict(frozen=True)
 
