@@ -23,6 +23,7 @@ import psycopg
 
 from journeys_bench import (
     api,
+    delivery,
     engine,
     events,
     forgetting,
@@ -69,6 +70,7 @@ class Sizes:
     patients: int = 100_000
     bounded_patients: int = 100
     bounded_events: int = 50
+    delivery_messages: int = 30_000
 
 
 # Small enough to check that every benchmark still works; the figures mean nothing.
@@ -77,7 +79,8 @@ QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5
               timer_steps=(1000, 5000), near_timers=100, kafka_records=5000,
               postgres_rows=5000, forgetting_runs=500, events_seconds=3, events_workers=2,
               events_reference=2000, events_returning=1000, resume_runs=100, resume_rate=50,
-              patients=1000, bounded_patients=10, bounded_events=25)  # fmt: skip
+              patients=1000, bounded_patients=10, bounded_events=25,
+              delivery_messages=500)  # fmt: skip
 
 Benchmark = Callable[[Infra, Sizes, Path], Any]
 BENCHMARKS: dict[str, Benchmark] = {
@@ -104,6 +107,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "patient-memory": lambda i, s, _: events.patient_memory(i, s.patients, 5,
                                                             s.bounded_patients,
                                                             s.bounded_events),
+    "delivery-throughput": lambda i, s, _: delivery.delivery_throughput(i, s.delivery_messages),
 }  # fmt: skip
 
 
