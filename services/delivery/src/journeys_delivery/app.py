@@ -200,12 +200,15 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
             self._crashed = self._crashed or exc
             return
         try:
-            await retrying(
-                lambda: self._produce(sends), what="delivery report", retry_on=KAFKA_ERRORS,
-                stopping=self._stopping, max_delay=RETRY_MAX_SECONDS,
-            )  # fmt: skip
-        except StoppedError:
-            return
+            await self._produce(sends)
+        except KAFKA_ERRORS:  # the slow path, with backoff, only once Kafka has failed
+            try:
+                await retrying(
+                    lambda: self._produce(sends), what="delivery report",
+                    retry_on=KAFKA_ERRORS, stopping=self._stopping, max_delay=RETRY_MAX_SECONDS,
+                )  # fmt: skip
+            except StoppedError:
+                return
         offsets = self._offsets.get(tp)
         if offsets is not None:  # else revoked meanwhile: the next owner sends it again
             offsets.finished(record.offset)

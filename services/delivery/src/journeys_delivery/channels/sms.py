@@ -5,12 +5,11 @@ auth with the account SID and auth token), the message id as its idempotency tok
 
 from __future__ import annotations
 
-import asyncio
-
-import httpx
+from aiohttp import encode_basic_auth
 
 from journeys_contracts.deliveries import DeliveryRequested
 from journeys_delivery.channels import Failed, Outcome, http_outcome
+from journeys_delivery.channels.http import HttpPool
 from journeys_delivery.retries import parse_retry_after
 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
@@ -30,28 +29,20 @@ class SmsChannel:
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.sender = sender
-        self._client = httpx.AsyncClient(
-            timeout=timeout, auth=(account_sid, auth_token),
-            limits=httpx.Limits(max_connections=concurrency,
-                                max_keepalive_connections=concurrency),
-        )  # fmt: skip
-        self._slots = asyncio.Semaphore(concurrency)
+        self._authorization = encode_basic_auth(account_sid, auth_token)
+        self._http = HttpPool(timeout, concurrency)
 
     async def send(self, request: DeliveryRequested) -> Outcome:
         if not request.phone:
             return Failed(reason="no phone number in the patient context", permanent=True)
         form = {"To": request.phone, "From": self.sender, "Body": request.message}
-        headers = {IDEMPOTENCY_HEADER: str(request.message_id)}
-        async with self._slots:
-            try:
-                response = await self._client.post(self.url, data=form, headers=headers)
-            except httpx.TimeoutException:
-                return Failed(reason="sms gateway timed out", permanent=False)
-            except httpx.HTTPError as exc:
-                reason = f"sms gateway unreachable: {type(exc).__name__}"
-                return Failed(reason=reason, permanent=False)
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return http_outcome("sms gateway", response.status_code, retry_after)
+        headers = {IDEMPOTENCY_HEADER: str(request.message_id),
+                   "Authorization": self._authorization}  # fmt: skip
+        answer = await self._http.post(self.url, data=form, headers=headers)
+        if isinstance(answer, str):
+            return Failed(reason=f"sms gateway {answer}", permanent=False)
+        status, retry_after = answer
+        return http_outcome("sms gateway", status, parse_retry_after(retry_after))
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._http.close()

@@ -7,16 +7,15 @@ again after a crash (same id, new timestamp and signature) reaches the patient o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import UTC, datetime
 
-import httpx
 from standardwebhooks import Webhook
 
 from journeys_contracts.deliveries import DeliveryRequested
 from journeys_delivery.channels import Failed, Outcome, http_outcome
+from journeys_delivery.channels.http import HttpPool
 from journeys_delivery.retries import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -54,11 +53,7 @@ class WebhookChannel:
     def __init__(self, url: str, secret: str, timeout: float, concurrency: int) -> None:
         self.url = url
         self._signer = Webhook(secret)
-        self._client = httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
-        self._slots = asyncio.Semaphore(concurrency)
+        self._http = HttpPool(timeout, concurrency)
 
     async def send(self, request: DeliveryRequested) -> Outcome:
         payload = body(request)
@@ -70,14 +65,11 @@ class WebhookChannel:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": self._signer.sign(msg_id, now, payload),
         }
-        async with self._slots:
-            try:
-                response = await self._client.post(self.url, content=payload, headers=headers)
-            except httpx.TimeoutException:
-                return Failed(reason="gateway timed out", permanent=False)
-            except httpx.HTTPError as exc:  # connection refused, reset, protocol error
-                return Failed(reason=f"gateway unreachable: {type(exc).__name__}", permanent=False)
-        return outcome_of(response.status_code, response.headers.get("retry-after"))
+        answer = await self._http.post(self.url, data=payload, headers=headers)
+        if isinstance(answer, str):
+            return Failed(reason=f"gateway {answer}", permanent=False)
+        status, retry_after = answer
+        return outcome_of(status, retry_after)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._http.close()
