@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from journeys_bench import engine, events, timers
+from journeys_bench import delivery, engine, events, timers
 from journeys_bench.harness import Infra
 from journeys_stack.paths import data_dir
 
@@ -103,3 +103,12 @@ def test_events_ingest_finds_every_accepted_event_in_kafka(
     assert returning["status"].get("202", 0) > 0
     assert returning["commands_in_kafka"] == returning["events_accepted"] + 150
     assert result["reference"]["sealed"]["records_per_s"] > 0
+
+
+def test_delivery_throughput_follows_every_message_to_its_report(bench_infra: Infra) -> None:
+    result = delivery.delivery_throughput(bench_infra, messages=300)
+
+    assert result["finished"]
+    assert result["reported"] == 300
+    assert result["gateway"] == {"received": 300, "attempts": 300, "bad_signatures": 0}
+    assert result["messages_per_s"] > 0
