@@ -1,26 +1,44 @@
 """Message templates: Jinja2 in a sandbox, over the patient context and nothing else.
 
 A MESSAGE node's `message`, each of its `templates` and its `subject` are templates. They are
-checked when a journey is defined (`template_errors`: syntax) and rendered when a run reaches
-the node (`render`). The environment is Jinja2's immutable sandbox with no globals (no
-`range`, no `lipsum`, no `cycler`), undefined names are errors rather than empty text, and
-`*` on text or lists and `**` are bounded, so a template can neither reach outside the context
-nor make an enormous message. Pure: no I/O, no clock, the same text for the same context.
+checked when a journey is defined (`template_errors`) and rendered when a run reaches the node
+(`render`). A template may substitute fields (`{{ first_name }}`, `{{ address.city }}`), apply
+filters, and branch (`{% if %}`); it may not loop, define macros or blocks, or call methods
+other than a few plain text ones. So rendering takes time in proportion to the template's own
+length, and no template can make a large text: the environment is Jinja2's immutable sandbox
+with no globals, undefined names are errors rather than empty text, repetition (`*`) and
+padding are bounded, `**` is refused, and the output is cut off at `MAX_RENDERED` while it is
+produced. Pure: no I/O, no clock, the same text for the same context.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MAX_RENDERED = 10_000
 """The longest message a template may render, as a MESSAGE node's `message` may be."""
 _MAX_REPEAT = 1_000
+
+# Statements a message has no need of, and that could make rendering take long or grow large.
+_REFUSED_NODES: dict[type[nodes.Node], str] = {
+    nodes.For: "for loops", nodes.Macro: "macros", nodes.CallBlock: "call blocks",
+    nodes.Block: "blocks", nodes.Extends: "extends", nodes.Include: "includes",
+    nodes.Import: "imports", nodes.FromImport: "imports", nodes.FilterBlock: "filter blocks",
+    nodes.Assign: "set", nodes.AssignBlock: "set", nodes.With: "with",
+}  # fmt: skip
+# Filters that pad, repeat, or format with a width: each could make a huge text from a small one.
+_REFUSED_FILTERS = ("center", "indent", "wordwrap", "format", "batch", "slice", "filesizeformat")
+# The only methods a template may call: plain text ones that never lengthen their text.
+_SAFE_METHODS = frozenset({
+    "upper", "lower", "title", "capitalize", "strip", "lstrip", "rstrip", "startswith",
+    "endswith", "get", "keys", "values", "items", "isdigit", "isalpha",
+})  # fmt: skip
 
 
 class TemplateRenderError(ValueError):
@@ -36,25 +54,41 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise SecurityError("the power operator is not allowed in a message template")
         for seq, times in ((left, right), (right, left)):
             repeated = isinstance(seq, str | list | tuple) and isinstance(times, int)
-            if repeated and times > _MAX_REPEAT:
-                raise SecurityError("a repetition over 1000 in a message template")
+            if repeated and (times > _MAX_REPEAT or len(seq) * max(times, 0) > MAX_RENDERED):
+                raise SecurityError("a repetition too long for a message template")
         return operator.mul(left, right)
 
+    def is_safe_callable(self, obj: Any) -> bool:
+        return getattr(obj, "__name__", None) in _SAFE_METHODS and super().is_safe_callable(obj)
 
-@cache
+
+@lru_cache(maxsize=1)
 def _environment() -> _Sandbox:
     env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.globals.clear()
+    for name in _REFUSED_FILTERS:
+        env.filters.pop(name, None)
     return env
 
 
-def template_errors(text: str) -> str | None:
-    """Why `text` is not a valid template (its syntax), or None."""
-    try:
-        _environment().parse(text)
-    except TemplateSyntaxError as exc:
-        return f"not a valid template: {exc.message} (line {exc.lineno})"
+def _refused(text: str) -> str | None:
+    """Why a parsed template uses something a message template may not; None if it does not."""
+    for node in _environment().parse(text).find_all(tuple(_REFUSED_NODES)):
+        return f"{_REFUSED_NODES[type(node)]} are not allowed in a message template"
     return None
+
+
+def template_errors(text: str) -> str | None:
+    """Why `text` is not a valid message template (its syntax, or what it uses), or None."""
+    try:
+        refused = _refused(text)
+        if refused is None:
+            _compiled(text)  # an unknown (or refused) filter is only found compiling
+        return refused
+    except TemplateSyntaxError as exc:  # and TemplateAssertionError: an unknown filter
+        return f"not a valid template: {exc.message} (line {exc.lineno})"
+    except (RecursionError, MemoryError):
+        return "not a valid template: nested too deeply"
 
 
 def render(text: str, context: Mapping[str, Any]) -> str:
@@ -63,17 +97,26 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     if not any(mark in text for mark in ("{{", "{%", "{#")):
         return text
     try:
-        rendered = _compiled(text).render(dict(context))
+        if _refused(text) is not None:
+            raise TemplateRenderError("refused")
+        parts: list[str] = []
+        length = 0
+        for chunk in _compiled(text).generate(dict(context)):
+            length += len(chunk)
+            if length > MAX_RENDERED:
+                raise TemplateRenderError(f"rendered text over {MAX_RENDERED} characters")
+            parts.append(chunk)
     except TemplateError as exc:  # UndefinedError, SecurityError, syntax
         raise TemplateRenderError(type(exc).__name__) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+    except (TypeError, ValueError, ArithmeticError, LookupError, RecursionError,
+            MemoryError) as exc:  # fmt: skip
+        if isinstance(exc, TemplateRenderError):
+            raise
         raise TemplateRenderError(type(exc).__name__) from None
-    if len(rendered) > MAX_RENDERED:
-        raise TemplateRenderError(f"rendered text over {MAX_RENDERED} characters")
-    return rendered
+    return "".join(parts)
 
 
-@cache
+@lru_cache(maxsize=4096)
 def _compiled(text: str) -> Any:
     return _environment().from_string(text)
 
@@ -82,10 +125,8 @@ def choose(templates: Mapping[str, str], fallback: str, language: Any) -> tuple[
     """The template for the patient's `language` (an exact tag, else its primary subtag:
     `es-MX` takes `es`), and the language it is in; else `fallback`, in no named language."""
     if isinstance(language, str) and language:
+        lowered = {k.lower(): k for k in templates}
         for tag in (language, language.split("-")[0]):
-            if tag in templates:
-                return templates[tag], tag
-            lowered = {k.lower(): k for k in templates}
             if tag.lower() in lowered:
                 key = lowered[tag.lower()]
                 return templates[key], key

@@ -43,11 +43,20 @@ def test_a_field_the_context_lacks_fails_and_the_error_quotes_nothing() -> None:
         "{{ 2 ** 100000 }}",
         "{{ first_name.upper.__self__ }}",
         "{% set d = {} %}{{ d.update({'a': 1}) }}",
+        '{{ "x" * 1000 * 1000 * 1000 }}',
+        '{{ "x" | center(999999999) }}',
+        '{{ "x".ljust(999999999) }}',
+        '{{ "%999999999d" | format(1) }}',
+        '{{ "a".replace("a", "b" * 1000).replace("b", "c" * 1000) }}',
+        "{% for a in first_name %}{% for b in first_name %}{% endfor %}{% endfor %}",
+        "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+        "{{ " + "(" * 300 + "1" + ")" * 300 + " }}",
+        "{{ first_name }}" * 2000,
     ],
 )
 def test_the_sandbox_refuses_to_reach_outside_the_context_or_blow_up(escape: str) -> None:
     with pytest.raises(TemplateRenderError):
-        render(escape, {"first_name": "Ana"})
+        render(escape, {"first_name": "Anastasia"})
 
 
 def test_a_rendered_message_longer_than_a_message_may_be_fails() -> None:
@@ -66,10 +75,16 @@ def test_the_patients_language_chooses_else_the_message(language: object, chosen
     assert text == (TEMPLATES[chosen] if chosen else "Fallback")
 
 
-def test_syntax_is_checked_without_a_context() -> None:
-    assert template_errors("Hello {{ first_name }}") is None
+def test_syntax_and_what_a_template_uses_are_checked_without_a_context() -> None:
+    assert template_errors("Hello {{ first_name | title }}{% if vip %}!{% endif %}") is None
     assert template_errors("Hello {{ first_name") is not None
-    assert template_errors("{% for x in y %}") is not None
+    assert template_errors("{% for x in visits %}{{ x }}{% endfor %}") == (
+        "for loops are not allowed in a message template"
+    )
+    assert template_errors('{{ "x" | center(9) }}') is not None  # a refused filter
+    assert template_errors("{{ " + "(" * 300 + "1" + ")" * 300 + " }}") == (
+        "not a valid template: nested too deeply"
+    )
 
 
 @given(st.text(alphabet=st.characters(blacklist_characters="{}%#"), max_size=200))
