@@ -63,7 +63,7 @@ class MessageRequestedSealed(SealedEventBase):
     message: SealedValue
     channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
     attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
-    language: Annotated[str | None, Field(exclude_if=_unset)] = None
+    language: Annotated[SealedValue | None, Field(exclude_if=_unset)] = None
 
 
 class MessageSentSealed(SealedEventBase):
@@ -89,7 +89,7 @@ class MessageDeferredSealed(SealedEventBase):
     message_id: UUID
     message: SealedValue
     channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
-    language: Annotated[str | None, Field(exclude_if=_unset)] = None
+    language: Annotated[SealedValue | None, Field(exclude_if=_unset)] = None
     reason: SealedValue
     timer_id: UUID
     due_at: UtcDatetime

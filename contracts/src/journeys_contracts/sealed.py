@@ -22,7 +22,7 @@ _BASE64 = r"^[A-Za-z0-9+/]*={0,2}$"
 
 SEALED_FIELDS: tuple[str, ...] = (
     "patientId", "patientContext", "message", "reason", "note", "eventData",
-    "phone", "email", "subject",
+    "phone", "email", "subject", "language",
 )  # fmt: skip
 """The wire names of the fields that may hold patient data (a free-text reason or note may
 quote it): sealed wherever they appear in a `.v2` record, clear in its `.v1` twin."""

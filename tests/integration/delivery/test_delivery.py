@@ -7,6 +7,7 @@ poison goes to the dead-letter topic and a newer record type is skipped."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,9 @@ from journeys_contracts.keys import patient_key
 from journeys_delivery.app import DeliveryService
 from journeys_delivery.settings import DeliverySettings
 from journeys_runtime.kafka import producer
+from journeys_runtime.keyring import Keyring
+from journeys_runtime.sealing import seal_delivery, to_wire
+from journeys_runtime.shredding import DataKey
 from journeys_runtime.topics import Topics
 from journeys_stack.supervisor import Supervisor
 from tests.conftest import PARTITIONS
@@ -202,14 +206,28 @@ async def test_poison_is_dead_lettered_a_newer_type_skipped_and_an_unknown_chann
         return topics.deliveries, key.encode(), value, envelope
 
     newer = json.dumps({**json.loads(sms.to_json()), "type": "journeys.delivery.requested.v9"})
+    # Sealed under a key no key-encryption key here unwraps: parked, and its run told.
+    closed_run = uuid.uuid4()
+    closed = seal_delivery(
+        sms.model_copy(update={"run_id": closed_run, "message_id": uuid.uuid4()}),
+        DataKey.generate(),
+        to_wire(Keyring.parse("other=" + base64.b64encode(b"k" * 32).decode(), "other")
+                .wrap(key, DataKey.generate())),
+    )  # fmt: skip
     await send(kafka_bootstrap, [
         record(b"{not json", "journeys.delivery.requested.v1"),
         record(newer.encode(), "journeys.delivery.requested.v9"),
         record(sms.to_json(), sms.type),
+        (topics.deliveries, key.encode(), closed.to_json(),
+         CloudEvent(id=str(uuid.uuid4()), type=closed.type, source="/tests",
+                    subject=str(closed_run), time=datetime.now(UTC))),
     ])  # fmt: skip
     async with delivering(kafka_bootstrap, topics, gateway):
         reports = await _read(kafka_bootstrap, topics.commands, 1, {str(run_id)})
         dead = await _read(kafka_bootstrap, topics.dlq, 2, {str(run_id)})
+        (unopened,) = await _read(kafka_bootstrap, topics.commands, 1, {str(closed_run)})
+    told = decode_command(unopened.value)
+    assert (told.delivered, told.reason) == (False, "delivery request did not open")  # type: ignore[union-attr]
     (report,) = [decode_command(r.value) for r in reports]
     assert report.delivered is False  # type: ignore[union-attr]
     assert report.reason == "channel sms is not configured"  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ import pytest
 
 from journeys_contracts.deliveries import DeliveryRequested
 from journeys_delivery.channels import Failed, Sent
+from journeys_delivery.channels.email import single_address
 from journeys_delivery.channels.webhook import body, outcome_of
 
 
@@ -45,3 +46,18 @@ def test_the_body_names_the_message_by_the_id_the_gateway_dedups_on() -> None:
     assert sent["timestamp"] == "2026-12-04T08:00:00Z"
     assert sent["data"]["messageId"] == str(UUID(int=7))
     assert (sent["data"]["patientId"], sent["data"]["message"]) == ("p-1", "Hola")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_and_is_final(status: int) -> None:
+    assert outcome_of(status) == Failed(reason=f"gateway answered {status}", permanent=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "address"),
+    [("pat@example.org", "pat@example.org"), ("a@x.org, b@y.org", None), ("a@x.org;b@y.org", None),
+     ("Pat <pat@example.org>", None), ("pat@example.org\r\nBcc: x@y.org", None),
+     ("no-at-sign", None), ("", None), (None, None)],
+)  # fmt: skip
+def test_an_email_goes_to_exactly_one_plain_address(value: str | None, address: str | None) -> None:
+    assert single_address(value) == address

@@ -248,3 +248,18 @@ def test_a_journeys_own_quiet_hours_override_the_deployments() -> None:
     outcome = decide(None, start(never), datetime(2026, 12, 3, 23, 0, tzinfo=UTC), policy=night)
     assert not isinstance(outcome, Rejection)
     assert kinds(outcome)[-1] == "message.requested"
+
+
+def test_a_retry_due_in_quiet_hours_waits_for_them_to_end() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    policy = Policy(quiet=QuietHours.parse("21:00-08:00"), zone_of=lambda _: paris)
+    evening = datetime(2026, 12, 3, 19, 58, tzinfo=UTC)  # 20:58 in Paris
+    started = decide(None, start(MSG_DELAY_MSG), evening, policy=policy)
+    assert not isinstance(started, Rejection)
+    assert started.state is not None
+    report = delivery(started.state, ok=False, retry_after=120)
+    retried = decide(started.state, report, evening, policy=policy)
+    assert not isinstance(retried, Rejection)
+    (retrying,) = retried
+    assert isinstance(retrying, ev.MessageRetrying)
+    assert retrying.due_at == datetime(2026, 12, 4, 7, 0, tzinfo=UTC)  # 08:00 in Paris

@@ -104,3 +104,11 @@ def test_the_first_allowed_minute_is_the_first_minute_outside_the_window(
     while minute < goes:
         assert window.quiet_at(minute.astimezone(tz).time()), minute
         minute += MINUTE
+
+
+def test_an_end_in_the_skip_already_half_passed_is_still_the_end_of_the_skip() -> None:
+    # The earlier reading of 02:30 (06:30 UTC) is before now, 01:45 EST (06:45 UTC); the
+    # first minute outside the window is when the clocks jump, 03:00 EDT, not 03:30.
+    window = QuietHours.parse("22:00-02:30")
+    goes = next_allowed(at("2024-03-10T01:45", NEW_YORK), window, NEW_YORK)
+    assert local(goes, NEW_YORK) == "2024-03-10 03:00 EDT"

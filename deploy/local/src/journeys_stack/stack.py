@@ -91,7 +91,12 @@ class Stack:
             "JOURNEYS_TOPIC_PREFIX": self.config.topic_prefix,
             "JOURNEYS_PARTITIONS": str(self.config.partitions),
             "API_AUTH_DEV_KEY": self.api_key,
-            **(self.inbox.settings() if self.inbox is not None else {}),
+            # The inbox's channel settings, but not over a developer's own (to a real provider).
+            **{
+                k: v
+                for k, v in (self.inbox.settings() if self.inbox else {}).items()
+                if k not in os.environ
+            },
             **self.config.service_env,
         }
 
@@ -149,7 +154,9 @@ def config_from_env(data_dir: Path) -> StackConfig:
             ingest=int(env.get("INGEST_OPS_PORT", "8004")),
             delivery=int(env.get("DELIVERY_OPS_PORT", "8005")),
         ),
-        inbox_ports=(
+        inbox_ports=None
+        if env.get("INBOX", "on") == "off"
+        else (
             int(env.get("INBOX_SMTP_PORT", "1025")),
             int(env.get("INBOX_HTTP_PORT", "8025")),
         ),

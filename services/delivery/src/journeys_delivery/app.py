@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -20,7 +21,11 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+)
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
@@ -62,6 +67,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "/journeys/delivery"
 KAFKA_ERRORS = (KafkaError, OSError, asyncio.TimeoutError)
+# Errors the same report would meet again: no use retrying them.
+FATAL_KAFKA_ERRORS = (MessageSizeTooLargeError, TopicAuthorizationFailedError)
 RETRY_MAX_SECONDS = 5.0
 REPORT_TYPE = type_of(RecordDelivery)
 
@@ -147,8 +154,11 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
         self._producer = kafka.producer(s.kafka_bootstrap_servers)
         await self._producer.start()
         self._consumer = kafka.consumer(
-            s.kafka_bootstrap_servers, self.group_id, max_poll_records=s.batch_max_records
-        )
+            s.kafka_bootstrap_servers, self.group_id, max_poll_records=s.batch_max_records,
+            # Longer than a revoke may wait for its messages in flight, so waiting for them
+            # never costs this member its place in the group.
+            rebalance_timeout_ms=int((s.revoke_grace_seconds + 15) * 1000),
+        )  # fmt: skip
         self._consumer.subscribe([self.topics.deliveries], listener=self)
         await self._consumer.start()
         self._loop_task = asyncio.create_task(self._run())
@@ -200,15 +210,20 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
             self._crashed = self._crashed or exc
             return
         try:
-            await self._produce(sends)
-        except KAFKA_ERRORS:  # the slow path, with backoff, only once Kafka has failed
             try:
+                await self._produce(sends)
+            except KAFKA_ERRORS:  # the slow path, with backoff, only once Kafka has failed
                 await retrying(
                     lambda: self._produce(sends), what="delivery report",
-                    retry_on=KAFKA_ERRORS, stopping=self._stopping, max_delay=RETRY_MAX_SECONDS,
+                    retry_on=KAFKA_ERRORS, fatal=FATAL_KAFKA_ERRORS, stopping=self._stopping,
+                    max_delay=RETRY_MAX_SECONDS,
                 )  # fmt: skip
-            except StoppedError:
-                return
+        except StoppedError:
+            return
+        except Exception as exc:  # a report Kafka will never take, or a bug: stop, restart
+            log.critical("delivery report not produced", extra={"error": describe_error(exc)})
+            self._crashed = self._crashed or exc
+            return
         offsets = self._offsets.get(tp)
         if offsets is not None:  # else revoked meanwhile: the next owner sends it again
             offsets.finished(record.offset)
@@ -275,13 +290,15 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
             log.warning("delivery request of an unknown type", extra={"type": exc.record_type})
             return []
         except (ValidationError, ValueError) as exc:
-            return [self._dead_letter(record, "decode", describe_validation_error(exc))]
+            parked = self._dead_letter(record, "decode", describe_validation_error(exc))
+            return [*self._poison_report(record, "delivery request unreadable"), parked]
         if isinstance(request, DeliveryRequestedSealed):
             try:
                 key = self.data_keys.open(request.patient_key, from_wire(request.data_key))
                 request = open_delivery(request, key)
             except Exception as exc:  # poison: a key or a field that does not open
-                return [self._dead_letter(record, "unseal", describe_error(exc))]
+                parked = self._dead_letter(record, "unseal", describe_error(exc))
+                return [*self._poison_report(record, "delivery request did not open"), parked]
         RECORDS.labels(outcome="handled").inc()
         name, outcome = await self._send(request)
         retry_after = None
@@ -339,6 +356,24 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
         # The commands partition numbered like the request's: the executor task of the run.
         return (self.topics.commands, record.key, command.to_json(), envelope.headers(),
                 record.partition)  # fmt: skip
+
+    def _poison_report(self, record: ConsumerRecord, reason: str) -> list[Send]:
+        """A final failure for a request that cannot be sent, when its ids can still be read,
+        so its run goes on instead of waiting at the node for ever."""
+        try:
+            data = json.loads(record.value or b"")
+            ids = (uuid.UUID(data["runId"]), uuid.UUID(data["messageId"]))
+            attempt = int(data.get("attempt", 1))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return []
+        now = datetime.now(UTC)
+        command = RecordDelivery(run_id=ids[0], message_id=ids[1], channel="unknown",
+                                 delivered=False, reason=reason, at=now,
+                                 attempt=max(attempt, 1))  # fmt: skip
+        envelope = CloudEvent(id=report_id(ids[1], max(attempt, 1)), type=REPORT_TYPE,
+                              source=SOURCE, subject=str(ids[0]), time=now)  # fmt: skip
+        return [(self.topics.commands, record.key, command.to_json(), envelope.headers(),
+                 record.partition)]  # fmt: skip
 
     def _dead_letter(
         self, record: ConsumerRecord, stage: str, error: str, *, counted: bool = True

@@ -48,7 +48,8 @@ def http_outcome(who: str, status: int, retry_after: float | None = None) -> Out
     same request would be refused again."""
     if 200 <= status < 300:
         return Sent()
-    permanent = 400 <= status < 500 and status not in RETRYABLE_STATUSES
+    # A redirect (not followed) or a 4xx other than 408 and 429 would be answered again.
+    permanent = 300 <= status < 500 and status not in RETRYABLE_STATUSES
     return Failed(
         reason=f"{who} answered {status}", permanent=permanent,
         retry_after=None if permanent else retry_after,

@@ -14,6 +14,14 @@ from journeys_contracts.deliveries import DeliveryRequested
 from journeys_delivery.channels import Failed, Outcome, Sent
 
 
+def single_address(value: str | None) -> str | None:
+    """The context's `email` when it is exactly one plain address; None otherwise (a list, a
+    name with the address, a line break), so one patient's mail never goes to several."""
+    if not value or any(c in value for c in '\r\n,;<>"') or value.count("@") != 1:
+        return None
+    return value.strip() or None
+
+
 def message_id_header(message_id: str, sender: str) -> str:
     domain = sender.rpartition("@")[2] or "journeys.invalid"
     return f"<{message_id}@{domain}>"
@@ -51,18 +59,25 @@ class EmailChannel:
         return mail
 
     async def send(self, request: DeliveryRequested) -> Outcome:
-        if not request.email:
-            return Failed(reason="no email address in the patient context", permanent=True)
-        mail = self.compose(request)
+        address = single_address(request.email)
+        if address is None:
+            return Failed(reason="no single email address in the patient context", permanent=True)
+        try:
+            mail = self.compose(request)
+        except ValueError:  # a line break in the subject or the address
+            return Failed(reason="email subject or address not allowed in a header", permanent=True)
         async with self._slots:
             try:
                 await aiosmtplib.send(
-                    mail, hostname=self.host, port=self.port, username=self.username,
-                    password=self.password, start_tls=self.starttls, tls_context=self._tls,
-                    timeout=self.timeout,
+                    mail, recipients=[address], hostname=self.host, port=self.port,
+                    username=self.username, password=self.password, start_tls=self.starttls,
+                    tls_context=self._tls, timeout=self.timeout,
                 )  # fmt: skip
-            except aiosmtplib.SMTPRecipientsRefused:
-                return Failed(reason="smtp server refused the recipient", permanent=True)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                # 450/451 at RCPT (greylisting, a busy mailbox) is worth another try.
+                codes = [refusal.code for refusal in exc.recipients]
+                permanent = bool(codes) and all(code >= 500 for code in codes)
+                return Failed(reason="smtp server refused the recipient", permanent=permanent)
             except aiosmtplib.SMTPResponseException as exc:
                 # 4xx: try again later; 5xx: the same mail would be refused again.
                 permanent = exc.code >= 500

@@ -29,7 +29,10 @@ class HttpPool:
         """(status, Retry-After) of the answer; or, when there was none, why, in our words:
         `timed out`, `unreachable: <error type>`."""
         try:
-            async with self._slots, self._client().post(url, **options) as response:
+            # No redirects: aiohttp would follow a 301/302/303 with a GET without the message,
+            # and a 2xx there would read as sent. A 3xx is the provider's configuration to fix.
+            post = self._client().post(url, allow_redirects=False, **options)
+            async with self._slots, post as response:
                 await response.read()
                 return response.status, response.headers.get("Retry-After")
         except TimeoutError:

@@ -1,7 +1,9 @@
 """The SMS channel: an SMS gateway with Twilio's REST API shape (`POST
 /2010-04-01/Accounts/{AccountSid}/Messages.json`, form fields `To`, `From`, `Body`, HTTP Basic
-auth with the account SID and auth token), the message id as its idempotency token
-(`I-Twilio-Idempotency-Token`), so a message sent again after a crash is sent once."""
+auth with the account SID and auth token), the message id as its idempotency key (in
+`I-Twilio-Idempotency-Token` and `Idempotency-Key`): a gateway that de-duplicates on it sends a
+message asked for again after a crash once. Whether a provider does is the provider's to say;
+the loopback gateway in the tests does."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class SmsChannel:
             return Failed(reason="no phone number in the patient context", permanent=True)
         form = {"To": request.phone, "From": self.sender, "Body": request.message}
         headers = {IDEMPOTENCY_HEADER: str(request.message_id),
+                   "Idempotency-Key": str(request.message_id),
                    "Authorization": self._authorization}  # fmt: skip
         answer = await self._http.post(self.url, data=form, headers=headers)
         if isinstance(answer, str):

@@ -298,11 +298,13 @@ def _record_delivery(
         return out.decision
     reason = command.reason or "delivery failed"
     if command.retry_after_seconds is not None:
+        due = now + timedelta(seconds=command.retry_after_seconds)
+        # Another attempt falls outside quiet hours too: a retry is a message going out.
+        due = _quiet_until(out, state.patient_context, due) or due
         out.emit(
             ev.MessageRetrying, node_id=pending.node_id, message_id=pending.message_id,
             channel=command.channel, attempt=pending.attempt, reason=reason,
-            timer_id=uuid.uuid5(state.run_id, f"timer:{state.seq + 1}"),
-            due_at=now + timedelta(seconds=command.retry_after_seconds),
+            timer_id=uuid.uuid5(state.run_id, f"timer:{state.seq + 1}"), due_at=due,
         )  # fmt: skip
         return out.decision
     out.emit(ev.MessageFailed, node_id=pending.node_id, message_id=pending.message_id,
@@ -420,14 +422,17 @@ def _lookback(out: _Emitter, node: WaitForEventNode) -> PatientEvent | None:
     return None
 
 
-def _quiet_until(out: _Emitter, context: dict[str, Any]) -> datetime | None:
-    """When a message due now may go out, if now is inside the journey's quiet hours (else the
-    deployment's) in the patient's time zone; None if it may go now."""
+def _quiet_until(
+    out: _Emitter, context: dict[str, Any], at: datetime | None = None
+) -> datetime | None:
+    """When a message due `at` (default: now) may go out, if that is inside the journey's quiet
+    hours (else the deployment's) in the patient's time zone; None if it may go then."""
     journey = out.run.definition.quiet_hours
     window = QuietHours.parse(journey) if journey is not None else out.policy.quiet
     if window is None:
         return None
-    return next_allowed(out.now, window, out.policy.zone_of(context.get("timezone")))
+    zone = out.policy.zone_of(context.get("timezone"))
+    return next_allowed(out.now if at is None else at, window, zone)
 
 
 def preferred_channel(context: dict[str, Any]) -> ChannelName | None:

@@ -53,9 +53,10 @@ def next_allowed(now: datetime, quiet: QuietHours, tz: tzinfo) -> datetime | Non
             datetime.combine(day, quiet.end, tzinfo=tz).replace(fold=fold).astimezone(UTC)
             for fold in (0, 1)
         )
-        later = [end for end in ends if end > now]
-        if later:
-            return _first_quiet_free_minute(later[0], quiet, tz)
+        if ends[-1] > now:
+            # From the earliest reading still ahead, or from now when only the later one is
+            # (a gap's end passed already): the walk finds the first minute really not quiet.
+            return _first_quiet_free_minute(max(ends[0], now), quiet, tz)
     raise AssertionError("a quiet window ends within two days")  # pragma: no cover
 
 
