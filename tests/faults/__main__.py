@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.faults.scenarios import SCENARIOS, STACK_OPTIONS, ScenarioResult, load_for, run_scenario
+from tests.faults.scenarios import SCENARIOS, ScenarioResult, load_for, run_scenario, stack_options
 from tests.faults.stack import fault_stack
 
 
@@ -46,7 +46,7 @@ def main() -> int:
     try:
         for key in args.scenarios.split(","):
             load = load_for(key, args.rate, args.seconds)
-            with fault_stack(kafka, db, root, **STACK_OPTIONS.get(key, {})) as stack:
+            with fault_stack(kafka, db, root, **stack_options(key)) as stack:
                 results.append(asyncio.run(run_scenario(key, stack, load)))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     finally:

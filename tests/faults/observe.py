@@ -29,6 +29,7 @@ class Observed:
     run_events: dict[str, list[int]] = field(default_factory=dict)  # run -> projected seqs
     timers: dict[str, datetime] = field(default_factory=dict)  # run -> pending due time
     channel: Counter[str] = field(default_factory=Counter)  # message id -> hand-overs
+    delivered: set[str] = field(default_factory=set)  # message ids a gateway took (delivery)
     dlq: list[dict[str, str | None]] = field(default_factory=list)
     foreign: int = 0  # records on the events topic that are no event
     timer_ids: dict[str, str] = field(default_factory=dict)  # pending timer id -> run

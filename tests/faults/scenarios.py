@@ -27,6 +27,15 @@ from tests.faults.checkers import (
     injected_failed,
     redelivered,
 )
+from tests.faults.delivery import (
+    DELIVERY_CHECKERS,
+    delivery_stack,
+    kill_delivery,
+    observe_gateway,
+    provider_down,
+    provider_hangs,
+    provider_throttles,
+)
 from tests.faults.event_cases import MIXES
 from tests.faults.event_checkers import EVENT_CHECKERS, check_events, outcomes
 from tests.faults.events_load import (
@@ -53,7 +62,7 @@ class Load:
 
 
 # Scenarios whose fault takes long need the load to go on meanwhile (commits, due timers).
-MIN_LOAD_SECONDS = {"7": 60.0, "8a": 50.0, "8b": 80.0}
+MIN_LOAD_SECONDS = {"7": 60.0, "8a": 50.0, "8b": 80.0, "18": 45.0, "19": 30.0, "20": 30.0}
 
 
 def load_for(key: str, rate: float, seconds: float) -> Load:
@@ -243,6 +252,14 @@ EVENTS_STACK: dict[str, Any] = {"service_env": {
     "INGEST_SOURCES": json.dumps(INGEST_SOURCES),
 }}  # fmt: skip
 STACK_OPTIONS: dict[str, dict[str, Any]] = {**OUTAGE_STACKS, **dict.fromkeys(MIXES, EVENTS_STACK)}
+DELIVERY_SCENARIOS = ("17", "18", "19", "20")
+
+
+def stack_options(key: str) -> dict[str, Any]:
+    """How `fault_stack` builds scenario `key`'s stack."""
+    if key in DELIVERY_SCENARIOS:  # the gateway starts (or is reset) only when one runs
+        return delivery_stack()
+    return STACK_OPTIONS.get(key, {})
 
 
 # Malformed, each of them; a record of a type a newer version added is not poison (readers skip
@@ -308,6 +325,11 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
            kill_executor_for_long),
     "16": ("exits during pending delays and waits, the scheduler SIGKILLed meanwhile",
            kill_scheduler),
+    "17": ("SIGKILL the delivery service with sends in flight, start it again", kill_delivery),
+    "18": ("the messaging gateway down (503) for 30 s, then back", provider_down),
+    "19": ("the messaging gateway throttling: 429, then 503, with Retry-After",
+           provider_throttles),
+    "20": ("the messaging gateway hanging past the channel's timeout for 15 s", provider_hangs),
 }  # fmt: skip
 
 
@@ -375,8 +397,13 @@ async def run_scenario(key: str, stack: FaultStack, load: Load) -> ScenarioResul
     await _settle(stack, [*result.accepted, *(events.runs if events else ())])
     seen = await observe(stack.kafka_bootstrap, stack.topics, stack.database_url,
                          stack.delivery_logs, commands=events is not None)  # fmt: skip
+    if key in DELIVERY_SCENARIOS:
+        observe_gateway(seen)
     found = check(result.accepted, seen)
     counts = {k: len(found[k]) for k in CHECKERS}
+    if key in DELIVERY_SCENARIOS:
+        found.update({k: checker(seen) for k, checker in DELIVERY_CHECKERS.items()})
+        counts.update({k: len(found[k]) for k in DELIVERY_CHECKERS})
     counts["bad_answer"] = result.bad_answers
     if events is not None:
         found.update(check_events(events.sent, seen))

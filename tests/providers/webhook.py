@@ -44,6 +44,10 @@ class WebhookGateway:
     """Every request by `webhook-id`, repeats included."""
     refused: list[str] = field(default_factory=list)
     """Why requests were refused (a bad signature, a missing header)."""
+    runs: dict[str, str] = field(default_factory=dict)
+    """The run each `webhook-id` came for (the payload's `data.runId`)."""
+    accepted_at: list[float] = field(default_factory=list)
+    """When each message was first accepted (`time.monotonic()`), in order."""
 
     def __post_init__(self) -> None:
         self._verifier = Webhook(self.secret)
@@ -94,8 +98,11 @@ class WebhookGateway:
                 self.refused.append(str(exc))
             return web.Response(status=401)
         msg_id = request.headers["webhook-id"]
+        run_id = json.loads(payload).get("data", {}).get("runId")
         with self._lock:
             self.attempts[msg_id] += 1
+            if isinstance(run_id, str):
+                self.runs[msg_id] = run_id
         if self.hang_seconds:
             await asyncio.sleep(self.hang_seconds)
         with self._lock:
@@ -108,7 +115,9 @@ class WebhookGateway:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return web.Response(status=self.status, headers=headers)
         with self._lock:
-            self.received.setdefault(msg_id, json.loads(payload))
+            if msg_id not in self.received:
+                self.received[msg_id] = json.loads(payload)
+                self.accepted_at.append(time.monotonic())
         return web.Response(status=200)
 
     def wait_for(self, count: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:

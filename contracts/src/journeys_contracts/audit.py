@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     PATIENT_ERASE = "patients.erase"
     EVENTS_RECORD = "events.record"
     EVENTS_READ = "events.read"
+    CONSENT_SET = "patients.consent"
 
 
 class AuditOutcome(StrEnum):

@@ -7,7 +7,7 @@ from uuid import UUID, uuid5
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from journeys_contracts.definition import EventType, JourneyDefinition
+from journeys_contracts.definition import ChannelName, EventType, JourneyDefinition
 from journeys_contracts.keys import PatientKey
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
@@ -174,9 +174,29 @@ class ErasePatient(WireModel):
     them to the runs it holds, so a run it has already forgotten is still erased downstream."""
 
 
+class SetConsent(WireModel):
+    """Grant or revoke a patient's consent to be messaged on some channels: the executor keeps
+    it with the patient's state and checks it before every message (a message to a channel
+    without consent is `journeys.message.suppressed.v1`, never sent). Channels not named keep
+    what they had; every channel has consent until it is revoked.
+
+    About a patient, not a run, and carrying no patient id: the Kafka key and `patientKey`
+    name the patient, as `ErasePatient`'s do. The CloudEvents subject is the consent id.
+    """
+
+    type: Literal["journeys.command.set_consent.v1"] = "journeys.command.set_consent.v1"
+    consent_id: UUID
+    patient_key: PatientKey
+    channels: dict[ChannelName, bool] = Field(min_length=1)
+    """Each channel named: true grants consent, false revokes it."""
+    source: Literal["api", "sms"]
+    """Who asked: an operator or system through the API, or the patient's own SMS reply."""
+    changed_at: UtcDatetime
+
+
 RunCommand = StartRun | FireTimer | CancelRun | RecordDelivery | StartRunSealed | CancelRunSealed
 """Every command about one run: a `CommandBase`, with `runId`."""
-PatientCommand = ErasePatient | RecordPatientEvent | RecordPatientEventSealed
+PatientCommand = ErasePatient | RecordPatientEvent | RecordPatientEventSealed | SetConsent
 """Every command about a patient rather than one run: keyed by `patientKey`, no `runId`."""
 Command = Annotated[RunCommand | PatientCommand, Field(discriminator="type")]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -190,6 +210,7 @@ COMMAND_TYPES: tuple[type[WireModel], ...] = (
     CancelRunSealed,
     RecordPatientEvent,
     RecordPatientEventSealed,
+    SetConsent,
 )
 
 

@@ -88,9 +88,12 @@ class MessageFailed(EventBase):
 
 
 class MessageDeferred(EventBase):
-    """Message `messageId` is due inside quiet hours in the patient's time zone: the run waits
-    on timer `timerId` until `dueAt`, the first minute after them, then asks for it
-    (`journeys.message.requested.v1`). `message` is the text as rendered now."""
+    """Message `messageId` may not go out now: the run waits on timer `timerId` until `dueAt`,
+    then asks for it (`journeys.message.requested.v1`). `reason` says why: `quiet_hours`, it
+    is due inside quiet hours in the patient's time zone (`dueAt` is the first minute after
+    them); `frequency_cap`, the patient has had as many messages as the deployment allows in
+    its rolling window (`dueAt` is when the oldest of them leaves the window, or the end of
+    quiet hours after that). `message` is the text as rendered now."""
 
     type: Literal["journeys.message.deferred.v1"] = "journeys.message.deferred.v1"
     node_id: str
@@ -98,9 +101,22 @@ class MessageDeferred(EventBase):
     message: str
     channel: Annotated[ChannelName | None, Field(exclude_if=_unset)] = None
     language: Annotated[str | None, Field(exclude_if=_unset)] = None
-    reason: Literal["quiet_hours"] = "quiet_hours"
+    reason: Literal["quiet_hours", "frequency_cap"] = "quiet_hours"
     timer_id: UUID
     due_at: UtcDatetime
+
+
+class MessageSuppressed(EventBase):
+    """Message `messageId` is not sent, and never will be: `reason` `consent`, the patient has
+    revoked consent to `channel` (`default`: the deployment's default channel); or
+    `frequency_cap`, the patient has had as many messages as the deployment allows in its
+    rolling window. The run goes on to the node's next node, as after a message sent."""
+
+    type: Literal["journeys.message.suppressed.v1"] = "journeys.message.suppressed.v1"
+    node_id: str
+    message_id: UUID
+    channel: str
+    reason: Literal["consent", "frequency_cap"]
 
 
 class MessageRetrying(EventBase):
@@ -244,6 +260,7 @@ RunEvent = (
     | MessageFailed
     | MessageRetrying
     | MessageDeferred
+    | MessageSuppressed
     | ConditionEvaluated
     | DelayStarted
     | DelayElapsed
@@ -278,6 +295,7 @@ EVENT_TYPES: tuple[type[WireModel], ...] = (
     RunExited,
     MessageRetrying,
     MessageDeferred,
+    MessageSuppressed,
 )
 TERMINAL_EVENT_TYPES = frozenset(
     {RunCompleted.model_fields["type"].default, RunFailed.model_fields["type"].default,

@@ -95,6 +95,14 @@ class MessageDeferredSealed(SealedEventBase):
     due_at: UtcDatetime
 
 
+class MessageSuppressedSealed(SealedEventBase):
+    type: Literal["journeys.message.suppressed.v2"] = "journeys.message.suppressed.v2"
+    node_id: str
+    message_id: UUID
+    channel: str
+    reason: SealedValue
+
+
 class MessageRetryingSealed(SealedEventBase):
     type: Literal["journeys.message.retrying.v2"] = "journeys.message.retrying.v2"
     node_id: str
@@ -208,6 +216,7 @@ SealedRunEvent = (
     | RunExitedSealed
     | MessageRetryingSealed
     | MessageDeferredSealed
+    | MessageSuppressedSealed
 )
 """Every v2 event about one run: a `SealedEventBase`, with `runId` and `seq`."""
 
@@ -231,6 +240,7 @@ SEALED_EVENT_TYPES: tuple[type[WireModel], ...] = (
     RunExitedSealed,
     MessageRetryingSealed,
     MessageDeferredSealed,
+    MessageSuppressedSealed,
 )
 """The v2 run event types (`PatientErased` is v1's, listed in `events.EVENT_TYPES`)."""
 TERMINAL_SEALED_EVENT_TYPES = frozenset(

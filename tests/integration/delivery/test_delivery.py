@@ -70,21 +70,23 @@ def executor(
         yield supervisor
 
 
-def settings(kafka_bootstrap: str, topics: Topics, gateway: WebhookGateway) -> DeliverySettings:
+def settings(
+    kafka_bootstrap: str, topics: Topics, gateway: WebhookGateway, **more: Any
+) -> DeliverySettings:
     return DeliverySettings(**{
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "JOURNEYS_TOPIC_PREFIX": topics.prefix,
         "JOURNEYS_PARTITIONS": PARTITIONS, "JOURNEYS_PATIENT_KEY_SECRET": SECRET,
         "ops_port": 0, "poll_timeout_ms": 50,
         "webhook_url": gateway.url, "webhook_secret": gateway.secret,
-        "webhook_timeout_seconds": 2,
+        "webhook_timeout_seconds": 2, **more,
     })  # fmt: skip
 
 
 @asynccontextmanager
 async def delivering(
-    kafka_bootstrap: str, topics: Topics, gateway: WebhookGateway
+    kafka_bootstrap: str, topics: Topics, gateway: WebhookGateway, **more: Any
 ) -> AsyncIterator[DeliveryService]:
-    service = DeliveryService(settings(kafka_bootstrap, topics, gateway))
+    service = DeliveryService(settings(kafka_bootstrap, topics, gateway, **more))
     await service.start()
     try:
         yield service
@@ -101,6 +103,21 @@ async def send(bootstrap: str, records: list[tuple[str, bytes, bytes, CloudEvent
         await asyncio.gather(*acks)
     finally:
         await p.stop()
+
+
+def request(
+    topics: Topics, patient: str, channel: Any, run_id: uuid.UUID
+) -> tuple[str, bytes, bytes, CloudEvent]:
+    """A clear delivery request of one message of `run_id`, as the executor writes it."""
+    key = patient_key(SECRET, patient)
+    r = DeliveryRequested(
+        message_id=uuid.uuid4(), run_id=run_id, journey_id=uuid.uuid4(), node_id="n",
+        patient_key=key, patient_id=patient, channel=channel, message=TEXT,
+        requested_at=datetime.now(UTC),
+    )  # fmt: skip
+    envelope = CloudEvent(id=str(uuid.uuid4()), type=r.type, source="/tests",
+                          subject=str(run_id), time=datetime.now(UTC))  # fmt: skip
+    return topics.deliveries, key.encode(), r.to_json(), envelope
 
 
 def start(run_id: uuid.UUID, patient: str) -> StartRun:
@@ -249,20 +266,10 @@ async def test_a_hanging_gateway_holds_back_only_its_own_messages(
     webhook one is reported while the gateway still hangs on the first, which is given up after
     `DELIVERY_WEBHOOK_TIMEOUT_SECONDS` (2 s here)."""
     gateway.hang_seconds = 4
-    key = patient_key(SECRET, "patient-hang")
     slow, fast = uuid.uuid4(), uuid.uuid4()
 
-    def request(run_id: uuid.UUID, channel: Any) -> tuple[str, bytes, bytes, CloudEvent]:
-        r = DeliveryRequested(
-            message_id=uuid.uuid4(), run_id=run_id, journey_id=uuid.uuid4(), node_id="n",
-            patient_key=key, patient_id="patient-hang", channel=channel, message=TEXT,
-            requested_at=datetime.now(UTC),
-        )  # fmt: skip
-        envelope = CloudEvent(id=str(uuid.uuid4()), type=r.type, source="/tests",
-                              subject=str(run_id), time=datetime.now(UTC))  # fmt: skip
-        return topics.deliveries, key.encode(), r.to_json(), envelope
-
-    await send(kafka_bootstrap, [request(slow, "webhook"), request(fast, "console")])
+    await send(kafka_bootstrap, [request(topics, "patient-hang", "webhook", slow),
+                                 request(topics, "patient-hang", "console", fast)])  # fmt: skip
     async with delivering(kafka_bootstrap, topics, gateway):
         early = await _read(kafka_bootstrap, topics.commands, 1, {str(slow), str(fast)},
                             within=3)  # fmt: skip
@@ -273,3 +280,22 @@ async def test_a_hanging_gateway_holds_back_only_its_own_messages(
     assert reports[str(fast)].delivered is True  # type: ignore[union-attr]
     assert reports[str(slow)].delivered is False  # type: ignore[union-attr]
     assert reports[str(slow)].reason == "gateway timed out"  # type: ignore[union-attr]
+
+
+async def test_a_burst_keeps_to_the_channels_rate_limit(
+    kafka_bootstrap: str, topics: Topics, gateway: WebhookGateway
+) -> None:
+    """45 messages at once, 15 a second allowed: never more than a second's worth plus the
+    bucket in any second, so the burst takes at least two seconds; each sent once."""
+    rate, count = 15, 45
+    burst = [request(topics, "patient-burst", "webhook", uuid.uuid4()) for _ in range(count)]
+    await send(kafka_bootstrap, burst)
+    async with delivering(kafka_bootstrap, topics, gateway, webhook_rate_per_second=rate):
+        await asyncio.to_thread(gateway.wait_for, count)
+    times = gateway.accepted_at
+    assert len(times) == count
+    assert all(n == 1 for n in gateway.attempts.values())
+    for i, start in enumerate(times):
+        within_a_second = sum(1 for t in times[i:] if t - start < 1.0)
+        assert within_a_second <= 2 * rate
+    assert times[-1] - times[0] >= (count - rate) / rate * 0.9

@@ -1,7 +1,8 @@
 """Patient events against a real broker: a sealed event starts the run a journey's trigger
 asks for (once, however often it is redelivered), is kept sealed for look-back across a
 restart of the executor, resumes a waiting run, exits one, and a malformed one is
-dead-lettered while the partition goes on.
+dead-lettered while the partition goes on. A patient's consent, set by command, holds across a
+restart.
 
 Journeys with triggers are read from the definitions topic, as the API publishes them.
 """
@@ -22,6 +23,7 @@ from journeys_contracts.commands import (
     ErasePatient,
     RecordPatientEvent,
     RecordPatientEventSealed,
+    SetConsent,
     receipt_id,
 )
 from journeys_contracts.definition import JourneyDefinition
@@ -244,3 +246,37 @@ async def test_a_replica_is_ready_only_once_its_patient_table_is_restored(
     restored = [line for line in lines if line.get("message") == "run table restored"]
     assert restored
     assert restored[0]["seconds"] > 0
+
+
+async def test_a_revoked_channel_is_suppressed_across_a_restart_until_consent_is_granted(
+    executor: Supervisor, send: Any, kafka_bootstrap: str, topics: Any
+) -> None:
+    patient = Patient("consent")
+
+    async def consent(console: bool) -> None:
+        command = SetConsent(consent_id=uuid.uuid4(), patient_key=patient.key,
+                             channels={"console": console}, source="api",
+                             changed_at=datetime.now(UTC))  # fmt: skip
+        await send(topics.commands, command, patient.key, str(command.consent_id))
+
+    async def first_message(run_id: uuid.UUID) -> list[str]:
+        await send(topics.commands, patient.start(run_id), patient.key, str(run_id))
+        events = await _read(kafka_bootstrap, topics.events, until=4, subject={str(run_id)})
+        return _types(events)[2:4]
+
+    await consent(False)
+    assert await first_message(uuid.uuid4()) == ["message.suppressed", "node.entered"]
+    stored = (await _changelog(kafka_bootstrap, topics.executor_runs))[
+        f"guard:{patient.key}".encode()
+    ]
+    assert stored is not None
+    assert json.loads(stored) == {"revoked": ["console"], "sent": []}
+
+    executor.restart("executor")
+    assert await first_message(uuid.uuid4()) == ["message.suppressed", "node.entered"]
+    await consent(True)
+    assert await first_message(uuid.uuid4()) == ["message.requested", "message.sent"]
+    stored = (await _changelog(kafka_bootstrap, topics.executor_runs))[
+        f"guard:{patient.key}".encode()
+    ]
+    assert stored is None  # nothing revoked and no cap: the guard is tombstoned

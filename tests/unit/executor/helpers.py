@@ -10,7 +10,8 @@ from journeys_contracts import commands as cmd
 from journeys_contracts import events as ev
 from journeys_contracts.definition import JourneyDefinition
 from journeys_executor.core import Rejection, RunState, decide, fold
-from journeys_executor.core.decide import fail
+from journeys_executor.core.decide import DEFAULT_POLICY, Policy, fail
+from journeys_executor.core.guard import NO_GUARD, Guard
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 RUN = uuid.UUID("11111111-1111-4111-8111-111111111111")
@@ -87,17 +88,21 @@ class Run:
     emitted events nor changed the state it was handed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy = DEFAULT_POLICY, guard: Guard = NO_GUARD) -> None:
         self.state: RunState | None = None
         self.events: list[ev.Event] = []
         self.now = T0
+        self.policy = policy
+        self.guard = guard
+        """The patient's guard, kept as the partition keeps it: what each decision leaves."""
 
     def when(self, command: cmd.RunCommand, now: datetime | None = None) -> Outcome:
         self.now = now or self.now
         before = None if self.state is None else self.state.model_dump()
-        outcome = decide(self.state, command, self.now)
+        outcome = decide(self.state, command, self.now, policy=self.policy, guard=self.guard)
         assert (None if self.state is None else self.state.model_dump()) == before
         if not isinstance(outcome, Rejection):
+            self.guard = self.guard.after(outcome, self.now, self.policy.cap)
             self.state = fold(self.state, outcome)
             assert outcome.state == self.state  # the state `decide` folded on its way
             self.events.extend(outcome)

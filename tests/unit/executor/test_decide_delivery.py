@@ -210,7 +210,7 @@ def test_a_template_the_context_cannot_fill_fails_the_message_and_the_run_goes_o
     outcome = run.deliver()
     assert kinds(outcome) == ["message.sent", "node.entered", "message.failed", "run.completed"]
     failed = run.last(ev.MessageFailed)
-    assert (failed.node_id, failed.reason, failed.channel) == ("bye", "template", "default")
+    assert (failed.node_id, failed.reason, failed.channel) == ("bye", "template", "console")
     assert "Ana" not in failed.to_json().decode()
 
 

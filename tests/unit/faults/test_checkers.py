@@ -105,3 +105,14 @@ def test_a_read_model_behind_its_events_diverges() -> None:
     seen = observed(history(), runs={RUN: {"status": "waiting_delay", "current_node_id": "w",
                                            "last_seq": 6}})  # fmt: skip
     assert failing(seen) == {"projection_divergence": 1}
+
+
+def test_a_message_the_gateway_never_took_is_lost_and_one_given_up_is_failed() -> None:
+    from tests.faults.delivery import failed_delivery, lost_delivery
+
+    assert lost_delivery(observed(history(), delivered={MSG})) == []
+    assert lost_delivery(observed(history(), delivered=set())) == [MSG]
+    assert failed_delivery(observed(history())) == []
+    given_up = [*history()[:3], event(4, "message.failed", nodeId="m", messageId=MSG,
+                                      reason="gateway answered 503")]  # fmt: skip
+    assert failed_delivery(observed(given_up)) == [MSG]

@@ -199,10 +199,18 @@ def open_sealed(key: DataKey, patient_key: str, field_name: str, envelope: Any) 
         raise TamperedError(
             "the sealed value does not open for this patient key and field"
         ) from None
-    try:  # authenticated: `seal` wrote it
-        return orjson.loads(plain)
-    except orjson.JSONDecodeError:  # a lone surrogate, or an integer past 64 bits
-        return json.loads(plain.decode(errors="surrogatepass"))
+    # Authenticated: `seal` wrote it. orjson reads an integer just past 64 bits as a float
+    # instead of refusing it, so text with a number that long (rare) is read by `json`.
+    if not _LONG_DIGITS.search(plain):
+        try:
+            return orjson.loads(plain)
+        except orjson.JSONDecodeError:  # a lone surrogate
+            pass
+    return json.loads(plain.decode(errors="surrogatepass"))
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+"""19 digits in a row: where an integer past 64 bits may be (2**63 has 19)."""
 
 
 def is_sealed(value: Any) -> bool:

@@ -42,6 +42,7 @@ class Scope(StrEnum):
     PATIENTS_ERASE = "patients:erase"
     EVENTS_WRITE = "events:write"
     EVENTS_READ = "events:read"
+    CONSENT_WRITE = "consent:write"
 
 
 assert tuple(Scope) == keys.SCOPES

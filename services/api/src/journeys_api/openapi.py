@@ -118,6 +118,16 @@ VALIDATION: dict[str, dict[str, Any]] = {
             ["body", "patientId"], "String should have at most 255 characters",
             "string_too_long")),
     ),
+    "consent": response(
+        "No channel named, a channel we do not have, a value that is not a boolean, or an "
+        "unknown field; or the patient id in the path is blank or too long",
+        unknown=json_example("a channel we do not have", error(
+            ["body", "channels", "fax", "[key]"],
+            "Input should be 'sms', 'email', 'webhook' or 'console'", "literal_error")),
+        empty=json_example("no channel named", error(
+            ["body", "channels"], "Dictionary should have at least 1 item after validation",
+            "too_short")),
+    ),
     "patientId": response(
         "The patient id in the path is blank, too long or not storable",
         blank=json_example("blank patient id in the path", error(
@@ -212,6 +222,20 @@ CANCEL_EXAMPLES: dict[str, Any] = {
     "empty": json_example("Without a reason", {}),
 }
 
+CONSENT_EXAMPLES: dict[str, Any] = {
+    "stop": json_example("The patient asked for no more SMS", {"channels": {"sms": False}}),
+    "opt_in": json_example(
+        "Email and SMS allowed again", {"channels": {"email": True, "sms": True}}
+    ),
+}
+CONSENT_ACCEPTED = {
+    "description": "The change is in Kafka, in order with the patient's other commands; every "
+    "message decided after it is checked against it",
+    "content": {"application/json": {"examples": {
+        "revoked": json_example("SMS revoked", {"consentId": ERASURE_ID,
+                                                "channels": {"sms": False}}),
+    }}},
+}  # fmt: skip
 ERASURE_EXAMPLES: dict[str, Any] = {
     "patient": json_example("Erase one patient", {"patientId": "patient-123"}),
 }

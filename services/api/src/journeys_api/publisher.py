@@ -28,6 +28,7 @@ from journeys_contracts.commands import (
     ErasePatient,
     RecordPatientEvent,
     RecordPatientEventSealed,
+    SetConsent,
     StartRun,
     StartRunSealed,
 )
@@ -50,6 +51,7 @@ Record = (
     | ErasePatient
     | RecordPatientEvent
     | RecordPatientEventSealed
+    | SetConsent
     | AccessRecorded
 )
 RETRY_MAX_SECONDS = 10.0

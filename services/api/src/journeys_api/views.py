@@ -10,7 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from journeys_api import examples
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.definition import ChannelName, JourneyDefinition
 from journeys_contracts.statuses import TERMINAL, RunStatus
 from journeys_contracts.wire import UtcDatetime
 
@@ -193,6 +193,25 @@ class ErasureRequest(BaseModel):
         if "\x00" in value:
             raise ValueError("must not contain the NUL character (U+0000)")
         return value
+
+
+class ConsentRequest(BaseModel):
+    """The channels whose consent changes: true grants, false revokes; the others keep theirs."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False,
+        json_schema_extra={"examples": [{"channels": {"sms": False}}]},
+    )  # fmt: skip
+
+    channels: dict[ChannelName, bool] = Field(min_length=1)
+
+
+class ConsentAccepted(_View):
+    """The change is in Kafka, in order with the patient's other commands: every message the
+    executor decides after it is checked against it."""
+
+    consent_id: UUID
+    channels: dict[ChannelName, bool]
 
 
 class ErasureAccepted(_View):

@@ -41,6 +41,7 @@ from journeys_contracts.wire import UnknownRecordType
 from journeys_delivery.channels import Channel, Failed, Outcome, Sent
 from journeys_delivery.channels.console import ConsoleChannel
 from journeys_delivery.channels.email import EmailChannel
+from journeys_delivery.channels.limits import limited
 from journeys_delivery.channels.sms import SmsChannel
 from journeys_delivery.channels.webhook import WebhookChannel
 from journeys_delivery.metrics import MESSAGES, RECORDS, SEND_SECONDS, TRIMMED
@@ -81,28 +82,28 @@ def channels_of(settings: DeliverySettings) -> dict[str, Channel]:
     with the reason, instead of going nowhere."""
     channels: dict[str, Channel] = {"console": ConsoleChannel(settings.console_reveal_patient_data)}
     if settings.webhook_url is not None and settings.webhook_secret is not None:
-        channels["webhook"] = WebhookChannel(
+        channels["webhook"] = limited(WebhookChannel(
             settings.webhook_url, settings.webhook_secret.get_secret_value(),
             settings.webhook_timeout_seconds, settings.webhook_concurrency,
-        )  # fmt: skip
+        ), settings.webhook_rate_per_second)  # fmt: skip
     if (
         settings.sms_url is not None and settings.sms_account_sid is not None
         and settings.sms_auth_token is not None and settings.sms_from is not None
     ):  # fmt: skip
-        channels["sms"] = SmsChannel(
+        channels["sms"] = limited(SmsChannel(
             settings.sms_url, settings.sms_account_sid,
             settings.sms_auth_token.get_secret_value(), settings.sms_from,
             settings.sms_timeout_seconds, settings.sms_concurrency,
-        )  # fmt: skip
+        ), settings.sms_rate_per_second)  # fmt: skip
     if settings.smtp_host is not None and settings.smtp_from is not None:
         password = settings.smtp_password
-        channels["email"] = EmailChannel(
+        channels["email"] = limited(EmailChannel(
             settings.smtp_host, settings.smtp_port, settings.smtp_from,
             username=settings.smtp_username,
             password=password.get_secret_value() if password is not None else None,
             starttls=settings.smtp_starttls, ca_file=settings.smtp_ca_file,
             timeout=settings.smtp_timeout_seconds, concurrency=settings.smtp_concurrency,
-        )  # fmt: skip
+        ), settings.email_rate_per_second)  # fmt: skip
     return channels
 
 

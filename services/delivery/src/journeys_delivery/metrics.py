@@ -15,6 +15,12 @@ SEND_SECONDS = Histogram(
     ["channel"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+RATE_WAIT_SECONDS = Histogram(
+    "journeys_delivery_rate_wait_seconds",
+    "Time a message waited for its channel's rate limit before its send",
+    ["channel"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 RECORDS = Counter(
     "journeys_delivery_records_total",
     "Records read from the deliveries topic, by what became of them",

@@ -54,6 +54,10 @@ class DeliverySettings(ShreddingSettings):
     webhook_concurrency: int = Field(
         64, ge=1, le=1024, description="messages in flight to the gateway at once"
     )
+    webhook_rate_per_second: float = Field(
+        0, ge=0, le=100_000,
+        description="sends to the gateway started per second at most, per replica; 0: no limit",
+    )  # fmt: skip
     webhook_max_attempts: int = Field(
         8, ge=1, le=50, description="sends of one message by webhook before it is given up"
     )
@@ -68,6 +72,11 @@ class DeliverySettings(ShreddingSettings):
     sms_from: str | None = Field(None, description="the sending number, E.164")
     sms_timeout_seconds: float = Field(10.0, gt=0, le=120)
     sms_concurrency: int = Field(16, ge=1, le=1024, description="messages in flight at once")
+    sms_rate_per_second: float = Field(
+        0, ge=0, le=100_000,
+        description="SMS sent per second at most, per replica (the provider's quota divided by "
+        "the replicas); 0: no limit",
+    )  # fmt: skip
     sms_max_attempts: int = Field(6, ge=1, le=50, description="sends of one SMS before giving up")
     smtp_host: str | None = Field(None, description="the SMTP server of the email channel")
     smtp_port: int = Field(587, ge=1, le=65535)
@@ -80,6 +89,10 @@ class DeliverySettings(ShreddingSettings):
     )
     smtp_timeout_seconds: float = Field(30.0, gt=0, le=300)
     smtp_concurrency: int = Field(8, ge=1, le=256, description="SMTP sessions at once")
+    email_rate_per_second: float = Field(
+        0, ge=0, le=100_000,
+        description="emails sent per second at most, per replica; 0: no limit",
+    )  # fmt: skip
     email_max_attempts: int = Field(
         6, ge=1, le=50, description="sends of one email before giving up"
     )

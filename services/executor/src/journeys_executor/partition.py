@@ -21,6 +21,11 @@ An `ErasePatient` is one such command, in order with the patient's others: in it
 transaction the patient's runs that have not ended are cancelled, the states of all the
 patient's runs are tombstoned, and `PatientErased` lists them (on both events topics).
 
+The patient's guard (consent per channel, and when the latest messages went out) is read
+before every command of the patient and handed to the core, which checks it before any
+message goes out; what the command's messages make of it, and a `SetConsent`, are written to
+the changelog in the same transaction, so a message never slips past a STOP or the cap.
+
 A *sealed* run, started by a `StartRunSealed`, carries its patient's data key (wrapped) in its
 state. Its commands are opened into the v1 commands the core decides (a sealed command that
 does not open is poison), and each of its events goes to the v2 events topic sealed, and,
@@ -52,6 +57,7 @@ from journeys_contracts.commands import (
     RecordPatientEvent,
     RecordPatientEventSealed,
     RunCommand,
+    SetConsent,
     decode_command,
 )
 from journeys_contracts.definition import MessageNode
@@ -74,6 +80,7 @@ from journeys_executor.core import (
     receive,
 )
 from journeys_executor.core.decide import DEFAULT_POLICY, Input, Policy
+from journeys_executor.core.guard import NO_GUARD, Guard
 from journeys_executor.metrics import (
     COMMANDS,
     EVENTS,
@@ -86,6 +93,9 @@ from journeys_executor.metrics import (
 )
 from journeys_executor.patients import (
     LazyRecent,
+    guard_from_json,
+    guard_json,
+    guard_record_key,
     patient_from_json,
     patient_json,
     patient_record_key,
@@ -179,6 +189,8 @@ class _Batch:
     """A moment (`time.monotonic()`) after the batch's records were read from Kafka."""
     patients: dict[str, PatientState | None] = field(default_factory=dict)
     """Patient states this transaction changed, by patient key (None: erased)."""
+    guards: dict[str, Guard] = field(default_factory=dict)
+    """Patient guards this transaction changed, by patient key."""
     sends: list[asyncio.Future[Any]] = field(default_factory=list)
     tally: Counter[tuple[str, str]] = field(default_factory=Counter)
     emitted: Counter[str] = field(default_factory=Counter)
@@ -326,6 +338,8 @@ class BatchProcessor:
     ) -> None:
         if isinstance(command, ErasePatient):
             await self._erase(part, record, command, batch)
+        elif isinstance(command, SetConsent):
+            self._set_consent(part, command, batch)
         elif isinstance(command, RecordPatientEvent | RecordPatientEventSealed):
             await self._patient_event(part, record, command, batch)
         else:
@@ -373,6 +387,7 @@ class BatchProcessor:
             batch.stored[run_key] = None
         batch.patients[patient_key] = None
         batch.stored[patient_record_key(patient_key)] = None
+        self._keep_guard(batch, patient_key, NO_GUARD)
         if self.data_keys is not None:
             # Nothing of the patient's is opened again from memory; a key still in a command
             # not yet processed is unwrapped again, until the API's erasure deletes its source.
@@ -384,6 +399,31 @@ class BatchProcessor:
             extra={"erasure_id": str(command.erasure_id), "runs": len(states),
                    "cancelled": len(erasure.cancellations)},
         )  # fmt: skip
+
+    def _set_consent(self, part: Partition, command: SetConsent, batch: _Batch) -> None:
+        """Grant or revoke consent to the channels named; every later message of the patient's
+        (this transaction's included) is checked against it."""
+        guard = self._guard(part, batch, command.patient_key)
+        self._keep_guard(batch, command.patient_key, guard.with_consent(command.channels))
+        batch.tally[command.type, "applied"] += 1
+        log.info(
+            "consent set",
+            extra={"consent_id": str(command.consent_id), "source": command.source,
+                   "granted": sorted(c for c, on in command.channels.items() if on),
+                   "revoked": sorted(c for c, on in command.channels.items() if not on)},
+        )  # fmt: skip
+
+    def _guard(self, part: Partition, batch: _Batch, patient_key: str | None) -> Guard:
+        if patient_key is None:
+            return NO_GUARD
+        if patient_key in batch.guards:
+            return batch.guards[patient_key]
+        return guard_from_json(part.runs.patient_record(guard_record_key(patient_key)))
+
+    @staticmethod
+    def _keep_guard(batch: _Batch, patient_key: str, guard: Guard) -> None:
+        batch.guards[patient_key] = guard
+        batch.stored[guard_record_key(patient_key)] = guard_json(guard)
 
     async def _one(
         self, part: Partition, record: ConsumerRecord, command: RunCommand, batch: _Batch
@@ -430,7 +470,9 @@ class BatchProcessor:
         try:
             try:
                 recent = self._recent(part, batch, record.key)
-                outcome = process(state, command, self.clock, recent, self.policy)
+                patient_key = None if record.key is None else record.key.decode(errors="replace")
+                guard = self._guard(part, batch, patient_key)
+                outcome = process(state, command, self.clock, recent, self.policy, guard)
                 if outcome.rejection is not None:
                     batch.tally[kind, "rejected"] += 1
                     log.info(
@@ -450,6 +492,8 @@ class BatchProcessor:
                 return
             batch.states[run_key] = new_state
             batch.stored[run_key] = stored
+            if patient_key is not None and outcome.guard != guard:
+                self._keep_guard(batch, patient_key, outcome.guard)
             batch.tally[kind, "applied"] += 1
         finally:
             PROCESS_SECONDS.observe(time.perf_counter() - started)

@@ -9,6 +9,11 @@ patient tombstones the record.
 When any of the patient's events came sealed, the record keeps their data sealed under the
 patient's data key (field `eventData`), beside that key wrapped, as a sealed run's state does.
 It is held as the JSON the changelog holds and parsed when a command of the patient needs it.
+
+The patient's guard (`core/guard.py`: the channels without consent, and when the latest
+messages went out) is a record of its own, `guard:<patient key>`, so checking it and counting
+a message never rewrites (nor re-seals) the kept events. It holds no patient data, so it is
+never sealed; erasing the patient tombstones it too.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from uuid import UUID
 
 from journeys_contracts.sealed import WrappedDataKey
 from journeys_executor.core import PatientEvent, PatientState
-from journeys_executor.runs import PATIENT_PREFIX, data_key
+from journeys_executor.core.guard import Guard
+from journeys_executor.runs import GUARD_PREFIX, PATIENT_PREFIX, data_key
 from journeys_executor.sealed_runs import Sealing
 from journeys_runtime.keyring import DataKeys
 from journeys_runtime.shredding import open_sealed, seal
@@ -50,6 +56,28 @@ def patient_json(state: PatientState, sealing: Sealing | None) -> bytes:
     if sealing is not None:
         fields["dataKey"] = sealing.wrapped.model_dump()
     return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def guard_record_key(patient_key: str) -> bytes:
+    return GUARD_PREFIX + patient_key.encode()
+
+
+def guard_json(guard: Guard) -> bytes | None:
+    """The changelog value of a patient's guard; None (a tombstone) when it holds nothing."""
+    if not guard.revoked and not guard.sent:
+        return None
+    fields = {"revoked": sorted(guard.revoked), "sent": [t.isoformat() for t in guard.sent]}
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def guard_from_json(raw: bytes | None) -> Guard:
+    if raw is None:
+        return Guard()
+    fields = json.loads(raw)
+    return Guard(
+        revoked=frozenset(fields.get("revoked", ())),
+        sent=tuple(datetime.fromisoformat(t) for t in fields.get("sent", ())),
+    )
 
 
 def wrapped_key_of(raw: bytes) -> WrappedDataKey | None:

@@ -15,8 +15,9 @@ Two kinds of record share the partition:
 - a journey's definition, under `journey:<journey id>`, written in the transaction of the
   first state of that journey the partition stores. Definitions are never tombstoned: there
   are as many as journeys, not runs.
-- a patient's kept events, under `patient:<patient key>` (see `patients.py`), held here as
-  stored and handed out as bytes.
+- a patient's kept events, under `patient:<patient key>`, and the patient's guard (consent
+  and latest messages), under `guard:<patient key>` (see `patients.py`), held here as stored
+  and handed out as bytes.
 
 An ended run is kept for a grace window (so a late duplicate command still meets it and is
 rejected), then forgotten by a tombstone: `due` names the runs whose window has passed, oldest
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 
 JOURNEY_PREFIX = b"journey:"
 PATIENT_PREFIX = b"patient:"
+GUARD_PREFIX = b"guard:"
+PATIENT_RECORD_PREFIXES = (PATIENT_PREFIX, GUARD_PREFIX)
+"""Records about a patient rather than a run: kept events, and the guard (`patients.py`)."""
 
 
 def journey_key(journey_id: UUID) -> bytes:
@@ -143,7 +147,8 @@ class Runs:
         self._queue: list[tuple[float, bytes]] = []
         """`_ended` as a heap, oldest end first; an entry `_ended` no longer holds is stale."""
         self._patient_records: dict[bytes, bytes] = {}
-        """`patient:<patient key>` -> the patient's stored record (`patients.py`)."""
+        """`patient:<patient key>` and `guard:<patient key>` -> the patient's stored records
+        (`patients.py`)."""
 
     @classmethod
     def restored(
@@ -160,7 +165,7 @@ class Runs:
                 journey_id = UUID(key[len(JOURNEY_PREFIX) :].decode())
                 runs._definitions[journey_id] = JourneyDefinition.model_validate_json(value)
                 runs._written.add(journey_id)
-            elif key.startswith(PATIENT_PREFIX):
+            elif key.startswith(PATIENT_RECORD_PREFIXES):
                 runs._patient_records[key] = value
             else:
                 runs._stored[key] = value
@@ -193,7 +198,7 @@ class Runs:
         return len(self._stored)
 
     def patient_record(self, record_key: bytes) -> bytes | None:
-        """A patient's stored record, by its changelog key `patient:<patient key>`."""
+        """A patient's stored record, by its changelog key (`patient:` or `guard:`)."""
         return self._patient_records.get(record_key)
 
     @property
@@ -224,7 +229,7 @@ class Runs:
             if key.startswith(JOURNEY_PREFIX):
                 self._written.add(UUID(key[len(JOURNEY_PREFIX) :].decode()))
                 continue
-            if key.startswith(PATIENT_PREFIX):
+            if key.startswith(PATIENT_RECORD_PREFIXES):
                 if stored is None:
                     self._patient_records.pop(key, None)
                 else:

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from journeys_contracts.definition import ChannelName
 from journeys_executor.core.decide import Policy
+from journeys_executor.core.guard import CapMode, FrequencyCap
 from journeys_executor.core.quiet import QuietHours
 from journeys_executor.zones import zone_reader
 from journeys_runtime.settings import ShreddingSettings
@@ -87,6 +89,25 @@ class ExecutorSettings(ShreddingSettings):
         "UTC", description="IANA time zone of a patient whose context has no valid `timezone`"
     )
 
+    default_channel: ChannelName = Field(
+        "console",
+        description="the channel of a message whose node and patient context name none; set "
+        "`DELIVERY_DEFAULT_CHANNEL` to the same (it serves requests that name no channel)",
+    )
+    frequency_cap_messages: int = Field(
+        0, ge=0, le=10_000,
+        description="at most this many messages per patient in any rolling window of "
+        "`EXECUTOR_FREQUENCY_CAP_WINDOW_SECONDS`, across journeys and channels; 0: no cap",
+    )  # fmt: skip
+    frequency_cap_window_seconds: float = Field(
+        86_400, gt=0, le=31 * 86_400, description="the frequency cap's rolling window"
+    )
+    frequency_cap_mode: CapMode = Field(
+        "suppress",
+        description="a message over the cap: `suppress` (message.suppressed, never sent) or "
+        "`defer` (message.deferred until the window has room)",
+    )
+
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -99,7 +120,16 @@ class ExecutorSettings(ShreddingSettings):
     @property
     def message_policy(self) -> Policy:
         quiet = QuietHours.parse(self.quiet_hours) if self.quiet_hours else None
-        return Policy(quiet=quiet, zone_of=zone_reader(self.default_timezone))
+        cap = None
+        if self.frequency_cap_messages:
+            cap = FrequencyCap(
+                self.frequency_cap_messages, self.frequency_cap_window_seconds,
+                self.frequency_cap_mode,
+            )  # fmt: skip
+        return Policy(
+            quiet=quiet, zone_of=zone_reader(self.default_timezone),
+            default_channel=self.default_channel, cap=cap,
+        )  # fmt: skip
 
     def commands_groups(self, own_group: str) -> list[str]:
         """Every group trimming waits for: this one and the other readers."""

@@ -6,9 +6,10 @@ and their clear copies on v1 (`sealedTwin`) are skipped, so each timer is armed 
 
 A run has a timer while it waits: at a DELAY (`delay.started`), for a patient event until a
 timeout (`event.waiting`), before another attempt at a message (`message.retrying`), or until
-quiet hours end (`message.deferred`). All are armed and fired alike; the executor tells which
-it was. A matching event (`event.matched`) cancels the wait's timer; a fired one ends with
-`delay.elapsed` or `event.timed_out`, a run's end with its terminal event.
+quiet hours end or the frequency cap has room (`message.deferred`). All are armed and fired
+alike; the executor tells which it was. A matching event (`event.matched`) cancels the wait's
+timer; a fired one ends with `delay.elapsed` or `event.timed_out`, a run's end with its
+terminal event.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`/patients`: erase a patient, and follow the erasure until the read models have forgotten them.
+"""`/patients`: erase a patient, and follow the erasure until the read models have forgotten them;
+set a patient's consent to be messaged per channel.
 
 What an erasure removes, where and how fast: docs/security.md. In short, this route stores the
 erasure, forgets the API's own traces of the patient's requests, and puts an ErasePatient
@@ -9,6 +10,8 @@ Nothing here answers, records or logs the patient id: the audit record names the
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -22,6 +25,8 @@ from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid, not_found
 from journeys_api.openapi import (
     AUTH_ERRORS,
+    CONSENT_ACCEPTED,
+    CONSENT_EXAMPLES,
     ERASURE_ACCEPTED,
     ERASURE_EXAMPLES,
     ERASURE_STATES,
@@ -31,12 +36,23 @@ from journeys_api.openapi import (
     VALIDATION,
 )
 from journeys_api.resources import Resources
-from journeys_api.views import ErasureAccepted, ErasureRequest, ErasureView
+from journeys_api.views import (
+    ConsentAccepted,
+    ConsentRequest,
+    ErasureAccepted,
+    ErasureRequest,
+    ErasureView,
+)
 from journeys_contracts.audit import AuditAction
+from journeys_contracts.commands import SetConsent
 
 router = APIRouter(prefix="/patients", tags=["patients"], route_class=AuditedRoute)
 
 Eraser = Annotated[Principal, require(Scope.PATIENTS_ERASE)]
+PatientIdPath = Annotated[
+    str, Path(alias="patientId", min_length=1, max_length=MAX_PATIENT_ID_LENGTH,
+              description="the patient's id, as in the patient context's `id`"),
+]  # fmt: skip
 _ERASE_ERRORS: dict[int | str, dict[str, Any]] = {**AUTH_ERRORS, 503: UNAVAILABLE}
 _AFTER = (
     " Answers once the erasure is stored and its command is in Kafka; when Kafka does not "
@@ -77,20 +93,53 @@ async def erase_by_body(
     openapi_extra=audited(AuditAction.PATIENT_ERASE),
 )
 async def erase_by_path(
-    patient_id: Annotated[
-        str, Path(alias="patientId", min_length=1, max_length=MAX_PATIENT_ID_LENGTH,
-                  description="the patient's id, as in the patient context's `id`"),
-    ],
+    patient_id: PatientIdPath, resources: ResourcesDep, response: Response, caller: Eraser
+) -> ErasureAccepted:
+    _check_path_id(patient_id)
+    return await _erase(resources, response, caller, patient_id)
+
+
+@router.put(
+    "/{patientId}/consent",
+    status_code=202,
+    summary="Grant or revoke a patient's consent to be messaged, per channel",
+    description="Every channel has consent until it is revoked here or by the patient's own "
+    "STOP. The change goes to the executor in order with the patient's other commands: a "
+    "message decided after it to a channel without consent is `message.suppressed` (reason "
+    "`consent`) and never sent; a message already handed to its provider is not called back. "
+    "Channels not named keep what they had. Audited. When Kafka does not acknowledge in "
+    "time, 503 with `Retry-After`: send it again (setting consent twice is harmless).",
+    dependencies=[require(Scope.CONSENT_WRITE)],
+    responses={
+        **_ERASE_ERRORS, 202: CONSENT_ACCEPTED, 413: TOO_LARGE, 422: VALIDATION["consent"],
+    },
+    openapi_extra=audited(AuditAction.CONSENT_SET),
+)  # fmt: skip
+async def set_consent(
+    patient_id: PatientIdPath,
+    request: Annotated[ConsentRequest, Body(openapi_examples=CONSENT_EXAMPLES)],
     resources: ResourcesDep,
-    response: Response,
-    caller: Eraser,
-) -> ErasureAccepted:  # fmt: skip
+) -> ConsentAccepted:
+    _check_path_id(patient_id)
+    key = resources.patient_key(patient_id)
+    touched(patient_key=key)
+    command = SetConsent(
+        consent_id=uuid.uuid4(), patient_key=key, channels=request.channels, source="api",
+        changed_at=datetime.now(UTC),
+    )  # fmt: skip
+    await resources.publish(
+        resources.topics.commands, key, command, subject=command.consent_id,
+        event_id=str(command.consent_id), wait=False,
+    )  # fmt: skip
+    return ConsentAccepted(consent_id=command.consent_id, channels=command.channels)
+
+
+def _check_path_id(patient_id: str) -> None:
     if not patient_id.strip() or "\x00" in patient_id:
         raise invalid(
             ("path", "patientId"),
             f"must have 1 to {MAX_PATIENT_ID_LENGTH} non-blank characters",
         )
-    return await _erase(resources, response, caller, patient_id)
 
 
 @router.get(

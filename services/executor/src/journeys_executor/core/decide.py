@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 from journeys_contracts import commands as cmd
 from journeys_contracts import events as ev
@@ -26,6 +26,7 @@ from journeys_contracts.definition import (
 from journeys_contracts.templates import TemplateRenderError, choose, render
 from journeys_executor.core.conditions import evaluate, matches
 from journeys_executor.core.evolve import evolve
+from journeys_executor.core.guard import NO_GUARD, FrequencyCap, Guard
 from journeys_executor.core.inputs import EventInput, ExitRun, MatchEvent, PatientEvent, TriggerRun
 from journeys_executor.core.quiet import QuietHours, next_allowed
 from journeys_executor.core.state import RunState
@@ -44,12 +45,15 @@ Input = cmd.RunCommand | EventInput
 
 @dataclass(frozen=True)
 class Policy:
-    """The deployment's rules for messages: its quiet hours (a journey may set its own) and
-    the time zone of a patient whose context names none."""
+    """The deployment's rules for messages: its quiet hours (a journey may set its own), the
+    time zone of a patient whose context names none, the channel of a message whose node and
+    patient context name none, and the frequency cap."""
 
     quiet: QuietHours | None = None
     zone_of: Callable[[object], tzinfo] = lambda _: UTC
     """The patient's zone from their context's `timezone` (the deployment's default else)."""
+    default_channel: ChannelName = "console"
+    cap: FrequencyCap | None = None
 
 
 DEFAULT_POLICY = Policy()
@@ -61,21 +65,24 @@ def decide(
     now: datetime,
     recent: Sequence[PatientEvent] = (),
     policy: Policy = DEFAULT_POLICY,
+    guard: Guard = NO_GUARD,
 ) -> Decision | Rejection:
     """`recent`: the patient's kept events, oldest first, for the look-back of any
-    WAIT_FOR_EVENT node the run reaches; `policy`: the deployment's rules for messages."""
+    WAIT_FOR_EVENT node the run reaches; `policy`: the deployment's rules for messages;
+    `guard`: the patient's consent and latest messages, checked before any message goes out
+    (`Guard.after` tells what the decision's messages make of it)."""
     if isinstance(command, cmd.StartRun | TriggerRun):
-        return _start(state, command, now, recent, policy)
+        return _start(state, command, now, recent, policy, guard)
     if state is None:
         return Rejection(f"Expected run {command.run_id} to exist, but it has not started")
     if isinstance(command, cmd.FireTimer):
-        return _fire_timer(state, command, now, recent, policy)
+        return _fire_timer(state, command, now, recent, policy, guard)
     if isinstance(command, cmd.CancelRun):
         return _cancel(state, command, now)
     if isinstance(command, cmd.RecordDelivery):
-        return _record_delivery(state, command, now, recent, policy)
+        return _record_delivery(state, command, now, recent, policy, guard)
     if isinstance(command, MatchEvent):
-        return _match(state, command, now, recent, policy)
+        return _match(state, command, now, recent, policy, guard)
     if isinstance(command, ExitRun):
         return _exit(state, command, now)
     # The adapters open a sealed command into its clear twin before deciding.
@@ -100,11 +107,13 @@ class _Emitter:
         now: datetime,
         recent: Sequence[PatientEvent] = (),
         policy: Policy = DEFAULT_POLICY,
+        guard: Guard = NO_GUARD,
     ) -> None:
         self.state = state
         self.now = now
         self.recent = recent
         self.policy = policy
+        self.guard = guard
         self.events: list[ev.RunEvent] = []
 
     def emit(self, kind: type[ev.EventBase], **fields: Any) -> ev.RunEvent:
@@ -172,12 +181,13 @@ def _start(
     now: datetime,
     recent: Sequence[PatientEvent],
     policy: Policy,
+    guard: Guard,
 ) -> Decision | Rejection:
     if state is not None:
         return Rejection(
             f"Expected no run with id {command.run_id}, but it exists ({state.status})"
         )
-    out = _started(command, now, recent, policy)
+    out = _started(command, now, recent, policy, guard)
     _walk(out, command.definition.start_node_id)
     return out.decision
 
@@ -187,8 +197,9 @@ def _started(
     now: datetime,
     recent: Sequence[PatientEvent] = (),
     policy: Policy = DEFAULT_POLICY,
+    guard: Guard = NO_GUARD,
 ) -> _Emitter:
-    out = _Emitter(None, now, recent, policy)
+    out = _Emitter(None, now, recent, policy, guard)
     trigger: dict[str, Any] = {}
     if isinstance(command, TriggerRun):
         trigger = {
@@ -216,6 +227,7 @@ def _fire_timer(
     now: datetime,
     recent: Sequence[PatientEvent],
     policy: Policy,
+    guard: Guard,
 ) -> Decision | Rejection:
     timer = state.pending_timer
     if timer is None or timer.timer_id != command.timer_id:
@@ -229,9 +241,10 @@ def _fire_timer(
             f"but it fired at {command.fired_at.isoformat()}"
         )
     node = state.definition.node(timer.node_id)
+    out = _Emitter(state, now, recent, policy, guard)
     if isinstance(node, MessageNode):
-        return _retry_message(state, node, now)
-    out = _Emitter(state, now, recent, policy)
+        _retry_message(out, node)
+        return out.decision
     if isinstance(node, WaitForEventNode):
         out.emit(
             ev.EventTimedOut,
@@ -274,6 +287,7 @@ def _record_delivery(
     now: datetime,
     recent: Sequence[PatientEvent],
     policy: Policy,
+    guard: Guard,
 ) -> Decision | Rejection:
     pending = state.pending_message
     if state.ended or pending is None or pending.message_id != command.message_id:
@@ -287,7 +301,7 @@ def _record_delivery(
             f"Expected the report of attempt {pending.attempt} at message {pending.message_id}, "
             f"but got attempt {command.attempt} while the message awaits {waits}"
         )
-    out = _Emitter(state, now, recent, policy)
+    out = _Emitter(state, now, recent, policy, guard)
     node = state.definition.node(pending.node_id)
     assert isinstance(node, MessageNode)
     later = None if pending.attempt == 1 else pending.attempt
@@ -313,19 +327,21 @@ def _record_delivery(
     return out.decision
 
 
-def _retry_message(state: RunState, node: MessageNode, now: datetime) -> Decision:
-    """The timer of a message fired (a retry's, or the end of quiet hours for a deferred one):
-    ask for the same message, one attempt on."""
-    pending = state.pending_message
+def _retry_message(out: _Emitter, node: MessageNode) -> None:
+    """The timer of a message fired (a retry's, or the end of a deferral): ask for the same
+    message, one attempt on, if the patient's protections still let it go out now."""
+    pending = out.run.pending_message
     assert pending is not None
-    out = _Emitter(state, now)
     attempt = pending.attempt + 1
+    channel = pending.channel or out.policy.default_channel
+    if _held(out, node, pending.message_id, pending.message, channel, None, first=attempt == 1):
+        if out.run.pending_message is None:  # suppressed: on to the next node
+            _walk(out, node.next_node_id)
+        return
     out.emit(
         ev.MessageRequested, node_id=node.id, message_id=pending.message_id,
-        message=pending.message, channel=pending.channel,
-        attempt=attempt if attempt > 1 else None,
+        message=pending.message, channel=channel, attempt=attempt if attempt > 1 else None,
     )  # fmt: skip
-    return out.decision
 
 
 def _match(
@@ -334,6 +350,7 @@ def _match(
     now: datetime,
     recent: Sequence[PatientEvent],
     policy: Policy,
+    guard: Guard,
 ) -> Decision | Rejection:
     node = _waiting_at(state)
     if node is None or not matches(node.event, node.when, command.event, state.patient_context):
@@ -342,7 +359,7 @@ def _match(
             f"Expected run to wait for an event like '{command.event.type}', "
             f"but it waits for {awaits}"
         )
-    out = _Emitter(state, now, recent, policy)
+    out = _Emitter(state, now, recent, policy, guard)
     timer = state.pending_timer
     _matched(out, node, command.event, timer.timer_id if timer else None)
     _walk(out, node.on_event_next_node_id)
@@ -435,6 +452,50 @@ def _quiet_until(
     return next_allowed(out.now if at is None else at, window, zone)
 
 
+def _held(
+    out: _Emitter,
+    node: MessageNode,
+    message_id: uuid.UUID,
+    message: str,
+    channel: ChannelName,
+    language: str | None,
+    *,
+    first: bool,
+) -> bool:
+    """Whether the patient's protections keep the message from going out now, having said so
+    (`message.suppressed`, or `message.deferred` with a timer). Consent is checked first and
+    for every attempt; the cap, for a message not yet sent (`first`): a retry is the same
+    message; quiet hours, for a message not yet sent too (a retry's timer already avoids them).
+    """
+    if not out.guard.consents(channel):
+        out.emit(ev.MessageSuppressed, node_id=node.id, message_id=message_id,
+                 channel=channel, reason="consent")  # fmt: skip
+        return True
+    if not first:
+        return False
+    context = out.run.patient_context
+    reason: Literal["quiet_hours", "frequency_cap"] = "quiet_hours"
+    due = None
+    capped = out.guard.capped_until(out.now, out.policy.cap)
+    if capped is not None:
+        assert out.policy.cap is not None
+        if out.policy.cap.mode == "suppress":
+            out.emit(ev.MessageSuppressed, node_id=node.id, message_id=message_id,
+                     channel=channel, reason="frequency_cap")  # fmt: skip
+            return True
+        reason, due = "frequency_cap", _quiet_until(out, context, capped) or capped
+    else:
+        due = _quiet_until(out, context)
+    if due is None:
+        return False
+    out.emit(
+        ev.MessageDeferred, node_id=node.id, message_id=message_id, message=message,
+        channel=channel, language=language, reason=reason,
+        timer_id=uuid.uuid5(out.run.run_id, f"timer:{out.run.seq + 1}"), due_at=due,
+    )  # fmt: skip
+    return True
+
+
 def preferred_channel(context: dict[str, Any]) -> ChannelName | None:
     """The channel the patient context prefers (`preferred_channel`, e.g. "sms"), if it names
     one we have; anything else leaves the choice to the delivery service's default."""
@@ -453,7 +514,7 @@ def _walk(out: _Emitter, node_id: str | None) -> None:
         if isinstance(node, MessageNode):
             message_id = uuid.uuid5(out.run.run_id, f"message:{out.run.seq + 1}")
             context = out.run.patient_context
-            channel = node.channel or preferred_channel(context)
+            channel = node.channel or preferred_channel(context) or out.policy.default_channel
             text, language = choose(node.templates or {}, node.message, context.get("language"))
             try:
                 rendered = render(text, context)
@@ -461,16 +522,13 @@ def _walk(out: _Emitter, node_id: str | None) -> None:
                 # Nothing to send: the message fails here, and the run goes on as after any
                 # final failure. Only the word: the error could quote the context.
                 out.emit(ev.MessageFailed, node_id=node.id, message_id=message_id,
-                         channel=channel or "default", reason="template")  # fmt: skip
+                         channel=channel, reason="template")  # fmt: skip
                 node_id = node.on_failure_next_node_id or node.next_node_id
                 continue
-            due = _quiet_until(out, context)
-            if due is not None:
-                out.emit(
-                    ev.MessageDeferred, node_id=node.id, message_id=message_id,
-                    message=rendered, channel=channel, language=language,
-                    timer_id=uuid.uuid5(out.run.run_id, f"timer:{out.run.seq + 1}"), due_at=due,
-                )  # fmt: skip
+            if _held(out, node, message_id, rendered, channel, language, first=True):
+                if out.run.pending_message is None:  # suppressed: on to the next node
+                    node_id = node.next_node_id
+                    continue
                 return
             out.emit(
                 ev.MessageRequested, node_id=node.id, message_id=message_id, message=rendered,

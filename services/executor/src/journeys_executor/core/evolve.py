@@ -97,6 +97,11 @@ def _(event: ev.MessageSent) -> dict[str, Any]:
 
 
 @_changes.register
+def _(event: ev.MessageSuppressed) -> dict[str, Any]:
+    return {"pending_message": None, "pending_timer": None}
+
+
+@_changes.register
 def _(event: ev.MessageFailed) -> dict[str, Any]:
     return {"pending_message": None}
 
