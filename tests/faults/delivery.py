@@ -6,10 +6,12 @@ service or the gateway is broken under load.
 What the checkers read here is the gateway, not a log: `dup_delivery`, a message id the
 gateway got that no committed `message.requested` carries (a send the patient would get twice
 under a new key); `lost_delivery`, a message the executor asked for that the gateway never
-accepted (never reached the patient); `failed_delivery`, a message given up
+accepted although it was recorded sent, or one whose run neither recorded its outcome nor was
+cancelled (never reached the patient); `failed_delivery`, a message given up
 (`message.failed`) although the provider came back. `redelivered` counts message ids the
-gateway was handed more than once: a resend after a crash or a timeout, absorbed by its
-de-duplication (a gateway that does not de-duplicate would pass them on).
+gateway took and was then handed again: a resend after a crash, or after a timeout while the
+gateway still held the first, absorbed by its de-duplication (a gateway that does not
+de-duplicate would pass them on). Attempts it refused (503, 429) are retries, counted apart.
 """
 
 from __future__ import annotations
@@ -48,21 +50,41 @@ def delivery_stack() -> dict[str, Any]:
 
 
 def observe_gateway(seen: Observed) -> None:
-    """The gateway's view of this stack's runs: hand-overs per message id, and which it took."""
+    """The gateway's view of this stack's runs: each message id it was handed, counted once
+    plus each repeat it answered 200 after taking the message (so `redelivered` counts the
+    messages that would have reached the patient twice without its de-duplication; refused
+    attempts are retries, not repeats), and which it took."""
     gw = gateway()
     runs = set(seen.events)
     with gw._lock:
         ours = {m for m, run in gw.runs.items() if run in runs}
-        seen.channel = Counter({m: gw.attempts[m] for m in ours})
+        seen.channel = Counter({m: 1 + gw.absorbed[m] for m in ours})
         seen.delivered = {m for m in ours if m in gw.received}
 
 
 def lost_delivery(seen: Observed) -> list[str]:
-    """Messages asked for (a committed `message.requested`) the gateway never accepted."""
-    return sorted(
-        {e["messageId"] for events in seen.events.values() for e in events
-         if e["type"] == "journeys.message.requested.v1"} - seen.delivered
-    )  # fmt: skip
+    """Messages recorded sent that the gateway never accepted, and messages asked for whose run
+    neither recorded an outcome (sent, failed) nor was cancelled meanwhile. A run cancelled
+    while its message waited to be retried never sends it again: that is the cancel's effect,
+    not a loss (the load cancels a share of its runs)."""
+    lost = set()
+    for events in seen.events.values():
+        kinds = {e["type"] for e in events}
+        for e in events:
+            message = e.get("messageId")
+            if e["type"] == "journeys.message.sent.v1" and message not in seen.delivered:
+                lost.add(message)
+            if (
+                e["type"] == "journeys.message.requested.v1"
+                and not any(
+                    f.get("messageId") == message
+                    and f["type"] in ("journeys.message.sent.v1", "journeys.message.failed.v1")
+                    for f in events
+                )
+                and "journeys.run.cancelled.v1" not in kinds
+            ):
+                lost.add(message)
+    return sorted(lost)
 
 
 def failed_delivery(seen: Observed) -> list[str]:

@@ -48,6 +48,9 @@ class WebhookGateway:
     """The run each `webhook-id` came for (the payload's `data.runId`)."""
     accepted_at: list[float] = field(default_factory=list)
     """When each message was first accepted (`time.monotonic()`), in order."""
+    absorbed: Counter[str] = field(default_factory=Counter)
+    """Requests answered 200 for a message already accepted: repeats the de-duplication kept
+    from the patient (a gateway without it would have sent them on)."""
 
     def __post_init__(self) -> None:
         self._verifier = Webhook(self.secret)
@@ -115,7 +118,9 @@ class WebhookGateway:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return web.Response(status=self.status, headers=headers)
         with self._lock:
-            if msg_id not in self.received:
+            if msg_id in self.received:
+                self.absorbed[msg_id] += 1
+            else:
                 self.received[msg_id] = json.loads(payload)
                 self.accepted_at.append(time.monotonic())
         return web.Response(status=200)

@@ -61,9 +61,11 @@ def start_runs(
     first: int = 0,
     journey_id: uuid.UUID | None = None,
     keyring: Keyring | None = None,
+    context: Callable[[int], dict[str, Any]] | None = None,
 ) -> list[Record]:
     """`count` StartRun commands for distinct patients (numbered from `first`), serialised
-    ahead of the clock; one journey (`journey_id`, or a new one).
+    ahead of the clock; one journey (`journey_id`, or a new one). `context`: patient n's
+    context (default: an age).
 
     With a `keyring`, each is the `StartRunSealed` the API writes when it seals patient data:
     its patient's own new data key, wrapped under the keyring's active key-encryption key."""
@@ -76,7 +78,8 @@ def start_runs(
         patient = f"bench-patient-{i}"
         command = StartRun(
             run_id=run_id, journey_id=journey_id, patient_id=patient,
-            patient_context={"age": 30 + i % 50}, definition=journey, requested_at=now,
+            patient_context=context(i) if context else {"age": 30 + i % 50},
+            definition=journey, requested_at=now,
         )  # fmt: skip
         key = patient_key(PATIENT_KEY_SECRET, patient)
         wire: StartRun | StartRunSealed = command

@@ -284,9 +284,29 @@ def _delivery(r: dict[str, Any]) -> list[Row]:
              "≥ 2,000 messages/s sustained", measured, met)]  # fmt: skip
 
 
+def _isolation(r: dict[str, Any]) -> list[Row]:
+    d = _get(r, "delivery-isolation")
+    if not d or "p99_ms" not in d.get("healthy", {}):
+        return []
+    healthy, hanging = d["healthy"], d["sms_hanging"]
+    if "p99_ms" not in hanging:
+        return [("delivery isolation: email runs while the SMS gateway hangs",
+                 "p99 unchanged", "no email run ended", False)]  # fmt: skip
+    measured = (
+        f"email runs trigger to end p99 {hanging['p99_ms']:,} ms with the SMS gateway "
+        f"hanging ({hanging['email_runs_ended']:,}/{d['runs']:,} ended), "
+        f"{healthy['p99_ms']:,} ms healthy (p50 {hanging['p50_ms']:,} / "
+        f"{healthy['p50_ms']:,} ms); {d['rate']:g} email and {d['rate']:g} SMS runs/s"
+    )
+    met = (hanging["email_runs_ended"] == d["runs"]
+           and hanging["p99_ms"] <= 1.5 * healthy["p99_ms"] + 50)  # fmt: skip
+    return [("delivery isolation: email runs while the SMS gateway hangs",
+             "p99 at most 1.5 times (+50 ms) the healthy p99", measured, met)]  # fmt: skip
+
+
 SECTIONS: list[Callable[[dict[str, Any]], list[Row]]] = [
-    _engine, _api, _ingest, _resume, _delivery, _timers, _projection, _patients, _forgetting,
-    _references]  # fmt: skip
+    _engine, _api, _ingest, _resume, _delivery, _isolation, _timers, _projection, _patients,
+    _forgetting, _references]  # fmt: skip
 
 
 def rows(results: dict[str, Any]) -> list[Row]:

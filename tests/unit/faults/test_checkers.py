@@ -112,6 +112,11 @@ def test_a_message_the_gateway_never_took_is_lost_and_one_given_up_is_failed() -
 
     assert lost_delivery(observed(history(), delivered={MSG})) == []
     assert lost_delivery(observed(history(), delivered=set())) == [MSG]
+    # Asked for, then no outcome: lost, unless the run was cancelled while it waited.
+    waiting = [*history()[:3], event(4, "message.retrying", nodeId="m", messageId=MSG)]
+    assert lost_delivery(observed(waiting, delivered=set())) == [MSG]
+    cancelled = [*waiting, event(5, "run.cancelled", nodeId="m")]
+    assert lost_delivery(observed(cancelled, delivered=set())) == []
     assert failed_delivery(observed(history())) == []
     given_up = [*history()[:3], event(4, "message.failed", nodeId="m", messageId=MSG,
                                       reason="gateway answered 503")]  # fmt: skip
