@@ -296,7 +296,9 @@ def _isolation(r: dict[str, Any]) -> list[Row]:
         f"email runs trigger to end p99 {hanging['p99_ms']:,} ms with the SMS gateway "
         f"hanging ({hanging['email_runs_ended']:,}/{d['runs']:,} ended), "
         f"{healthy['p99_ms']:,} ms healthy (p50 {hanging['p50_ms']:,} / "
-        f"{healthy['p50_ms']:,} ms); {d['rate']:g} email and {d['rate']:g} SMS runs/s"
+        f"{healthy['p50_ms']:,} ms); {d['rate']:g} email and {d['rate']:g} SMS runs/s, the "
+        f"SMS gateway holding each request past the channel's {d['sms_timeout_seconds']:g} s "
+        f"timeout"
     )
     met = (hanging["email_runs_ended"] == d["runs"]
            and hanging["p99_ms"] <= 1.5 * healthy["p99_ms"] + 50)  # fmt: skip
