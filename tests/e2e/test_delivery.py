@@ -190,6 +190,20 @@ async def test_a_message_given_up_takes_the_failure_branch_and_is_parked(
     assert header(parked.headers, "dlq_stage") == "delivery"
     assert header(parked.headers, "dlq_error") == "gateway answered 410"
 
+    # Operators find it given up, opened from its sealed event, without its text.
+    async with api_client(delivering_stack) as client:
+        page = await client.get("/deliveries", params={"status": "failed", "limit": 200})
+        assert page.status_code == 200, page.text
+        refused = await client.get("/deliveries", params={"status": "sent"})
+    listed = [m for m in page.json()["items"] if m["runId"] == run_id]
+    assert [{k: v for k, v in m.items() if k not in ("journeyId", "failedAt")}
+            for m in listed] == [{
+        "messageId": failed["messageId"], "runId": run_id, "nodeId": "hello",
+        "channel": "webhook", "status": "failed", "reason": "gateway answered 410",
+        "attempts": 1,
+    }]  # fmt: skip
+    assert refused.status_code == 422
+
 
 BILINGUAL = {
     "name": "Pre-visit reminder",

@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     EVENTS_RECORD = "events.record"
     EVENTS_READ = "events.read"
     CONSENT_SET = "patients.consent"
+    DELIVERIES_LIST = "deliveries.list"
 
 
 class AuditOutcome(StrEnum):

@@ -75,6 +75,8 @@ ROUTES = [
     Route("GET", f"/patients/erasures/{UNKNOWN}", "patients:erase", 404),
     Route("POST", "/events", "events:write", 202, {"eventId": "e", "patientId": "p", "type": "t"}),
     Route("GET", "/events/never-sent", "events:read", 404),
+    Route("PUT", "/patients/p-consent/consent", "consent:write", 202, {"channels": {"sms": False}}),
+    Route("GET", "/deliveries", "deliveries:read", 200),
 ]
 
 
@@ -198,7 +200,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 252
+    assert len(ROUTES) * len(cases) == 288
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from journeys_api.audit import ACTION_KEY, AuditedRoute
 from journeys_api.auth import PROTECTED_PREFIXES
 from journeys_api.errors import UnavailableError
-from journeys_api.routers import events, journeys, ops, patients, runs
+from journeys_api.routers import deliveries, events, journeys, ops, patients, runs
 from journeys_contracts.audit import AccessRecorded, AuditAction, AuditOutcome, outcome_of
 from journeys_contracts.keys import patient_key
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
@@ -33,9 +33,10 @@ def test_every_journey_run_and_patient_route_is_audited_under_an_action_of_its_o
     patient has two forms and a route to follow it, `patients.erase`. The route tells them
     apart."""
     business = [r for r in (*journeys.router.routes, *runs.router.routes,
-                            *patients.router.routes, *events.router.routes)
+                            *patients.router.routes, *events.router.routes,
+                            *deliveries.router.routes)
                 if isinstance(r, APIRoute)]  # fmt: skip
-    assert len(business) == 15
+    assert len(business) == 16
     assert all(isinstance(r, AuditedRoute) for r in business)
     assert all(r.path.startswith(PROTECTED_PREFIXES) for r in business)
     actions = {f"{sorted(r.methods)[0]} {r.path}": (r.openapi_extra or {})[ACTION_KEY]

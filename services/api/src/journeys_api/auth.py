@@ -30,7 +30,7 @@ from journeys_api.settings import ApiSettings
 REALM = "patient-journeys"
 KEY_HEADER = "X-API-Key"
 # Every route that needs credentials lives under one of these.
-PROTECTED_PREFIXES = ("/journeys", "/patients", "/events")
+PROTECTED_PREFIXES = ("/journeys", "/patients", "/events", "/deliveries")
 
 
 class Scope(StrEnum):
@@ -43,6 +43,7 @@ class Scope(StrEnum):
     EVENTS_WRITE = "events:write"
     EVENTS_READ = "events:read"
     CONSENT_WRITE = "consent:write"
+    DELIVERIES_READ = "deliveries:read"
 
 
 assert tuple(Scope) == keys.SCOPES
@@ -192,7 +193,7 @@ def require(scope: Scope) -> Any:
 
 class CredentialsRequired:
     """401 at once, before the body is read, for a request to a protected route (`/journeys`,
-    `/patients`, `/events`) with no credentials.
+    `/patients`, `/events`, `/deliveries`) with no credentials.
 
     Without it, a caller with no credentials could learn from 413 and 422 answers how the API
     reads bodies, since FastAPI parses the body before it runs the route's dependencies. Only

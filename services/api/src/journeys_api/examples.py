@@ -58,6 +58,12 @@ ERASURE_VIEW: dict[str, Any] = {
     "erasureId": ERASURE_ID, "status": "done", "requestedAt": CREATED_AT,
     "doneAt": "2025-03-01T09:30:01.402117Z",
 }  # fmt: skip
+FAILED_MESSAGE: dict[str, Any] = {
+    "messageId": "9a3e4c1d-2b7f-5e6a-8d9c-0f1e2d3c4b5a", "runId": RUN_ID,
+    "journeyId": JOURNEY_ID, "nodeId": "welcome", "channel": "sms", "status": "failed",
+    "reason": "sms gateway answered 400", "attempts": 1,
+    "failedAt": "2025-03-01T09:30:01.402117Z",
+}  # fmt: skip
 
 
 def error(loc: list[str | int], msg: str, error_type: str = "value_error") -> dict[str, Any]:

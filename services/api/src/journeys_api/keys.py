@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 PREFIX = "pjk"
 SCOPES = (
     "journeys:write", "journeys:read", "runs:trigger", "runs:read", "runs:cancel",
-    "patients:erase", "events:write", "events:read", "consent:write",
+    "patients:erase", "events:write", "events:read", "consent:write", "deliveries:read",
 )  # fmt: skip
 
 

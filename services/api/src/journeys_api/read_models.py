@@ -1,5 +1,6 @@
 """Queries over the projector's read models (`journeys`, `runs`, `run_events`, and
-`event_receipts` and `event_effects` of patient events); read only.
+`event_receipts` and `event_effects` of patient events); read only. Messages given up are
+read off `run_events` (`message.failed`), by an index of their own.
 
 Rows of sealed runs come as stored (`journeys_api.sealed_rows` opens them)."""
 
@@ -40,6 +41,14 @@ _EVENT = sql.SQL(
     "e.effect, e.run_id, e.journey_id, e.node_id, e.occurred_at AS effect_at "
     "FROM event_receipts r LEFT JOIN event_effects e ON e.receipt_id = r.receipt_id "
     "WHERE r.event_id = %s ORDER BY r.received_at, r.receipt_id, e.occurred_at, e.seq"
+)
+
+
+# Messages given up, oldest first, with their run's patient columns (to open a sealed one).
+_FAILED_MESSAGES = sql.SQL(
+    "SELECT e.run_id, e.seq, e.type, e.occurred_at, e.data, r.journey_id, r.patient_id, "
+    "r.patient_key, r.patient_id_sealed FROM run_events e JOIN runs r ON r.run_id = e.run_id "
+    "WHERE e.type IN ('journeys.message.failed.v1', 'journeys.message.failed.v2')"
 )
 
 
@@ -109,6 +118,22 @@ class ReadModels:
         run = {k: rows[0][k] for k in _RUN_COLUMNS}
         events = [{k: v for k, v in row.items() if k not in _RUN_COLUMNS} for row in rows]
         return run, [e for e in events if e["seq"] is not None]
+
+    async def failed_messages(
+        self, journey_id: UUID | None, after: Key | None, limit: int
+    ) -> list[Row]:
+        """Up to `limit` messages given up, in the order they failed (then by message id),
+        after the cursor key (its id is a message id)."""
+        query: sql.Composable = _FAILED_MESSAGES
+        params: list[Any] = []
+        if journey_id is not None:
+            query += sql.SQL(" AND r.journey_id = %s")
+            params.append(journey_id)
+        if after is not None:
+            query += sql.SQL(" AND (e.occurred_at, e.data ->> 'messageId') > (%s, %s)")
+            params += [after.created_at, str(after.id)]
+        query += sql.SQL(" ORDER BY e.occurred_at, e.data ->> 'messageId' LIMIT %s")
+        return await self._all(query, [*params, limit])
 
     async def event(self, event_id: str) -> list[Row]:
         """The receipts of patient events with this id, each joined with its effects (one

@@ -214,6 +214,28 @@ class ConsentAccepted(_View):
     channels: dict[ChannelName, bool]
 
 
+class FailedMessage(_View):
+    """A message given up: its last attempt failed for good. Our own words for why (`gateway
+    answered 410`, `channel sms is not configured`, `template`), never the message's text."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.FAILED_MESSAGE]})
+
+    message_id: UUID
+    run_id: UUID
+    journey_id: UUID
+    node_id: str
+    channel: str
+    status: Literal["failed"] = "failed"
+    reason: str
+    attempts: int
+    failed_at: UtcDatetime
+
+
+class DeliveryPage(_View):
+    items: list[FailedMessage]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
 class ErasureAccepted(_View):
     """The erasure is recorded and its command is in Kafka; follow it at `Location`."""
 
