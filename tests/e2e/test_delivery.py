@@ -200,9 +200,27 @@ async def test_a_message_given_up_takes_the_failure_branch_and_is_parked(
             for m in listed] == [{
         "messageId": failed["messageId"], "runId": run_id, "nodeId": "hello",
         "channel": "webhook", "status": "failed", "reason": "gateway answered 410",
-        "attempts": 1,
+        "attempts": 1, "retriedAt": None,
     }]  # fmt: skip
     assert refused.status_code == 422
+
+    # Sent again, once: the gateway is back and takes it; a second retry is refused.
+    fresh.status = 200
+    async with api_client(delivering_stack) as client:
+        retried = await client.post(f"/deliveries/{failed['messageId']}/retry")
+        assert retried.status_code == 202, retried.text
+        assert retried.json() == {"messageId": failed["messageId"], "attempt": 2,
+                                  "status": "requested"}  # fmt: skip
+        again = await client.post(f"/deliveries/{failed['messageId']}/retry")
+        page = await client.get("/deliveries", params={"limit": 200})
+    assert again.status_code == 409
+    assert "retried at" in again.json()["detail"]
+    delivered = fresh.wait_for_message(failed["messageId"])
+    assert delivered["data"]["message"] == "Your appointment is tomorrow."
+    assert fresh.attempts[failed["messageId"]] == 2  # the refused first, the retry
+    assert fresh.absorbed[failed["messageId"]] == 0
+    (listed,) = [m for m in page.json()["items"] if m["runId"] == run_id]
+    assert listed["retriedAt"] is not None
 
 
 BILINGUAL = {

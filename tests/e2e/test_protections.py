@@ -1,11 +1,13 @@
 """End to end, the patient's protections over HTTP: consent revoked mid-journey suppresses the
 next message; the frequency cap holds across three journeys of one patient; a message due at
-23:00 in the patient's time zone is deferred to 08:00 there. The webhook gateway on loopback
+23:00 in the patient's time zone is deferred to 08:00 there; an operator's retry of a message
+given up is not sent to a channel the patient revoked since. The webhook gateway on loopback
 counts what really went out."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,8 +18,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from journeys_contracts.envelope import header
 from tests.e2e.conftest import Stack, api_client, running_stack
 from tests.e2e.helpers import create_journey, timeline, trigger, types, wait_for_status
+from tests.integration.executor.test_executor import _read
 from tests.providers.webhook import WebhookGateway
 
 pytestmark = pytest.mark.e2e
@@ -154,3 +158,34 @@ async def test_a_message_due_at_23_in_the_patients_zone_waits_until_08_there(
     assert timedelta(hours=7) < local - datetime.now(ZoneInfo(zone)) <= timedelta(hours=9)
     assert run["status"] not in {"completed", "failed"}
     assert _received(gateway, {run_id}) == []
+
+
+async def test_an_operators_retry_to_a_channel_revoked_since_is_not_sent(
+    stack: Stack, gateway: WebhookGateway
+) -> None:
+    patient = "patient-retry-stop-1"
+    gateway.status = 410  # refused for good: the message is given up
+    try:
+        async with api_client(stack) as client:
+            body = {"name": "Given up", "start_node_id": "r",
+                    "nodes": [_webhook("r", "Please call the clinic.")]}  # fmt: skip
+            run_id = await trigger(client, await create_journey(client, body), {"id": patient})
+            await wait_for_status(client, run_id, {"completed"})
+            events = await timeline(client, run_id)
+    finally:
+        gateway.status = 200
+    failed = next(e["data"] for e in events if e["type"].endswith("message.failed.v1"))
+    async with api_client(stack) as client:
+        stop = await client.put(f"/patients/{patient}/consent",
+                                json={"channels": {"webhook": False}})  # fmt: skip
+        assert stop.status_code == 202, stop.text
+        retried = await client.post(f"/deliveries/{failed['messageId']}/retry")
+        assert retried.status_code == 202, retried.text
+
+    (parked,) = await _read(stack.kafka_bootstrap, stack.topics.dlq, 1, {failed["messageId"]})
+    assert header(parked.headers, "dlq_stage") == "consent"
+    assert header(parked.headers, "dlq_error") == "no consent to webhook"
+    command = json.loads(parked.value)
+    assert command["type"] == "journeys.command.retry_message.v1"
+    assert "dataKey" not in command["request"]  # the API seals: the key stays out of the DLQ
+    assert gateway.attempts[failed["messageId"]] == 1  # the refused first attempt, no other

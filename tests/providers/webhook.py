@@ -125,6 +125,16 @@ class WebhookGateway:
                 self.accepted_at.append(time.monotonic())
         return web.Response(status=200)
 
+    def wait_for_message(self, message_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The accepted message with this `webhook-id`, once it has come."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if message_id in self.received:
+                    return self.received[message_id]
+            time.sleep(0.05)
+        raise AssertionError(f"message {message_id} never reached the gateway")
+
     def wait_for(self, count: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
         """The accepted messages, once there are at least `count`."""
         deadline = time.monotonic() + timeout

@@ -36,6 +36,7 @@ class AuditAction(StrEnum):
     EVENTS_READ = "events.read"
     CONSENT_SET = "patients.consent"
     DELIVERIES_LIST = "deliveries.list"
+    DELIVERIES_RETRY = "deliveries.retry"
 
 
 class AuditOutcome(StrEnum):

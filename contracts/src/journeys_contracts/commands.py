@@ -8,6 +8,7 @@ from uuid import UUID, uuid5
 from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import ChannelName, EventType, JourneyDefinition
+from journeys_contracts.deliveries import DeliveryRequested, DeliveryRequestedSealed
 from journeys_contracts.keys import PatientKey
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
@@ -194,9 +195,30 @@ class SetConsent(WireModel):
     changed_at: UtcDatetime
 
 
+class RetryMessage(WireModel):
+    """An operator asks for a message given up to be sent again (`POST
+    /deliveries/{messageId}/retry`): `request` is its delivery request, built as the executor
+    built the first (sealed as its run is). The executor checks the patient's consent to the
+    request's channel, in order with the patient's other commands, and writes the request to
+    the deliveries topic in its transaction, or dead-letters this command (stage `consent`)
+    when the channel has no consent any more. The run is not involved: it went on when the
+    message was given up.
+
+    About a patient: the Kafka key and `patientKey` name the patient. The CloudEvents subject
+    is the message id.
+    """
+
+    type: Literal["journeys.command.retry_message.v1"] = "journeys.command.retry_message.v1"
+    patient_key: PatientKey
+    request: Annotated[DeliveryRequested | DeliveryRequestedSealed, Field(discriminator="type")]
+    requested_at: UtcDatetime
+
+
 RunCommand = StartRun | FireTimer | CancelRun | RecordDelivery | StartRunSealed | CancelRunSealed
 """Every command about one run: a `CommandBase`, with `runId`."""
-PatientCommand = ErasePatient | RecordPatientEvent | RecordPatientEventSealed | SetConsent
+PatientCommand = (
+    ErasePatient | RecordPatientEvent | RecordPatientEventSealed | SetConsent | RetryMessage
+)
 """Every command about a patient rather than one run: keyed by `patientKey`, no `runId`."""
 Command = Annotated[RunCommand | PatientCommand, Field(discriminator="type")]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -211,6 +233,7 @@ COMMAND_TYPES: tuple[type[WireModel], ...] = (
     RecordPatientEvent,
     RecordPatientEventSealed,
     SetConsent,
+    RetryMessage,
 )
 
 

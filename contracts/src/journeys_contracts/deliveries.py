@@ -14,14 +14,17 @@ copy noise.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import contextlib
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid5
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from journeys_contracts.definition import ChannelName
+from journeys_contracts.definition import ChannelName, JourneyDefinition, MessageNode
 from journeys_contracts.keys import PatientKey
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
+from journeys_contracts.templates import TemplateRenderError, render
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 
@@ -53,6 +56,45 @@ class DeliveryRequested(WireModel):
     """The patient context's `email`, for the email channel."""
     subject: Annotated[str | None, Field(exclude_if=_unset)] = None
     """The email's subject: the node's `subject`, else the journey's name."""
+
+
+def delivery_request(
+    *,
+    message_id: UUID,
+    run_id: UUID,
+    journey_id: UUID,
+    node_id: str,
+    patient_key: str,
+    patient_id: str,
+    channel: ChannelName | None,
+    message: str,
+    attempt: int,
+    requested_at: datetime,
+    context: dict[str, Any],
+    definition: JourneyDefinition | None,
+) -> DeliveryRequested:
+    """The work order of one message (the executor's, and an operator's retry through the
+    API): what, to whom (the patient context's `phone` and `email`), by which channel, with
+    which subject (the node's `subject` rendered over the context, else the journey's name; a
+    subject the context cannot fill falls back to the name: the message itself is rendered,
+    and it is what the patient needs)."""
+    subject = None
+    if definition is not None:
+        subject = definition.name
+        node = definition.node(node_id)
+        if isinstance(node, MessageNode) and node.subject:
+            with contextlib.suppress(TemplateRenderError):
+                subject = render(node.subject, context)
+    return DeliveryRequested(
+        message_id=message_id, run_id=run_id, journey_id=journey_id, node_id=node_id,
+        patient_key=patient_key, patient_id=patient_id, channel=channel, message=message,
+        attempt=attempt, requested_at=requested_at, phone=_text(context.get("phone")),
+        email=_text(context.get("email")), subject=subject,
+    )  # fmt: skip
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 class DeliveryRequestedSealed(WireModel):

@@ -77,6 +77,7 @@ ROUTES = [
     Route("GET", "/events/never-sent", "events:read", 404),
     Route("PUT", "/patients/p-consent/consent", "consent:write", 202, {"channels": {"sms": False}}),
     Route("GET", "/deliveries", "deliveries:read", 200),
+    Route("POST", f"/deliveries/{UNKNOWN}/retry", "deliveries:write", 404),
 ]
 
 
@@ -200,7 +201,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 288
+    assert len(ROUTES) * len(cases) == 306
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

@@ -44,6 +44,7 @@ class Scope(StrEnum):
     EVENTS_READ = "events:read"
     CONSENT_WRITE = "consent:write"
     DELIVERIES_READ = "deliveries:read"
+    DELIVERIES_WRITE = "deliveries:write"
 
 
 assert tuple(Scope) == keys.SCOPES

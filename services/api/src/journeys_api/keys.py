@@ -21,6 +21,7 @@ PREFIX = "pjk"
 SCOPES = (
     "journeys:write", "journeys:read", "runs:trigger", "runs:read", "runs:cancel",
     "patients:erase", "events:write", "events:read", "consent:write", "deliveries:read",
+    "deliveries:write",
 )  # fmt: skip
 
 

@@ -138,6 +138,12 @@ VALIDATION: dict[str, dict[str, Any]] = {
         long=json_example("event id too long", error(
             ["path", "eventId"], "String should have at most 200 characters")),
     ),
+    "messageId": response(
+        "The message id is not a UUID",
+        messageId=json_example("malformed message id", error(
+            ["path", "messageId"], "Input should be a valid UUID, invalid length: expected "
+            "length 32 for simple format, found 3", "uuid_parsing")),
+    ),
     "erasureId": response(
         "The erasure id is not a UUID",
         erasureId=json_example("malformed erasure id", error(
@@ -162,6 +168,7 @@ NOT_FOUND: dict[str, dict[str, Any]] = {
         ("run", RUN_ID),
         ("erasure", ERASURE_ID),
         ("event", "ehr-7781"),
+        ("message", "9a3e4c1d-2b7f-5e6a-8d9c-0f1e2d3c4b5a"),
     )
 }
 
@@ -185,6 +192,24 @@ CONFLICT = response(
     ended=json_example("completed run", {
         "detail": f"Expected a run that has not ended, but run {RUN_ID} is completed"}),
 )  # fmt: skip
+
+NOT_GIVEN_UP = response(
+    "The message was not given up, or was sent again already (once only)",
+    sent=json_example("a message sent", {
+        "detail": "Expected a message given up, but its last outcome is message.sent"}),
+    retried=json_example("retried before", {
+        "detail": "Expected a message not retried yet, but it was retried at "
+                  "2025-03-01T09:30:01.402117+00:00"}),
+)  # fmt: skip
+RETRY_ACCEPTED = {
+    "description": "The message is handed to the delivery service again, under the same "
+    "message id (the provider's idempotency key) and the next attempt",
+    "content": {"application/json": {"examples": {
+        "requested": json_example("sent again", {
+            "messageId": "9a3e4c1d-2b7f-5e6a-8d9c-0f1e2d3c4b5a", "attempt": 2,
+            "status": "requested"}),
+    }}},
+}  # fmt: skip
 
 ERASED_KEY = response(
     "The Idempotency-Key names a run whose patient data was erased: a retry would start it again",

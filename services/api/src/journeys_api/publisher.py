@@ -28,6 +28,7 @@ from journeys_contracts.commands import (
     ErasePatient,
     RecordPatientEvent,
     RecordPatientEventSealed,
+    RetryMessage,
     SetConsent,
     StartRun,
     StartRunSealed,
@@ -52,6 +53,7 @@ Record = (
     | RecordPatientEvent
     | RecordPatientEventSealed
     | SetConsent
+    | RetryMessage
     | AccessRecorded
 )
 RETRY_MAX_SECONDS = 10.0

@@ -47,8 +47,15 @@ _EVENT = sql.SQL(
 # Messages given up, oldest first, with their run's patient columns (to open a sealed one).
 _FAILED_MESSAGES = sql.SQL(
     "SELECT e.run_id, e.seq, e.type, e.occurred_at, e.data, r.journey_id, r.patient_id, "
-    "r.patient_key, r.patient_id_sealed FROM run_events e JOIN runs r ON r.run_id = e.run_id "
+    "r.patient_key, r.patient_id_sealed, d.requested_at AS retried_at FROM run_events e "
+    "JOIN runs r ON r.run_id = e.run_id "
+    "LEFT JOIN api_delivery_replays d ON d.message_id = (e.data ->> 'messageId')::uuid "
     "WHERE e.type IN ('journeys.message.failed.v1', 'journeys.message.failed.v2')"
+)
+# One message's events, in seq order (its run's: a message id is derived from its run).
+_MESSAGE_EVENTS = sql.SQL(
+    "SELECT run_id, seq, type, occurred_at, data FROM run_events "
+    "WHERE type LIKE 'journeys.message.%%' AND data ->> 'messageId' = %s ORDER BY seq"
 )
 
 
@@ -134,6 +141,10 @@ class ReadModels:
             params += [after.created_at, str(after.id)]
         query += sql.SQL(" ORDER BY e.occurred_at, e.data ->> 'messageId' LIMIT %s")
         return await self._all(query, [*params, limit])
+
+    async def message_events(self, message_id: UUID) -> list[Row]:
+        """The events of one message (requested, retrying, sent, failed, ...), in order."""
+        return await self._all(_MESSAGE_EVENTS, (str(message_id),))
 
     async def event(self, event_id: str) -> list[Row]:
         """The receipts of patient events with this id, each joined with its effects (one

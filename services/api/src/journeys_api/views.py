@@ -229,6 +229,18 @@ class FailedMessage(_View):
     reason: str
     attempts: int
     failed_at: UtcDatetime
+    retried_at: UtcDatetime | None = Field(
+        None, description="when an operator sent it again (`POST .../retry`), once"
+    )
+
+
+class RetryAccepted(_View):
+    """The message is in the delivery service's hands again; its outcome is the provider's
+    (and, given up again, `GET /deliveries` lists it with this retry)."""
+
+    message_id: UUID
+    attempt: int
+    status: Literal["requested"] = "requested"
 
 
 class DeliveryPage(_View):

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import Counter
@@ -56,18 +57,18 @@ from journeys_contracts.commands import (
     ErasePatient,
     RecordPatientEvent,
     RecordPatientEventSealed,
+    RetryMessage,
     RunCommand,
     SetConsent,
     decode_command,
 )
-from journeys_contracts.definition import MessageNode
 from journeys_contracts.deliveries import (
     DeliveryRequested,
     DeliveryRequestedSealed,
     delivery_id,
+    delivery_request,
 )
 from journeys_contracts.envelope import CloudEvent, Headers, event_id
-from journeys_contracts.templates import TemplateRenderError, render
 from journeys_contracts.wire import UnknownRecordType
 from journeys_executor.core import (
     EventPolicy,
@@ -340,6 +341,8 @@ class BatchProcessor:
             await self._erase(part, record, command, batch)
         elif isinstance(command, SetConsent):
             self._set_consent(part, command, batch)
+        elif isinstance(command, RetryMessage):
+            await self._retry_message(part, record, command, batch)
         elif isinstance(command, RecordPatientEvent | RecordPatientEventSealed):
             await self._patient_event(part, record, command, batch)
         else:
@@ -412,6 +415,31 @@ class BatchProcessor:
                    "granted": sorted(c for c, on in command.channels.items() if on),
                    "revoked": sorted(c for c, on in command.channels.items() if not on)},
         )  # fmt: skip
+
+    async def _retry_message(
+        self, part: Partition, record: ConsumerRecord, command: RetryMessage, batch: _Batch
+    ) -> None:
+        """An operator's retry of a message given up: its delivery request goes to the
+        deliveries topic in this transaction if the patient still consents to its channel;
+        else the command is dead-lettered (stage `consent`), without its wrapped data key."""
+        request = command.request
+        channel = request.channel or self.policy.default_channel
+        if not self._guard(part, batch, command.patient_key).consents(channel):
+            batch.tally[command.type, "suppressed"] += 1
+            log.info("retry suppressed: no consent",
+                     extra={"message_id": str(request.message_id), "channel": channel})  # fmt: skip
+            parked = json.loads(command.to_json())
+            parked["request"].pop(DATA_KEY_FIELD, None)
+            await self._dead_letter(part, record, batch, "consent", f"no consent to {channel}",
+                                    json.dumps(parked, separators=(",", ":")).encode())  # fmt: skip
+            return
+        envelope = CloudEvent(
+            id=delivery_id(request.message_id, request.attempt), type=request.type,
+            source=SOURCE, subject=str(request.run_id), time=command.requested_at,
+        )  # fmt: skip
+        ready = _ready(self.topics.deliveries, record, request.type, request.to_json(), envelope)
+        await self._send(part, batch, [ready])
+        batch.tally[command.type, "applied"] += 1
 
     def _guard(self, part: Partition, batch: _Batch, patient_key: str | None) -> Guard:
         if patient_key is None:
@@ -756,23 +784,14 @@ class BatchProcessor:
         state: RunState | None,
     ) -> _Ready:
         """The work order of one message: what, to whom (the run's context's `phone` and
-        `email`), by which channel, with which subject."""
-        context = state.patient_context if state is not None else {}
-        subject = None
-        if state is not None:
-            node = state.definition.node(event.node_id)
-            subject = state.definition.name
-            if isinstance(node, MessageNode) and node.subject:
-                # A subject the context cannot fill falls back to the journey's name: the
-                # message itself rendered, and it is what the patient needs.
-                with contextlib.suppress(TemplateRenderError):
-                    subject = render(node.subject, context)
-        request = DeliveryRequested(
+        `email`), by which channel, with which subject (`delivery_request`)."""
+        request = delivery_request(
             message_id=event.message_id, run_id=event.run_id, journey_id=event.journey_id,
             node_id=event.node_id, patient_key=(record.key or b"").decode(),
             patient_id=event.patient_id, channel=event.channel, message=event.message,
             attempt=event.attempt or 1, requested_at=event.occurred_at,
-            phone=_text(context.get("phone")), email=_text(context.get("email")), subject=subject,
+            context=state.patient_context if state is not None else {},
+            definition=state.definition if state is not None else None,
         )  # fmt: skip
         sent: DeliveryRequested | DeliveryRequestedSealed = request
         if sealing is not None:
@@ -794,15 +813,22 @@ class BatchProcessor:
             batch.emitted[kind] += 1
 
     async def _dead_letter(
-        self, part: Partition, record: ConsumerRecord, batch: _Batch, stage: str, error: str
+        self,
+        part: Partition,
+        record: ConsumerRecord,
+        batch: _Batch,
+        stage: str,
+        error: str,
+        parked: bytes | None = None,
     ) -> None:
-        """The command, as it came, with where and why it failed in headers. A value that
-        would not fit beside those headers is left out, and a header says so."""
+        """The command, as it came (or `parked`, a copy of it without what must not outlive an
+        erasure), with where and why it failed in headers. A value that would not fit beside
+        those headers is left out, and a header says so."""
         headers = dlq_headers(
             list(record.headers or []), topic=record.topic, partition=record.partition,
             offset=record.offset, stage=stage, error=error,
         )  # fmt: skip
-        value, stripped = without_data_key(record.value)
+        value, stripped = without_data_key(record.value if parked is None else parked)
         if stripped:
             headers.append((STRIPPED_HEADER, DATA_KEY_FIELD.encode()))
         try:
@@ -817,11 +843,6 @@ class BatchProcessor:
                 partition=part.tp.partition, headers=headers,
             )
         )  # fmt: skip
-
-
-def _text(value: Any) -> str | None:
-    """A context value that can be an address: a non-empty string, else nothing."""
-    return value if isinstance(value, str) and value else None
 
 
 def _fitting(

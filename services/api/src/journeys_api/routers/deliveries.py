@@ -8,21 +8,35 @@ model's timelines, oldest first, without their text: who, where and why, in our 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from journeys_api import sealed_rows
 from journeys_api.audit import AuditedRoute, audited, touched
-from journeys_api.auth import Scope, require
+from journeys_api.auth import Principal, Scope, require
 from journeys_api.deps import ResourcesDep
-from journeys_api.openapi import AUTH_ERRORS, UNAVAILABLE, VALIDATION
+from journeys_api.errors import not_found
+from journeys_api.openapi import (
+    AUTH_ERRORS,
+    NOT_FOUND,
+    NOT_GIVEN_UP,
+    RETRY_ACCEPTED,
+    UNAVAILABLE,
+    VALIDATION,
+)
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.read_models import Row
 from journeys_api.resources import Resources
-from journeys_api.views import DeliveryPage, FailedMessage
+from journeys_api.views import DeliveryPage, FailedMessage, RetryAccepted
+from journeys_contracts import events as ev
 from journeys_contracts.audit import AuditAction
+from journeys_contracts.commands import RetryMessage
+from journeys_contracts.definition import JourneyDefinition
+from journeys_contracts.deliveries import DeliveryRequested, delivery_id, delivery_request
+from journeys_runtime.sealing import seal_delivery, to_wire
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"], route_class=AuditedRoute)
 
@@ -70,4 +84,102 @@ def _view(row: Row, data: dict[str, Any]) -> FailedMessage:
         message_id=data["messageId"], run_id=row["run_id"], journey_id=row["journey_id"],
         node_id=data["nodeId"], channel=data["channel"], reason=data["reason"],
         attempts=data.get("attempt") or 1, failed_at=row["occurred_at"],
+        retried_at=row.get("retried_at"),
     )  # fmt: skip
+
+
+@router.post(
+    "/{messageId}/retry",
+    status_code=202,
+    summary="Send a message given up again, once",
+    description="Hands the message back to the delivery service as it was asked for (its text, "
+    "channel, address and subject), under the same message id, which the provider "
+    "de-duplicates on, and the next attempt. Once per message: a second retry is a 409. The "
+    "run does not wait for it (it went on when the message was given up); a retry given up "
+    "again is parked in the DLQ again.",
+    responses={
+        **AUTH_ERRORS, 202: RETRY_ACCEPTED, 404: NOT_FOUND["message"], 409: NOT_GIVEN_UP,
+        422: VALIDATION["messageId"], 503: UNAVAILABLE,
+    },
+    openapi_extra=audited(AuditAction.DELIVERIES_RETRY),
+)  # fmt: skip
+async def retry_delivery(
+    message_id: Annotated[UUID, Path(alias="messageId", description="the message's id")],
+    resources: ResourcesDep,
+    caller: Annotated[Principal, require(Scope.DELIVERIES_WRITE)],
+) -> RetryAccepted:
+    events = await resources.read_models.message_events(message_id)
+    row = None if not events else await resources.read_models.run(events[0]["run_id"])
+    if row is None:
+        raise not_found("message", message_id)
+    patient_key = _patient_key(resources, row)
+    keys = await resources.data_keys.open_many(sealed_rows.sealed_patient_keys([row]))
+    run = sealed_rows.open_run(row, keys)
+    opened = [sealed_rows.open_event(e, keys.get(patient_key)) for e in events]
+    if run is None or None in opened:  # the patient was erased
+        raise not_found("message", message_id)
+    touched(run_id=row["run_id"], patient_key=patient_key)
+    last = opened[-1]
+    assert last is not None
+    if last["type"] != ev.type_of(ev.MessageFailed):
+        raise HTTPException(
+            409,
+            "Expected a message given up, but its last outcome is "
+            f"{last['type'].removeprefix('journeys.').removesuffix('.v1')}",
+        )
+    asked = [e["data"] for e in opened if e and e["type"] == ev.type_of(ev.MessageRequested)]
+    journey = await resources.read_models.journey(row["journey_id"])
+    definition = None if journey is None else JourneyDefinition.model_validate(
+        journey["definition"]
+    )  # fmt: skip
+    attempt = (last["data"].get("attempt") or 1) + 1
+    request = delivery_request(
+        message_id=message_id, run_id=row["run_id"], journey_id=row["journey_id"],
+        node_id=asked[-1]["nodeId"], patient_key=patient_key, patient_id=run["patient_id"],
+        channel=asked[-1].get("channel"), message=asked[-1]["message"], attempt=attempt,
+        requested_at=datetime.now(UTC), context=run["patient_context"], definition=definition,
+    )  # fmt: skip
+    async with resources.pool.connection() as conn:
+        claimed = await conn.execute(_CLAIM, (message_id, row["run_id"], attempt, caller.subject))
+        if await claimed.fetchone() is None:
+            before = await (await conn.execute(_CLAIMED, (message_id,))).fetchone()
+            retried = before[0].isoformat() if before else "an earlier time"
+            raise HTTPException(409, "Expected a message not retried yet, but it was retried "
+                                     f"at {retried}")  # fmt: skip
+    try:
+        await _publish(resources, request, sealed_rows.was_sealed(row))
+    except BaseException:  # not handed over: the retry may be asked for again
+        async with resources.pool.connection() as conn:
+            await conn.execute(_UNCLAIM, (message_id,))
+        raise
+    return RetryAccepted(message_id=message_id, attempt=attempt)
+
+
+_CLAIM = (
+    "INSERT INTO api_delivery_replays (message_id, run_id, attempt, subject) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING message_id"
+)
+_CLAIMED = "SELECT requested_at FROM api_delivery_replays WHERE message_id = %s"
+_UNCLAIM = "DELETE FROM api_delivery_replays WHERE message_id = %s"
+
+
+async def _publish(resources: Resources, request: DeliveryRequested, sealed: bool) -> None:
+    """A RetryMessage on the commands topic under the patient key, in order with the patient's
+    other commands (a consent revoked before it is honoured by the executor), its request
+    sealed as its run is, while the patient's key is held (an erasure waits until Kafka has
+    it); 404 once the key is gone."""
+    topic, key = resources.topics.commands, request.patient_key
+    event_id = delivery_id(request.message_id, request.attempt)
+    now = datetime.now(UTC)
+    if not sealed:
+        command = RetryMessage(patient_key=key, request=request, requested_at=now)
+        await resources.publish(topic, key, command, subject=request.message_id,
+                                event_id=event_id, wait=False)  # fmt: skip
+        return
+    async with resources.data_keys.held(key, create=False) as held:
+        if held is None:
+            raise not_found("message", request.message_id)
+        sealed_request = seal_delivery(request, held.key, to_wire(held.wrapped))
+        command = RetryMessage(patient_key=key, request=sealed_request, requested_at=now)
+        await resources.publish(topic, key, command, subject=request.message_id,
+                                event_id=event_id, wait=False)  # fmt: skip
