@@ -99,6 +99,17 @@ def test_executor_replicas_never_exceed_partitions(
     assert 1 <= replicas <= int(rendered.config()["JOURNEYS_PARTITIONS"])
 
 
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_the_executor_and_the_delivery_service_agree_on_the_default_channel(
+    name: str, overlays: dict[str, Rendered]
+) -> None:
+    """The executor names each message's channel and checks consent against it; the delivery
+    service's default serves only requests that name none. Two defaults would let a patient's
+    consent be checked against one channel and the message go by another."""
+    config = overlays[name].config()
+    assert config["EXECUTOR_DEFAULT_CHANNEL"] == config["DELIVERY_DEFAULT_CHANNEL"]
+
+
 def test_local_broker_reaches_itself_over_loopback(overlays: dict[str, Rendered]) -> None:
     """The default-deny policy covers the local Kafka pod too, and it gets no egress rule:
     its inter-broker traffic (transaction markers) must stay on 127.0.0.1."""

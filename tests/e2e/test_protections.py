@@ -189,3 +189,22 @@ async def test_an_operators_retry_to_a_channel_revoked_since_is_not_sent(
     assert command["type"] == "journeys.command.retry_message.v1"
     assert "dataKey" not in command["request"]  # the API seals: the key stays out of the DLQ
     assert gateway.attempts[failed["messageId"]] == 1  # the refused first attempt, no other
+
+
+async def test_a_message_whose_template_failed_is_listed_but_has_nothing_to_retry(
+    stack: Stack, gateway: WebhookGateway
+) -> None:
+    body = {"name": "Unfillable", "start_node_id": "r",
+            "nodes": [_webhook("r", "Hello {{ first_name }}")]}  # fmt: skip
+    async with api_client(stack) as client:
+        run_id = await trigger(client, await create_journey(client, body), {"id": "p-template"})
+        await wait_for_status(client, run_id, {"completed"})
+        page = await client.get("/deliveries", params={"limit": 200})
+        listed = [m for m in page.json()["items"] if m["runId"] == run_id]
+        assert [(m["reason"], m["attempts"]) for m in listed] == [("template", 1)]
+        retried = await client.post(f"/deliveries/{listed[0]['messageId']}/retry")
+    assert retried.status_code == 409
+    assert retried.json()["detail"] == (
+        "Expected a message that was asked for, but it failed before (template)"
+    )
+    assert _received(gateway, {run_id}) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic.alias_generators import to_camel
 
 from journeys_api import examples
@@ -203,7 +203,7 @@ class ConsentRequest(BaseModel):
         json_schema_extra={"examples": [{"channels": {"sms": False}}]},
     )  # fmt: skip
 
-    channels: dict[ChannelName, bool] = Field(min_length=1)
+    channels: dict[ChannelName, StrictBool] = Field(min_length=1)
 
 
 class ConsentAccepted(_View):

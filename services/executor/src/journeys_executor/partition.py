@@ -423,21 +423,33 @@ class BatchProcessor:
         deliveries topic in this transaction if the patient still consents to its channel;
         else the command is dead-lettered (stage `consent`), without its wrapped data key."""
         request = command.request
+        if {request.patient_key, (record.key or b"").decode(errors="replace")} != {
+            command.patient_key
+        }:  # never another patient's consent checked, or their partition written
+            batch.tally[command.type, "dead_lettered"] += 1
+            await self._dead_letter(part, record, batch, "decode", "patient keys disagree",
+                                    _without_request_key(command))  # fmt: skip
+            return
         channel = request.channel or self.policy.default_channel
         if not self._guard(part, batch, command.patient_key).consents(channel):
             batch.tally[command.type, "suppressed"] += 1
             log.info("retry suppressed: no consent",
                      extra={"message_id": str(request.message_id), "channel": channel})  # fmt: skip
-            parked = json.loads(command.to_json())
-            parked["request"].pop(DATA_KEY_FIELD, None)
             await self._dead_letter(part, record, batch, "consent", f"no consent to {channel}",
-                                    json.dumps(parked, separators=(",", ":")).encode())  # fmt: skip
+                                    _without_request_key(command))  # fmt: skip
             return
         envelope = CloudEvent(
             id=delivery_id(request.message_id, request.attempt), type=request.type,
             source=SOURCE, subject=str(request.run_id), time=command.requested_at,
         )  # fmt: skip
-        ready = _ready(self.topics.deliveries, record, request.type, request.to_json(), envelope)
+        try:
+            ready = _ready(self.topics.deliveries, record, request.type, request.to_json(),
+                           envelope)  # fmt: skip
+        except RecordTooLargeError as exc:  # it fitted in the command: only if limits changed
+            batch.tally[command.type, "dead_lettered"] += 1
+            await self._dead_letter(part, record, batch, "size", f"record too large: {exc}",
+                                    _without_request_key(command))  # fmt: skip
+            return
         await self._send(part, batch, [ready])
         batch.tally[command.type, "applied"] += 1
 
@@ -843,6 +855,14 @@ class BatchProcessor:
                 partition=part.tp.partition, headers=headers,
             )
         )  # fmt: skip
+
+
+def _without_request_key(command: RetryMessage) -> bytes:
+    """A retry as the DLQ may keep it: its request's wrapped data key left out, so no copy
+    outlives the key's deletion (erasure) with a way back to the patient's data."""
+    parked = json.loads(command.to_json())
+    parked["request"].pop(DATA_KEY_FIELD, None)
+    return json.dumps(parked, separators=(",", ":")).encode()
 
 
 def _fitting(

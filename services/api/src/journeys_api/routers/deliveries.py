@@ -18,7 +18,7 @@ from journeys_api import sealed_rows
 from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Principal, Scope, require
 from journeys_api.deps import ResourcesDep
-from journeys_api.errors import not_found
+from journeys_api.errors import UndeliveredError, not_found
 from journeys_api.openapi import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -94,9 +94,12 @@ def _view(row: Row, data: dict[str, Any]) -> FailedMessage:
     summary="Send a message given up again, once",
     description="Hands the message back to the delivery service as it was asked for (its text, "
     "channel, address and subject), under the same message id, which the provider "
-    "de-duplicates on, and the next attempt. Once per message: a second retry is a 409. The "
-    "run does not wait for it (it went on when the message was given up); a retry given up "
-    "again is parked in the DLQ again.",
+    "de-duplicates on, and the next attempt, through the executor, which sends nothing to a "
+    "channel the patient has revoked consent to since (the retry is then parked in the DLQ, "
+    "stage `consent`). Once per message: a second retry is a 409, as is a message that was "
+    "never asked for (its template could not be filled). The run does not wait for it (it "
+    "went on when the message was given up); a retry given up again is parked in the DLQ "
+    "again.",
     responses={
         **AUTH_ERRORS, 202: RETRY_ACCEPTED, 404: NOT_FOUND["message"], 409: NOT_GIVEN_UP,
         422: VALIDATION["messageId"], 503: UNAVAILABLE,
@@ -128,6 +131,9 @@ async def retry_delivery(
             f"{last['type'].removeprefix('journeys.').removesuffix('.v1')}",
         )
     asked = [e["data"] for e in opened if e and e["type"] == ev.type_of(ev.MessageRequested)]
+    if not asked:  # failed before it was asked for: nothing was rendered to send
+        raise HTTPException(409, "Expected a message that was asked for, but it failed "
+                                 f"before ({last['data'].get('reason')})")  # fmt: skip
     journey = await resources.read_models.journey(row["journey_id"])
     definition = None if journey is None else JourneyDefinition.model_validate(
         journey["definition"]
@@ -148,6 +154,8 @@ async def retry_delivery(
                                      f"at {retried}")  # fmt: skip
     try:
         await _publish(resources, request, sealed_rows.was_sealed(row))
+    except UndeliveredError:  # on its way to Kafka still: the claim stands
+        raise
     except BaseException:  # not handed over: the retry may be asked for again
         async with resources.pool.connection() as conn:
             await conn.execute(_UNCLAIM, (message_id,))

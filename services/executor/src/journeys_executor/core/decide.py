@@ -498,7 +498,7 @@ def _held(
 
 def preferred_channel(context: dict[str, Any]) -> ChannelName | None:
     """The channel the patient context prefers (`preferred_channel`, e.g. "sms"), if it names
-    one we have; anything else leaves the choice to the delivery service's default."""
+    one we have; anything else leaves the choice to the deployment's default channel."""
     wanted = context.get("preferred_channel")
     return wanted if isinstance(wanted, str) and wanted in CHANNELS else None  # type: ignore[return-value]
 
