@@ -191,7 +191,8 @@ class SetConsent(WireModel):
     channels: dict[ChannelName, bool] = Field(min_length=1)
     """Each channel named: true grants consent, false revokes it."""
     source: Literal["api", "sms"]
-    """Who asked: an operator or system through the API, or the patient's own SMS reply."""
+    """Who asked: an operator or system through the API, or (reserved for the inbound SMS
+    route, not written yet) the patient's own reply."""
     changed_at: UtcDatetime
 
 

@@ -103,12 +103,12 @@ async def erase_by_path(
     "/{patientId}/consent",
     status_code=202,
     summary="Grant or revoke a patient's consent to be messaged, per channel",
-    description="Every channel has consent until it is revoked here or by the patient's own "
-    "STOP. The change goes to the executor in order with the patient's other commands: a "
-    "message decided after it to a channel without consent is `message.suppressed` (reason "
-    "`consent`) and never sent; a message already handed to its provider is not called back. "
-    "Channels not named keep what they had. Audited. When Kafka does not acknowledge in "
-    "time, 503 with `Retry-After`: send it again (setting consent twice is harmless).",
+    description="Every channel has consent until it is revoked here. The change goes to the "
+    "executor in order with the patient's other commands: a message decided after it to a "
+    "channel without consent is `message.suppressed` (reason `consent`) and never sent; a "
+    "message already handed to its provider is not called back. Channels not named keep "
+    "what they had. Audited. When Kafka does not acknowledge in time, 503 with "
+    "`Retry-After`: send it again (setting consent twice is harmless).",
     dependencies=[require(Scope.CONSENT_WRITE)],
     responses={
         **_ERASE_ERRORS, 202: CONSENT_ACCEPTED, 413: TOO_LARGE, 422: VALIDATION["consent"],

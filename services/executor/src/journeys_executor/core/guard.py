@@ -5,8 +5,8 @@ two runs of the patient race past them: every command of the patient is decided 
 a time, with the guard as the commands before it left it.
 
 - **Consent** is kept as the channels the patient has revoked: every channel has consent
-  until a `SetConsent` revokes it (an operator through the API, or the patient's own STOP),
-  and has it again once one grants it.
+  until a `SetConsent` revokes it (an operator through the API; the patient's own STOP by SMS
+  is to come the same way), and has it again once one grants it.
 - **The frequency cap**: at most `messages` messages per patient in any rolling window of
   `window_seconds`, across every journey and channel. A message counts once, when it is first
   asked for; a retry of it is the same message. Over the cap, a message is suppressed, or
