@@ -235,8 +235,10 @@ class FailedMessage(_View):
 
 
 class RetryAccepted(_View):
-    """The message is in the delivery service's hands again; its outcome is the provider's
-    (and, given up again, `GET /deliveries` lists it with this retry)."""
+    """The retry is on its way to the delivery service, once the executor has checked the
+    patient's consent. Its outcome is not in the run's timeline (the run went on); a retry
+    given up again is parked in the DLQ again, and `GET /deliveries` shows when it was
+    asked for (`retriedAt`)."""
 
     message_id: UUID
     attempt: int
