@@ -36,7 +36,9 @@ class DeliverySettings(ShreddingSettings):
         "in flight to finish before the next owner sends them again",
     )  # fmt: skip
     default_channel: ChannelName = Field(
-        "console", description="the channel of a message whose node and patient name none"
+        "console",
+        description="the channel of a request that names none (as an executor older "
+        "than EXECUTOR_DEFAULT_CHANNEL wrote them); keep it the same as that",
     )
     console_reveal_patient_data: bool = Field(
         False, description="print patient id and message text on the console channel"
