@@ -87,6 +87,11 @@ class Resources:
     def patient_key(self, patient_id: str) -> str:
         return patient_key(self.settings.patient_key_secret.get_secret_value(), patient_id)
 
+    def patient_key_of(self, row: dict[str, Any]) -> str:
+        """A read-model run row's patient key; a row from before the read model kept patient
+        keys has only its patient id."""
+        return row.get("patient_key") or self.patient_key(row["patient_id"])
+
     async def start(self) -> None:
         # Neither PostgreSQL nor Kafka has to be up for the API to start: /ready tells.
         await self.pool.open(wait=False)

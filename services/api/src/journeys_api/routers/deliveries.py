@@ -70,13 +70,9 @@ async def list_deliveries(
         opened = sealed_rows.open_event(row, data_keys.get(row["patient_key"]))
         if opened is None:  # sealed under a key that is gone: the patient was erased
             continue
-        touched(run_id=row["run_id"], patient_key=_patient_key(resources, row))
+        touched(run_id=row["run_id"], patient_key=resources.patient_key_of(row))
         items.append(_view(row, opened["data"]))
     return DeliveryPage(items=items, next_cursor=next_cursor(keys, limit))
-
-
-def _patient_key(resources: Resources, row: Row) -> str:
-    return row.get("patient_key") or resources.patient_key(row["patient_id"])
 
 
 def _view(row: Row, data: dict[str, Any]) -> FailedMessage:
@@ -115,7 +111,7 @@ async def retry_delivery(
     row = None if not events else await resources.read_models.run(events[0]["run_id"])
     if row is None:
         raise not_found("message", message_id)
-    patient_key = _patient_key(resources, row)
+    patient_key = resources.patient_key_of(row)
     keys = await resources.data_keys.open_many(sealed_rows.sealed_patient_keys([row]))
     run = sealed_rows.open_run(row, keys)
     opened = [sealed_rows.open_event(e, keys.get(patient_key)) for e in events]

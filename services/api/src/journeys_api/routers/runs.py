@@ -123,7 +123,7 @@ async def _runs(resources: Resources, filters: RunFilter, limit: int, after: Key
     keys = [Key(row["created_at"], row["run_id"]) for row in rows]
     opened = await _opened(resources, rows[:limit])
     for row in opened:
-        touched(run_id=row["run_id"], patient_key=_patient_key(resources, row))
+        touched(run_id=row["run_id"], patient_key=resources.patient_key_of(row))
     return RunPage(items=[_view(row) for row in opened], next_cursor=next_cursor(keys, limit))
 
 
@@ -142,18 +142,13 @@ async def _readable_run(resources: Resources, run_id: UUID) -> Row:
     return opened[0]
 
 
-def _patient_key(resources: Resources, row: Row) -> str:
-    """A row from before the read model kept patient keys has only its patient id."""
-    return row.get("patient_key") or resources.patient_key(row["patient_id"])
-
-
 @router.get(
     "/{runId}", summary="Read a run's current state", responses=_RUN_ERRORS,
     dependencies=[require(Scope.RUNS_READ)], openapi_extra=audited(AuditAction.RUN_READ),
 )  # fmt: skip
 async def get_run(run_id: RunIdPath, resources: ResourcesDep) -> RunView:
     row = await _readable_run(resources, run_id)
-    touched(patient_key=_patient_key(resources, row))
+    touched(patient_key=resources.patient_key_of(row))
     return _view(row)
 
 
@@ -166,7 +161,7 @@ async def get_run_events(run_id: RunIdPath, resources: ResourcesDep) -> RunTimel
     if found is None:
         raise not_found("run", run_id)
     run, rows = found
-    patient_key = _patient_key(resources, run)
+    patient_key = resources.patient_key_of(run)
     key = None
     if sealed_rows.is_sealed(run) or any(map(sealed_rows.is_sealed_event, rows)):
         key = await resources.data_keys.get(patient_key)
@@ -194,7 +189,7 @@ async def cancel_run(
 ) -> RunCancelling:
     """202 means the CancelRun command is in Kafka; the executor decides, the run then shows it."""
     row = await _readable_run(resources, run_id)
-    patient_key = _patient_key(resources, row)
+    patient_key = resources.patient_key_of(row)
     touched(patient_key=patient_key)
     if row["status"] in TERMINAL_STATUSES:
         raise HTTPException(
