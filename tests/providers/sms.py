@@ -1,6 +1,8 @@
 """An SMS gateway with Twilio's REST API shape on loopback: it checks the account's Basic auth
 and the form fields as Twilio does, de-duplicates on `I-Twilio-Idempotency-Token`, answers 201
-with a message resource, and can be told to fail, throttle or hang."""
+with a message resource, and can be told to fail, throttle or hang. It also plays the patient
+texting back: `reply` calls our inbound webhook as Twilio does, a form signed in
+`X-Twilio-Signature` with the account's auth token."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from aiohttp import web
+from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 
 from journeys_stack.ports import free_port
 
@@ -115,3 +119,15 @@ class SmsGateway:
                     return dict(self.received)
             time.sleep(0.05)
         raise AssertionError(f"expected {count} SMS, the gateway has {len(self.received)}")
+
+    def reply(
+        self, api_url: str, sender: str, text: str, *, sid: str | None = None,
+        token: str = AUTH_TOKEN,
+    ) -> httpx.Response:  # fmt: skip
+        """Text `text` from `sender` to our number: POST the inbound webhook Twilio would, to
+        `{api_url}/channels/sms/inbound`, signed with `token`."""
+        url = f"{api_url}/channels/sms/inbound"
+        form = {"MessageSid": sid or "SM" + uuid.uuid4().hex, "AccountSid": ACCOUNT_SID,
+                "From": sender, "To": SENDER, "Body": text, "NumMedia": "0"}  # fmt: skip
+        signature = RequestValidator(token).compute_signature(url, form)
+        return httpx.post(url, data=form, headers={SIGNATURE_HEADER: signature}, timeout=20)

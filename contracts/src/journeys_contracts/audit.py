@@ -37,6 +37,7 @@ class AuditAction(StrEnum):
     CONSENT_SET = "patients.consent"
     DELIVERIES_LIST = "deliveries.list"
     DELIVERIES_RETRY = "deliveries.retry"
+    SMS_INBOUND = "channels.sms.inbound"
 
 
 class AuditOutcome(StrEnum):

@@ -9,7 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import ChannelName, EventType, JourneyDefinition
 from journeys_contracts.deliveries import DeliveryRequested, DeliveryRequestedSealed
-from journeys_contracts.keys import PatientKey
+from journeys_contracts.keys import PatientKey, RecipientKey
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
@@ -70,6 +70,9 @@ class RecordDelivery(CommandBase):
     retry_after_seconds: Annotated[
         float | None, Field(ge=0, le=MAX_RETRY_AFTER_SECONDS, exclude_if=_unset)
     ] = None
+    recipient_key: Annotated[RecipientKey | None, Field(exclude_if=_unset)] = None
+    """Of a message sent by SMS: `recipient_key(secret, "sms", number)` of the number it went
+    to, so a reply from that number finds the patient; never the number itself."""
 
 
 class StartRunSealed(CommandBase):
@@ -191,8 +194,8 @@ class SetConsent(WireModel):
     channels: dict[ChannelName, bool] = Field(min_length=1)
     """Each channel named: true grants consent, false revokes it."""
     source: Literal["api", "sms"]
-    """Who asked: an operator or system through the API, or (reserved for the inbound SMS
-    route, not written yet) the patient's own reply."""
+    """Who asked: an operator or system through the API (`PUT /patients/{patientId}/consent`),
+    or the patient's own STOP or START text (`POST /channels/sms/inbound`)."""
     changed_at: UtcDatetime
 
 

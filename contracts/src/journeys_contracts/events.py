@@ -8,7 +8,7 @@ from uuid import UUID, uuid5
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import ChannelName, JourneyDefinition
-from journeys_contracts.keys import PatientKey
+from journeys_contracts.keys import PatientKey, RecipientKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
 NodeType = Literal["MESSAGE", "DELAY", "CONDITIONAL", "WAIT_FOR_EVENT"]
@@ -75,6 +75,10 @@ class MessageSent(EventBase):
     channel: str
     attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
     """The attempt that was sent, from the second on."""
+    recipient_key: Annotated[RecipientKey | None, Field(exclude_if=_unset)] = None
+    """Set when the message went by SMS: a keyed hash of the number it went to
+    (`journeys_contracts.keys.recipient_key`), never the number. A reply from that number is
+    matched to the patient by it."""
 
 
 class MessageFailed(EventBase):

@@ -19,7 +19,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import ChannelName, JourneyDefinition
 from journeys_contracts.events import NodeType, PatientErased
-from journeys_contracts.keys import PatientKey
+from journeys_contracts.keys import PatientKey, RecipientKey
 from journeys_contracts.sealed import SealedValue
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
 
@@ -72,6 +72,7 @@ class MessageSentSealed(SealedEventBase):
     message_id: UUID
     channel: str
     attempt: Annotated[int | None, Field(ge=2, exclude_if=_unset)] = None
+    recipient_key: Annotated[RecipientKey | None, Field(exclude_if=_unset)] = None
 
 
 class MessageFailedSealed(SealedEventBase):

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from journeys_api.audit import ACTION_KEY, AuditedRoute
 from journeys_api.auth import PROTECTED_PREFIXES
 from journeys_api.errors import UnavailableError
-from journeys_api.routers import deliveries, events, journeys, ops, patients, runs
+from journeys_api.routers import channels, deliveries, events, journeys, ops, patients, runs
 from journeys_contracts.audit import AccessRecorded, AuditAction, AuditOutcome, outcome_of
 from journeys_contracts.keys import patient_key
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
@@ -46,6 +46,12 @@ def test_every_journey_run_and_patient_route_is_audited_under_an_action_of_its_o
                       "GET /patients/erasures/{erasureId}"]  # fmt: skip
     assert {actions.pop(r) for r in erasure_routes} == {"patients.erase"}
     del actions["POST /journeys/runs/search"]
+    # The SMS gateway's webhook is signed, not authenticated by token: audited all the same.
+    inbound = [r for r in channels.router.routes if isinstance(r, APIRoute)]
+    assert [r.path for r in inbound] == ["/channels/sms/inbound"]
+    assert all(isinstance(r, AuditedRoute) for r in inbound)
+    assert not any(r.path.startswith(PROTECTED_PREFIXES) for r in inbound)
+    actions |= {r.path: (r.openapi_extra or {})[ACTION_KEY] for r in inbound}
     assert sorted([*actions.values(), "patients.erase"]) == sorted(a.value for a in AuditAction)
     # Probes and metrics are not accesses to patient data.
     ops_routes = [*ops.router.routes, *ops.metrics_router.routes]

@@ -16,6 +16,7 @@ def test_migration_ids_carry_the_api_prefix() -> None:
         "api_0005_patient_erasures",
         "api_0006_patient_data_keys",
         "api_0007_delivery_replays",
+        "api_0008_sms_inbound",
     ]
 
 

@@ -16,7 +16,16 @@ from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation, SecurityHeaders
 from journeys_api.resources import Resources
-from journeys_api.routers import deliveries, events, hooks, journeys, ops, patients, runs
+from journeys_api.routers import (
+    channels,
+    deliveries,
+    events,
+    hooks,
+    journeys,
+    ops,
+    patients,
+    runs,
+)
 from journeys_api.settings import ApiSettings
 
 DESCRIPTION = """
@@ -81,6 +90,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(hooks.router)
     app.include_router(deliveries.router)
+    app.include_router(channels.router)
     app.include_router(ops.router)
     if settings.public_metrics:
         app.include_router(ops.metrics_router)

@@ -48,3 +48,10 @@ AUDIT_UNCONFIRMED = Counter(
     "journeys_api_audit_unconfirmed_total",
     "Audit records of 503 answers (Kafka away) that Kafka did not take, or not known to",
 )
+SMS_INBOUND = Counter(
+    "journeys_api_sms_inbound_total",
+    "Inbound SMS taken from the gateway, by keyword (stop, start, help, none) and outcome "
+    "(matched: sent to the patients texted at the number; unknown_sender: no patient was; "
+    "repeat: a message already taken)",
+    ["keyword", "outcome"],
+)

@@ -1,6 +1,7 @@
 """Queries over the projector's read models (`journeys`, `runs`, `run_events`, and
 `event_receipts` and `event_effects` of patient events); read only. Messages given up are
-read off `run_events` (`message.failed`), by an index of their own.
+read off `run_events` (`message.failed`), by an index of their own, and so are the patients a
+number was texted for (`message.sent` with a `recipientKey`).
 
 Rows of sealed runs come as stored (`journeys_api.sealed_rows` opens them)."""
 
@@ -56,6 +57,16 @@ _FAILED_MESSAGES = sql.SQL(
 _MESSAGE_EVENTS = sql.SQL(
     "SELECT run_id, seq, type, occurred_at, data FROM run_events "
     "WHERE type LIKE 'journeys.message.%%' AND data ->> 'messageId' = %s ORDER BY seq"
+)
+
+# The patients texted at a number (by its recipient key), each once, most recently texted
+# first, with their run's patient columns (to open a sealed one).
+_SMS_RECIPIENTS = sql.SQL(
+    "SELECT * FROM (SELECT DISTINCT ON (r.patient_key) r.patient_key, r.patient_id, "
+    "r.patient_id_sealed, e.occurred_at FROM run_events e JOIN runs r ON r.run_id = e.run_id "
+    "WHERE e.type IN ('journeys.message.sent.v1', 'journeys.message.sent.v2') "
+    "AND e.data ? 'recipientKey' AND e.data ->> 'recipientKey' = %s "
+    "ORDER BY r.patient_key, e.occurred_at DESC) texted ORDER BY occurred_at DESC LIMIT %s"
 )
 
 
@@ -145,6 +156,12 @@ class ReadModels:
     async def message_events(self, message_id: UUID) -> list[Row]:
         """The events of one message (requested, retrying, sent, failed, ...), in order."""
         return await self._all(_MESSAGE_EVENTS, (str(message_id),))
+
+    async def sms_recipients(self, recipient_key: str, limit: int) -> list[Row]:
+        """Up to `limit` patients an SMS was sent to at the number `recipient_key` names, the
+        most recently texted first: `patient_key`, `patient_id` (None when sealed),
+        `patient_id_sealed`."""
+        return await self._all(_SMS_RECIPIENTS, (recipient_key, limit))
 
     async def event(self, event_id: str) -> list[Row]:
         """The receipts of patient events with this id, each joined with its effects (one

@@ -60,6 +60,17 @@ def open_run(row: Row, keys: dict[str, DataKey]) -> Row | None:
     }
 
 
+def patient_id_of(row: Row, keys: dict[str, DataKey]) -> str | None:
+    """The patient id of a row with a run's patient columns (`patient_id`, `patient_key`,
+    `patient_id_sealed`); None when it was sealed under a key that is gone."""
+    if not is_sealed(row):
+        return str(row["patient_id"])
+    if not readable(row, keys):
+        return None
+    return str(_open(keys[row["patient_key"]], row["patient_key"], "patientId",
+                     row["patient_id_sealed"]))  # fmt: skip
+
+
 def readable(row: Row, keys: dict[str, DataKey]) -> bool:
     """Whether `keys` hold the key that sealed the row (`patient_key`, `patient_id_sealed`);
     an unsealed row is always readable."""

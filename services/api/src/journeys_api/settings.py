@@ -107,9 +107,30 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
         '...}}`, see "Signed webhooks"; none by default',
     )  # fmt: skip
 
+    # Inbound SMS: the gateway signs its webhook with the account's auth token (Twilio's
+    # `X-Twilio-Signature`), the same token the delivery service sends with.
+    sms_auth_token: SecretStr | None = Field(
+        None, description="the SMS gateway account's auth token, which signs its inbound "
+        "webhook (`POST /channels/sms/inbound`); unset: the route answers 404",
+    )  # fmt: skip
+    sms_inbound_url: str | None = Field(
+        None, description="the public URL the gateway calls for inbound SMS, as configured "
+        "there (the signature covers it); unset: the URL as the API sees the request, right "
+        "only without a proxy or ingress rewriting it",
+    )  # fmt: skip
+    sms_help_text: str = Field(
+        "Care reminders from your clinic. Reply STOP to end messages, START to receive them "
+        "again. For medical questions call your clinic.",
+        min_length=1, max_length=1600, description="the answer to a HELP (or INFO) text",
+    )  # fmt: skip
+    sms_max_patients_per_number: int = Field(
+        10, ge=1, le=100, description="patients a reply from one number reaches at most "
+        "(those most recently texted at it: a family sharing a phone)",
+    )  # fmt: skip
+
     @field_validator(
         "auth_jwt_issuer", "auth_jwt_audience", "auth_jwt_jwks_url", "auth_jwt_public_key",
-        "auth_dev_key", mode="before",
+        "auth_dev_key", "sms_auth_token", "sms_inbound_url", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -37,6 +37,7 @@ from journeys_contracts.deliveries import (
 )
 from journeys_contracts.envelope import CloudEvent
 from journeys_contracts.events import type_of
+from journeys_contracts.keys import recipient_key
 from journeys_contracts.wire import UnknownRecordType
 from journeys_delivery.channels import Channel, Failed, Outcome, Sent
 from journeys_delivery.channels.console import ConsoleChannel
@@ -344,11 +345,16 @@ class DeliveryService(LoopService, ConsumerRebalanceListener):
         """The outcome as the run's command: sent; failed, with another attempt
         `retry_after` seconds from now; or failed for good (`retry_after` None)."""
         now = datetime.now(UTC)
+        delivered = isinstance(outcome, Sent)
+        recipient = None
+        if delivered and channel == "sms" and request.phone:  # a reply from it finds the patient
+            secret = self.settings.patient_key_secret.get_secret_value()
+            recipient = recipient_key(secret, "sms", request.phone)
         command = RecordDelivery(
             run_id=request.run_id, message_id=request.message_id, channel=channel,
-            delivered=isinstance(outcome, Sent),
-            reason=outcome.reason if isinstance(outcome, Failed) else None, at=now,
-            attempt=request.attempt, retry_after_seconds=retry_after,
+            delivered=delivered, reason=outcome.reason if isinstance(outcome, Failed) else None,
+            at=now, attempt=request.attempt, retry_after_seconds=retry_after,
+            recipient_key=recipient,
         )  # fmt: skip
         envelope = CloudEvent(
             id=report_id(request.message_id, request.attempt), type=REPORT_TYPE, source=SOURCE,

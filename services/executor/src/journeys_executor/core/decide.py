@@ -307,7 +307,8 @@ def _record_delivery(
     later = None if pending.attempt == 1 else pending.attempt
     if command.delivered:
         out.emit(ev.MessageSent, node_id=pending.node_id, message_id=pending.message_id,
-                 channel=command.channel, attempt=later)  # fmt: skip
+                 channel=command.channel, attempt=later,
+                 recipient_key=command.recipient_key)  # fmt: skip
         _walk(out, node.next_node_id)
         return out.decision
     reason = command.reason or "delivery failed"

@@ -1,0 +1,185 @@
+"""End to end, patients texting back through a Twilio-shaped gateway on loopback: a STOP mid-
+journey suppresses the next SMS, START restores it, HELP is answered, every text is a
+`message.replied` event a journey can wait for; a number never texted, a forged signature,
+a repeat of a text and a form without a sender change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
+
+from tests.e2e.conftest import Stack, api_client, running_stack
+from tests.e2e.helpers import create_journey, timeline, trigger, types, wait_for_status
+from tests.providers.sms import ACCOUNT_SID, AUTH_TOKEN, SENDER, SmsGateway
+
+pytestmark = pytest.mark.e2e
+
+HELP_TEXT = "Clinic reminders. Reply STOP to end & START to resume."
+EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[SmsGateway]:
+    with SmsGateway() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kafka_bootstrap: str,
+    admin_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    gateway: SmsGateway,
+) -> Iterator[Stack]:
+    env = {"DELIVERY_SMS_URL": gateway.url, "DELIVERY_SMS_ACCOUNT_SID": ACCOUNT_SID,
+           "DELIVERY_SMS_AUTH_TOKEN": AUTH_TOKEN, "DELIVERY_SMS_FROM": SENDER,
+           "API_SMS_AUTH_TOKEN": AUTH_TOKEN, "API_SMS_HELP_TEXT": HELP_TEXT}  # fmt: skip
+    with running_stack(kafka_bootstrap, admin_database_url, tmp_path_factory, env) as running:
+        yield running
+
+
+def _sms(node_id: str, text: str, nxt: str | None = None) -> dict[str, Any]:
+    return {"id": node_id, "type": "MESSAGE", "message": text, "channel": "sms",
+            "next_node_id": nxt}  # fmt: skip
+
+
+async def _sent(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    """The run's `message.sent`, once it is in the timeline."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        events = await timeline(client, run_id)
+        sent = [e for e in events if e["type"] == "journeys.message.sent.v1"]
+        if sent:
+            return dict(sent[0]["data"])
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no message.sent in run {run_id}: {types(events)}")
+
+
+async def _reply(gateway: SmsGateway, stack: Stack, sender: str, text: str,
+                 sid: str | None = None) -> httpx.Response:  # fmt: skip
+    return await asyncio.to_thread(gateway.reply, stack.api_url, sender, text, sid=sid)
+
+
+async def _event(client: httpx.AsyncClient, event_id: str, effects: int) -> dict[str, Any]:
+    """`GET /events/{eventId}` once it shows `effects` effects."""
+    deadline = time.monotonic() + 30
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await client.get(f"/events/{event_id}")
+        if (
+            last.status_code == 200
+            and sum(len(r["effects"]) for r in last.json()["receipts"]) >= effects
+        ):
+            return dict(last.json())
+        await asyncio.sleep(0.1)
+    raise AssertionError(
+        f"event {event_id}: {last.status_code if last else None} {last.text if last else ''}"
+    )
+
+
+async def _one_sms_run(
+    client: httpx.AsyncClient, journey_id: str, context: dict[str, Any]
+) -> list[str]:
+    run_id = await trigger(client, journey_id, context)
+    await wait_for_status(client, run_id, {"completed"})
+    return types(await timeline(client, run_id))
+
+
+async def test_a_stop_text_suppresses_the_next_sms_help_is_answered_and_start_restores(
+    stack: Stack, gateway: SmsGateway
+) -> None:
+    journey = {
+        "name": "Check-in", "start_node_id": "ask",
+        "nodes": [
+            _sms("ask", "How are you feeling today? Reply in a few words.", "wait"),
+            {"id": "wait", "type": "WAIT_FOR_EVENT", "event": "message.replied",
+             "timeout_seconds": 600, "on_event_next_node_id": "thanks",
+             "on_timeout_next_node_id": None},
+            _sms("thanks", "Thank you, your care team will read it."),
+        ],
+    }  # fmt: skip
+    # As people type it; the gateway writes the sender in E.164.
+    context = {"id": "patient-sms-1", "phone": "+1 (555) 010-2001"}
+    sender = "+15550102001"
+    async with api_client(stack) as client:
+        run_id = await trigger(client, await create_journey(client, journey), context)
+        sent = await _sent(client, run_id)
+        assert len(sent["recipientKey"]) == 64  # a keyed hash of the number, never the number
+        assert "phone" not in sent
+        await wait_for_status(client, run_id, {"waiting_event"})
+
+        sid = "SM" + uuid.uuid4().hex
+        stop = await _reply(gateway, stack, sender, " Stop. ", sid)
+        assert stop.status_code == 200, stop.text
+        assert stop.headers["content-type"].startswith("application/xml")
+        assert stop.text == EMPTY
+        await wait_for_status(client, run_id, {"completed"})
+        events = await timeline(client, run_id)
+        assert types(events)[-4:] == [
+            "event.matched", "node.entered", "message.suppressed", "run.completed"
+        ]  # fmt: skip
+        suppressed = events[-2]["data"]
+        assert (suppressed["nodeId"], suppressed["channel"], suppressed["reason"]) == (
+            "thanks", "sms", "consent"
+        )  # fmt: skip
+        receipt = (await _event(client, f"sms:{sid}", 1))["receipts"][0]
+        assert (receipt["type"], receipt["source"]) == ("message.replied", "sms")
+        assert [(e["effect"], e["runId"]) for e in receipt["effects"]] == [("resumed", run_id)]
+        to_patient = [m for m in gateway.received.values() if m["To"] == context["phone"]]
+        assert [m["Body"] for m in to_patient] == [journey["nodes"][0]["message"]]
+
+        once = await create_journey(
+            client,
+            {
+                "name": "Reminder",
+                "start_node_id": "r",
+                "nodes": [_sms("r", "Your appointment is at 9.")],
+            },
+        )
+        assert "message.suppressed" in await _one_sms_run(client, once, context)
+
+        helped = await _reply(gateway, stack, sender, "help")
+        assert helped.status_code == 200
+        assert helped.text == (
+            '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+            "Clinic reminders. Reply STOP to end &amp; START to resume.</Message></Response>"
+        )
+
+        start = await _reply(gateway, stack, sender, "START")
+        assert (start.status_code, start.text) == (200, EMPTY)
+        # The gateway sending the STOP again (same MessageSid) does not revoke it anew.
+        again = await _reply(gateway, stack, sender, " Stop. ", sid=sid)
+        assert (again.status_code, again.text) == (200, EMPTY)
+        after = await _one_sms_run(client, once, context)
+        assert "message.sent" in after
+        assert "message.suppressed" not in after
+
+
+async def test_texts_that_must_change_nothing(stack: Stack, gateway: SmsGateway) -> None:
+    async with api_client(stack) as client:
+        sid = "SM" + uuid.uuid4().hex
+        stranger = await _reply(gateway, stack, "+15550109999", "STOP", sid)
+        assert (stranger.status_code, stranger.text) == (200, EMPTY)
+        await asyncio.sleep(1)
+        assert (await client.get(f"/events/sms:{sid}")).status_code == 404
+
+        forged = await asyncio.to_thread(
+            gateway.reply, stack.api_url, "+15550102001", "STOP", token="not-the-token"
+        )
+        assert forged.status_code == 401
+        assert forged.json() == {"detail": "SMS gateway signature invalid"}
+
+        url = f"{stack.api_url}/channels/sms/inbound"
+        form = {"MessageSid": "SM" + uuid.uuid4().hex, "Body": "STOP"}
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+        async with httpx.AsyncClient() as raw:
+            missing = await raw.post(url, data=form, headers={SIGNATURE_HEADER: signature})
+        assert missing.status_code == 422
+        assert [e["loc"] for e in missing.json()["detail"]] == [["body", "From"]]
