@@ -84,6 +84,20 @@ async def _event(client: httpx.AsyncClient, event_id: str, effects: int) -> dict
     )
 
 
+async def _consent(client: httpx.AsyncClient, patient_id: str, *, granted: bool) -> dict[str, Any]:
+    """`GET /patients/{patientId}/consent` once SMS shows `granted`."""
+    deadline = time.monotonic() + 30
+    channels: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await client.get(f"/patients/{patient_id}/consent")
+        assert response.status_code == 200, response.text
+        channels = dict(response.json()["channels"])
+        if channels["sms"]["granted"] is granted:
+            return channels
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"consent to sms of {patient_id} is not {granted}: {channels}")
+
+
 async def _one_sms_run(
     client: httpx.AsyncClient, journey_id: str, context: dict[str, Any]
 ) -> list[str]:
@@ -135,6 +149,11 @@ async def test_a_stop_text_suppresses_the_next_sms_help_is_answered_and_start_re
         to_patient = [m for m in gateway.received.values() if m["To"] == context["phone"]]
         assert [m["Body"] for m in to_patient] == [journey["nodes"][0]["message"]]
 
+        consent = await _consent(client, "patient-sms-1", granted=False)
+        assert consent["sms"]["source"] == "sms"
+        assert consent["email"] == {"granted": True, "source": None, "changedAt": None,
+                                    "consentId": None}  # fmt: skip
+
         once = await create_journey(
             client,
             {
@@ -157,6 +176,7 @@ async def test_a_stop_text_suppresses_the_next_sms_help_is_answered_and_start_re
         # The gateway sending the STOP again (same MessageSid) does not revoke it anew.
         again = await _reply(gateway, stack, sender, " Stop. ", sid=sid)
         assert (again.status_code, again.text) == (200, EMPTY)
+        assert (await _consent(client, "patient-sms-1", granted=True))["sms"]["source"] == "sms"
         after = await _one_sms_run(client, once, context)
         assert "message.sent" in after
         assert "message.suppressed" not in after

@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     EVENTS_RECORD = "events.record"
     EVENTS_READ = "events.read"
     CONSENT_SET = "patients.consent"
+    CONSENT_READ = "patients.consent.read"
     DELIVERIES_LIST = "deliveries.list"
     DELIVERIES_RETRY = "deliveries.retry"
     SMS_INBOUND = "channels.sms.inbound"

@@ -76,6 +76,7 @@ ROUTES = [
     Route("POST", "/events", "events:write", 202, {"eventId": "e", "patientId": "p", "type": "t"}),
     Route("GET", "/events/never-sent", "events:read", 404),
     Route("PUT", "/patients/p-consent/consent", "consent:write", 202, {"channels": {"sms": False}}),
+    Route("GET", "/patients/p-consent/consent", "consent:read", 200),
     Route("GET", "/deliveries", "deliveries:read", 200),
     Route("POST", f"/deliveries/{UNKNOWN}/retry", "deliveries:write", 404),
 ]
@@ -201,7 +202,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 306
+    assert len(ROUTES) * len(cases) == 324
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

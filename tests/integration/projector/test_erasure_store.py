@@ -9,8 +9,9 @@ from typing import Any
 
 import psycopg
 
+from journeys_contracts.commands import SetConsent
 from journeys_projector import store
-from journeys_projector.decode import Fact
+from journeys_projector.decode import ConsentFact, Fact
 from journeys_projector.plan import ErasureRow, Plan, plan
 from tests.integration.projector.helpers import query, snapshot
 from tests.unit.projector.facts import SECRET, Story, full_run, start_run, waiting_run
@@ -101,3 +102,30 @@ async def test_an_erased_runs_facts_projected_in_the_erasures_batch_are_erased_t
     assert (await query(read_models, "SELECT runs_deleted FROM erased_patients"))[0] == {
         "runs_deleted": 1
     }
+
+
+async def test_consent_is_kept_per_channel_by_offset_and_erased_with_the_patient(
+    read_models: str,
+) -> None:
+    story = full_run(Story())
+    at = story.last_at
+
+    def consent(granted: bool, offset: int, later: int = 0) -> ConsentFact:
+        return ConsentFact(SetConsent(
+            consent_id=uuid.uuid4(), patient_key=KEY, channels={"sms": granted}, source="sms",
+            changed_at=at + timedelta(milliseconds=later),
+        ), offset)  # fmt: skip
+
+    sql = "SELECT granted, command_offset FROM patient_consent WHERE patient_key = %s"
+    await _write(read_models, plan([consent(False, 20)], SECRET))
+    # A batch of older commands committed late (a replica that lost the partition) changes
+    # nothing, even with a later clock.
+    await _write(read_models, plan([consent(True, 12, later=500)], SECRET))
+    assert await query(read_models, sql, KEY) == [{"granted": False, "command_offset": 20}]
+
+    await _write(read_models, _erasing(story))  # erased one second after `at`
+    assert await query(read_models, sql, KEY) == []
+    await _write(read_models, plan([consent(False, 20)], SECRET))  # a replay: not brought back
+    assert await query(read_models, sql, KEY) == []
+    await _write(read_models, plan([consent(False, 30, later=5000)], SECRET))  # the patient back
+    assert await query(read_models, sql, KEY) == [{"granted": False, "command_offset": 30}]

@@ -44,7 +44,8 @@ class DevInbox:
         self._verifier = Webhook(DEV_WEBHOOK_SECRET)
 
     def settings(self) -> dict[str, str]:
-        """The delivery service's settings that send every channel here."""
+        """The delivery service's settings that send every channel here, and the API's that
+        take texts signed as from this SMS account."""
         http = f"http://127.0.0.1:{self.http_port}"
         return {
             "DELIVERY_WEBHOOK_URL": f"{http}/webhook",
@@ -53,6 +54,8 @@ class DevInbox:
             "DELIVERY_SMS_AUTH_TOKEN": DEV_SMS_TOKEN, "DELIVERY_SMS_FROM": DEV_SMS_FROM,
             "DELIVERY_SMTP_HOST": "127.0.0.1", "DELIVERY_SMTP_PORT": str(self.smtp_port),
             "DELIVERY_SMTP_FROM": DEV_SENDER, "DELIVERY_SMTP_STARTTLS": "false",
+            # The API checks inbound texts with the same account's token, as with a provider.
+            "API_SMS_AUTH_TOKEN": DEV_SMS_TOKEN,
         }  # fmt: skip
 
     def start(self) -> None:

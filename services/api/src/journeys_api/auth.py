@@ -43,6 +43,7 @@ class Scope(StrEnum):
     EVENTS_WRITE = "events:write"
     EVENTS_READ = "events:read"
     CONSENT_WRITE = "consent:write"
+    CONSENT_READ = "consent:read"
     DELIVERIES_READ = "deliveries:read"
     DELIVERIES_WRITE = "deliveries:write"
 

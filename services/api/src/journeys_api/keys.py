@@ -20,8 +20,8 @@ from psycopg_pool import AsyncConnectionPool
 PREFIX = "pjk"
 SCOPES = (
     "journeys:write", "journeys:read", "runs:trigger", "runs:read", "runs:cancel",
-    "patients:erase", "events:write", "events:read", "consent:write", "deliveries:read",
-    "deliveries:write",
+    "patients:erase", "events:write", "events:read", "consent:write", "consent:read",
+    "deliveries:read", "deliveries:write",
 )  # fmt: skip
 
 

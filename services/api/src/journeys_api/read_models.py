@@ -1,7 +1,8 @@
 """Queries over the projector's read models (`journeys`, `runs`, `run_events`, and
 `event_receipts` and `event_effects` of patient events); read only. Messages given up are
 read off `run_events` (`message.failed`), by an index of their own, and so are the patients a
-number was texted for (`message.sent` with a `recipientKey`).
+number was texted for (`message.sent` with a `recipientKey`). A patient's consent is in
+`patient_consent`.
 
 Rows of sealed runs come as stored (`journeys_api.sealed_rows` opens them)."""
 
@@ -67,6 +68,11 @@ _SMS_RECIPIENTS = sql.SQL(
     "WHERE e.type IN ('journeys.message.sent.v1', 'journeys.message.sent.v2') "
     "AND e.data ? 'recipientKey' AND e.data ->> 'recipientKey' = %s "
     "ORDER BY r.patient_key, e.occurred_at DESC) texted ORDER BY occurred_at DESC LIMIT %s"
+)
+
+_CONSENT = sql.SQL(
+    "SELECT channel, granted, source, changed_at, consent_id FROM patient_consent "
+    "WHERE patient_key = %s"
 )
 
 
@@ -162,6 +168,10 @@ class ReadModels:
         most recently texted first: `patient_key`, `patient_id` (None when sealed),
         `patient_id_sealed`."""
         return await self._all(_SMS_RECIPIENTS, (recipient_key, limit))
+
+    async def consent(self, patient_key: str) -> list[Row]:
+        """The patient's channels whose consent was ever set, each as last set."""
+        return await self._all(_CONSENT, (patient_key,))
 
     async def event(self, event_id: str) -> list[Row]:
         """The receipts of patient events with this id, each joined with its effects (one

@@ -214,6 +214,33 @@ class ConsentAccepted(_View):
     channels: dict[ChannelName, bool]
 
 
+class ChannelConsent(_View):
+    """Whether the patient may be messaged on a channel, and the last change (none: the
+    channel was never revoked, so it has consent)."""
+
+    granted: bool
+    source: Literal["api", "sms"] | None = None
+    """Who made the last change: the API (`PUT .../consent`) or the patient texting STOP or
+    START."""
+    changed_at: UtcDatetime | None = None
+    consent_id: UUID | None = None
+
+
+class ConsentView(_View):
+    """A patient's consent, every channel, as the executor applies it (read models follow
+    Kafka within milliseconds)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"channels": {
+        "sms": {"granted": False, "source": "sms", "changedAt": "2025-03-01T09:30:01.402117Z",
+                "consentId": "6f1d2c3b-4a59-5e6f-8a7b-9c0d1e2f3a4b"},
+        "email": {"granted": True, "source": None, "changedAt": None, "consentId": None},
+        "webhook": {"granted": True, "source": None, "changedAt": None, "consentId": None},
+        "console": {"granted": True, "source": None, "changedAt": None, "consentId": None},
+    }}]})  # fmt: skip
+
+    channels: dict[ChannelName, ChannelConsent]
+
+
 class FailedMessage(_View):
     """A message given up: its last attempt failed for good. Our own words for why (`gateway
     answered 410`, `channel sms is not configured`, `template`), never the message's text."""

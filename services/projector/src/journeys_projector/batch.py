@@ -69,7 +69,7 @@ class BatchProjector:
         """Project `batch`; return the next offset of each of its partitions, now stored."""
         started = time.perf_counter()
         items: list[Item] = [
-            (tp, r, decode(self._sources[tp.topic], r.value))
+            (tp, r, decode(self._sources[tp.topic], r.value, r.offset))
             for tp, rs in batch.items()
             for r in rs
         ]

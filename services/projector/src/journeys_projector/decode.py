@@ -14,6 +14,7 @@ from journeys_contracts.audit import AccessRecorded, decode_audit
 from journeys_contracts.commands import (
     RecordPatientEvent,
     RecordPatientEventSealed,
+    SetConsent,
     StartRun,
     StartRunSealed,
     decode_command,
@@ -31,7 +32,9 @@ from journeys_contracts.wire import UnknownRecordType
 from journeys_runtime.dlq import describe_validation_error
 
 MAX_SEQ = 2**31 - 1  # run_events.seq and runs.last_seq are PostgreSQL integers
-_FACT_COMMANDS = (StartRun, StartRunSealed, RecordPatientEvent, RecordPatientEventSealed)
+_FACT_COMMANDS = (
+    StartRun, StartRunSealed, RecordPatientEvent, RecordPatientEventSealed, SetConsent,
+)  # fmt: skip
 
 
 class Source(StrEnum):
@@ -73,6 +76,16 @@ class Skipped:
     reason: SkipReason
 
 
+@dataclass(frozen=True)
+class ConsentFact:
+    """A patient's consent set (`SetConsent`), with its offset on the commands partition: the
+    executor applies a patient's changes in that order, so the read model keeps the change of
+    the highest offset, whatever order batches commit in."""
+
+    command: SetConsent
+    offset: int
+
+
 class UnknownSealedEvent(SealedEventBase):
     """A `journeys.events.v2` event of a type this version does not know, read by the fields
     every v2 event carries: like `UnknownEvent` on v1, it enters its run's timeline as received
@@ -94,12 +107,14 @@ Fact = (
     | SealedEvent
     | UnknownSealedEvent
     | AccessRecorded
+    | ConsentFact
 )
 # None: a valid record that states no fact (FireTimer, ...)
 Decoded = Fact | Poison | Unknown | Skipped | None
 
 
-def decode(source: Source, value: bytes | None) -> Decoded:
+def decode(source: Source, value: bytes | None, offset: int = 0) -> Decoded:
+    """`offset`: the record's, kept with the facts whose order the read model must keep."""
     if value is None:
         return Poison("projector.decode", "empty value (tombstone)")
     try:
@@ -112,10 +127,12 @@ def decode(source: Source, value: bytes | None) -> Decoded:
         return None
     if isinstance(fact, EventBase) and fact.sealed_twin:
         return Skipped(SkipReason.SEALED_TWIN)
+    if isinstance(fact, SetConsent):
+        return ConsentFact(fact, offset)
     return _storable(fact, value)
 
 
-def _decode(source: Source, value: bytes) -> Fact | None:
+def _decode(source: Source, value: bytes) -> Fact | SetConsent | None:
     if source is Source.DEFINITIONS:
         return decode_journey(value)
     if source is Source.EVENTS:
@@ -125,9 +142,10 @@ def _decode(source: Source, value: bytes) -> Fact | None:
     if source is Source.AUDIT:
         return decode_audit(value)
     command = decode_command(value)
-    # Only starting a run (a run was accepted) and recording a patient event (an event was
-    # received) state facts; the other commands are requests the executor may reject, and
-    # their effects arrive as events.
+    # Only starting a run (a run was accepted), recording a patient event (an event was
+    # received) and setting consent (the executor applies every one, in order) state facts;
+    # the other commands are requests the executor may reject, and their effects arrive as
+    # events.
     return command if isinstance(command, _FACT_COMMANDS) else None
 
 
@@ -163,6 +181,8 @@ def _storable(fact: Fact, value: bytes) -> Fact | Poison:
 
 
 def _stored_part(fact: Fact) -> Any:
+    if isinstance(fact, ConsentFact):  # channel names and a source: no text of anyone's
+        return []
     if isinstance(fact, RecordPatientEvent | RecordPatientEventSealed):
         return [fact.event_id, fact.source]
     return fact.model_dump()

@@ -47,7 +47,7 @@ from journeys_contracts.statuses import (
     WAITING_DELAY,
     WAITING_EVENT,
 )
-from journeys_projector.decode import Fact, UnknownSealedEvent
+from journeys_projector.decode import ConsentFact, Fact, UnknownSealedEvent
 
 RUN_FIELDS = (
     "status", "current_node_id", "wake_at", "error", "error_sealed", "waiting_event_type",
@@ -127,6 +127,20 @@ class AuditRow:
             record.request_id, record.journey_id, list(record.run_ids),
             list(record.patient_keys),
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    """A patient's consent to one channel as last set, and by which command (its offset on
+    the commands partition orders a patient's changes)."""
+
+    patient_key: str
+    channel: str
+    granted: bool
+    source: str
+    consent_id: UUID
+    changed_at: datetime
+    command_offset: int
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,7 @@ class Plan:
     erasures: dict[UUID, ErasureRow] = field(default_factory=dict)
     receipts: dict[UUID, ReceiptRow] = field(default_factory=dict)
     effects: dict[tuple[UUID, int], EffectRow] = field(default_factory=dict)
+    consents: dict[tuple[str, str], ConsentRow] = field(default_factory=dict)
 
     def add(self, fact: Fact) -> None:
         if isinstance(fact, JourneyDefined):
@@ -225,8 +240,21 @@ class Plan:
             self._run(RunRow.sealed(fact, fact.requested_at))
         elif isinstance(fact, RecordPatientEvent | RecordPatientEventSealed):
             self.receipts.setdefault(fact.receipt_id, ReceiptRow.of(fact))
+        elif isinstance(fact, ConsentFact):
+            self._consent(fact)
         else:
             self._event(fact)
+
+    def _consent(self, fact: ConsentFact) -> None:
+        c = fact.command
+        for channel, granted in c.channels.items():
+            key = (c.patient_key, channel)
+            known = self.consents.get(key)
+            if known is None or fact.offset > known.command_offset:
+                self.consents[key] = ConsentRow(
+                    c.patient_key, channel, granted, c.source, c.consent_id, c.changed_at,
+                    fact.offset,
+                )  # fmt: skip
 
     def _journey(self, fact: JourneyDefined) -> None:
         if fact.journey_id not in self.journeys:

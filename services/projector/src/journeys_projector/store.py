@@ -103,6 +103,22 @@ WHERE NOT EXISTS (SELECT FROM erased_runs x WHERE x.run_id = e.run_id)
 ON CONFLICT (run_id, seq) DO NOTHING
 """
 
+# A later command of the patient's (higher offset on their partition) replaces a row; a
+# change set before the patient's erasure is not brought back by a replay.
+_CONSENTS = """
+INSERT INTO patient_consent (patient_key, channel, granted, source, consent_id, changed_at,
+                             command_offset)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::bool[], %b::text[], %b::uuid[],
+                     %b::timestamptz[], %b::bigint[])
+    AS c(patient_key, channel, granted, source, consent_id, changed_at, command_offset)
+WHERE NOT EXISTS (SELECT FROM erased_patients x
+                  WHERE x.patient_key = c.patient_key AND x.erased_at >= c.changed_at)
+ON CONFLICT (patient_key, channel) DO UPDATE SET
+    granted = excluded.granted, source = excluded.source, consent_id = excluded.consent_id,
+    changed_at = excluded.changed_at, command_offset = excluded.command_offset
+    WHERE excluded.command_offset > patient_consent.command_offset
+"""
+
 # Append-only (the table's triggers refuse UPDATE, DELETE and TRUNCATE); a replay's records
 # are already there and skipped.
 _AUDIT = """
@@ -130,6 +146,9 @@ WITH gone AS (
 ), receipts AS (
     DELETE FROM event_receipts
     WHERE patient_key = %(patient_key)s AND received_at <= %(erased_at)s
+), consents AS (
+    DELETE FROM patient_consent
+    WHERE patient_key = %(patient_key)s AND changed_at <= %(erased_at)s
 ), remembered AS (
     INSERT INTO erased_runs (run_id, erasure_id)
     SELECT unnest(%(run_ids)s::uuid[]), %(erasure_id)s
@@ -174,6 +193,10 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
         (_EFFECTS, _columns(
             (e.run_id, e.seq, e.receipt_id, e.journey_id, e.effect, e.node_id, e.occurred_at)
             for e in plan.effects.values())),
+        (_CONSENTS, _columns(
+            (c.patient_key, c.channel, c.granted, c.source, c.consent_id, c.changed_at,
+             c.command_offset) for c in sorted(plan.consents.values(),
+                                                key=lambda c: (c.patient_key, c.channel)))),
         (_OFFSETS, _columns((topic, part, nxt) for (topic, part), nxt in offsets.items())),
     ]  # fmt: skip
     async with conn.pipeline(), conn.cursor() as cur:

@@ -1,5 +1,5 @@
 """`/patients`: erase a patient, and follow the erasure until the read models have forgotten them;
-set a patient's consent to be messaged per channel.
+set a patient's consent to be messaged per channel, and read it back.
 
 What an erasure removes, where and how fast: docs/security.md. In short, this route stores the
 erasure, forgets the API's own traces of the patient's requests, and puts an ErasePatient
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Response
@@ -37,14 +37,17 @@ from journeys_api.openapi import (
 )
 from journeys_api.resources import Resources
 from journeys_api.views import (
+    ChannelConsent,
     ConsentAccepted,
     ConsentRequest,
+    ConsentView,
     ErasureAccepted,
     ErasureRequest,
     ErasureView,
 )
 from journeys_contracts.audit import AuditAction
 from journeys_contracts.commands import SetConsent
+from journeys_contracts.definition import ChannelName
 
 router = APIRouter(prefix="/patients", tags=["patients"], route_class=AuditedRoute)
 
@@ -132,6 +135,34 @@ async def set_consent(
         event_id=str(command.consent_id), wait=False,
     )  # fmt: skip
     return ConsentAccepted(consent_id=command.consent_id, channels=command.channels)
+
+
+@router.get(
+    "/{patientId}/consent",
+    summary="Read a patient's consent to be messaged, per channel",
+    description="Every channel, whether it may message the patient, and the last change: who "
+    "made it (`api`, or `sms` for a STOP or START the patient texted) and when. A channel "
+    "never revoked has consent and no change; so does every channel of a patient never seen. "
+    "As the executor applies the changes, in order; the read models follow Kafka within "
+    "milliseconds, so a change answered 202 a moment ago may not show yet. An erased "
+    "patient's changes are gone with them.",
+    dependencies=[require(Scope.CONSENT_READ)],
+    responses={**_ERASE_ERRORS, 422: VALIDATION["patientId"]},
+    openapi_extra=audited(AuditAction.CONSENT_READ),
+)
+async def get_consent(patient_id: PatientIdPath, resources: ResourcesDep) -> ConsentView:
+    _check_path_id(patient_id)
+    key = resources.patient_key(patient_id)
+    touched(patient_key=key)
+    rows = {row["channel"]: row for row in await resources.read_models.consent(key)}
+    channels: dict[ChannelName, ChannelConsent] = {}
+    for channel in get_args(ChannelName):
+        row = rows.get(channel)
+        channels[channel] = ChannelConsent(granted=True) if row is None else ChannelConsent(
+            granted=row["granted"], source=row["source"], changed_at=row["changed_at"],
+            consent_id=row["consent_id"],
+        )  # fmt: skip
+    return ConsentView(channels=channels)
 
 
 def _check_path_id(patient_id: str) -> None:
