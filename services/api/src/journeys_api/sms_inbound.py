@@ -8,9 +8,9 @@ reply, not a STOP.
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any, Literal
 from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
 from psycopg_pool import AsyncConnectionPool
 from starlette.datastructures import ImmutableMultiDict
@@ -54,8 +54,8 @@ def answer(keyword: Keyword | None, help_text: str) -> str:
     gateway confirms a STOP or START itself, as the carriers require)."""
     if keyword != "help":
         return _EMPTY
-    return f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{escape(help_text)}' \
-        "</Message></Response>"  # fmt: skip
+    text = escape(help_text, quote=False)  # element content: &, < and > escaped
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{text}</Message></Response>'
 
 
 def form_of(body: bytes) -> ImmutableMultiDict[str, str]:
