@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from journeys_api.events_body import InboundEvent
+from journeys_api.imports.events import inbound
 from journeys_api.imports.rows import (
     OPTIONAL,
     REQUIRED,
@@ -133,6 +135,9 @@ def test_quoted_commas_newlines_quotes_and_extra_columns_are_kept_in_the_data() 
         ({"event_type": "TREATMENT_COMPLETED", "revenue": "1e3"}, "revenue_amount", "decimal"),
         ({"event_type": "TREATMENT_COMPLETED", "revenue": "12,50"}, "revenue_amount", "decimal"),
         ({"event_type": "TREATMENT_COMPLETED", "revenue": "NaN"}, "revenue_amount", "decimal"),
+        ({"event_id": "x" * 201}, "event_id", "longer than 200"),
+        ({"patient_id": "p" * 256}, "patient_id", "longer than 255"),
+        ({"event_type": "APPOINTMENT BOOKED"}, "event_type", "only letters, digits"),
     ],
 )  # fmt: skip
 def test_each_broken_rule_is_one_row_error_naming_the_column(
@@ -229,3 +234,16 @@ def test_a_line_past_the_bound_is_a_row_error_and_memory_stays_bounded() -> None
 def test_only_the_header_refuses_the_whole_file(data: bytes, reason: str) -> None:
     with pytest.raises(FileRefusedError, match=reason.replace("(", r"\(").replace(")", r"\)")):
         items(data)
+
+
+def test_an_accepted_row_is_the_patient_event_it_names() -> None:
+    data = csv_bytes(
+        [[*HEADER, "room"], [*row("e9", event_type="TREATMENT_COMPLETED", revenue="80.00"), "B 12"]]
+    )
+    (event,) = items(data)
+    assert isinstance(event, ClinicEvent)
+    assert inbound(event) == InboundEvent(
+        event_id="e9", patient_id="p1", type="treatment_completed",
+        occurred_at=datetime(2025, 3, 3, 8, 30, tzinfo=UTC),
+        data={"clinic_id": "c1", "revenue_amount": "80.00", "room": "B 12"},
+    )  # fmt: skip

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from journeys_api.bodies import MAX_PATIENT_ID_LENGTH
+
 REQUIRED = ("event_id", "clinic_id", "patient_id", "event_type", "event_timestamp")
 OPTIONAL = (
     "appointment_id", "treatment_id", "channel", "treatment_type",
@@ -37,12 +39,14 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 64 * 1024
 MAX_LINE_BYTES = 4 * MAX_FIELD_CHARS
 MAX_REVENUE = Decimal("1e12")
+MAX_ID_CHARS = 200
 
 # ISO 8601 date and time with an offset or Z: 2025-03-01T09:30:00Z, 2025-03-01 09:30:00.5+01:00
 _TIMESTAMP = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}:?\d{2})$"
 )
 _DECIMAL = re.compile(r"^\d+(\.\d+)?$")
+_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SURROGATES = re.compile("[\udc80-\udcff]")
 
 
@@ -131,6 +135,12 @@ def check_row(header: Header, row: int, line: int, fields: list[str]) -> ClinicE
     for name in REQUIRED:
         if not values[name]:
             return error(name, "is required and empty")
+    for name, most in (("event_id", MAX_ID_CHARS), ("patient_id", MAX_PATIENT_ID_LENGTH),
+                       ("clinic_id", MAX_ID_CHARS), ("event_type", MAX_ID_CHARS)):  # fmt: skip
+        if len(values[name]) > most:
+            return error(name, f"is longer than {most} characters")
+    if not _EVENT_TYPE.match(values["event_type"]):
+        return error("event_type", "may hold only letters, digits, _ . and -")
     occurred_at = _timestamp(values["event_timestamp"])
     if occurred_at is None:
         return error("event_timestamp", "must be an ISO 8601 date and time with an offset or Z")
