@@ -4,7 +4,9 @@ default (console), and the run's timeline shows who sent what."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -200,7 +202,7 @@ async def test_a_message_given_up_takes_the_failure_branch_and_is_parked(
             for m in listed] == [{
         "messageId": failed["messageId"], "runId": run_id, "nodeId": "hello",
         "channel": "webhook", "status": "failed", "reason": "gateway answered 410",
-        "attempts": 1, "retriedAt": None,
+        "attempts": 1, "retriedAt": None, "retry": None,
     }]  # fmt: skip
     assert refused.status_code == 422
 
@@ -221,6 +223,24 @@ async def test_a_message_given_up_takes_the_failure_branch_and_is_parked(
     assert fresh.absorbed[failed["messageId"]] == 0
     (listed,) = [m for m in page.json()["items"] if m["runId"] == run_id]
     assert listed["retriedAt"] is not None
+    # The run went on long ago; the retry's outcome is on the operators' list.
+    async with api_client(delivering_stack) as client:
+        retry = await _retry_outcome(client, run_id)
+    assert (retry["attempt"], retry["status"], retry["reason"]) == (2, "sent", None)
+    assert retry["reportedAt"] is not None
+
+
+async def _retry_outcome(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    retry: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        page = await client.get("/deliveries", params={"limit": 200})
+        (listed,) = [m for m in page.json()["items"] if m["runId"] == run_id]
+        retry = listed["retry"] or {}
+        if retry.get("status") not in (None, "pending"):
+            return retry
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the retry of run {run_id} was not reported: {retry}")
 
 
 BILINGUAL = {

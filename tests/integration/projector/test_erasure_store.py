@@ -9,7 +9,8 @@ from typing import Any
 
 import psycopg
 
-from journeys_contracts.commands import SetConsent
+from journeys_contracts.commands import RecordDelivery, RetryMessage, SetConsent
+from journeys_contracts.deliveries import DeliveryRequested
 from journeys_projector import store
 from journeys_projector.decode import ConsentFact, Fact
 from journeys_projector.plan import ErasureRow, Plan, plan
@@ -129,3 +130,39 @@ async def test_consent_is_kept_per_channel_by_offset_and_erased_with_the_patient
     assert await query(read_models, sql, KEY) == []
     await _write(read_models, plan([consent(False, 30, later=5000)], SECRET))  # the patient back
     assert await query(read_models, sql, KEY) == [{"granted": False, "command_offset": 30}]
+
+
+async def test_a_retrys_outcome_is_its_attempts_first_report_and_goes_with_the_run(
+    read_models: str,
+) -> None:
+    story = full_run(Story())
+    message_id = uuid.uuid4()
+    request = DeliveryRequested(
+        message_id=message_id, run_id=story.run_id, journey_id=story.journey_id, node_id="n",
+        patient_key=KEY, patient_id="p", channel="sms", message="hi", attempt=2,
+        requested_at=story.last_at,
+    )  # fmt: skip
+    retry = RetryMessage(patient_key=KEY, request=request, requested_at=story.last_at)
+
+    def report(attempt: int, delivered: bool) -> RecordDelivery:
+        reason = None if delivered else "gateway answered 503"
+        return RecordDelivery(run_id=story.run_id, message_id=message_id, channel="sms",
+                              delivered=delivered, reason=reason, at=story.last_at,
+                              attempt=attempt)  # fmt: skip
+
+    sql = "SELECT attempt, delivered, reason FROM delivery_retries WHERE message_id = %s"
+    # The first attempt's own report (before the retry) answers nothing.
+    await _write(read_models, plan([*_facts(story), report(1, False)], SECRET))
+    await _write(read_models, plan([retry], SECRET))
+    assert await query(read_models, sql, message_id) == [
+        {"attempt": 2, "delivered": None, "reason": None}
+    ]
+    await _write(read_models, plan([report(2, True)], SECRET))
+    await _write(read_models, plan([report(2, False)], SECRET))  # a resend's: the first stays
+    assert await query(read_models, sql, message_id) == [
+        {"attempt": 2, "delivered": True, "reason": None}
+    ]
+    await _write(read_models, _erasing(story))
+    assert await query(read_models, sql, message_id) == []
+    await _write(read_models, plan([retry], SECRET))  # a replay brings nothing back
+    assert await query(read_models, sql, message_id) == []

@@ -32,13 +32,17 @@ def test_decodes_start_run_as_the_fact_that_a_run_was_accepted() -> None:
     [
         FireTimer(run_id=uuid.uuid4(), timer_id=uuid.uuid4(), due_at=NOW, fired_at=NOW),
         CancelRun(run_id=uuid.uuid4(), requested_at=NOW),
-        RecordDelivery(
-            run_id=uuid.uuid4(), message_id=uuid.uuid4(), channel="sms", delivered=True, at=NOW
-        ),
     ],
 )
 def test_other_commands_are_requests_not_facts(command: FireTimer) -> None:
     assert decode(Source.COMMANDS, command.to_json()) is None
+
+
+def test_a_delivery_report_is_a_fact_whatever_the_executor_makes_of_it() -> None:
+    report = RecordDelivery(
+        run_id=uuid.uuid4(), message_id=uuid.uuid4(), channel="sms", delivered=True, at=NOW
+    )
+    assert decode(Source.COMMANDS, report.to_json()) == report
 
 
 def test_decodes_every_event_type() -> None:

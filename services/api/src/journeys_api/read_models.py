@@ -46,12 +46,16 @@ _EVENT = sql.SQL(
 )
 
 
-# Messages given up, oldest first, with their run's patient columns (to open a sealed one).
+# Messages given up, oldest first, with their run's patient columns (to open a sealed one),
+# and an operator's retry of each: when it was asked for, and what became of it.
 _FAILED_MESSAGES = sql.SQL(
     "SELECT e.run_id, e.seq, e.type, e.occurred_at, e.data, r.journey_id, r.patient_id, "
-    "r.patient_key, r.patient_id_sealed, d.requested_at AS retried_at FROM run_events e "
+    "r.patient_key, r.patient_id_sealed, d.requested_at AS retried_at, "
+    "t.attempt AS retry_attempt, t.delivered AS retry_delivered, t.reason AS retry_reason, "
+    "t.reported_at AS retry_reported_at FROM run_events e "
     "JOIN runs r ON r.run_id = e.run_id "
     "LEFT JOIN api_delivery_replays d ON d.message_id = (e.data ->> 'messageId')::uuid "
+    "LEFT JOIN delivery_retries t ON t.message_id = (e.data ->> 'messageId')::uuid "
     "WHERE e.type IN ('journeys.message.failed.v1', 'journeys.message.failed.v2')"
 )
 # One message's events, in seq order (its run's: a message id is derived from its run).

@@ -241,6 +241,17 @@ class ConsentView(_View):
     channels: dict[ChannelName, ChannelConsent]
 
 
+class RetryOutcome(_View):
+    """An operator's retry of a message given up: attempt `attempt`, and the delivery
+    service's report of it. `pending`: not reported yet, or never sent because the patient
+    revoked consent to the channel since (the retry is then in the DLQ, stage `consent`)."""
+
+    attempt: int
+    status: Literal["pending", "sent", "failed"]
+    reason: str | None = None
+    reported_at: UtcDatetime | None = None
+
+
 class FailedMessage(_View):
     """A message given up: its last attempt failed for good. Our own words for why (`gateway
     answered 410`, `channel sms is not configured`, `template`), never the message's text."""
@@ -259,13 +270,16 @@ class FailedMessage(_View):
     retried_at: UtcDatetime | None = Field(
         None, description="when an operator sent it again (`POST .../retry`), once"
     )
+    retry: RetryOutcome | None = Field(
+        None, description="what became of the operator's retry, once the executor passed it on"
+    )
 
 
 class RetryAccepted(_View):
     """The retry is on its way to the delivery service, once the executor has checked the
-    patient's consent. Its outcome is not in the run's timeline (the run went on); a retry
-    given up again is parked in the DLQ again, and `GET /deliveries` shows when it was
-    asked for (`retriedAt`)."""
+    patient's consent. Its outcome is not in the run's timeline (the run went on): `GET
+    /deliveries` shows it (`retry`: sent, failed or pending); a retry given up again is also
+    parked in the DLQ again."""
 
     message_id: UUID
     attempt: int

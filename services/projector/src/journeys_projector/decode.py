@@ -12,8 +12,10 @@ from pydantic import ConfigDict, ValidationError
 
 from journeys_contracts.audit import AccessRecorded, decode_audit
 from journeys_contracts.commands import (
+    RecordDelivery,
     RecordPatientEvent,
     RecordPatientEventSealed,
+    RetryMessage,
     SetConsent,
     StartRun,
     StartRunSealed,
@@ -34,6 +36,7 @@ from journeys_runtime.dlq import describe_validation_error
 MAX_SEQ = 2**31 - 1  # run_events.seq and runs.last_seq are PostgreSQL integers
 _FACT_COMMANDS = (
     StartRun, StartRunSealed, RecordPatientEvent, RecordPatientEventSealed, SetConsent,
+    RetryMessage, RecordDelivery,
 )  # fmt: skip
 
 
@@ -108,6 +111,8 @@ Fact = (
     | UnknownSealedEvent
     | AccessRecorded
     | ConsentFact
+    | RetryMessage
+    | RecordDelivery
 )
 # None: a valid record that states no fact (FireTimer, ...)
 Decoded = Fact | Poison | Unknown | Skipped | None
@@ -143,9 +148,10 @@ def _decode(source: Source, value: bytes) -> Fact | SetConsent | None:
         return decode_audit(value)
     command = decode_command(value)
     # Only starting a run (a run was accepted), recording a patient event (an event was
-    # received) and setting consent (the executor applies every one, in order) state facts;
-    # the other commands are requests the executor may reject, and their effects arrive as
-    # events.
+    # received), setting consent (the executor applies every one, in order), an operator's
+    # retry and the delivery service's reports (a send happened, whatever the executor makes
+    # of it) state facts; the other commands are requests the executor may reject, and their
+    # effects arrive as events.
     return command if isinstance(command, _FACT_COMMANDS) else None
 
 

@@ -31,8 +31,10 @@ from journeys_contracts import events as ev
 from journeys_contracts import events_sealed as es
 from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import (
+    RecordDelivery,
     RecordPatientEvent,
     RecordPatientEventSealed,
+    RetryMessage,
     StartRun,
     StartRunSealed,
 )
@@ -144,6 +146,28 @@ class ConsentRow:
 
 
 @dataclass(frozen=True)
+class RetryRow:
+    """An operator's retry of a message: attempt `attempt` of message `message_id`."""
+
+    message_id: UUID
+    attempt: int
+    run_id: UUID
+    requested_at: datetime
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """The delivery service's report of one attempt; kept only where it answers a retry."""
+
+    message_id: UUID
+    attempt: int
+    delivered: bool
+    channel: str
+    reason: str | None
+    reported_at: datetime
+
+
+@dataclass(frozen=True)
 class ErasureRow:
     """A patient's erasure: its runs' rows go, and its run ids are remembered so no replay
     brings them back."""
@@ -226,6 +250,8 @@ class Plan:
     receipts: dict[UUID, ReceiptRow] = field(default_factory=dict)
     effects: dict[tuple[UUID, int], EffectRow] = field(default_factory=dict)
     consents: dict[tuple[str, str], ConsentRow] = field(default_factory=dict)
+    retries: dict[UUID, RetryRow] = field(default_factory=dict)
+    reports: dict[tuple[UUID, int], ReportRow] = field(default_factory=dict)
 
     def add(self, fact: Fact) -> None:
         if isinstance(fact, JourneyDefined):
@@ -242,6 +268,17 @@ class Plan:
             self.receipts.setdefault(fact.receipt_id, ReceiptRow.of(fact))
         elif isinstance(fact, ConsentFact):
             self._consent(fact)
+        elif isinstance(fact, RetryMessage):
+            r = fact.request
+            self.retries.setdefault(
+                r.message_id, RetryRow(r.message_id, r.attempt, r.run_id, fact.requested_at)
+            )
+        elif isinstance(fact, RecordDelivery):
+            if fact.attempt < 2:  # a retry is never a message's first attempt
+                return
+            self.reports.setdefault((fact.message_id, fact.attempt), ReportRow(
+                fact.message_id, fact.attempt, fact.delivered, fact.channel, fact.reason, fact.at,
+            ))  # fmt: skip
         else:
             self._event(fact)
 

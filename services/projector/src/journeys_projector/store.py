@@ -119,6 +119,26 @@ ON CONFLICT (patient_key, channel) DO UPDATE SET
     WHERE excluded.command_offset > patient_consent.command_offset
 """
 
+# An operator's retry, once per message; its run erased: never.
+_RETRIES = """
+INSERT INTO delivery_retries (message_id, attempt, run_id, requested_at)
+SELECT * FROM unnest(%b::uuid[], %b::int[], %b::uuid[], %b::timestamptz[])
+    AS t(message_id, attempt, run_id, requested_at)
+WHERE NOT EXISTS (SELECT FROM erased_runs x WHERE x.run_id = t.run_id)
+ON CONFLICT (message_id) DO NOTHING
+"""
+
+# Every delivery report is read; only one answering a retry (same message and attempt) is
+# kept, the first (a resend after a crash reports the same attempt again). The retries of the
+# batch are inserted before this runs, and a retry precedes its report on their partition.
+_REPORTS = """
+UPDATE delivery_retries AS t SET delivered = r.delivered, channel = r.channel,
+    reason = r.reason, reported_at = r.reported_at
+FROM unnest(%b::uuid[], %b::int[], %b::bool[], %b::text[], %b::text[], %b::timestamptz[])
+    AS r(message_id, attempt, delivered, channel, reason, reported_at)
+WHERE t.message_id = r.message_id AND t.attempt = r.attempt AND t.reported_at IS NULL
+"""
+
 # Append-only (the table's triggers refuse UPDATE, DELETE and TRUNCATE); a replay's records
 # are already there and skipped.
 _AUDIT = """
@@ -146,6 +166,8 @@ WITH gone AS (
 ), receipts AS (
     DELETE FROM event_receipts
     WHERE patient_key = %(patient_key)s AND received_at <= %(erased_at)s
+), retries AS (
+    DELETE FROM delivery_retries WHERE run_id = ANY(%(run_ids)s::uuid[])
 ), consents AS (
     DELETE FROM patient_consent
     WHERE patient_key = %(patient_key)s AND changed_at <= %(erased_at)s
@@ -197,6 +219,11 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
             (c.patient_key, c.channel, c.granted, c.source, c.consent_id, c.changed_at,
              c.command_offset) for c in sorted(plan.consents.values(),
                                                 key=lambda c: (c.patient_key, c.channel)))),
+        (_RETRIES, _columns(
+            (t.message_id, t.attempt, t.run_id, t.requested_at) for t in plan.retries.values())),
+        (_REPORTS, _columns(
+            (r.message_id, r.attempt, r.delivered, r.channel, r.reason, r.reported_at)
+            for r in plan.reports.values())),
         (_OFFSETS, _columns((topic, part, nxt) for (topic, part), nxt in offsets.items())),
     ]  # fmt: skip
     async with conn.pipeline(), conn.cursor() as cur:

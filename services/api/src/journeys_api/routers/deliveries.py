@@ -30,7 +30,7 @@ from journeys_api.openapi import (
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.read_models import Row
 from journeys_api.resources import Resources
-from journeys_api.views import DeliveryPage, FailedMessage, RetryAccepted
+from journeys_api.views import DeliveryPage, FailedMessage, RetryAccepted, RetryOutcome
 from journeys_contracts import events as ev
 from journeys_contracts.audit import AuditAction
 from journeys_contracts.commands import RetryMessage
@@ -80,8 +80,17 @@ def _view(row: Row, data: dict[str, Any]) -> FailedMessage:
         message_id=data["messageId"], run_id=row["run_id"], journey_id=row["journey_id"],
         node_id=data["nodeId"], channel=data["channel"], reason=data["reason"],
         attempts=data.get("attempt") or 1, failed_at=row["occurred_at"],
-        retried_at=row.get("retried_at"),
+        retried_at=row.get("retried_at"), retry=_retry(row),
     )  # fmt: skip
+
+
+def _retry(row: Row) -> RetryOutcome | None:
+    if row.get("retry_attempt") is None:
+        return None
+    delivered = row["retry_delivered"]
+    status = "pending" if delivered is None else "sent" if delivered else "failed"
+    return RetryOutcome(attempt=row["retry_attempt"], status=status, reason=row["retry_reason"],
+                        reported_at=row["retry_reported_at"])  # fmt: skip
 
 
 @router.post(
