@@ -63,6 +63,19 @@ async def timeline(client: httpx.AsyncClient, run_id: str) -> list[dict[str, Any
     return list(response.json()["events"])
 
 
+async def wait_for_type(
+    client: httpx.AsyncClient, run_id: str, kind: str, within: float = 30.0
+) -> list[dict[str, Any]]:
+    """The run's timeline once it holds an event of `kind` (`message.sent`)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        events = await timeline(client, run_id)
+        if kind in types(events):
+            return events
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {kind} in run {run_id}: {types(await timeline(client, run_id))}")
+
+
 def assert_gapless(events: list[dict[str, Any]]) -> None:
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(1, len(seqs) + 1)), f"seq not gapless: {seqs}"

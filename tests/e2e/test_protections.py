@@ -6,21 +6,25 @@ counts what really went out."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from journeys_contracts.envelope import header
 from tests.e2e.conftest import Stack, api_client, running_stack
-from tests.e2e.helpers import create_journey, timeline, trigger, types, wait_for_status
+from tests.e2e.helpers import (
+    create_journey,
+    timeline,
+    trigger,
+    types,
+    wait_for_status,
+    wait_for_type,
+)
 from tests.integration.executor.test_executor import _read
 from tests.providers.webhook import WebhookGateway
 
@@ -56,16 +60,6 @@ def _webhook(node_id: str, text: str, nxt: str | None = None) -> dict[str, Any]:
 
 def _received(gateway: WebhookGateway, run_ids: set[str]) -> list[dict[str, Any]]:
     return [m["data"] for m in dict(gateway.received).values() if m["data"]["runId"] in run_ids]
-
-
-async def _wait_for_type(client: httpx.AsyncClient, run_id: str, kind: str) -> list[Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        events = await timeline(client, run_id)
-        if kind in types(events):
-            return events
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {kind} in run {run_id}: {types(await timeline(client, run_id))}")
 
 
 async def test_a_stop_mid_journey_suppresses_the_next_message(
@@ -148,7 +142,7 @@ async def test_a_message_due_at_23_in_the_patients_zone_waits_until_08_there(
     async with api_client(stack) as client:
         journey_id = await create_journey(client, journey)
         run_id = await trigger(client, journey_id, {"id": "patient-night-1", "timezone": zone})
-        events = await _wait_for_type(client, run_id, "message.deferred")
+        events = await wait_for_type(client, run_id, "message.deferred")
         run = (await client.get(f"/journeys/runs/{run_id}")).json()
 
     deferred = next(e["data"] for e in events if e["type"].endswith("message.deferred.v1"))

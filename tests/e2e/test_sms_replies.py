@@ -16,7 +16,14 @@ import pytest
 from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 
 from tests.e2e.conftest import Stack, api_client, running_stack
-from tests.e2e.helpers import create_journey, timeline, trigger, types, wait_for_status
+from tests.e2e.helpers import (
+    create_journey,
+    timeline,
+    trigger,
+    types,
+    wait_for_status,
+    wait_for_type,
+)
 from tests.providers.sms import ACCOUNT_SID, AUTH_TOKEN, SENDER, SmsGateway
 
 pytestmark = pytest.mark.e2e
@@ -52,14 +59,8 @@ def _sms(node_id: str, text: str, nxt: str | None = None) -> dict[str, Any]:
 
 async def _sent(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
     """The run's `message.sent`, once it is in the timeline."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        events = await timeline(client, run_id)
-        sent = [e for e in events if e["type"] == "journeys.message.sent.v1"]
-        if sent:
-            return dict(sent[0]["data"])
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no message.sent in run {run_id}: {types(events)}")
+    events = await wait_for_type(client, run_id, "message.sent")
+    return dict(next(e["data"] for e in events if e["type"] == "journeys.message.sent.v1"))
 
 
 async def _reply(gateway: SmsGateway, stack: Stack, sender: str, text: str,
