@@ -39,6 +39,8 @@ class AuditAction(StrEnum):
     DELIVERIES_LIST = "deliveries.list"
     DELIVERIES_RETRY = "deliveries.retry"
     SMS_INBOUND = "channels.sms.inbound"
+    IMPORTS_CREATE = "imports.create"
+    IMPORTS_READ = "imports.read"
 
 
 class AuditOutcome(StrEnum):

@@ -78,6 +78,9 @@ ROUTES = [
     Route("PUT", "/patients/p-consent/consent", "consent:write", 202, {"channels": {"sms": False}}),
     Route("GET", "/patients/p-consent/consent", "consent:read", 200),
     Route("GET", "/deliveries", "deliveries:read", 200),
+    # Past auth, a JSON body is not a CSV upload: 415.
+    Route("POST", "/imports", "imports:write", 415, {"rows": []}),
+    Route("GET", f"/imports/{UNKNOWN}", "imports:read", 404),
     Route("POST", f"/deliveries/{UNKNOWN}/retry", "deliveries:write", 404),
 ]
 
@@ -202,7 +205,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 324
+    assert len(ROUTES) * len(cases) == 360
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

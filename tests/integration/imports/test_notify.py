@@ -24,6 +24,13 @@ class Webhook:
     taken: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
     hang: float = 0.0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, count: int, within: float) -> None:
+        async with asyncio.timeout(within):
+            while len(self.taken) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
 
     async def receive(self, request: web.Request) -> web.Response:
         self.calls += 1
@@ -34,6 +41,7 @@ class Webhook:
             status, headers = self.answers.pop(0)
             return web.Response(status=status, headers=headers)
         self.taken.append(body)
+        self.arrived.set()
         return web.Response(text="ok")
 
 

@@ -16,7 +16,16 @@ from fastapi.routing import APIRoute
 from journeys_api.audit import ACTION_KEY, AuditedRoute
 from journeys_api.auth import PROTECTED_PREFIXES
 from journeys_api.errors import UnavailableError
-from journeys_api.routers import channels, deliveries, events, journeys, ops, patients, runs
+from journeys_api.routers import (
+    channels,
+    deliveries,
+    events,
+    imports,
+    journeys,
+    ops,
+    patients,
+    runs,
+)
 from journeys_contracts.audit import AccessRecorded, AuditAction, AuditOutcome, outcome_of
 from journeys_contracts.keys import patient_key
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
@@ -34,9 +43,9 @@ def test_every_journey_run_and_patient_route_is_audited_under_an_action_of_its_o
     apart."""
     business = [r for r in (*journeys.router.routes, *runs.router.routes,
                             *patients.router.routes, *events.router.routes,
-                            *deliveries.router.routes)
+                            *deliveries.router.routes, *imports.router.routes)
                 if isinstance(r, APIRoute)]  # fmt: skip
-    assert len(business) == 18
+    assert len(business) == 20
     assert all(isinstance(r, AuditedRoute) for r in business)
     assert all(r.path.startswith(PROTECTED_PREFIXES) for r in business)
     actions = {f"{sorted(r.methods)[0]} {r.path}": (r.openapi_extra or {})[ACTION_KEY]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from prometheus_client import start_http_server
 
 from journeys_api import errors, openapi
 from journeys_api.auth import Authenticator, CredentialsRequired
+from journeys_api.imports.worker import Importer
 from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation, SecurityHeaders
@@ -21,6 +23,7 @@ from journeys_api.routers import (
     deliveries,
     events,
     hooks,
+    imports,
     journeys,
     ops,
     patients,
@@ -45,12 +48,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         metrics = None
         await resources.start()
+        stopping = asyncio.Event()
+        importer = None
         try:
             # A port of its own for Prometheus, which a NetworkPolicy can keep internal.
             if settings.metrics_port:
                 metrics = start_http_server(settings.metrics_port, addr=settings.host)
+            if settings.import_worker:
+                importer = asyncio.create_task(Importer(resources).run(stopping), name="importer")
             yield
         finally:
+            stopping.set()
+            if importer is not None:
+                # A batch in hand is finished or left to the lease; never waited on for long.
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    async with asyncio.timeout(10):
+                        await importer
+                importer.cancel()
             if metrics is not None:
                 await asyncio.to_thread(metrics[0].shutdown)
                 metrics[0].server_close()
@@ -69,7 +83,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.authenticator = Authenticator(settings, ApiKeys(resources.pool))
     errors.install(app)
     # The last added is the outermost: every answer, 413s included, is observed.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       uploads={"/imports": settings.import_max_bytes})  # fmt: skip
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
     # Outside the limits: a caller with no credentials learns nothing from 413 or 503. Inside
     # CORS, whose preflight requests carry no credentials.
@@ -91,6 +106,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(deliveries.router)
     app.include_router(channels.router)
+    app.include_router(imports.router)
     app.include_router(ops.router)
     if settings.public_metrics:
         app.include_router(ops.metrics_router)

@@ -45,6 +45,9 @@ from journeys_runtime.logs import trace_id_var
 log = logging.getLogger(__name__)
 
 ACTION_KEY = "x-audit-action"
+STREAMED_KEY = "x-body-streamed"
+"""`openapi_extra` of a route that reads its body as a stream (an upload of any size): the
+body is not read whole first, for the JSON depth check, which such a body does not need."""
 PATH_IDS = {"runId": "run", "journeyId": "journey"}
 
 
@@ -139,6 +142,7 @@ class AuditedRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handle = super().get_route_handler()
         action = AuditAction((self.openapi_extra or {})[ACTION_KEY])
+        streamed = bool((self.openapi_extra or {}).get(STREAMED_KEY))
         route = self.path
 
         async def audited_handler(request: Request) -> Response:
@@ -148,9 +152,10 @@ class AuditedRoute(APIRoute):
             token = _touched.set(note)
             try:
                 # Before FastAPI parses it: a parser is what fails on a body nested too deep.
-                json_depth.require_depth_within(
-                    await request.body(), request.app.state.resources.settings.max_json_depth
-                )
+                if not streamed:
+                    json_depth.require_depth_within(
+                        await request.body(), request.app.state.resources.settings.max_json_depth
+                    )
                 response = await handle(request)
             except Exception as exc:
                 await _record(request, action, route, note, status_of(exc), exc)

@@ -30,7 +30,7 @@ from journeys_api.settings import ApiSettings
 REALM = "patient-journeys"
 KEY_HEADER = "X-API-Key"
 # Every route that needs credentials lives under one of these.
-PROTECTED_PREFIXES = ("/journeys", "/patients", "/events", "/deliveries")
+PROTECTED_PREFIXES = ("/journeys", "/patients", "/events", "/deliveries", "/imports")
 
 
 class Scope(StrEnum):
@@ -46,6 +46,8 @@ class Scope(StrEnum):
     CONSENT_READ = "consent:read"
     DELIVERIES_READ = "deliveries:read"
     DELIVERIES_WRITE = "deliveries:write"
+    IMPORTS_WRITE = "imports:write"
+    IMPORTS_READ = "imports:read"
 
 
 assert tuple(Scope) == keys.SCOPES

@@ -21,7 +21,7 @@ PREFIX = "pjk"
 SCOPES = (
     "journeys:write", "journeys:read", "runs:trigger", "runs:read", "runs:cancel",
     "patients:erase", "events:write", "events:read", "consent:write", "consent:read",
-    "deliveries:read", "deliveries:write",
+    "deliveries:read", "deliveries:write", "imports:write", "imports:read",
 )  # fmt: skip
 
 

@@ -19,20 +19,24 @@ class BodyLimit:
     HTTPException handler, so both cases answer the same JSON.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}
+        """Paths that take uploads (`POST /imports`), each with a limit of its own."""
 
-    def too_large(self) -> HTTPException:
-        return HTTPException(413, f"request body exceeds the limit of {self.max_bytes} bytes")
+    @staticmethod
+    def too_large(limit: int) -> HTTPException:
+        return HTTPException(413, f"request body exceeds the limit of {limit} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.uploads.get(scope["path"], self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"detail": self.too_large().detail}, status_code=413)
+        if declared.isdigit() and int(declared) > limit:
+            response = JSONResponse({"detail": self.too_large(limit).detail}, status_code=413)
             await response(scope, receive, send)
             return
         received = 0
@@ -42,8 +46,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise self.too_large()
+                if received > limit:
+                    raise self.too_large(limit)
             return message
 
         await self.app(scope, receive_limited, send)

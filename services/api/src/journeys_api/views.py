@@ -310,6 +310,45 @@ class ErasureView(_View):
     done_at: UtcDatetime | None = Field(description="when the read models forgot the patient")
 
 
+class ImportAccepted(_View):
+    """The file is stored; an importer reads it (`GET /imports/{importId}` follows it). The same
+    bytes, or the same Idempotency-Key, uploaded again answer the same import."""
+
+    import_id: UUID
+    status: Literal["queued", "processing", "completed", "failed"]
+
+
+class RowProblem(_View):
+    """A row not imported: its number (the header is row 1), the line it ends on, the column
+    (none: the row as a whole) and why, never a cell's value."""
+
+    row: int
+    line: int | None = None
+    column: str | None = None
+    reason: str
+
+
+class ImportView(_View):
+    """An import's state and figures; revenue is exact (a decimal string)."""
+
+    import_id: UUID
+    status: Literal["uploading", "queued", "processing", "completed", "failed"]
+    file_name: str | None = None
+    bytes: int
+    rows_read: int
+    accepted: int
+    rejected: int
+    duplicates: int
+    revenue: str
+    reason: str | None = None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    rows_per_second: float | None = None
+    errors: list[RowProblem]
+    """The first 100 rows not imported, by row."""
+
+
 class Detail(BaseModel):
     """The body of 404, 409, 413 and 503 answers."""
 

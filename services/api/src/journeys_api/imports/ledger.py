@@ -1,0 +1,206 @@
+"""The imports' ledger in PostgreSQL (`api_imports`, `api_import_chunks`, `api_import_errors`):
+an upload stored chunk by chunk, claimed by one importer at a time, its figures and errors
+checkpointed as it goes.
+
+A claim is a lease: the importer holding it beats its heart with every checkpoint, and an
+import whose importer has not done so for the lease's length is claimed again by another,
+which reads the file from the start and skips the rows already counted (their events were
+sent before the checkpoint; the rows after it may be sent twice, and the executor takes a
+patient's event id once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from journeys_api.imports.rows import Duplicate, RowError
+
+UPLOADING, QUEUED, PROCESSING, COMPLETED, FAILED = (
+    "uploading", "queued", "processing", "completed", "failed",
+)  # fmt: skip
+FIRST_ERRORS = 100
+
+Row = dict[str, Any]
+
+
+def key_hash(idempotency_key: str) -> str:
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Begun:
+    import_id: UUID
+    existing: bool
+    """An import of this caller's Idempotency-Key was begun before: nothing to upload."""
+
+
+async def begin(
+    pool: AsyncConnectionPool[Any], subject: str, file_name: str | None, idempotency_key: str | None
+) -> Begun:
+    import_id = uuid.uuid4()
+    hashed = key_hash(idempotency_key) if idempotency_key is not None else None
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "INSERT INTO api_imports (import_id, subject, status, file_name, idempotency_key) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING import_id",
+            (import_id, subject, UPLOADING, file_name, hashed),
+        )  # fmt: skip
+        if await cursor.fetchone() is not None:
+            return Begun(import_id, existing=False)
+        cursor = await conn.execute(
+            "SELECT import_id FROM api_imports WHERE subject = %s AND idempotency_key = %s",
+            (subject, hashed),
+        )
+        row = await cursor.fetchone()
+    assert row is not None  # the conflict was on this caller's key
+    return Begun(row[0], existing=True)
+
+
+async def add_chunk(pool: AsyncConnectionPool[Any], import_id: UUID, seq: int, data: bytes) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO api_import_chunks (import_id, seq, data) VALUES (%s, %s, %s)",
+            (import_id, seq, data),
+        )
+
+
+async def uploaded(
+    pool: AsyncConnectionPool[Any], import_id: UUID, sha256: str, size: int, lines: int,
+    chunks: int,
+) -> UUID:  # fmt: skip
+    """Queue the import; or, when an import not failed already has these bytes, drop this one
+    and answer that one's id."""
+    async with pool.connection() as conn:
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE api_imports SET status = %s, content_sha256 = %s, bytes = %s, "
+                    "lines = %s, chunks = %s WHERE import_id = %s",
+                    (QUEUED, sha256, size, lines, chunks, import_id),
+                )
+                await conn.execute("NOTIFY journeys_imports")
+            return import_id
+        except psycopg.errors.UniqueViolation:
+            pass
+        cursor = await conn.execute(
+            "SELECT import_id FROM api_imports WHERE content_sha256 = %s AND status <> %s",
+            (sha256, FAILED),
+        )
+        row = await cursor.fetchone()
+        await conn.execute("DELETE FROM api_imports WHERE import_id = %s", (import_id,))
+    if row is None:  # the other upload failed meanwhile: queue this one after all
+        return await uploaded(pool, import_id, sha256, size, lines, chunks)
+    return UUID(str(row[0]))
+
+
+async def forget(pool: AsyncConnectionPool[Any], import_id: UUID) -> None:
+    """An upload refused as a whole: nothing of it stays."""
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM api_imports WHERE import_id = %s", (import_id,))
+
+
+async def fail_upload(pool: AsyncConnectionPool[Any], import_id: UUID, reason: str) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE api_imports SET status = %s, reason = %s, finished_at = now() "
+            "WHERE import_id = %s",
+            (FAILED, reason, import_id),
+        )
+        await conn.execute("DELETE FROM api_import_chunks WHERE import_id = %s", (import_id,))
+
+
+async def claim(pool: AsyncConnectionPool[Any], worker: str, lease_seconds: float) -> Row | None:
+    """The oldest import waiting for an importer (queued, or processing under a lease that ran
+    out), now this worker's."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "UPDATE api_imports SET status = %(processing)s, worker = %(worker)s, "
+            "heartbeat_at = now(), started_at = coalesce(started_at, now()) "
+            "WHERE import_id = (SELECT import_id FROM api_imports "
+            "  WHERE status = %(queued)s OR (status = %(processing)s "
+            "    AND heartbeat_at < now() - make_interval(secs => %(lease)s)) "
+            "  ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "RETURNING import_id, file_name, rows_read, accepted, rejected, duplicates, revenue, "
+            "started_at",
+            {"processing": PROCESSING, "queued": QUEUED, "worker": worker,
+             "lease": lease_seconds},
+        )  # fmt: skip
+        return await cur.fetchone()
+
+
+async def checkpoint(
+    pool: AsyncConnectionPool[Any], import_id: UUID, worker: str, counts: dict[str, Any],
+    problems: Iterable[RowError | Duplicate],
+) -> bool:  # fmt: skip
+    """Record the figures so far and the rows not imported; False when another importer holds
+    the import now (this one must stop)."""
+    errors = [_error_row(import_id, p) for p in problems]
+    async with pool.connection() as conn, conn.transaction():
+        cursor = await conn.execute(
+            "UPDATE api_imports SET rows_read = %(rows)s, accepted = %(accepted)s, "
+            "rejected = %(rejected)s, duplicates = %(duplicates)s, revenue = %(revenue)s, "
+            "heartbeat_at = now() WHERE import_id = %(id)s AND worker = %(worker)s "
+            "AND status = 'processing'",
+            {**counts, "id": import_id, "worker": worker},
+        )
+        if cursor.rowcount != 1:
+            return False
+        if errors:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO api_import_errors (import_id, row_number, line, column_name, "
+                    "reason) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    errors,
+                )
+    return True
+
+
+def _error_row(import_id: UUID, problem: RowError | Duplicate) -> tuple[Any, ...]:
+    if isinstance(problem, Duplicate):
+        return (import_id, problem.row, None, "event_id",
+                f"repeats the event id of row {problem.first}: not imported twice")  # fmt: skip
+    return (import_id, problem.row, problem.line, problem.column, problem.reason)
+
+
+async def finish(
+    pool: AsyncConnectionPool[Any], import_id: UUID, worker: str, status: str,
+    reason: str | None = None,
+) -> None:  # fmt: skip
+    """End the import; its bytes go."""
+    async with pool.connection() as conn, conn.transaction():
+        cursor = await conn.execute(
+            "UPDATE api_imports SET status = %s, reason = %s, finished_at = now() "
+            "WHERE import_id = %s AND worker = %s AND status = %s",
+            (status, reason, import_id, worker, PROCESSING),
+        )
+        if cursor.rowcount == 1:
+            await conn.execute("DELETE FROM api_import_chunks WHERE import_id = %s", (import_id,))
+
+
+async def get(pool: AsyncConnectionPool[Any], import_id: UUID) -> tuple[Row, list[Row]] | None:
+    """The import and its first errors, by row."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM api_imports WHERE import_id = %s", (import_id,))
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await cur.execute(
+            "SELECT row_number, line, column_name, reason FROM api_import_errors "
+            "WHERE import_id = %s ORDER BY row_number LIMIT %s",
+            (import_id, FIRST_ERRORS),
+        )
+        return row, await cur.fetchall()
+
+
+def revenue_of(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))

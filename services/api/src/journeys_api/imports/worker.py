@@ -1,0 +1,198 @@
+"""The importer: takes queued imports one at a time and turns their rows into patient events.
+
+It runs beside the API (a task of each API replica, `API_IMPORT_WORKER`); replicas share the
+queue through the ledger's leases. The file is read from PostgreSQL chunk by chunk and parsed
+in a worker thread (`rows.read`), a batch of rows at a time; each batch's events go by the
+path of `POST /events` (sealed under the patients' keys, `source` `import:<importId>`), and
+only once Kafka has them are the batch's figures and errors checkpointed. A failure to reach
+Kafka or PostgreSQL holds the batch and tries again; it never skips rows nor ends the import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from journeys_api import patient_events
+from journeys_api.errors import TooLargeError
+from journeys_api.imports import ledger, progress
+from journeys_api.imports.events import inbound
+from journeys_api.imports.notify import ChatNotifier
+from journeys_api.imports.rows import ClinicEvent, FileRefusedError, Item, RowError, read
+from journeys_api.resources import Resources
+from journeys_runtime.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+def _chunks(database_url: str, import_id: UUID) -> Iterator[bytes]:
+    """The file's bytes in upload order, one chunk in memory at a time (a server-side
+    cursor on a connection of its own, used from the parsing thread only)."""
+    with psycopg.connect(database_url) as conn, conn.cursor(name="import_chunks") as cursor:
+        cursor.itersize = 1
+        cursor.execute(
+            "SELECT data FROM api_import_chunks WHERE import_id = %s ORDER BY seq", (import_id,)
+        )
+        for (data,) in cursor:
+            yield bytes(data)
+
+
+def _take(items: Iterator[Item], most: int) -> list[Item] | FileRefusedError:
+    try:
+        return list(islice(items, most))
+    except FileRefusedError as exc:
+        return exc
+
+
+class Importer:
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        s = resources.settings
+        self.worker = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self.batch_rows = s.import_batch_rows
+        self.lease_seconds = s.import_lease_seconds
+        self.progress_seconds = s.import_progress_seconds
+        self.webhook = s.import_progress_webhook_url
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        backoff = Backoff(initial=0.5, maximum=10.0)
+        while not stopping.is_set():
+            try:
+                claimed = await ledger.claim(self.resources.pool, self.worker, self.lease_seconds)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("import queue unreachable", extra={"error": type(exc).__name__})
+                await backoff.wait()
+                continue
+            backoff.reset()
+            if claimed is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await stopping.wait()
+                continue
+            try:
+                await self._import(claimed, stopping)
+            except Exception as exc:  # a fault of ours: end it, rather than retake it for ever
+                log.exception("import failed", extra={"import_id": str(claimed["import_id"])})
+                reason = f"importer error: {type(exc).__name__}"
+                with contextlib.suppress(Exception):
+                    await ledger.finish(
+                        self.resources.pool,
+                        claimed["import_id"],
+                        self.worker,
+                        ledger.FAILED,
+                        reason,
+                    )
+
+    async def _import(self, claimed: dict[str, Any], stopping: asyncio.Event) -> None:
+        import_id: UUID = claimed["import_id"]
+        tally = progress.Tally(
+            rows=claimed["rows_read"], accepted=claimed["accepted"], rejected=claimed["rejected"],
+            duplicates=claimed["duplicates"], revenue=ledger.revenue_of(claimed["revenue"]),
+        )  # fmt: skip
+        skip = tally.rows
+        started = time.monotonic()
+        notifier = ChatNotifier(self.webhook) if self.webhook else None
+        if notifier is not None:
+            notifier.post(progress.started(import_id, claimed["file_name"]))
+        log.info("import claimed", extra={"import_id": str(import_id), "resume_at_row": skip})
+        url = self.resources.settings.database_url
+        items = read(_chunks(url, import_id))
+        last_progress = time.monotonic()
+        status, reason = ledger.COMPLETED, None
+        while not stopping.is_set():
+            batch = await asyncio.to_thread(_take, items, self.batch_rows)
+            if isinstance(batch, FileRefusedError):
+                status, reason = ledger.FAILED, str(batch)
+                break
+            if not batch:
+                break
+            if skip:
+                dropped = min(skip, len(batch))
+                batch, skip = batch[dropped:], skip - dropped
+            if not batch:
+                continue
+            if not await self._commit(import_id, batch, tally, stopping):
+                return  # another importer holds it now, or this replica is stopping
+            if notifier is not None and time.monotonic() - last_progress >= self.progress_seconds:
+                notifier.post(progress.progressed(import_id, tally, time.monotonic() - started),
+                              replaceable=True)  # fmt: skip
+                last_progress = time.monotonic()
+        else:
+            return  # stopping: the lease runs out and another importer goes on
+        await ledger.finish(self.resources.pool, import_id, self.worker, status, reason)
+        ended = {"import_id": str(import_id), "status": status, "rows": tally.rows,
+                 "accepted": tally.accepted}  # fmt: skip
+        log.info("import ended", extra=ended)
+        if notifier is not None:
+            notifier.post(
+                progress.finished(import_id, tally, time.monotonic() - started, status, reason)
+            )
+            await notifier.close(within=10.0)
+
+    async def _commit(
+        self, import_id: UUID, batch: list[Item], tally: progress.Tally, stopping: asyncio.Event
+    ) -> bool:
+        """Send the batch's events, then checkpoint its figures and errors; again until both
+        are done. False: the lease is another importer's, or this replica is stopping."""
+        backoff = Backoff(initial=0.5, maximum=10.0)
+        while not stopping.is_set():
+            try:
+                batch = await self._send(import_id, batch)
+                after = replace(tally, revenue_by_week=dict(tally.revenue_by_week))
+                for item in batch:
+                    after.add(item)
+                counts = {"rows": after.rows, "accepted": after.accepted,
+                          "rejected": after.rejected, "duplicates": after.duplicates,
+                          "revenue": after.revenue}  # fmt: skip
+                problems = [item for item in batch if not isinstance(item, ClinicEvent)]
+                kept = await ledger.checkpoint(
+                    self.resources.pool, import_id, self.worker, counts, problems
+                )
+            except Exception as exc:  # Kafka or PostgreSQL away: the same batch again
+                failure = {"import_id": str(import_id), "error": type(exc).__name__}
+                log.warning("import batch not committed, retrying", extra=failure)
+                await backoff.wait()
+                continue
+            if not kept:
+                log.warning("import lease lost", extra={"import_id": str(import_id)})
+                return False
+            for item in batch:
+                tally.add(item)
+            return True
+        return False
+
+    async def _send(self, import_id: UUID, batch: list[Item]) -> list[Item]:
+        """The batch's events in Kafka; the batch as sent, a row whose event cannot fit one
+        Kafka record turned into its row error (found one by one, which is rare)."""
+        source = f"import:{import_id}"
+        try:
+            await self._publish([i for i in batch if isinstance(i, ClinicEvent)], source)
+            return batch
+        except TooLargeError:
+            pass
+        sent: list[Item] = []
+        for item in batch:
+            if isinstance(item, ClinicEvent):
+                try:
+                    await self._publish([item], source)
+                except TooLargeError as exc:
+                    item = RowError(item.row, 0, None, f"too large for one event: {exc.detail}")
+            sent.append(item)
+        return sent
+
+    async def _publish(self, rows: list[ClinicEvent], source: str) -> None:
+        accepted = patient_events.unique([inbound(r) for r in rows], self.resources.patient_key)
+        if accepted:
+            await patient_events.publish(self.resources, accepted, datetime.now(UTC), source)

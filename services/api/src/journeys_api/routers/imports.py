@@ -1,0 +1,155 @@
+"""`/imports`: clinic events from CSV files, uploaded once, imported by the importers.
+
+`POST /imports` streams the body into the ledger (`imports/ledger.py`) chunk by chunk, never
+holding the file: its header is checked from the first bytes (a file refused as a whole is a
+422 and leaves nothing), its SHA-256 and lines counted as it comes. Once the whole file is in,
+the import is queued, or, when an import of the same bytes exists (and did not fail), this
+upload is dropped and that import answered. An upload cut short (the client gone, the size
+limit reached) ends as a `failed` import saying how far it got.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from journeys_api.audit import STREAMED_KEY, AuditedRoute, audited
+from journeys_api.auth import Principal, Scope, require
+from journeys_api.deps import ResourcesDep
+from journeys_api.errors import invalid, not_found
+from journeys_api.imports import ledger
+from journeys_api.imports.rows import MAX_HEADER_BYTES, FileRefusedError, read
+from journeys_api.openapi import AUTH_ERRORS, UNAVAILABLE
+from journeys_api.views import ImportAccepted, ImportView, RowProblem
+from journeys_contracts.audit import AuditAction
+
+router = APIRouter(prefix="/imports", tags=["imports"], route_class=AuditedRoute)
+
+CHUNK_BYTES = 1024 * 1024
+_UPLOAD_ANSWERS: dict[int | str, dict[str, Any]] = {
+    **AUTH_ERRORS, 413: {"description": "the upload is over API_IMPORT_MAX_BYTES"},
+    415: {"description": "not a CSV upload"}, 503: UNAVAILABLE,
+}  # fmt: skip
+_UPLOAD_EXTRA: dict[str, Any] = {
+    **audited(AuditAction.IMPORTS_CREATE), STREAMED_KEY: True,
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {
+        "type": "string", "format": "binary"}}}},
+}  # fmt: skip
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-stream")
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Upload a CSV file of clinic events to import",
+    description="The raw file as the body (`Content-Type: text/csv`), streamed: any size up to "
+    "`API_IMPORT_MAX_BYTES`. Required columns `event_id`, `clinic_id`, `patient_id`, "
+    "`event_type`, `event_timestamp` (ISO 8601 with an offset); optional `appointment_id`, "
+    "`treatment_id`, `channel`, `treatment_type`, `appointment_status_snapshot`, "
+    "`revenue_amount` (only on `TREATMENT_COMPLETED`), `doctor_id`, `notes`; others are kept. "
+    "202 once the file is stored: an importer then makes each valid row a patient event "
+    "(`GET /imports/{importId}` follows it; a bad row is reported with its row number, column "
+    "and reason, and the import goes on). The same bytes, or the same `Idempotency-Key`, "
+    "uploaded again answer the same import and import nothing twice. 422 when the header "
+    "lacks a required column, the file is not CSV or not UTF-8 (nothing is kept); 415 for "
+    "another content type.",
+    dependencies=[require(Scope.IMPORTS_WRITE)],
+    responses=_UPLOAD_ANSWERS,
+    openapi_extra=_UPLOAD_EXTRA,
+)
+async def upload(
+    request: Request,
+    resources: ResourcesDep,
+    response: Response,
+    caller: Annotated[Principal, require(Scope.IMPORTS_WRITE)],
+    name: Annotated[str | None, Query(max_length=200, description="the file's name, for "
+                                      "people reading the import")] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> ImportAccepted:  # fmt: skip
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in CSV_TYPES:
+        raise HTTPException(415, "send the CSV file as the body, Content-Type: text/csv")
+    pool = resources.pool
+    begun = await ledger.begin(pool, caller.subject, name, idempotency_key)
+    if begun.existing:
+        return await _answer(resources, response, begun.import_id)
+    digest, size, lines, seq = hashlib.sha256(), 0, 0, 0
+    pending, checked = b"", False
+    try:
+        async for piece in request.stream():
+            pending += piece
+            if not checked and (len(pending) >= MAX_HEADER_BYTES):
+                _check_header(pending)
+                checked = True
+            while len(pending) >= CHUNK_BYTES:
+                chunk, pending = pending[:CHUNK_BYTES], pending[CHUNK_BYTES:]
+                digest.update(chunk)
+                size, lines = size + len(chunk), lines + chunk.count(b"\n")
+                await ledger.add_chunk(pool, begun.import_id, seq, chunk)
+                seq += 1
+        if not checked:
+            _check_header(pending)
+        if pending:
+            digest.update(pending)
+            size, lines = size + len(pending), lines + pending.count(b"\n")
+            await ledger.add_chunk(pool, begun.import_id, seq, pending)
+            seq += 1
+    except FileRefusedError as exc:
+        await ledger.forget(pool, begun.import_id)
+        raise invalid(("body",), str(exc)) from None
+    except (ClientDisconnect, HTTPException) as exc:
+        why = "the client went away" if isinstance(exc, ClientDisconnect) else "size limit"
+        reason = (f"the upload was cut short ({why}) after {size + len(pending):,} bytes, at "
+                  f"line {lines + 1:,}")  # fmt: skip
+        await ledger.fail_upload(pool, begun.import_id, reason)
+        raise
+    import_id = await ledger.uploaded(pool, begun.import_id, digest.hexdigest(), size, lines, seq)
+    return await _answer(resources, response, import_id)
+
+
+def _check_header(start: bytes) -> None:
+    """Refuse the file now if its first bytes do (FileRefusedError)."""
+    next(iter(read([start[: MAX_HEADER_BYTES + 1]])), None)
+
+
+async def _answer(resources: ResourcesDep, response: Response, import_id: UUID) -> ImportAccepted:
+    response.headers["Location"] = f"/imports/{import_id}"
+    found = await ledger.get(resources.pool, import_id)
+    status = found[0]["status"] if found else ledger.QUEUED
+    return ImportAccepted(import_id=import_id, status=status)
+
+
+@router.get(
+    "/{importId}",
+    summary="Follow an import: its state, figures and first errors",
+    dependencies=[require(Scope.IMPORTS_READ)],
+    responses={**AUTH_ERRORS, 404: {"description": "no import of this id"}, 503: UNAVAILABLE},
+    openapi_extra=audited(AuditAction.IMPORTS_READ),
+)
+async def get_import(
+    import_id: Annotated[UUID, Path(alias="importId")], resources: ResourcesDep
+) -> ImportView:
+    found = await ledger.get(resources.pool, import_id)
+    if found is None:
+        raise not_found("import", import_id)
+    row, errors = found
+    rate = None
+    if row["started_at"] is not None and row["rows_read"]:
+        end = row["finished_at"] or row["heartbeat_at"] or row["started_at"]
+        seconds = (end - row["started_at"]).total_seconds()
+        rate = round(row["rows_read"] / seconds, 1) if seconds > 0 else None
+    return ImportView(
+        import_id=row["import_id"], status=row["status"], file_name=row["file_name"],
+        bytes=row["bytes"], rows_read=row["rows_read"], accepted=row["accepted"],
+        rejected=row["rejected"], duplicates=row["duplicates"],
+        revenue=str(ledger.revenue_of(row["revenue"])), reason=row["reason"],
+        created_at=row["created_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], rows_per_second=rate,
+        errors=[RowProblem(row=e["row_number"], line=e["line"], column=e["column_name"],
+                             reason=e["reason"]) for e in errors],
+    )  # fmt: skip

@@ -1,0 +1,168 @@
+"""Imports over real Kafka and PostgreSQL: a file uploaded is imported by the API's importer,
+each valid row a sealed patient event on the commands topic, each bad row reported with its
+row number; the same bytes again answer the same import and send nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from journeys_contracts.commands import RecordPatientEventSealed, decode_command
+from journeys_runtime.topics import Topics
+from journeys_stack.ports import free_port
+from tests.integration.api.conftest import Api, api_settings, serving
+from tests.integration.api.helpers import commands_on_topic
+from tests.integration.api.projector_sim import simulated_projector
+from tests.integration.imports.test_notify import Webhook
+
+pytestmark = pytest.mark.integration
+
+HEADER = ["event_id", "clinic_id", "patient_id", "event_type", "event_timestamp",
+          "treatment_type", "revenue_amount", "notes"]  # fmt: skip
+BAD_ROWS = {1234: "event_timestamp", 5000: "revenue_amount", 9999: "patient_id"}
+
+
+def clinic_file(rows: int) -> tuple[bytes, dict[str, Any]]:
+    """`rows` data rows, three of them bad (by the index in BAD_ROWS: the row number is the
+    index + 2), and what the file holds."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(HEADER)
+    revenue = 0
+    for i in range(rows):
+        completed = i % 4 == 0
+        cells = [
+            f"ev-{i}",
+            "clinic-7",
+            f"patient-{i % 50}",
+            "TREATMENT_COMPLETED" if completed else "APPOINTMENT_BOOKED",
+            f"2025-03-{1 + i % 28:02d}T09:30:00+01:00",
+            "cleaning" if completed else "",
+            "40.25" if completed else "",
+            'said "fine", then\nleft' if i % 97 == 0 else "",
+        ]
+        bad = BAD_ROWS.get(i)
+        if bad == "event_timestamp":
+            cells[4] = "2025-03-01 09:30"
+        elif bad == "revenue_amount":
+            cells[3], cells[6] = "APPOINTMENT_BOOKED", "12.00"
+        elif bad == "patient_id":
+            cells[2] = ""
+        elif completed:
+            revenue += 4025
+        writer.writerow(cells)
+    data = out.getvalue().encode()
+    return data, {"rows": rows, "revenue": f"{revenue // 100}.{revenue % 100:02d}"}
+
+
+async def wait_until_ended(api: Api, import_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await api.client.get(f"/imports/{import_id}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if body["status"] in ("completed", "failed"):
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"import {import_id} did not end: {body}")
+
+
+async def upload(api: Api, data: bytes, **headers: str) -> Any:
+    return await api.client.post("/imports", content=data, params={"name": "march.csv"},
+                                 headers={"content-type": "text/csv", **headers})  # fmt: skip
+
+
+async def test_a_file_is_imported_with_its_three_bad_rows_reported_and_never_twice(
+    api: Api,
+) -> None:
+    data, expected = clinic_file(10_000)
+    first = await upload(api, data)
+    assert first.status_code == 202, first.text
+    import_id = first.json()["importId"]
+    assert first.headers["location"] == f"/imports/{import_id}"
+
+    done = await wait_until_ended(api, import_id)
+    assert done["status"] == "completed", done
+    assert (done["rowsRead"], done["accepted"], done["rejected"], done["duplicates"]) == (
+        10_000, 9_997, 3, 0
+    )  # fmt: skip
+    assert done["revenue"] == expected["revenue"]
+    assert [(e["row"], e["column"]) for e in done["errors"]] == [
+        (i + 2, column) for i, column in sorted(BAD_ROWS.items())
+    ]
+    assert all("patient-" not in e["reason"] for e in done["errors"])
+    assert done["bytes"] == len(data)
+    assert done["fileName"] == "march.csv"
+
+    commands = [decode_command(r.value) for r in await commands_on_topic(api)]
+    events = [c for c in commands if isinstance(c, RecordPatientEventSealed)]
+    assert len(events) == 9_997
+    assert {e.source for e in events} == {f"import:{import_id}"}
+    assert {e.event_type for e in events} == {"treatment_completed", "appointment_booked"}
+    assert b"patient-1" not in b"".join(r.value for r in await commands_on_topic(api))
+
+    # The same bytes again, even under another name: the same import, nothing sent again.
+    again = await upload(api, data)
+    assert again.status_code == 202, again.text
+    assert again.json() == {"importId": import_id, "status": "completed"}
+    await asyncio.sleep(1)
+    assert len(await commands_on_topic(api)) == len(commands)
+
+
+async def test_a_file_refused_as_a_whole_is_422_and_leaves_nothing(api: Api) -> None:
+    missing = b"event_id,clinic_id,event_type,event_timestamp\r\ne1,c1,X,2025-03-01T09:00:00Z\r\n"
+    refused = await upload(api, missing)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body"]
+    assert "patient_id" in refused.json()["detail"][0]["msg"]
+    not_utf8 = await upload(api, ",".join(HEADER).encode() + b"\xff\xfe\r\n")
+    assert not_utf8.status_code == 422
+    json_body = await api.client.post("/imports", json={"rows": []})
+    assert json_body.status_code == 415
+    assert await commands_on_topic(api) == []
+
+
+async def test_an_idempotency_key_answers_the_same_import(api: Api) -> None:
+    data, _ = clinic_file(20)
+    first = await upload(api, data, **{"Idempotency-Key": "march-upload-1"})
+    second = await upload(api, data + b"", **{"Idempotency-Key": "march-upload-1"})
+    assert first.json()["importId"] == second.json()["importId"]
+    assert (await wait_until_ended(api, first.json()["importId"]))["accepted"] == 20
+
+
+async def test_the_team_chat_hears_of_the_start_and_the_end(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    hook = Webhook(answers=[(503, {})])  # down for the first attempt
+    app = web.Application()
+    app.router.add_post("/hook", hook.receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/hook"
+    settings = api_settings(kafka_bootstrap, read_models, topics, import_progress_webhook_url=url)
+    data, expected = clinic_file(400)
+    try:
+        async with (
+            simulated_projector(kafka_bootstrap, read_models, topics),
+            serving(settings) as client,
+        ):
+            api = Api(client, settings, read_models, topics)
+            import_id = (await upload(api, data)).json()["importId"]
+            assert (await wait_until_ended(api, import_id))["status"] == "completed"
+            await hook.wait_for(2, within=30)
+    finally:
+        await runner.cleanup()
+    texts = [m["text"] for m in hook.taken]
+    assert texts[0] == f"Import {import_id} started: reading `march.csv`."
+    assert texts[-1].startswith(f"Import {import_id} completed in ")
+    assert f"revenue {float(expected['revenue']):,.2f}" in texts[-1]
+    assert all("patient-" not in t for t in texts)
