@@ -8,8 +8,10 @@ import asyncio
 import csv
 import io
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 from aiohttp import web
 
@@ -166,3 +168,30 @@ async def test_the_team_chat_hears_of_the_start_and_the_end(
     assert texts[-1].startswith(f"Import {import_id} completed in ")
     assert f"revenue {float(expected['revenue']):,.2f}" in texts[-1]
     assert all("patient-" not in t for t in texts)
+
+
+async def test_an_upload_cut_short_by_the_size_limit_ends_failed_saying_how_far_it_got(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    settings = api_settings(kafka_bootstrap, read_models, topics, import_max_bytes=4096)
+    data, _ = clinic_file(200)  # about 16 KB, sent without a declared length
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for i in range(0, len(data), 1000):
+            yield data[i : i + 1000]
+
+    async with serving(settings) as client:
+        refused = await client.post("/imports", content=chunked(),
+                                    headers={"content-type": "text/csv"})  # fmt: skip
+        declared = await client.post("/imports", content=data,
+                                     headers={"content-type": "text/csv"})  # fmt: skip
+    assert refused.status_code == 413
+    assert declared.status_code == 413  # refused unread: no import begun
+    with psycopg.connect(read_models) as conn:
+        rows = conn.execute("SELECT status, reason, (SELECT count(*) FROM api_import_chunks) "
+                            "FROM api_imports").fetchall()  # fmt: skip
+    assert len(rows) == 1
+    status, reason, chunks = rows[0]
+    assert (status, chunks) == ("failed", 0)
+    line = data[:4000].count(b"\n") + 1
+    assert reason == f"the upload was cut short (size limit) after 4,000 bytes, at line {line}"

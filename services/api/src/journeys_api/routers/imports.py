@@ -104,9 +104,12 @@ async def upload(
         raise invalid(("body",), str(exc)) from None
     except (ClientDisconnect, HTTPException) as exc:
         why = "the client went away" if isinstance(exc, ClientDisconnect) else "size limit"
+        reached = lines + pending.count(b"\n") + 1
         reason = (f"the upload was cut short ({why}) after {size + len(pending):,} bytes, at "
-                  f"line {lines + 1:,}")  # fmt: skip
+                  f"line {reached:,}")  # fmt: skip
         await ledger.fail_upload(pool, begun.import_id, reason)
+        if isinstance(exc, ClientDisconnect):  # nobody to answer: a 400 for the logs and audit
+            raise HTTPException(400, reason) from None
         raise
     import_id = await ledger.uploaded(pool, begun.import_id, digest.hexdigest(), size, lines, seq)
     return await _answer(resources, response, import_id)

@@ -1,0 +1,81 @@
+"""End to end over HTTP: a clinic's CSV uploaded to the running API is imported by its
+importer, and the imported events start the journeys they trigger, once, even when the same
+file is uploaded again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.e2e.helpers import create_journey, wait_for_status
+
+pytestmark = pytest.mark.e2e
+
+
+async def _ended(client: httpx.AsyncClient, import_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = (await client.get(f"/imports/{import_id}")).json()
+        if body["status"] in ("completed", "failed"):
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"import {import_id} did not end: {body}")
+
+
+async def _runs(client: httpx.AsyncClient, patient_id: str) -> list[dict[str, Any]]:
+    response = await client.post("/journeys/runs/search", json={"patientId": patient_id})
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def _runs_once_started(client: httpx.AsyncClient, patient_id: str) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        runs = await _runs(client, patient_id)
+        if runs:
+            return runs
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no run of {patient_id}")
+
+
+async def test_an_imported_booking_starts_its_journey_once(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    clinic = f"clinic-{uuid.uuid4().hex[:8]}"
+    journey_id = await create_journey(client, {
+        "name": "Booked", "start_node_id": "hello",
+        "triggers": [{"event": "appointment_booked",
+                      "when": {"field": "event.data.clinic_id", "operator": "==",
+                               "value": clinic}}],
+        "nodes": [{"id": "hello", "type": "MESSAGE", "message": "See you soon.",
+                   "next_node_id": None}],
+    })  # fmt: skip
+    patient = f"patient-{uuid.uuid4().hex[:8]}"
+    csv = (
+        "event_timestamp,event_id,clinic_id,patient_id,event_type,notes\r\n"
+        f'2025-03-03T09:00:00Z,{clinic}-1,{clinic},{patient},APPOINTMENT_BOOKED,"ground, floor"\r\n'
+        f"2025-03-03T09:05:00Z,{clinic}-2,{clinic},,APPOINTMENT_BOOKED,\r\n"
+    ).encode()
+    headers = {"content-type": "text/csv"}
+    first = await client.post("/imports", content=csv, headers=headers)
+    assert first.status_code == 202, first.text
+    done = await _ended(client, first.json()["importId"])
+    assert (done["status"], done["accepted"], done["rejected"]) == ("completed", 1, 1)
+    assert done["errors"] == [{"row": 3, "line": 3, "column": "patient_id",
+                               "reason": "is required and empty"}]  # fmt: skip
+
+    runs = await _runs_once_started(client, patient)
+    assert [r["journeyId"] for r in runs] == [journey_id]
+    await wait_for_status(client, runs[0]["runId"], {"completed"})
+
+    again = await client.post("/imports", content=csv, headers=headers)
+    assert again.json()["importId"] == first.json()["importId"]
+    await asyncio.sleep(1)
+    assert len(await _runs(client, patient)) == 1
