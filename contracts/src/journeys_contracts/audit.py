@@ -41,6 +41,8 @@ class AuditAction(StrEnum):
     SMS_INBOUND = "channels.sms.inbound"
     IMPORTS_CREATE = "imports.create"
     IMPORTS_READ = "imports.read"
+    IMPORTS_LIST = "imports.list"
+    IMPORTS_ERRORS_READ = "imports.errors.read"
 
 
 class AuditOutcome(StrEnum):

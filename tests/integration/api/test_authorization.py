@@ -81,6 +81,8 @@ ROUTES = [
     # Past auth, a JSON body is not a CSV upload: 415.
     Route("POST", "/imports", "imports:write", 415, {"rows": []}),
     Route("GET", f"/imports/{UNKNOWN}", "imports:read", 404),
+    Route("GET", "/imports", "imports:read", 200),
+    Route("GET", f"/imports/{UNKNOWN}/errors", "imports:read", 404),
     Route("POST", f"/deliveries/{UNKNOWN}/retry", "deliveries:write", 404),
 ]
 
@@ -205,7 +207,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 360
+    assert len(ROUTES) * len(cases) == 396
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

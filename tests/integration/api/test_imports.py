@@ -102,6 +102,25 @@ async def test_a_file_is_imported_with_its_three_bad_rows_reported_and_never_twi
     assert all("patient-" not in e["reason"] for e in done["errors"])
     assert done["bytes"] == len(data)
     assert done["fileName"] == "march.csv"
+    # All of them, paged by row, or as CSV for the clinic.
+    page = (await api.client.get(f"/imports/{import_id}/errors", params={"limit": 2})).json()
+    rest = await api.client.get(f"/imports/{import_id}/errors",
+                                params={"after": page["nextAfter"]})  # fmt: skip
+    assert [e["row"] for e in page["items"]] == [1236, 5002]
+    assert [e["row"] for e in rest.json()["items"]] == [10001]
+    assert rest.json()["nextAfter"] is None
+    as_csv = await api.client.get(f"/imports/{import_id}/errors", params={"format": "csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert list(csv.reader(io.StringIO(as_csv.text)))[0:2] == [
+        ["row", "line", "column", "reason"],
+        # Each note with a newline before it ends one line later than its row.
+        ["1236", str(1236 + sum(1 for i in range(1235) if i % 97 == 0)), "event_timestamp",
+         "must be an ISO 8601 date and time with an offset or Z"],
+    ]  # fmt: skip
+    listed = (await api.client.get("/imports")).json()
+    assert [(i["importId"], i["status"], i["errors"]) for i in listed["items"]] == [
+        (import_id, "completed", [])
+    ]
 
     commands = [decode_command(r.value) for r in await commands_on_topic(api)]
     events = [c for c in commands if isinstance(c, RecordPatientEventSealed)]

@@ -349,6 +349,17 @@ class ImportView(_View):
     """The first 100 rows not imported, by row."""
 
 
+class ImportPage(_View):
+    items: list[ImportView]
+    """Each import as `GET /imports/{importId}` answers it, without its `errors`."""
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
+class RowProblemPage(_View):
+    items: list[RowProblem]
+    next_after: int | None = Field(description="pass as `after` for the next page; null: last")
+
+
 class Detail(BaseModel):
     """The body of 404, 409, 413 and 503 answers."""
 

@@ -15,6 +15,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -192,15 +193,37 @@ async def get(pool: AsyncConnectionPool[Any], import_id: UUID) -> tuple[Row, lis
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT * FROM api_imports WHERE import_id = %s", (import_id,))
         row = await cur.fetchone()
-        if row is None:
-            return None
-        await cur.execute(
-            "SELECT row_number, line, column_name, reason FROM api_import_errors "
-            "WHERE import_id = %s ORDER BY row_number LIMIT %s",
-            (import_id, FIRST_ERRORS),
-        )
-        return row, await cur.fetchall()
+    if row is None:
+        return None
+    return row, await errors(pool, import_id, 0, FIRST_ERRORS)
 
 
 def revenue_of(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+async def list_imports(
+    pool: AsyncConnectionPool[Any], after: tuple[Any, UUID] | None, limit: int
+) -> list[Row]:
+    """Up to `limit` imports after (created_at, import_id), oldest first."""
+    start = after if after is not None else (datetime.min.replace(tzinfo=UTC), UUID(int=0))
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT * FROM api_imports WHERE (created_at, import_id) > (%s, %s) "
+            "ORDER BY created_at, import_id LIMIT %s",
+            (*start, limit),
+        )
+        return await cur.fetchall()
+
+
+async def errors(
+    pool: AsyncConnectionPool[Any], import_id: UUID, after_row: int, limit: int | None
+) -> list[Row]:
+    """The rows not imported after row `after_row`, by row; all of them without `limit`."""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT row_number, line, column_name, reason FROM api_import_errors "
+            "WHERE import_id = %s AND row_number > %s ORDER BY row_number LIMIT %s",
+            (import_id, after_row, limit),
+        )
+        return await cur.fetchall()

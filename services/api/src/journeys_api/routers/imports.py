@@ -10,8 +10,10 @@ limit reached) ends as a `failed` import saying how far it got.
 
 from __future__ import annotations
 
+import csv
 import hashlib
-from typing import Annotated, Any
+import io
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -23,9 +25,17 @@ from journeys_api.auth import Principal, Scope, require
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid, not_found
 from journeys_api.imports import ledger
+from journeys_api.imports.ledger import Row
 from journeys_api.imports.rows import MAX_HEADER_BYTES, FileRefusedError, read
 from journeys_api.openapi import AUTH_ERRORS, UNAVAILABLE
-from journeys_api.views import ImportAccepted, ImportView, RowProblem
+from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
+from journeys_api.views import (
+    ImportAccepted,
+    ImportPage,
+    ImportView,
+    RowProblem,
+    RowProblemPage,
+)
 from journeys_contracts.audit import AuditAction
 
 router = APIRouter(prefix="/imports", tags=["imports"], route_class=AuditedRoute)
@@ -128,6 +138,75 @@ async def _answer(resources: ResourcesDep, response: Response, import_id: UUID) 
 
 
 @router.get(
+    "",
+    summary="List imports, oldest first",
+    dependencies=[require(Scope.IMPORTS_READ)],
+    responses={
+        **AUTH_ERRORS,
+        422: {"description": "a cursor this API did not issue"},
+        503: UNAVAILABLE,
+    },
+    openapi_extra=audited(AuditAction.IMPORTS_LIST),
+)
+async def list_imports(
+    resources: ResourcesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page")] = None,
+) -> ImportPage:
+    after = decode_cursor(cursor)
+    rows = await ledger.list_imports(
+        resources.pool, None if after is None else (after.created_at, after.id), limit + 1
+    )
+    keys = [Key(row["created_at"], row["import_id"]) for row in rows]
+    items = [_view(row, []) for row in rows[:limit]]
+    return ImportPage(items=items, next_cursor=next_cursor(keys, limit))
+
+
+@router.get(
+    "/{importId}/errors",
+    summary="Every row an import did not take, by row",
+    description="Paged by row number (`after`); `format=csv` answers all of them at once as "
+    "CSV (`row,line,column,reason`), for the clinic to find and fix the rows in its file. "
+    "Reasons name rules and columns, never a cell's value.",
+    dependencies=[require(Scope.IMPORTS_READ)],
+    responses={
+        **AUTH_ERRORS,
+        200: {"content": {"text/csv": {}}},
+        404: {"description": "no import of this id"},
+        503: UNAVAILABLE,
+    },
+    openapi_extra=audited(AuditAction.IMPORTS_ERRORS_READ),
+    response_model=RowProblemPage,
+)
+async def list_errors(
+    import_id: Annotated[UUID, Path(alias="importId")],
+    resources: ResourcesDep,
+    after: Annotated[int, Query(ge=0, description="the last row of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT * 5)] = DEFAULT_LIMIT,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> RowProblemPage | Response:
+    if await ledger.get(resources.pool, import_id) is None:
+        raise not_found("import", import_id)
+    if format == "csv":
+        rows = await ledger.errors(resources.pool, import_id, 0, None)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["row", "line", "column", "reason"])
+        writer.writerows((r["row_number"], r["line"], r["column_name"] or "", r["reason"])
+                         for r in rows)  # fmt: skip
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="import-{import_id}-errors.csv"'
+            },
+        )
+    rows = await ledger.errors(resources.pool, import_id, after, limit + 1)
+    items = [_problem(r) for r in rows[:limit]]
+    return RowProblemPage(items=items, next_after=items[-1].row if len(rows) > limit else None)
+
+
+@router.get(
     "/{importId}",
     summary="Follow an import: its state, figures and first errors",
     dependencies=[require(Scope.IMPORTS_READ)],
@@ -141,6 +220,15 @@ async def get_import(
     if found is None:
         raise not_found("import", import_id)
     row, errors = found
+    return _view(row, errors)
+
+
+def _problem(e: Row) -> RowProblem:
+    return RowProblem(row=e["row_number"], line=e["line"], column=e["column_name"],
+                      reason=e["reason"])  # fmt: skip
+
+
+def _view(row: Row, errors: list[Row]) -> ImportView:
     rate = None
     if row["started_at"] is not None and row["rows_read"]:
         end = row["finished_at"] or row["heartbeat_at"] or row["started_at"]
@@ -153,6 +241,5 @@ async def get_import(
         revenue=str(ledger.revenue_of(row["revenue"])), reason=row["reason"],
         created_at=row["created_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], rows_per_second=rate,
-        errors=[RowProblem(row=e["row_number"], line=e["line"], column=e["column_name"],
-                             reason=e["reason"]) for e in errors],
+        errors=[_problem(e) for e in errors],
     )  # fmt: skip
