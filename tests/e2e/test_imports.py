@@ -5,8 +5,12 @@ file is uploaded again."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -79,3 +83,34 @@ async def test_an_imported_booking_starts_its_journey_once(
     assert again.json()["importId"] == first.json()["importId"]
     await asyncio.sleep(1)
     assert len(await _runs(client, patient)) == 1
+
+
+def _cli(stack: Stack, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "journeys_api", "import", str(path), "--url", stack.api_url],
+        env={**os.environ, "JOURNEYS_API_KEY": stack.api_key, "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def test_the_command_line_uploads_follows_and_says_how_it_ended(
+    stack: Stack, tmp_path: Path
+) -> None:
+    good = tmp_path / "week.csv"
+    rows = [f"e-{uuid.uuid4().hex[:8]}-{i},c-9,p-{i % 7},TREATMENT_COMPLETED,"
+            f"2025-03-0{1 + i % 7}T10:00:00-05:00,{i}.50" for i in range(300)]  # fmt: skip
+    rows[10] = rows[10].replace("TREATMENT_COMPLETED", "APPOINTMENT_BOOKED")  # revenue: refused
+    good.write_text("event_id,clinic_id,patient_id,event_type,event_timestamp,revenue_amount\n"
+                    + "\n".join(rows) + "\n")  # fmt: skip
+    done = await asyncio.to_thread(_cli, stack, good)
+    assert done.returncode == 0, done.stderr
+    revenue = sum(i + 0.5 for i in range(300)) - 10.5
+    assert f"299 rows imported, 1 rejected, 0 duplicates, revenue {revenue:.2f}" in done.stderr
+    assert "GET /imports/" in done.stderr
+
+    bad = tmp_path / "export.json"
+    bad.write_text('{"not": "csv"}\n')
+    refused = await asyncio.to_thread(_cli, stack, bad)
+    assert refused.returncode == 2
+    assert "refused (422)" in refused.stderr
+    assert "lacks the required column" in refused.stderr

@@ -1,6 +1,7 @@
 """`python -m journeys_api` serves the API with uvicorn. Also: `migrate` applies its
 migrations, `wait-for-setup` returns once the topics and those migrations are in place, and
-`keys create|list|revoke` manages the API keys of machine clients."""
+`keys create|list|revoke` manages the API keys of machine clients, and `import FILE.csv`
+uploads a clinic's CSV to a running API and follows its import."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uvicorn
 
 from journeys_api import keys, migrations
 from journeys_api.app import create_app
+from journeys_api.imports import cli
 from journeys_api.settings import ApiSettings, get_settings
 from journeys_runtime import setup
 from journeys_runtime.logs import configure_logging
@@ -20,7 +22,8 @@ SHUTDOWN_GRACE_SECONDS = 10
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m journeys_api", description="serve the API")
-    commands = p.add_subparsers(dest="command", metavar="{migrate,wait-for-setup,keys}")
+    commands = p.add_subparsers(dest="command",
+                                metavar="{migrate,wait-for-setup,keys,import}")  # fmt: skip
     commands.add_parser("migrate", help="apply the API's migrations")
     commands.add_parser("wait-for-setup", help="return once topics and migrations are there")
     key = commands.add_parser("keys", help="API keys of machine clients").add_subparsers(
@@ -33,6 +36,11 @@ def parser() -> argparse.ArgumentParser:
     key.add_parser("list", help="names, scopes, created and revoked times; never the keys")
     revoke = key.add_parser("revoke", help="refuse a key from now on")
     revoke.add_argument("--name", required=True)
+    cli.add_arguments(
+        commands.add_parser(
+            "import", help="upload a CSV of clinic events to a running API and follow its import"
+        )
+    )
     return p
 
 
@@ -57,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # usage errors and --help: argparse has printed them
         return int(exc.code or 0)
+    if args.command == "import":  # a client of a running API: none of its settings
+        return cli.run(args)
     settings = get_settings()
     configure_logging("api", settings.log_level)
     if args.command == "migrate":
