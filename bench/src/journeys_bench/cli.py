@@ -27,6 +27,7 @@ from journeys_bench import (
     engine,
     events,
     forgetting,
+    imports,
     isolation,
     projection,
     references,
@@ -74,6 +75,7 @@ class Sizes:
     delivery_messages: int = 30_000
     isolation_runs: int = 1500
     isolation_rate: float = 100.0  # email runs/s, and as many SMS runs beside them
+    import_rows: int = 1_000_000
 
 
 # Small enough to check that every benchmark still works; the figures mean nothing.
@@ -83,7 +85,7 @@ QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5
               postgres_rows=5000, forgetting_runs=500, events_seconds=3, events_workers=2,
               events_reference=2000, events_returning=1000, resume_runs=100, resume_rate=50,
               patients=1000, bounded_patients=10, bounded_events=25,
-              delivery_messages=500, isolation_runs=100)  # fmt: skip
+              delivery_messages=500, isolation_runs=100, import_rows=5000)  # fmt: skip
 
 Benchmark = Callable[[Infra, Sizes, Path], Any]
 BENCHMARKS: dict[str, Benchmark] = {
@@ -113,6 +115,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "delivery-throughput": lambda i, s, _: delivery.delivery_throughput(i, s.delivery_messages),
     "delivery-isolation": lambda i, s, _: isolation.delivery_isolation(i, s.isolation_runs,
                                                                        s.isolation_rate),
+    "import-throughput": lambda i, s, work: imports.import_throughput(i, work, s.import_rows),
 }  # fmt: skip
 
 

@@ -146,7 +146,7 @@ def events_ingest(infra: Infra, work_dir: Path, seconds: int, workers: int,
                                     returning)  # fmt: skip
             results[name]["api_replicas"] = 1
             log.info("events-ingest %s: %s", name, results[name])
-    results["reference"] = asyncio.run(_produce_reference(infra, reference_records, batch))
+    results["reference"] = asyncio.run(produce_reference(infra, reference_records, batch))
     log.info("events-ingest reference: %s", results["reference"])
     return results
 
@@ -243,7 +243,7 @@ def event_records(count: int, batch: int, sealed: bool) -> list[Record]:
     return records
 
 
-async def _produce_reference(infra: Infra, count: int, batch: int) -> dict[str, Any]:
+async def produce_reference(infra: Infra, count: int, batch: int) -> dict[str, Any]:
     """aiokafka alone producing the API's records, `batch` at a time as a request sends them,
     16 batches in flight (the API's connections): the ceiling of the API's rate."""
     topic = f"bench_reference_events_{uuid.uuid4().hex[:8]}"

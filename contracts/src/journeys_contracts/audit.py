@@ -43,6 +43,7 @@ class AuditAction(StrEnum):
     IMPORTS_READ = "imports.read"
     IMPORTS_LIST = "imports.list"
     IMPORTS_ERRORS_READ = "imports.errors.read"
+    ANALYTICS_READ = "analytics.read"
 
 
 class AuditOutcome(StrEnum):

@@ -104,6 +104,21 @@ EventId = Annotated[str, Field(min_length=1, max_length=200)]
 """A patient event's id, as its sender gave it: unique per patient, not globally."""
 
 
+class ClinicFacts(WireModel):
+    """What a clinic's weekly figures count of a patient event, read from its data where it
+    names a clinic (`clinic_id` or `clinicId`): the clinic, the revenue as an exact decimal
+    (`revenue_amount` or `revenueAmount`, a non-negative decimal; else none) and the treatment
+    type (`treatment_type` or `treatmentType`). Clear in a sealed command too: operational
+    figures, no identifier of the patient (the analytics keep them apart from the patient's
+    key)."""
+
+    clinic_id: Annotated[str, Field(min_length=1, max_length=200)]
+    revenue_amount: Annotated[
+        str | None, Field(pattern=r"^\d{1,13}(\.\d{1,6})?$", exclude_if=_unset)
+    ] = None
+    treatment_type: Annotated[str | None, Field(max_length=200, exclude_if=_unset)] = None
+
+
 class RecordPatientEvent(WireModel):
     """Something happened to a patient (an appointment booked, a form submitted): the executor
     starts the runs it triggers, resumes the runs waiting for it, ends the runs it exits, and
@@ -126,8 +141,11 @@ class RecordPatientEvent(WireModel):
     occurred_at: UtcDatetime
     received_at: UtcDatetime
     source: Annotated[str, Field(min_length=1, max_length=300)]
-    """The way in: `api`, `hook:<source>` or `topic:<topic>`; never patient data."""
+    """The way in: `api`, `hook:<source>`, `topic:<topic>`, `sms` or `import:<importId>`;
+    never patient data."""
     event_data: dict[str, Any] = Field(default_factory=dict)
+    clinic: Annotated[ClinicFacts | None, Field(exclude_if=_unset)] = None
+    """The event's clinic figures, when its data names a clinic."""
 
 
 class RecordPatientEventSealed(WireModel):
@@ -147,6 +165,7 @@ class RecordPatientEventSealed(WireModel):
     source: Annotated[str, Field(min_length=1, max_length=300)]
     event_data: SealedValue
     data_key: WrappedDataKey
+    clinic: Annotated[ClinicFacts | None, Field(exclude_if=_unset)] = None
 
 
 RECEIPTS = UUID("6c1b3f0e-2d7a-5b8e-9f41-8a0c5d3e7b12")

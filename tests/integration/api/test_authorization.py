@@ -83,6 +83,7 @@ ROUTES = [
     Route("GET", f"/imports/{UNKNOWN}", "imports:read", 404),
     Route("GET", "/imports", "imports:read", 200),
     Route("GET", f"/imports/{UNKNOWN}/errors", "imports:read", 404),
+    Route("GET", "/analytics/weekly", "analytics:read", 200),
     Route("POST", f"/deliveries/{UNKNOWN}/retry", "deliveries:write", 404),
 ]
 
@@ -207,7 +208,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 396
+    assert len(ROUTES) * len(cases) == 414
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from journeys_bench import delivery, engine, events, timers
+from journeys_bench import delivery, engine, events, imports, timers
 from journeys_bench.harness import Infra
 from journeys_stack.paths import data_dir
 
@@ -112,3 +112,16 @@ def test_delivery_throughput_follows_every_message_to_its_report(bench_infra: In
     assert result["reported"] == 300
     assert result["gateway"] == {"received": 300, "attempts": 300, "bad_signatures": 0}
     assert result["messages_per_s"] > 0
+
+
+def test_import_throughput_follows_a_generated_file_to_its_end(
+    bench_infra: Infra, tmp_path: Path
+) -> None:
+    result = imports.import_throughput(bench_infra, tmp_path, rows=2_000)
+
+    assert result["import"]["status"] == "completed"
+    assert (result["import"]["rows"], result["import"]["accepted"]) == (2_000, 2_000)
+    assert result["import"]["revenue"] == result["file"]["revenue"]
+    assert result["plain_csv_script"]["rows_per_s"] > 0
+    assert result["rss_mb"]["api"]["peak_mb"] > 0
+    assert result["import"]["run_read_latency"]["count"] > 0

@@ -17,6 +17,7 @@ from journeys_api.audit import ACTION_KEY, AuditedRoute
 from journeys_api.auth import PROTECTED_PREFIXES
 from journeys_api.errors import UnavailableError
 from journeys_api.routers import (
+    analytics,
     channels,
     deliveries,
     events,
@@ -43,9 +44,10 @@ def test_every_journey_run_and_patient_route_is_audited_under_an_action_of_its_o
     apart."""
     business = [r for r in (*journeys.router.routes, *runs.router.routes,
                             *patients.router.routes, *events.router.routes,
-                            *deliveries.router.routes, *imports.router.routes)
+                            *deliveries.router.routes, *imports.router.routes,
+                            *analytics.router.routes)
                 if isinstance(r, APIRoute)]  # fmt: skip
-    assert len(business) == 22
+    assert len(business) == 23
     assert all(isinstance(r, AuditedRoute) for r in business)
     assert all(r.path.startswith(PROTECTED_PREFIXES) for r in business)
     actions = {f"{sorted(r.methods)[0]} {r.path}": (r.openapi_extra or {})[ACTION_KEY]

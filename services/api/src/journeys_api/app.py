@@ -19,6 +19,7 @@ from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation, SecurityHeaders
 from journeys_api.resources import Resources
 from journeys_api.routers import (
+    analytics,
     channels,
     deliveries,
     events,
@@ -107,6 +108,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(deliveries.router)
     app.include_router(channels.router)
     app.include_router(imports.router)
+    app.include_router(analytics.router)
     app.include_router(ops.router)
     if settings.public_metrics:
         app.include_router(ops.metrics_router)

@@ -30,7 +30,7 @@ from journeys_api.settings import ApiSettings
 REALM = "patient-journeys"
 KEY_HEADER = "X-API-Key"
 # Every route that needs credentials lives under one of these.
-PROTECTED_PREFIXES = ("/journeys", "/patients", "/events", "/deliveries", "/imports")
+PROTECTED_PREFIXES = ("/journeys", "/patients", "/events", "/deliveries", "/imports", "/analytics")
 
 
 class Scope(StrEnum):
@@ -48,6 +48,7 @@ class Scope(StrEnum):
     DELIVERIES_WRITE = "deliveries:write"
     IMPORTS_WRITE = "imports:write"
     IMPORTS_READ = "imports:read"
+    ANALYTICS_READ = "analytics:read"
 
 
 assert tuple(Scope) == keys.SCOPES

@@ -22,6 +22,7 @@ SCOPES = (
     "journeys:write", "journeys:read", "runs:trigger", "runs:read", "runs:cancel",
     "patients:erase", "events:write", "events:read", "consent:write", "consent:read",
     "deliveries:read", "deliveries:write", "imports:write", "imports:read",
+    "analytics:read",
 )  # fmt: skip
 
 

@@ -10,9 +10,11 @@ way (`api`, `hook:<source>`, `topic:<topic>`) and is never patient data.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from journeys_api import deadline
@@ -20,7 +22,12 @@ from journeys_api.data_keys import HeldKey, PatientDataKeys
 from journeys_api.errors import TooLargeError
 from journeys_api.events_body import InboundEvent
 from journeys_api.publisher import Message, Publisher
-from journeys_contracts.commands import RecordPatientEvent, RecordPatientEventSealed, receipt_id
+from journeys_contracts.commands import (
+    ClinicFacts,
+    RecordPatientEvent,
+    RecordPatientEventSealed,
+    receipt_id,
+)
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_runtime.sealing import seal_value, to_wire
 from journeys_runtime.topics import Topics
@@ -120,8 +127,36 @@ def _fields(item: Accepted, receipt: str, received_at: datetime, source: str) ->
     return {
         "receipt_id": receipt, "event_id": event.event_id, "patient_key": item.patient_key,
         "event_type": event.type, "occurred_at": event.occurred_at or received_at,
-        "received_at": received_at, "source": source,
+        "received_at": received_at, "source": source, "clinic": clinic_facts(event.data),
     }  # fmt: skip
+
+
+_DECIMAL = re.compile(r"^\d{1,13}(\.\d{1,6})?$")
+
+
+def clinic_facts(data: dict[str, Any]) -> ClinicFacts | None:
+    """The figures a clinic's weekly analytics count, when the data names a clinic
+    (`clinic_id` or `clinicId`, a non-blank string of at most 200 characters): a revenue only
+    when it is a non-negative decimal (text or number), a treatment type only when text."""
+    clinic = _either(data, "clinic_id", "clinicId")
+    if not isinstance(clinic, str) or not clinic.strip() or len(clinic) > 200:
+        return None
+    revenue = _either(data, "revenue_amount", "revenueAmount")
+    if isinstance(revenue, int | float) and not isinstance(revenue, bool):
+        revenue = format(Decimal(str(revenue)), "f")
+    treatment = _either(data, "treatment_type", "treatmentType")
+    if not (isinstance(revenue, str) and _DECIMAL.match(revenue.strip())):
+        revenue = None
+    kind = treatment.strip()[:200] if isinstance(treatment, str) else ""
+    return ClinicFacts(
+        clinic_id=clinic.strip(),
+        revenue_amount=revenue.strip() if revenue else None,
+        treatment_type=kind or None,
+    )
+
+
+def _either(data: dict[str, Any], snake: str, camel: str) -> Any:
+    return data.get(snake, data.get(camel))
 
 
 def _command(item: Accepted, fields: dict[str, Any]) -> RecordPatientEvent:

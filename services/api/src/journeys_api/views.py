@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 from uuid import UUID
 
@@ -358,6 +359,26 @@ class ImportPage(_View):
 class RowProblemPage(_View):
     items: list[RowProblem]
     next_after: int | None = Field(description="pass as `after` for the next page; null: last")
+
+
+class WeeklyFigures(_View):
+    """One clinic's ISO week: `week` is its Monday in the zone asked for."""
+
+    week: date
+    iso_week: str
+    clinic_id: str
+    revenue: str
+    revenue_by_treatment_type: dict[str, str]
+    treatments_completed: int
+    appointments: int
+    bookings: int
+    events: int
+
+
+class WeeklyPage(_View):
+    tz: str
+    weeks: list[WeeklyFigures]
+    """By week, then clinic."""
 
 
 class Detail(BaseModel):

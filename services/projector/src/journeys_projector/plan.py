@@ -18,9 +18,12 @@ read off the runs' events that name its receipt id: `run.started` (a trigger sta
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -202,6 +205,32 @@ class ReceiptRow:
 
 
 @dataclass(frozen=True)
+class ClinicEventRow:
+    """A patient event's figures for its clinic's weekly analytics, apart from the patient:
+    `fact_id` is an HMAC of the receipt id under the deployment's secret."""
+
+    fact_id: str
+    clinic_id: str
+    event_type: str
+    occurred_at: datetime
+    revenue: Decimal | None
+    treatment_type: str | None
+
+    @classmethod
+    def of(
+        cls, command: RecordPatientEvent | RecordPatientEventSealed, secret: str
+    ) -> ClinicEventRow | None:
+        facts = command.clinic
+        if facts is None:
+            return None
+        fact_id = hmac.new(secret.encode(), f"clinic-event:{command.receipt_id}".encode(),
+                           hashlib.sha256).hexdigest()  # fmt: skip
+        revenue = Decimal(facts.revenue_amount) if facts.revenue_amount else None
+        return cls(fact_id, facts.clinic_id, command.event_type, command.occurred_at, revenue,
+                   facts.treatment_type)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class EffectRow:
     """Run `run_id` was started, resumed or exited by the event of `receipt_id`, as its event
     `seq` says."""
@@ -251,6 +280,7 @@ class Plan:
     effects: dict[tuple[UUID, int], EffectRow] = field(default_factory=dict)
     consents: dict[tuple[str, str], ConsentRow] = field(default_factory=dict)
     retries: dict[UUID, RetryRow] = field(default_factory=dict)
+    clinic_events: dict[str, ClinicEventRow] = field(default_factory=dict)
     reports: dict[tuple[UUID, int], ReportRow] = field(default_factory=dict)
 
     def add(self, fact: Fact) -> None:
@@ -266,6 +296,9 @@ class Plan:
             self._run(RunRow.sealed(fact, fact.requested_at))
         elif isinstance(fact, RecordPatientEvent | RecordPatientEventSealed):
             self.receipts.setdefault(fact.receipt_id, ReceiptRow.of(fact))
+            clinic_event = ClinicEventRow.of(fact, self.patient_key_secret)
+            if clinic_event is not None:
+                self.clinic_events.setdefault(clinic_event.fact_id, clinic_event)
         elif isinstance(fact, ConsentFact):
             self._consent(fact)
         elif isinstance(fact, RetryMessage):

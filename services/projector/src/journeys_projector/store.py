@@ -119,6 +119,14 @@ ON CONFLICT (patient_key, channel) DO UPDATE SET
     WHERE excluded.command_offset > patient_consent.command_offset
 """
 
+# A clinic's event, once (its id is keyed on the receipt): a replay or a re-import adds nothing.
+_CLINIC_EVENTS = """
+INSERT INTO clinic_events (fact_id, clinic_id, event_type, occurred_at, revenue, treatment_type)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::numeric[],
+                     %b::text[])
+ON CONFLICT (fact_id) DO NOTHING
+"""
+
 # An operator's retry, once per message; its run erased: never.
 _RETRIES = """
 INSERT INTO delivery_retries (message_id, attempt, run_id, requested_at)
@@ -219,6 +227,9 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
             (c.patient_key, c.channel, c.granted, c.source, c.consent_id, c.changed_at,
              c.command_offset) for c in sorted(plan.consents.values(),
                                                 key=lambda c: (c.patient_key, c.channel)))),
+        (_CLINIC_EVENTS, _columns(
+            (c.fact_id, c.clinic_id, c.event_type, c.occurred_at, c.revenue, c.treatment_type)
+            for c in plan.clinic_events.values())),
         (_RETRIES, _columns(
             (t.message_id, t.attempt, t.run_id, t.requested_at) for t in plan.retries.values())),
         (_REPORTS, _columns(
