@@ -164,7 +164,7 @@ def test_a_repeated_event_id_is_reported_with_the_row_it_repeats() -> None:
     assert [type(i).__name__ for i in items(data)] == [
         "ClinicEvent", "ClinicEvent", "Duplicate", "Duplicate"
     ]  # fmt: skip
-    assert items(data)[2:] == [Duplicate(4, 2), Duplicate(5, 2)]
+    assert items(data)[2:] == [Duplicate(4, 2, 4), Duplicate(5, 2, 5)]
 
 
 def test_ragged_rows_and_bad_bytes_are_row_errors_and_reading_goes_on() -> None:

@@ -168,7 +168,7 @@ async def checkpoint(
 
 def _error_row(import_id: UUID, problem: RowError | Duplicate) -> tuple[Any, ...]:
     if isinstance(problem, Duplicate):
-        return (import_id, problem.row, None, "event_id",
+        return (import_id, problem.row, problem.line or None, "event_id",
                 f"repeats the event id of row {problem.first}: not imported twice")  # fmt: skip
     return (import_id, problem.row, problem.line, problem.column, problem.reason)
 

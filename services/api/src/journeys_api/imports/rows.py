@@ -83,10 +83,12 @@ class RowError:
 
 @dataclass(frozen=True)
 class Duplicate:
-    """Row `row` repeats the event id of row `first`: reported, not applied twice."""
+    """Row `row` (ending on line `line`) repeats the event id of row `first`: reported, not
+    applied twice."""
 
     row: int
     first: int
+    line: int = 0
 
 
 Item = ClinicEvent | RowError | Duplicate
@@ -284,7 +286,7 @@ def read(chunks: Iterable[bytes]) -> Iterator[Item]:
         if isinstance(item, ClinicEvent):
             first = seen.setdefault(item.event_id, row)
             if first != row:
-                yield Duplicate(row, first)
+                yield Duplicate(row, first, reader.line_num)
                 continue
         yield item
 
