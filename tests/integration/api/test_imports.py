@@ -13,15 +13,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiohttp import web
 
 from journeys_contracts.commands import RecordPatientEventSealed, decode_command
 from journeys_runtime.topics import Topics
-from journeys_stack.ports import free_port
 from tests.integration.api.conftest import Api, api_settings, serving
 from tests.integration.api.helpers import commands_on_topic
 from tests.integration.api.projector_sim import simulated_projector
 from tests.integration.imports.test_notify import Webhook
+from tests.integration.imports.test_notify import serving as serving_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -162,16 +161,10 @@ async def test_the_team_chat_hears_of_the_start_and_the_end(
     kafka_bootstrap: str, read_models: str, topics: Topics
 ) -> None:
     hook = Webhook(answers=[(503, {})])  # down for the first attempt
-    app = web.Application()
-    app.router.add_post("/hook", hook.receive)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}/hook"
-    settings = api_settings(kafka_bootstrap, read_models, topics, import_progress_webhook_url=url)
     data, expected = clinic_file(400)
-    try:
+    async with serving_webhook(hook) as url:
+        settings = api_settings(kafka_bootstrap, read_models, topics,
+                                import_progress_webhook_url=url)  # fmt: skip
         async with (
             simulated_projector(kafka_bootstrap, read_models, topics),
             serving(settings) as client,
@@ -180,8 +173,6 @@ async def test_the_team_chat_hears_of_the_start_and_the_end(
             import_id = (await upload(api, data)).json()["importId"]
             assert (await wait_until_ended(api, import_id))["status"] == "completed"
             await hook.wait_for(2, within=30)
-    finally:
-        await runner.cleanup()
     texts = [m["text"] for m in hook.taken]
     assert texts[0] == f"Import {import_id} started: reading `march.csv`."
     assert texts[-1].startswith(f"Import {import_id} completed in ")

@@ -4,6 +4,7 @@ order, retried through outages and throttling, never raising, never waiting past
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -45,17 +46,26 @@ class Webhook:
         return web.Response(text="ok")
 
 
-@pytest.fixture
-async def webhook() -> AsyncIterator[tuple[Webhook, str]]:
-    hook = Webhook()
+@contextlib.asynccontextmanager
+async def serving(hook: Webhook) -> AsyncIterator[str]:
+    """`hook` on loopback, at the URL yielded, an incoming webhook's shape."""
     app = web.Application()
     app.router.add_post("/services/T000/B000/XXXX", hook.receive)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield hook, f"http://127.0.0.1:{port}/services/T000/B000/XXXX"
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{port}/services/T000/B000/XXXX"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[tuple[Webhook, str]]:
+    hook = Webhook()
+    async with serving(hook) as url:
+        yield hook, url
 
 
 def text(n: int) -> dict[str, Any]:
