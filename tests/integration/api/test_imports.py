@@ -190,16 +190,20 @@ async def test_an_upload_cut_short_by_the_size_limit_ends_failed_saying_how_far_
         for i in range(0, len(data), 1000):
             yield data[i : i + 1000]
 
+    headers = {"content-type": "text/csv", "idempotency-key": "march-1"}
     async with serving(settings) as client:
-        refused = await client.post("/imports", content=chunked(),
-                                    headers={"content-type": "text/csv"})  # fmt: skip
-        declared = await client.post("/imports", content=data,
-                                     headers={"content-type": "text/csv"})  # fmt: skip
+        refused = await client.post("/imports", content=chunked(), headers=headers)
+        declared = await client.post("/imports", content=data, headers=headers)
+        # The failed upload's key is free again: sent again, smaller, it is a new import.
+        retried = await client.post("/imports", content=clinic_file(20)[0], headers=headers)
     assert refused.status_code == 413
     assert declared.status_code == 413  # refused unread: no import begun
+    assert retried.status_code == 202, retried.text
     with psycopg.connect(read_models) as conn:
-        rows = conn.execute("SELECT status, reason, (SELECT count(*) FROM api_import_chunks) "
-                            "FROM api_imports").fetchall()  # fmt: skip
+        new = retried.json()["importId"]
+        rows = conn.execute("SELECT status, reason, (SELECT count(*) FROM api_import_chunks "
+                            "WHERE import_id = i.import_id) FROM api_imports i "
+                            "WHERE import_id <> %s", (new,)).fetchall()  # fmt: skip
     assert len(rows) == 1
     status, reason, chunks = rows[0]
     assert (status, chunks) == ("failed", 0)

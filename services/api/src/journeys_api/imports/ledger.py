@@ -51,6 +51,12 @@ async def begin(
     import_id = uuid.uuid4()
     hashed = key_hash(idempotency_key) if idempotency_key is not None else None
     async with pool.connection() as conn:
+        if hashed is not None:  # a failed upload's key is free again: the retry is a new import
+            await conn.execute(
+                "UPDATE api_imports SET idempotency_key = NULL WHERE subject = %s "
+                "AND idempotency_key = %s AND status = %s",
+                (subject, hashed, FAILED),
+            )
         cursor = await conn.execute(
             "INSERT INTO api_imports (import_id, subject, status, file_name, idempotency_key) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING import_id",
