@@ -63,7 +63,7 @@ async def test_an_event_is_a_sealed_command_under_its_patients_key_in_kafka_befo
     api: Api,
 ) -> None:
     response = await post(api, event(occurredAt="2026-12-03T11:00:00+01:00",
-                                     data={"clinicId": MARKER}))  # fmt: skip
+                                     data={"note": MARKER, "clinicId": "clinic-7"}))  # fmt: skip
 
     assert response.status_code == 202, response.text
     assert response.json() == {"accepted": 1, "duplicates": 0}
@@ -85,7 +85,13 @@ async def test_an_event_is_a_sealed_command_under_its_patients_key_in_kafka_befo
     assert KEYRING.unwrap(KEY, from_wire(command.data_key)).kid == kid
     key = data_key(api.database_url, KEY)
     assert open_value(key, KEY, "patientId", command.patient_id) == PATIENT
-    assert open_value(key, KEY, "eventData", command.event_data) == {"clinicId": MARKER}
+    assert open_value(key, KEY, "eventData", command.event_data) == {
+        "note": MARKER,
+        "clinicId": "clinic-7",
+    }
+    # Only the clinic's figures for its weekly analytics travel in clear, by design.
+    assert command.clinic is not None
+    assert command.clinic.model_dump(exclude_none=True) == {"clinic_id": "clinic-7"}
     audit = [r for r in (await audit_records(api.settings.kafka_bootstrap_servers,
                                              api.topics)).values()
              if r.action == AuditAction.EVENTS_RECORD]  # fmt: skip

@@ -69,7 +69,7 @@ async def post(
 
 def crm_event(**fields: Any) -> dict[str, Any]:
     return {"id": "crm-81", "event": "appointment.booked", "at": "2026-12-03T10:00:00Z",
-            "patient": {"id": PATIENT}, "data": {"clinicId": MARKER}, **fields}  # fmt: skip
+            "patient": {"id": PATIENT}, "data": {"note": MARKER}, **fields}  # fmt: skip
 
 
 async def test_a_signed_webhook_is_a_sealed_command_of_its_source_with_the_events_receipt_id(
@@ -91,7 +91,7 @@ async def test_a_signed_webhook_is_a_sealed_command_of_its_source_with_the_event
     assert command.occurred_at == datetime(2026, 12, 3, 10, tzinfo=UTC)
     key = data_key(api.database_url, KEY)
     assert open_value(key, KEY, "patientId", command.patient_id) == PATIENT
-    assert open_value(key, KEY, "eventData", command.event_data) == {"clinicId": MARKER}
+    assert open_value(key, KEY, "eventData", command.event_data) == {"note": MARKER}
     [audit] = (await audit_records(api.settings.kafka_bootstrap_servers, api.topics)).values()
     assert (audit.subject, audit.route, audit.status) == ("hook:crm", "/hooks/{source}", 202)
     assert audit.patient_keys == [KEY]

@@ -135,7 +135,7 @@ async def test_each_format_becomes_the_command_post_events_makes_and_poison_is_d
 ) -> None:  # fmt: skip
     ce, plain = source_topics["ce"], source_topics["json"]
     example = load_example().patient_event_record(
-        "ehr-7781", "appointment.booked", PATIENT, {"clinicId": MARKER},
+        "ehr-7781", "appointment.booked", PATIENT, {"note": MARKER},
         occurred_at=datetime(2026, 12, 3, 10, tzinfo=UTC),
         source="/scheduling", patient_pointer="/patient/id",
     )  # fmt: skip
@@ -169,7 +169,7 @@ async def test_each_format_becomes_the_command_post_events_makes_and_poison_is_d
     booked, cancelled = by_id["ehr-7781"], by_id["991"]
     assert open_value(key, KEY, "patientId", booked.patient_id) == PATIENT
     assert open_value(key, KEY, "eventData", booked.event_data) == {
-        "clinicId": MARKER,
+        "note": MARKER,
         "patient": {"id": PATIENT},
     }
     assert booked.occurred_at.isoformat() == "2026-12-03T10:00:00+00:00"
