@@ -83,6 +83,11 @@ class Importer:
                 continue
             try:
                 await self._import(claimed, stopping)
+            except (psycopg.Error, OSError) as exc:  # the file's chunks out of reach: retaken
+                log.warning("import interrupted, retaken once its lease runs out",
+                            extra={"import_id": str(claimed["import_id"]),
+                                   "error": type(exc).__name__})  # fmt: skip
+                await backoff.wait()
             except Exception as exc:  # a fault of ours: end it, rather than retake it for ever
                 log.exception("import failed", extra={"import_id": str(claimed["import_id"])})
                 reason = f"importer error: {type(exc).__name__}"
@@ -110,7 +115,7 @@ class Importer:
         url = self.resources.settings.database_url
         items = read(_chunks(url, import_id))
         last_progress = time.monotonic()
-        status, reason = ledger.COMPLETED, None
+        status, reason, held = ledger.COMPLETED, None, True
         while not stopping.is_set():
             batch = await asyncio.to_thread(_take, items, self.batch_rows)
             if isinstance(batch, FileRefusedError):
@@ -123,14 +128,18 @@ class Importer:
                 batch, skip = batch[dropped:], skip - dropped
             if not batch:
                 continue
-            if not await self._commit(import_id, batch, tally, stopping):
-                return  # another importer holds it now, or this replica is stopping
+            held = await self._commit(import_id, batch, tally, stopping)
+            if not held:
+                break  # another importer holds it now, or this replica is stopping
             if notifier is not None and time.monotonic() - last_progress >= self.progress_seconds:
                 notifier.post(progress.progressed(import_id, tally, time.monotonic() - started),
                               replaceable=True)  # fmt: skip
                 last_progress = time.monotonic()
-        else:
-            return  # stopping: the lease runs out and another importer goes on
+        if stopping.is_set() or not held:
+            # Stopping, or the lease lost: the importer that holds it (now or later) goes on.
+            if notifier is not None:
+                await notifier.close(within=1.0)
+            return
         await ledger.finish(self.resources.pool, import_id, self.worker, status, reason)
         ended = {"import_id": str(import_id), "status": status, "rows": tally.rows,
                  "accepted": tally.accepted}  # fmt: skip
