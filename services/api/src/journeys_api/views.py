@@ -316,7 +316,7 @@ class ImportAccepted(_View):
     bytes, or the same Idempotency-Key, uploaded again answer the same import."""
 
     import_id: UUID
-    status: Literal["queued", "processing", "completed", "failed"]
+    status: Literal["uploading", "queued", "processing", "completed", "failed"]
 
 
 class RowProblem(_View):

@@ -194,6 +194,15 @@ async def finish(
             await conn.execute("DELETE FROM api_import_chunks WHERE import_id = %s", (import_id,))
 
 
+async def status_of(pool: AsyncConnectionPool[Any], import_id: UUID) -> str | None:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT status FROM api_imports WHERE import_id = %s", (import_id,)
+        )
+        row = await cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
 async def get(pool: AsyncConnectionPool[Any], import_id: UUID) -> tuple[Row, list[Row]] | None:
     """The import and its first errors, by row."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:

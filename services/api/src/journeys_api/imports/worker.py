@@ -16,11 +16,11 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -35,6 +35,7 @@ from journeys_api.resources import Resources
 from journeys_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _chunks(database_url: str, import_id: UUID) -> Iterator[bytes]:
@@ -128,9 +129,11 @@ class Importer:
                 batch, skip = batch[dropped:], skip - dropped
             if not batch:
                 continue
-            held = await self._commit(import_id, batch, tally, stopping)
-            if not held:
+            after = await self._commit(import_id, batch, tally, stopping)
+            if after is None:
+                held = False
                 break  # another importer holds it now, or this replica is stopping
+            tally = after
             if notifier is not None and time.monotonic() - last_progress >= self.progress_seconds:
                 notifier.post(progress.progressed(import_id, tally, time.monotonic() - started),
                               replaceable=True)  # fmt: skip
@@ -152,35 +155,39 @@ class Importer:
 
     async def _commit(
         self, import_id: UUID, batch: list[Item], tally: progress.Tally, stopping: asyncio.Event
-    ) -> bool:
-        """Send the batch's events, then checkpoint its figures and errors; again until both
-        are done. False: the lease is another importer's, or this replica is stopping."""
+    ) -> progress.Tally | None:
+        """Send the batch's events, then checkpoint its figures and errors, each again until
+        done; the figures after the batch. None: the lease is another importer's, or this
+        replica is stopping."""
+        sent = await self._until_done(import_id, stopping, lambda: self._send(import_id, batch))
+        if sent is None:
+            return None
+        after = replace(tally, revenue_by_week=dict(tally.revenue_by_week))
+        for item in sent:
+            after.add(item)
+        counts = {"rows": after.rows, "accepted": after.accepted, "rejected": after.rejected,
+                  "duplicates": after.duplicates, "revenue": after.revenue}  # fmt: skip
+        problems = [item for item in sent if not isinstance(item, ClinicEvent)]
+        kept = await self._until_done(import_id, stopping, lambda: ledger.checkpoint(
+            self.resources.pool, import_id, self.worker, counts, problems))  # fmt: skip
+        if kept is False:
+            log.warning("import lease lost", extra={"import_id": str(import_id)})
+        return after if kept else None
+
+    async def _until_done(
+        self, import_id: UUID, stopping: asyncio.Event, attempt: Callable[[], Awaitable[T]]
+    ) -> T | None:
+        """`attempt`'s answer, tried again while Kafka or PostgreSQL is away; None once
+        stopping."""
         backoff = Backoff(initial=0.5, maximum=10.0)
         while not stopping.is_set():
             try:
-                batch = await self._send(import_id, batch)
-                after = replace(tally, revenue_by_week=dict(tally.revenue_by_week))
-                for item in batch:
-                    after.add(item)
-                counts = {"rows": after.rows, "accepted": after.accepted,
-                          "rejected": after.rejected, "duplicates": after.duplicates,
-                          "revenue": after.revenue}  # fmt: skip
-                problems = [item for item in batch if not isinstance(item, ClinicEvent)]
-                kept = await ledger.checkpoint(
-                    self.resources.pool, import_id, self.worker, counts, problems
-                )
-            except Exception as exc:  # Kafka or PostgreSQL away: the same batch again
+                return await attempt()
+            except Exception as exc:
                 failure = {"import_id": str(import_id), "error": type(exc).__name__}
                 log.warning("import batch not committed, retrying", extra=failure)
                 await backoff.wait()
-                continue
-            if not kept:
-                log.warning("import lease lost", extra={"import_id": str(import_id)})
-                return False
-            for item in batch:
-                tally.add(item)
-            return True
-        return False
+        return None
 
     async def _send(self, import_id: UUID, batch: list[Item]) -> list[Item]:
         """The batch's events in Kafka; the batch as sent, a row whose event cannot fit one

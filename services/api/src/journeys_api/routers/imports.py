@@ -132,9 +132,8 @@ def _check_header(start: bytes) -> None:
 
 async def _answer(resources: ResourcesDep, response: Response, import_id: UUID) -> ImportAccepted:
     response.headers["Location"] = f"/imports/{import_id}"
-    found = await ledger.get(resources.pool, import_id)
-    status = found[0]["status"] if found else ledger.QUEUED
-    return ImportAccepted(import_id=import_id, status=status)
+    status = await ledger.status_of(resources.pool, import_id)
+    return ImportAccepted(import_id=import_id, status=status or ledger.QUEUED)
 
 
 @router.get(
@@ -185,7 +184,7 @@ async def list_errors(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT * 5)] = DEFAULT_LIMIT,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> RowProblemPage | Response:
-    if await ledger.get(resources.pool, import_id) is None:
+    if await ledger.status_of(resources.pool, import_id) is None:
         raise not_found("import", import_id)
     if format == "csv":
         rows = await ledger.errors(resources.pool, import_id, 0, None)
