@@ -16,6 +16,7 @@ from tests.deploy.conftest import DEPLOY, Rendered
 SUBCOMMANDS = {
     "journeys_api": {(), ("migrate",), ("wait-for-setup",)},
     "journeys_api.ingest": {()},
+    "journeys_api.imports": {()},
     "journeys_executor": {(), ("wait-for-setup",)},
     "journeys_scheduler": {(), ("migrate",), ("wait-for-setup",)},
     "journeys_projector": {(), ("migrate",), ("wait-for-setup",)},

@@ -10,6 +10,7 @@ import pytest
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from journeys_api.imports.settings import ImporterSettings
 from journeys_api.ingest.settings import IngestSettings
 from journeys_api.settings import ApiSettings
 from journeys_delivery.settings import DeliverySettings
@@ -31,7 +32,7 @@ UNSET = {
     "DELIVERY_SMS_ACCOUNT_SID": "set with the gateway's URL, once an SMS gateway is used",
     "DELIVERY_SMS_AUTH_TOKEN": "a file of the Secret, once an SMS gateway is used",
     "API_SMS_AUTH_TOKEN": "the same token, a file of the API's Secret, once texts come back",
-    "API_IMPORT_PROGRESS_WEBHOOK_URL": "holds the chat's secret: a file of the Secret, once used",
+    "IMPORTER_PROGRESS_WEBHOOK_URL": "holds the chat's secret: a file of the Secret, once used",
     "DELIVERY_SMS_FROM": "the sending number, once an SMS gateway is used",
     "DELIVERY_SMTP_HOST": "set with DELIVERY_SMTP_FROM, once an SMTP server is used",
     "DELIVERY_SMTP_FROM": "set with DELIVERY_SMTP_HOST, once an SMTP server is used",
@@ -42,6 +43,7 @@ UNSET = {
 SETTINGS: dict[str, type[BaseSettings]] = {
     "journeys_api": ApiSettings,
     "journeys_api.ingest": IngestSettings,
+    "journeys_api.imports": ImporterSettings,
     "journeys_executor": ExecutorSettings,
     "journeys_scheduler": SchedulerSettings,
     "journeys_projector": ProjectorSettings,
@@ -56,8 +58,10 @@ SECRET_VALUES = {
     "JOURNEYS_SHREDDING_KEKS": f"kek-1={base64.b64encode(os.urandom(32)).decode()}",
 }
 KEKS = "JOURNEYS_SHREDDING_KEKS"
-# The only programs that wrap or unwrap patients' data keys (the ingest is the API's code).
-KEK_READERS = {"journeys_api", "journeys_api.ingest", "journeys_executor", "journeys_delivery"}
+# The only programs that wrap or unwrap patients' data keys (the ingest and importer are the API's
+# code).
+KEK_READERS = {"journeys_api", "journeys_api.ingest", "journeys_api.imports", "journeys_executor",
+               "journeys_delivery"}  # fmt: skip
 
 
 def variables(cls: type[BaseSettings]) -> set[str]:

@@ -47,7 +47,7 @@ def running_stack(
     database_url = psycopg.conninfo.make_conninfo(admin_database_url, dbname=name)
     data_dir = tmp_path_factory.mktemp("stack")
     ports = Ports(api=free_port(), executor=free_port(), scheduler=free_port(),
-                  projector=free_port(), delivery=free_port())  # fmt: skip
+                  projector=free_port(), delivery=free_port(), importer=free_port())  # fmt: skip
     local = LocalStack(
         StackConfig(
             data_dir=data_dir,

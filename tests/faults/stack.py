@@ -101,7 +101,8 @@ def _stack(
 ) -> Iterator[FaultStack]:
     data_dir = work_dir / name
     ports = Ports(api=free_port(), executor=free_port(), scheduler=free_port(),
-                  projector=free_port(), ingest=free_port(), delivery=free_port())  # fmt: skip
+                  projector=free_port(), ingest=free_port(), delivery=free_port(),
+                  importer=free_port())  # fmt: skip
     service_env = {k: v.replace("{topic_prefix}", f"{name}.") for k, v in service_env.items()}
     if "INGEST_SOURCES" in service_env:  # other teams' topics exist before the ingest starts
         sources = json.loads(service_env["INGEST_SOURCES"])

@@ -8,6 +8,7 @@ import pytest
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from journeys_api.imports.settings import ImporterSettings
 from journeys_api.ingest.settings import IngestSettings
 from journeys_api.settings import ApiSettings
 from journeys_delivery.settings import DeliverySettings
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES: dict[str, type[BaseSettings]] = {
     "api": ApiSettings, "executor": ExecutorSettings, "scheduler": SchedulerSettings,
     "projector": ProjectorSettings, "ingest": IngestSettings, "delivery": DeliverySettings,
+    "importer": ImporterSettings,
 }  # fmt: skip
 
 

@@ -132,7 +132,7 @@ def deployment(
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(namespace)))
     database_url = psycopg.conninfo.make_conninfo(infra.database_url, dbname=namespace)
     topics = Topics(f"{namespace}.")
-    ports = Ports(*free_ports(6))
+    ports = Ports(*free_ports(7))
     config = StackConfig(
         data_dir=infra.data_dir / namespace, topic_prefix=topics.prefix, partitions=partitions,
         kafka_bootstrap=infra.kafka_bootstrap, database_url=database_url, ports=ports,

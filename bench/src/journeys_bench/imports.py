@@ -1,9 +1,10 @@
-"""`import-throughput`: a generated clinic file of `rows` rows (about 160 bytes a row) uploaded
-to one API, imported by its importer (sealed events on the commands topic), timed from the
+"""`import-throughput`: a generated clinic file of `rows` rows (about 115 bytes a row) uploaded
+to one API, imported by one importer (sealed events on the commands topic), timed from the
 first byte sent to `completed`; beside it, in the same run, what a plain single-process
 `csv` + `Decimal` script does with the same file (parse and sum, nothing durable), aiokafka
-alone producing the same number of sealed event records, the API's RSS, and the latency of
-`GET /journeys/runs/{id}` (a run row of the read model) asked 20 times a second throughout.
+alone producing the same number of sealed event records, the API's and the importer's RSS,
+and the latency of `GET /journeys/runs/{id}` (a run row of the read model) asked 20 times a
+second throughout.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def import_throughput(infra: Infra, work_dir: Path, rows: int) -> dict[str, Any]
     work_dir.mkdir(parents=True, exist_ok=True)
     made = clinic_file(path, rows)
     result: dict[str, Any] = {"file": made, "plain_csv_script": plain_script(path)}
-    with deployment(infra, "imports", {"api": 1}) as dep:
+    with deployment(infra, "imports", {"api": 1, "importer": 1}) as dep:
         run_id = _a_run(dep.database_url)
         with RssSampler(dep.pids()) as rss:
             result["import"] = asyncio.run(_import(dep.api_url, dep.stack.api_key, path, run_id))

@@ -1,10 +1,12 @@
-"""Imports over real Kafka and PostgreSQL: a file uploaded is imported by the API's importer,
-each valid row a sealed patient event on the commands topic, each bad row reported with its
-row number; the same bytes again answer the same import and send nothing twice."""
+"""Imports over real Kafka and PostgreSQL: a file uploaded to the API is imported by the
+importer service, each valid row a sealed patient event on the commands topic, each bad row
+reported with its row number; the same bytes again answer the same import and send nothing
+twice."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import time
@@ -14,8 +16,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from journeys_api.imports.service import ImporterService
+from journeys_api.imports.settings import ImporterSettings
 from journeys_contracts.commands import RecordPatientEventSealed, decode_command
 from journeys_runtime.topics import Topics
+from tests.conftest import PARTITIONS
 from tests.integration.api.conftest import Api, api_settings, serving
 from tests.integration.api.helpers import commands_on_topic
 from tests.integration.api.projector_sim import simulated_projector
@@ -27,6 +32,35 @@ pytestmark = pytest.mark.integration
 HEADER = ["event_id", "clinic_id", "patient_id", "event_type", "event_timestamp",
           "treatment_type", "revenue_amount", "notes"]  # fmt: skip
 BAD_ROWS = {1234: "event_timestamp", 5000: "revenue_amount", 9999: "patient_id"}
+
+
+def importer_settings(
+    kafka_bootstrap: str, database_url: str, topics: Topics, **overrides: Any
+) -> ImporterSettings:
+    values: dict[str, Any] = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "DATABASE_URL": database_url,
+        "JOURNEYS_TOPIC_PREFIX": topics.prefix, "JOURNEYS_PARTITIONS": PARTITIONS,
+        "JOURNEYS_ENV": "development", "JOURNEYS_CREATE_TOPICS": False, "ops_port": 0,
+    }  # fmt: skip
+    return ImporterSettings(**{**values, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def importing(settings: ImporterSettings) -> AsyncIterator[ImporterService]:
+    service = ImporterService(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def importer(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> AsyncIterator[ImporterService]:
+    async with importing(importer_settings(kafka_bootstrap, read_models, topics)) as service:
+        yield service
 
 
 def clinic_file(rows: int) -> tuple[bytes, dict[str, Any]]:
@@ -80,6 +114,7 @@ async def upload(api: Api, data: bytes, **headers: str) -> Any:
                                  headers={"content-type": "text/csv", **headers})  # fmt: skip
 
 
+@pytest.mark.usefixtures("importer")
 async def test_a_file_is_imported_with_its_three_bad_rows_reported_and_never_twice(
     api: Api,
 ) -> None:
@@ -149,6 +184,7 @@ async def test_a_file_refused_as_a_whole_is_422_and_leaves_nothing(api: Api) -> 
     assert await commands_on_topic(api) == []
 
 
+@pytest.mark.usefixtures("importer")
 async def test_an_idempotency_key_answers_the_same_import(api: Api) -> None:
     data, _ = clinic_file(20)
     first = await upload(api, data, **{"Idempotency-Key": "march-upload-1"})
@@ -163,11 +199,12 @@ async def test_the_team_chat_hears_of_the_start_and_the_end(
     hook = Webhook(answers=[(503, {})])  # down for the first attempt
     data, expected = clinic_file(400)
     async with serving_webhook(hook) as url:
-        settings = api_settings(kafka_bootstrap, read_models, topics,
-                                import_progress_webhook_url=url)  # fmt: skip
+        settings = api_settings(kafka_bootstrap, read_models, topics)
+        told = importer_settings(kafka_bootstrap, read_models, topics, progress_webhook_url=url)
         async with (
             simulated_projector(kafka_bootstrap, read_models, topics),
             serving(settings) as client,
+            importing(told),
         ):
             api = Api(client, settings, read_models, topics)
             import_id = (await upload(api, data)).json()["importId"]

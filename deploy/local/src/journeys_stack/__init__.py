@@ -1,1 +1,1 @@
-"""The local stack: Kafka and PostgreSQL as child processes, then the five services."""
+"""The local stack: Kafka and PostgreSQL as child processes, then the six services."""

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m journeys_stack")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("infra", help="Kafka and PostgreSQL (topics and migrations applied)")
-    commands.add_parser("run", help="Kafka, PostgreSQL and the five services")
+    commands.add_parser("run", help="Kafka, PostgreSQL and the six services")
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The five services as the local stack runs them: commands, environment, ready URLs; and the
+"""The six services as the local stack runs them: commands, environment, ready URLs; and the
 ingest of other teams' topics, only when `INGEST_SOURCES` names one."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Ports:
     projector: int = 8003
     ingest: int = 8004
     delivery: int = 8005
+    importer: int = 8006
 
 
 # The same entry points the container image runs (`python -m journeys_<service>`).
@@ -30,6 +31,8 @@ SERVICE_MODULES = {
     # Before the API: a message requested right after the API answers ready is sent.
     "delivery": "journeys_delivery",
     "api": "journeys_api",
+    # After the API, whose migrations made the tables of uploads it reads.
+    "importer": "journeys_api.imports",
 }
 # Started only when configured: with no topics to read it has nothing to do.
 INGEST_MODULE = "journeys_api.ingest"
@@ -48,13 +51,15 @@ def ingest_configured(env: dict[str, str]) -> bool:
 def service_processes(
     common_env: dict[str, str], ports: Ports, log_dir: Path
 ) -> list[ServiceProcess]:
-    """Projector first, API last: the API's /ready implies the read side is there."""
+    """Projector first, then the API (its /ready implies the read side is there), then the
+    importer of the API's uploads."""
     env = {
         "projector": {"PROJECTOR_OPS_PORT": str(ports.projector)},
         "scheduler": {"SCHEDULER_OPS_PORT": str(ports.scheduler)},
         "executor": {"EXECUTOR_OPS_PORT": str(ports.executor)},
         "delivery": {"DELIVERY_OPS_PORT": str(ports.delivery)},
         "api": {"API_PORT": str(ports.api)},
+        "importer": {"IMPORTER_OPS_PORT": str(ports.importer)},
     }
     ready = {
         "projector": ports.projector,
@@ -62,6 +67,7 @@ def service_processes(
         "executor": ports.executor,
         "delivery": ports.delivery,
         "api": ports.api,
+        "importer": ports.importer,
     }
     modules = dict(SERVICE_MODULES)
     if ingest_configured({**os.environ, **common_env}):

@@ -153,6 +153,7 @@ def config_from_env(data_dir: Path) -> StackConfig:
             projector=int(env.get("PROJECTOR_OPS_PORT", "8003")),
             ingest=int(env.get("INGEST_OPS_PORT", "8004")),
             delivery=int(env.get("DELIVERY_OPS_PORT", "8005")),
+            importer=int(env.get("IMPORTER_OPS_PORT", "8006")),
         ),
         inbox_ports=None
         if env.get("INBOX", "on") == "off"

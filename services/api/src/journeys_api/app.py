@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +12,6 @@ from prometheus_client import start_http_server
 
 from journeys_api import errors, openapi
 from journeys_api.auth import Authenticator, CredentialsRequired
-from journeys_api.imports.worker import Importer
 from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
 from journeys_api.middleware import RequestObservation, SecurityHeaders
@@ -49,23 +47,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         metrics = None
         await resources.start()
-        stopping = asyncio.Event()
-        importer = None
         try:
             # A port of its own for Prometheus, which a NetworkPolicy can keep internal.
             if settings.metrics_port:
                 metrics = start_http_server(settings.metrics_port, addr=settings.host)
-            if settings.import_worker:
-                importer = asyncio.create_task(Importer(resources).run(stopping), name="importer")
             yield
         finally:
-            stopping.set()
-            if importer is not None:
-                # A batch in hand is finished or left to the lease; never waited on for long.
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    async with asyncio.timeout(10):
-                        await importer
-                importer.cancel()
             if metrics is not None:
                 await asyncio.to_thread(metrics[0].shutdown)
                 metrics[0].server_close()

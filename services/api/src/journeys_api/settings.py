@@ -133,25 +133,10 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
         2 * 1024 * MIB, ge=1024, le=64 * 1024 * MIB,
         description="larger uploads are refused (413) and their import fails",
     )  # fmt: skip
-    import_worker: bool = Field(
-        True, description="this replica also imports queued files (replicas share the queue)"
-    )
-    import_batch_rows: int = Field(
-        1000, ge=1, le=100_000, description="rows sent to Kafka and checkpointed together"
-    )
-    import_lease_seconds: float = Field(
-        60.0, ge=5, le=3600, description="an import whose importer has not checkpointed for "
-        "this long is taken over by another",
-    )  # fmt: skip
-    import_progress_webhook_url: str | None = Field(
-        None, description="a Slack-compatible incoming webhook told when an import starts, "
-        "every API_IMPORT_PROGRESS_SECONDS while it runs, and when it ends; unset: none",
-    )  # fmt: skip
-    import_progress_seconds: float = Field(10.0, ge=1, le=3600)
 
     @field_validator(
         "auth_jwt_issuer", "auth_jwt_audience", "auth_jwt_jwks_url", "auth_jwt_public_key",
-        "auth_dev_key", "sms_auth_token", "sms_inbound_url", "import_progress_webhook_url",
+        "auth_dev_key", "sms_auth_token", "sms_inbound_url",
         mode="before",
     )  # fmt: skip
     @classmethod

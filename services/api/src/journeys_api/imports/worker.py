@@ -1,11 +1,12 @@
 """The importer: takes queued imports one at a time and turns their rows into patient events.
 
-It runs beside the API (a task of each API replica, `API_IMPORT_WORKER`); replicas share the
-queue through the ledger's leases. The file is read from PostgreSQL chunk by chunk and parsed
-in a worker thread (`rows.read`), a batch of rows at a time; each batch's events go by the
-path of `POST /events` (sealed under the patients' keys, `source` `import:<importId>`), and
-only once Kafka has them are the batch's figures and errors checkpointed. A failure to reach
-Kafka or PostgreSQL holds the batch and tries again; it never skips rows nor ends the import.
+It runs in the importer service (`journeys_api.imports.service`), a process of its own so an
+import never takes the API's time; replicas share the queue through the ledger's leases. The
+file is read from PostgreSQL chunk by chunk and parsed in a worker thread (`rows.read`), a
+batch of rows at a time; each batch's events go by the path of `POST /events` (sealed under
+the patients' keys, `source` `import:<importId>`), and only once Kafka has them are the
+batch's figures and errors checkpointed. A failure to reach Kafka or PostgreSQL holds the
+batch and tries again; it never skips rows nor ends the import.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from journeys_api import patient_events
 from journeys_api.errors import TooLargeError
@@ -31,7 +33,7 @@ from journeys_api.imports import ledger, progress
 from journeys_api.imports.events import inbound
 from journeys_api.imports.notify import ChatNotifier
 from journeys_api.imports.rows import ClinicEvent, FileRefusedError, Item, RowError, read
-from journeys_api.resources import Resources
+from journeys_api.imports.settings import ImporterSettings
 from journeys_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -58,20 +60,21 @@ def _take(items: Iterator[Item], most: int) -> list[Item] | FileRefusedError:
 
 
 class Importer:
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
-        s = resources.settings
+    def __init__(
+        self, sink: patient_events.Sink, pool: AsyncConnectionPool[Any], settings: ImporterSettings
+    ) -> None:
+        self.sink, self.pool, self.database_url = sink, pool, settings.database_url
         self.worker = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-        self.batch_rows = s.import_batch_rows
-        self.lease_seconds = s.import_lease_seconds
-        self.progress_seconds = s.import_progress_seconds
-        self.webhook = s.import_progress_webhook_url
+        self.batch_rows = settings.batch_rows
+        self.lease_seconds = settings.lease_seconds
+        self.progress_seconds = settings.progress_seconds
+        self.webhook = settings.progress_webhook_url
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = Backoff(initial=0.5, maximum=10.0)
         while not stopping.is_set():
             try:
-                claimed = await ledger.claim(self.resources.pool, self.worker, self.lease_seconds)
+                claimed = await ledger.claim(self.pool, self.worker, self.lease_seconds)
             except (psycopg.Error, OSError) as exc:
                 log.warning("import queue unreachable", extra={"error": type(exc).__name__})
                 await backoff.wait()
@@ -94,7 +97,7 @@ class Importer:
                 reason = f"importer error: {type(exc).__name__}"
                 with contextlib.suppress(Exception):
                     await ledger.finish(
-                        self.resources.pool,
+                        self.pool,
                         claimed["import_id"],
                         self.worker,
                         ledger.FAILED,
@@ -113,8 +116,7 @@ class Importer:
         if notifier is not None:
             notifier.post(progress.started(import_id, claimed["file_name"]))
         log.info("import claimed", extra={"import_id": str(import_id), "resume_at_row": skip})
-        url = self.resources.settings.database_url
-        items = read(_chunks(url, import_id))
+        items = read(_chunks(self.database_url, import_id))
         last_progress = time.monotonic()
         status, reason, held = ledger.COMPLETED, None, True
         while not stopping.is_set():
@@ -143,7 +145,7 @@ class Importer:
             if notifier is not None:
                 await notifier.close(within=1.0)
             return
-        await ledger.finish(self.resources.pool, import_id, self.worker, status, reason)
+        await ledger.finish(self.pool, import_id, self.worker, status, reason)
         ended = {"import_id": str(import_id), "status": status, "rows": tally.rows,
                  "accepted": tally.accepted}  # fmt: skip
         log.info("import ended", extra=ended)
@@ -169,7 +171,7 @@ class Importer:
                   "duplicates": after.duplicates, "revenue": after.revenue}  # fmt: skip
         problems = [item for item in sent if not isinstance(item, ClinicEvent)]
         kept = await self._until_done(import_id, stopping, lambda: ledger.checkpoint(
-            self.resources.pool, import_id, self.worker, counts, problems))  # fmt: skip
+            self.pool, import_id, self.worker, counts, problems))  # fmt: skip
         if kept is False:
             log.warning("import lease lost", extra={"import_id": str(import_id)})
         return after if kept else None
@@ -209,6 +211,6 @@ class Importer:
         return sent
 
     async def _publish(self, rows: list[ClinicEvent], source: str) -> None:
-        accepted = patient_events.unique([inbound(r) for r in rows], self.resources.patient_key)
+        accepted = patient_events.unique([inbound(r) for r in rows], self.sink.patient_key)
         if accepted:
-            await patient_events.publish(self.resources, accepted, datetime.now(UTC), source)
+            await patient_events.publish(self.sink, accepted, datetime.now(UTC), source)
