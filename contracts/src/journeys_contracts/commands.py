@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from journeys_contracts.definition import ChannelName, EventType, JourneyDefinition
 from journeys_contracts.deliveries import DeliveryRequested, DeliveryRequestedSealed
+from journeys_contracts.envelope import uuid5_text
 from journeys_contracts.keys import PatientKey, RecipientKey
 from journeys_contracts.sealed import SealedValue, WrappedDataKey
 from journeys_contracts.wire import UtcDatetime, WireModel, raise_for_unknown_type
@@ -177,6 +178,15 @@ def receipt_id(patient_key: str, event_id: str) -> UUID:
     in and every retry, so it names the event in the executor's de-duplication, the read model
     and the CloudEvents id, without the patient's id."""
     return uuid5(RECEIPTS, f"{patient_key}:{event_id}")
+
+
+def receipt_text(patient_key: str, event_id: str) -> str:
+    """`str(receipt_id(patient_key, event_id))`, computed without building UUID objects (an
+    import names a million events)."""
+    return uuid5_text(_RECEIPTS_BYTES, f"{patient_key}:{event_id}".encode())
+
+
+_RECEIPTS_BYTES = RECEIPTS.bytes
 
 
 class ErasePatient(WireModel):

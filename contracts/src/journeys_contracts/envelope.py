@@ -47,7 +47,12 @@ def event_id(run_id: uuid.UUID | str, seq: int) -> str:
     executor names every event it emits, and the objects were most of the cost.
     """
     namespace = run_id.bytes if isinstance(run_id, uuid.UUID) else uuid.UUID(run_id).bytes
-    digest = bytearray(hashlib.sha1(namespace + b"event:%d" % seq, usedforsecurity=False).digest())
+    return uuid5_text(namespace, b"event:%d" % seq)
+
+
+def uuid5_text(namespace: bytes, name: bytes) -> str:
+    """`str(uuid.uuid5(UUID(bytes=namespace), name))` without the UUID objects."""
+    digest = bytearray(hashlib.sha1(namespace + name, usedforsecurity=False).digest())
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest[:16].hex()

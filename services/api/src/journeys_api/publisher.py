@@ -145,15 +145,20 @@ class Publisher:
         """The record as `send` and `send_many` send it; `TooLargeError` when it cannot fit a
         Kafka record."""
         message = _message(key, record, subject, event_id)
+        self.check_size(record.type, message)
+        return message
+
+    @staticmethod
+    def check_size(record_type: str, message: Message) -> None:
+        """`TooLargeError` when the message cannot fit a Kafka record."""
         try:
-            kafka.check_record_size(record.type, message["key"], message["value"],
+            kafka.check_record_size(record_type, message["key"], message["value"],
                                     message["headers"])  # fmt: skip
         except kafka.RecordTooLargeError as exc:
             raise TooLargeError(
                 f"the {exc.what} record would be {exc.size} bytes, over the limit of "
                 f"{exc.limit} bytes per Kafka record"
             ) from exc
-        return message
 
     async def send_many(
         self, topic: str, messages: Sequence[Message], *, max_wait: float | None = None

@@ -59,6 +59,45 @@ def _take(items: Iterator[Item], most: int) -> list[Item] | FileRefusedError:
         return exc
 
 
+class _ReadAhead:
+    """The file's batches of items, the next one parsed in a thread while the caller sends the
+    one in hand (the parsing and the waits on Kafka and PostgreSQL overlap)."""
+
+    def __init__(self, items: Iterator[Item], size: int) -> None:
+        self._items, self._size = items, size
+        self._next: asyncio.Future[list[Item] | FileRefusedError] | None = None
+
+    def _read(self) -> None:
+        self._next = asyncio.ensure_future(asyncio.to_thread(_take, self._items, self._size))
+
+    async def take(self) -> list[Item] | FileRefusedError:
+        if self._next is None:
+            self._read()
+        assert self._next is not None
+        try:
+            batch = await self._next
+        finally:
+            self._next = None
+        if isinstance(batch, list) and batch:
+            self._read()
+        return batch
+
+    async def close(self) -> None:
+        """Wait (bounded) for the batch being parsed, then close the reading, and with it the
+        chunks' cursor and its connection. A thread still parsing after that is left to end
+        on its own (PostgreSQL may be out of reach)."""
+        pending, self._next = self._next, None
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(pending), timeout=5.0)
+            if not pending.done():
+                pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+                return
+        close = getattr(self._items, "close", None)
+        if close is not None:
+            close()
+
+
 class Importer:
     def __init__(
         self, sink: patient_events.Sink, pool: AsyncConnectionPool[Any], settings: ImporterSettings
@@ -116,30 +155,34 @@ class Importer:
         if notifier is not None:
             notifier.post(progress.started(import_id, claimed["file_name"]))
         log.info("import claimed", extra={"import_id": str(import_id), "resume_at_row": skip})
-        items = read(_chunks(self.database_url, import_id))
+        batches = _ReadAhead(read(_chunks(self.database_url, import_id)), self.batch_rows)
         last_progress = time.monotonic()
         status, reason, held = ledger.COMPLETED, None, True
-        while not stopping.is_set():
-            batch = await asyncio.to_thread(_take, items, self.batch_rows)
-            if isinstance(batch, FileRefusedError):
-                status, reason = ledger.FAILED, str(batch)
-                break
-            if not batch:
-                break
-            if skip:
-                dropped = min(skip, len(batch))
-                batch, skip = batch[dropped:], skip - dropped
-            if not batch:
-                continue
-            after = await self._commit(import_id, batch, tally, stopping)
-            if after is None:
-                held = False
-                break  # another importer holds it now, or this replica is stopping
-            tally = after
-            if notifier is not None and time.monotonic() - last_progress >= self.progress_seconds:
-                notifier.post(progress.progressed(import_id, tally, time.monotonic() - started),
-                              replaceable=True)  # fmt: skip
-                last_progress = time.monotonic()
+        try:
+            while not stopping.is_set():
+                batch = await batches.take()
+                if isinstance(batch, FileRefusedError):
+                    status, reason = ledger.FAILED, str(batch)
+                    break
+                if not batch:
+                    break
+                if skip:
+                    dropped = min(skip, len(batch))
+                    batch, skip = batch[dropped:], skip - dropped
+                if not batch:
+                    continue
+                after = await self._commit(import_id, batch, tally, stopping)
+                if after is None:
+                    held = False
+                    break  # another importer holds it now, or this replica is stopping
+                tally = after
+                now = time.monotonic()
+                if notifier is not None and now - last_progress >= self.progress_seconds:
+                    notifier.post(progress.progressed(import_id, tally, now - started),
+                                  replaceable=True)  # fmt: skip
+                    last_progress = now
+        finally:
+            await batches.close()
         if stopping.is_set() or not held:
             # Stopping, or the lease lost: the importer that holds it (now or later) goes on.
             if notifier is not None:
