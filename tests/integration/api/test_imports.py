@@ -185,6 +185,25 @@ async def test_a_file_refused_as_a_whole_is_422_and_leaves_nothing(api: Api) -> 
 
 
 @pytest.mark.usefixtures("importer")
+async def test_a_multipart_upload_is_the_same_file(api: Api) -> None:
+    data, expected = clinic_file(50)
+    sent = await api.client.post(
+        "/imports", files={"file": ("april.csv", data, "text/csv")}, data={"note": "ignored"}
+    )
+    assert sent.status_code == 202, sent.text
+    done = await wait_until_ended(api, sent.json()["importId"])
+    assert (done["status"], done["accepted"], done["revenue"]) == (
+        "completed", 50, expected["revenue"]
+    )  # fmt: skip
+    assert (done["fileName"], done["bytes"]) == ("april.csv", len(data))
+    raw = await upload(api, data)  # the same bytes: the same import
+    assert raw.json()["importId"] == sent.json()["importId"]
+    no_file = await api.client.post("/imports", files={"other": ("a.csv", data, "text/csv")})
+    assert no_file.status_code == 422
+    assert "field `file`" in no_file.json()["detail"][0]["msg"]
+
+
+@pytest.mark.usefixtures("importer")
 async def test_an_idempotency_key_answers_the_same_import(api: Api) -> None:
     data, _ = clinic_file(20)
     first = await upload(api, data, **{"Idempotency-Key": "march-upload-1"})

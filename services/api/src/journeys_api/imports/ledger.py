@@ -83,17 +83,18 @@ async def add_chunk(pool: AsyncConnectionPool[Any], import_id: UUID, seq: int, d
 
 async def uploaded(
     pool: AsyncConnectionPool[Any], import_id: UUID, sha256: str, size: int, lines: int,
-    chunks: int,
+    chunks: int, *, file_name: str | None = None,
 ) -> UUID:  # fmt: skip
-    """Queue the import; or, when an import not failed already has these bytes, drop this one
-    and answer that one's id."""
+    """Queue the import (named `file_name` unless it has a name); or, when an import not
+    failed already has these bytes, drop this one and answer that one's id."""
     async with pool.connection() as conn:
         try:
             async with conn.transaction():
                 await conn.execute(
                     "UPDATE api_imports SET status = %s, content_sha256 = %s, bytes = %s, "
-                    "lines = %s, chunks = %s WHERE import_id = %s",
-                    (QUEUED, sha256, size, lines, chunks, import_id),
+                    "lines = %s, chunks = %s, file_name = coalesce(file_name, %s) "
+                    "WHERE import_id = %s",
+                    (QUEUED, sha256, size, lines, chunks, file_name, import_id),
                 )
                 await conn.execute("NOTIFY journeys_imports")
             return import_id
@@ -106,7 +107,7 @@ async def uploaded(
         row = await cursor.fetchone()
         await conn.execute("DELETE FROM api_imports WHERE import_id = %s", (import_id,))
     if row is None:  # the other upload failed meanwhile: queue this one after all
-        return await uploaded(pool, import_id, sha256, size, lines, chunks)
+        return await uploaded(pool, import_id, sha256, size, lines, chunks, file_name=file_name)
     return UUID(str(row[0]))
 
 

@@ -1,11 +1,12 @@
 """`/imports`: clinic events from CSV files, uploaded once, imported by the importers.
 
-`POST /imports` streams the body into the ledger (`imports/ledger.py`) chunk by chunk, never
-holding the file: its header is checked from the first bytes (a file refused as a whole is a
-422 and leaves nothing), its SHA-256 and lines counted as it comes. Once the whole file is in,
-the import is queued, or, when an import of the same bytes exists (and did not fail), this
-upload is dropped and that import answered. An upload cut short (the client gone, the size
-limit reached) ends as a `failed` import saying how far it got.
+`POST /imports` streams the file (the raw body, or the field `file` of a multipart body) into
+the ledger (`imports/ledger.py`) chunk by chunk, never holding it: its header is checked from
+the first bytes (a file refused as a whole is a 422 and leaves nothing), its SHA-256 and lines
+counted as it comes. Once the whole file is in, the import is queued, or, when an import of
+the same bytes exists (and did not fail), this upload is dropped and that import answered. An
+upload cut short (the client gone, the size limit reached) ends as a `failed` import saying
+how far it got.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid, not_found
 from journeys_api.imports import ledger
 from journeys_api.imports.ledger import Row
+from journeys_api.imports.multipart import FilePart
 from journeys_api.imports.rows import MAX_HEADER_BYTES, FileRefusedError, read
 from journeys_api.openapi import AUTH_ERRORS, UNAVAILABLE
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
@@ -47,8 +49,12 @@ _UPLOAD_ANSWERS: dict[int | str, dict[str, Any]] = {
 }  # fmt: skip
 _UPLOAD_EXTRA: dict[str, Any] = {
     **audited(AuditAction.IMPORTS_CREATE), STREAMED_KEY: True,
-    "requestBody": {"required": True, "content": {"text/csv": {"schema": {
-        "type": "string", "format": "binary"}}}},
+    "requestBody": {"required": True, "content": {
+        "text/csv": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary"}}}},
+    }},
 }  # fmt: skip
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-stream")
 
@@ -57,9 +63,11 @@ CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-str
     "",
     status_code=202,
     summary="Upload a CSV file of clinic events to import",
-    description="The raw file as the body (`Content-Type: text/csv`), streamed: any size up to "
-    "`API_IMPORT_MAX_BYTES`. Required columns `event_id`, `clinic_id`, `patient_id`, "
-    "`event_type`, `event_timestamp` (ISO 8601 with an offset); optional `appointment_id`, "
+    description="The file as the raw body (`Content-Type: text/csv`) or as the field `file` of a "
+    "`multipart/form-data` body (`curl -F file=@events.csv`), streamed: any size up to "
+    "`API_IMPORT_MAX_BYTES`, never held whole in memory or on disk. Required columns "
+    "`event_id`, `clinic_id`, `patient_id`, `event_type`, `event_timestamp` (ISO 8601 with an "
+    "offset); optional `appointment_id`, "
     "`treatment_id`, `channel`, `treatment_type`, `appointment_status_snapshot`, "
     "`revenue_amount` (only on `TREATMENT_COMPLETED`), `doctor_id`, `notes`; others are kept. "
     "202 once the file is stored: an importer then makes each valid row a patient event "
@@ -81,33 +89,45 @@ async def upload(
                                       "people reading the import")] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> ImportAccepted:  # fmt: skip
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in CSV_TYPES:
-        raise HTTPException(415, "send the CSV file as the body, Content-Type: text/csv")
+    header = request.headers.get("content-type", "")
+    content_type = header.split(";")[0].strip().lower()
+    form: FilePart | None = None
+    if content_type == "multipart/form-data":
+        try:
+            form = FilePart(header)
+        except FileRefusedError as exc:
+            raise invalid(("header", "content-type"), str(exc)) from None
+    elif content_type not in CSV_TYPES:
+        raise HTTPException(415, "send the CSV file as the body, Content-Type: text/csv, or as "
+                                 "the field `file` of a multipart/form-data body")  # fmt: skip
     pool = resources.pool
     begun = await ledger.begin(pool, caller.subject, name, idempotency_key)
     if begun.existing:
         return await _answer(resources, response, begun.import_id)
     digest, size, lines, seq = hashlib.sha256(), 0, 0, 0
-    pending, checked = b"", False
+    pending, checked = bytearray(), False
     try:
         async for piece in request.stream():
-            pending += piece
+            pending += piece if form is None else form.feed(piece)
             if not checked and (len(pending) >= MAX_HEADER_BYTES):
-                _check_header(pending)
+                _check_header(bytes(pending))
                 checked = True
             while len(pending) >= CHUNK_BYTES:
-                chunk, pending = pending[:CHUNK_BYTES], pending[CHUNK_BYTES:]
+                chunk = bytes(pending[:CHUNK_BYTES])
+                del pending[:CHUNK_BYTES]
                 digest.update(chunk)
                 size, lines = size + len(chunk), lines + chunk.count(b"\n")
                 await ledger.add_chunk(pool, begun.import_id, seq, chunk)
                 seq += 1
+        if form is not None:
+            form.end()
         if not checked:
-            _check_header(pending)
+            _check_header(bytes(pending))
         if pending:
-            digest.update(pending)
-            size, lines = size + len(pending), lines + pending.count(b"\n")
-            await ledger.add_chunk(pool, begun.import_id, seq, pending)
+            rest = bytes(pending)
+            digest.update(rest)
+            size, lines = size + len(rest), lines + rest.count(b"\n")
+            await ledger.add_chunk(pool, begun.import_id, seq, rest)
             seq += 1
     except FileRefusedError as exc:
         await ledger.forget(pool, begun.import_id)
@@ -121,7 +141,15 @@ async def upload(
         if isinstance(exc, ClientDisconnect):  # nobody to answer: a 400 for the logs and audit
             raise HTTPException(400, reason) from None
         raise
-    import_id = await ledger.uploaded(pool, begun.import_id, digest.hexdigest(), size, lines, seq)
+    import_id = await ledger.uploaded(
+        pool,
+        begun.import_id,
+        digest.hexdigest(),
+        size,
+        lines,
+        seq,
+        file_name=form.file_name if form is not None else None,
+    )
     return await _answer(resources, response, import_id)
 
 
