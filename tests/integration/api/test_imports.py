@@ -109,6 +109,15 @@ async def wait_until_ended(api: Api, import_id: str) -> dict[str, Any]:
     raise AssertionError(f"import {import_id} did not end: {body}")
 
 
+async def chat_figures_once_recorded(api: Api, import_id: str, delivered: int) -> Any:
+    deadline = time.monotonic() + 15
+    while True:
+        chat = (await api.client.get(f"/imports/{import_id}")).json()["chat"]
+        if chat["delivered"] >= delivered or time.monotonic() > deadline:
+            return chat
+        await asyncio.sleep(0.1)
+
+
 async def upload(api: Api, data: bytes, **headers: str) -> Any:
     return await api.client.post("/imports", content=data, params={"name": "march.csv"},
                                  headers={"content-type": "text/csv", **headers})  # fmt: skip
@@ -229,6 +238,10 @@ async def test_the_team_chat_hears_of_the_start_and_the_end(
             import_id = (await upload(api, data)).json()["importId"]
             assert (await wait_until_ended(api, import_id))["status"] == "completed"
             await hook.wait_for(2, within=30)
+            chat = await chat_figures_once_recorded(api, import_id, len(hook.taken))
+    # The failure is on the import, by status (never the webhook's URL), and it was retried.
+    assert chat == {"delivered": len(hook.taken), "failedAttempts": 1, "givenUp": 0,
+                    "lastError": "answered 503"}  # fmt: skip
     texts = [m["text"] for m in hook.taken]
     assert texts[0] == f"Import {import_id} started: reading `march.csv`."
     assert texts[-1].startswith(f"Import {import_id} completed in ")

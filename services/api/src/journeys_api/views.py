@@ -346,8 +346,20 @@ class ImportView(_View):
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     rows_per_second: float | None = None
+    chat: ChatFigures
     errors: list[RowProblem]
     """The first 100 rows not imported, by row."""
+
+
+class ChatFigures(_View):
+    """What became of the import's messages to the team's chat (the progress webhook, when
+    the deployment names one): taken by it, attempts that failed (each retried with
+    backoff), messages given up, and the last failure (a status or an error type)."""
+
+    delivered: int
+    failed_attempts: int
+    given_up: int
+    last_error: str | None = None
 
 
 class ImportPage(_View):

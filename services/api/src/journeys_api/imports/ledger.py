@@ -139,7 +139,7 @@ async def claim(pool: AsyncConnectionPool[Any], worker: str, lease_seconds: floa
             "    AND heartbeat_at < now() - make_interval(secs => %(lease)s)) "
             "  ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
             "RETURNING import_id, file_name, rows_read, accepted, rejected, duplicates, revenue, "
-            "started_at",
+            "started_at, chat_delivered, chat_failed_attempts, chat_given_up",
             {"processing": PROCESSING, "queued": QUEUED, "worker": worker,
              "lease": lease_seconds},
         )  # fmt: skip
@@ -157,8 +157,11 @@ async def checkpoint(
         cursor = await conn.execute(
             "UPDATE api_imports SET rows_read = %(rows)s, accepted = %(accepted)s, "
             "rejected = %(rejected)s, duplicates = %(duplicates)s, revenue = %(revenue)s, "
-            "heartbeat_at = now() WHERE import_id = %(id)s AND worker = %(worker)s "
-            "AND status = 'processing'",
+            "chat_delivered = %(chat_delivered)s, "
+            "chat_failed_attempts = %(chat_failed_attempts)s, chat_given_up = %(chat_given_up)s, "
+            "chat_last_error = coalesce(%(chat_last_error)s, chat_last_error), "
+            "heartbeat_at = now() "
+            "WHERE import_id = %(id)s AND worker = %(worker)s AND status = 'processing'",
             {**counts, "id": import_id, "worker": worker},
         )
         if cursor.rowcount != 1:
@@ -171,6 +174,20 @@ async def checkpoint(
                     errors,
                 )
     return True
+
+
+async def record_chat(
+    pool: AsyncConnectionPool[Any], import_id: UUID, worker: str, chat: dict[str, Any]
+) -> None:
+    """The chat's figures once its last message is sent or given up (the import has ended)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE api_imports SET chat_delivered = %(chat_delivered)s, "
+            "chat_failed_attempts = %(chat_failed_attempts)s, chat_given_up = %(chat_given_up)s, "
+            "chat_last_error = coalesce(%(chat_last_error)s, chat_last_error) "
+            "WHERE import_id = %(id)s AND worker = %(worker)s",
+            {**chat, "id": import_id, "worker": worker},
+        )
 
 
 def _error_row(import_id: UUID, problem: RowError | Duplicate) -> tuple[Any, ...]:

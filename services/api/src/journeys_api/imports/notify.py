@@ -21,12 +21,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from prometheus_client import Counter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 from tenacity import wait_random_exponential as full_jitter
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({408, 429})
+MESSAGES = Counter(
+    "journeys_importer_chat_messages_total", "Messages about imports to the team's chat, by "
+    "outcome: delivered, given_up, replaced (by newer progress before it was sent)", ["outcome"],
+)  # fmt: skip
+FAILED_ATTEMPTS = Counter(
+    "journeys_importer_chat_failed_attempts_total",
+    "Attempts to send a chat message that failed (retried with backoff until given up)",
+)
 
 
 @dataclass
@@ -69,6 +78,7 @@ class ChatNotifier:
         if self._queue and replaceable and self._queue[-1].replaceable:
             self._queue[-1] = _Message(body, replaceable)
             self.outbox.replaced += 1
+            MESSAGES.labels("replaced").inc()
         else:
             self._queue.append(_Message(body, replaceable))
         if self._task is None:
@@ -88,7 +98,9 @@ class ChatNotifier:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self.outbox.given_up += len(self._queue) + self._sending
+            left = len(self._queue) + self._sending
+            self.outbox.given_up += left
+            MESSAGES.labels("given_up").inc(left)
             self._queue.clear()
 
     async def _send_all(self) -> None:
@@ -109,6 +121,7 @@ class ChatNotifier:
                     self.outbox.delivered += 1
                 else:
                     self.outbox.given_up += 1
+                MESSAGES.labels("delivered" if taken else "given_up").inc()
 
     async def _send(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> bool:
         retrying = AsyncRetrying(
@@ -147,6 +160,7 @@ class ChatNotifier:
     def _failed(self, error: str) -> None:
         self.outbox.failed_attempts += 1
         self.outbox.last_error = error
+        FAILED_ATTEMPTS.inc()
         log.warning("chat webhook did not take a message", extra={"error": error})
 
 

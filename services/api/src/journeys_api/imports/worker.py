@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
@@ -31,7 +31,7 @@ from journeys_api import patient_events
 from journeys_api.errors import TooLargeError
 from journeys_api.imports import ledger, progress
 from journeys_api.imports.events import inbound
-from journeys_api.imports.notify import ChatNotifier
+from journeys_api.imports.notify import ChatNotifier, Outbox
 from journeys_api.imports.rows import ClinicEvent, FileRefusedError, Item, RowError, read
 from journeys_api.imports.settings import ImporterSettings
 from journeys_runtime.backoff import Backoff
@@ -57,6 +57,24 @@ def _take(items: Iterator[Item], most: int) -> list[Item] | FileRefusedError:
         return list(islice(items, most))
     except FileRefusedError as exc:
         return exc
+
+
+@dataclass
+class _ChatFigures:
+    """The chat's figures of an import: those of the importers before this one (`claimed`),
+    and this one's notifier's."""
+
+    claimed: dict[str, Any]
+    notifier: ChatNotifier | None
+
+    def counts(self) -> dict[str, Any]:
+        outbox = self.notifier.outbox if self.notifier is not None else Outbox()
+        return {
+            "chat_delivered": self.claimed["chat_delivered"] + outbox.delivered,
+            "chat_failed_attempts": self.claimed["chat_failed_attempts"] + outbox.failed_attempts,
+            "chat_given_up": self.claimed["chat_given_up"] + outbox.given_up,
+            "chat_last_error": outbox.last_error,
+        }
 
 
 class _ReadAhead:
@@ -152,6 +170,7 @@ class Importer:
         skip = tally.rows
         started = time.monotonic()
         notifier = ChatNotifier(self.webhook) if self.webhook else None
+        chat = _ChatFigures(claimed, notifier)
         if notifier is not None:
             notifier.post(progress.started(import_id, claimed["file_name"]))
         log.info("import claimed", extra={"import_id": str(import_id), "resume_at_row": skip})
@@ -171,7 +190,7 @@ class Importer:
                     batch, skip = batch[dropped:], skip - dropped
                 if not batch:
                     continue
-                after = await self._commit(import_id, batch, tally, stopping)
+                after = await self._commit(import_id, batch, tally, chat, stopping)
                 if after is None:
                     held = False
                     break  # another importer holds it now, or this replica is stopping
@@ -197,10 +216,15 @@ class Importer:
                 progress.finished(import_id, tally, time.monotonic() - started, status, reason)
             )
             await notifier.close(within=10.0)
+            try:
+                await ledger.record_chat(self.pool, import_id, self.worker, chat.counts())
+            except (psycopg.Error, OSError) as exc:  # only the chat's last figures are lost
+                log.warning("chat figures not recorded", extra={"error": type(exc).__name__})
 
     async def _commit(
-        self, import_id: UUID, batch: list[Item], tally: progress.Tally, stopping: asyncio.Event
-    ) -> progress.Tally | None:
+        self, import_id: UUID, batch: list[Item], tally: progress.Tally, chat: _ChatFigures,
+        stopping: asyncio.Event,
+    ) -> progress.Tally | None:  # fmt: skip
         """Send the batch's events, then checkpoint its figures and errors, each again until
         done; the figures after the batch. None: the lease is another importer's, or this
         replica is stopping."""
@@ -211,7 +235,8 @@ class Importer:
         for item in sent:
             after.add(item)
         counts = {"rows": after.rows, "accepted": after.accepted, "rejected": after.rejected,
-                  "duplicates": after.duplicates, "revenue": after.revenue}  # fmt: skip
+                  "duplicates": after.duplicates, "revenue": after.revenue,
+                  **chat.counts()}  # fmt: skip
         problems = [item for item in sent if not isinstance(item, ClinicEvent)]
         kept = await self._until_done(import_id, stopping, lambda: ledger.checkpoint(
             self.pool, import_id, self.worker, counts, problems))  # fmt: skip

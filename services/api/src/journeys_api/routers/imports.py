@@ -32,6 +32,7 @@ from journeys_api.imports.rows import MAX_HEADER_BYTES, FileRefusedError, read
 from journeys_api.openapi import AUTH_ERRORS, UNAVAILABLE
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.views import (
+    ChatFigures,
     ImportAccepted,
     ImportPage,
     ImportView,
@@ -268,5 +269,8 @@ def _view(row: Row, errors: list[Row]) -> ImportView:
         revenue=str(ledger.revenue_of(row["revenue"])), reason=row["reason"],
         created_at=row["created_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], rows_per_second=rate,
+        chat=ChatFigures(delivered=row["chat_delivered"],
+                         failed_attempts=row["chat_failed_attempts"],
+                         given_up=row["chat_given_up"], last_error=row["chat_last_error"]),
         errors=[_problem(e) for e in errors],
     )  # fmt: skip
