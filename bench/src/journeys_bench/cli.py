@@ -76,6 +76,7 @@ class Sizes:
     isolation_runs: int = 1500
     isolation_rate: float = 100.0  # email runs/s, and as many SMS runs beside them
     import_rows: int = 1_000_000
+    upload_bytes: int = 1024**3  # the upload of import-throughput's RSS bound
 
 
 # Small enough to check that every benchmark still works; the figures mean nothing.
@@ -85,7 +86,8 @@ QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5
               postgres_rows=5000, forgetting_runs=500, events_seconds=3, events_workers=2,
               events_reference=2000, events_returning=1000, resume_runs=100, resume_rate=50,
               patients=1000, bounded_patients=10, bounded_events=25,
-              delivery_messages=500, isolation_runs=100, import_rows=5000)  # fmt: skip
+              delivery_messages=500, isolation_runs=100, import_rows=5000,
+              upload_bytes=20 * 1024**2)  # fmt: skip
 
 Benchmark = Callable[[Infra, Sizes, Path], Any]
 BENCHMARKS: dict[str, Benchmark] = {
@@ -115,7 +117,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "delivery-throughput": lambda i, s, _: delivery.delivery_throughput(i, s.delivery_messages),
     "delivery-isolation": lambda i, s, _: isolation.delivery_isolation(i, s.isolation_runs,
                                                                        s.isolation_rate),
-    "import-throughput": lambda i, s, work: imports.import_throughput(i, work, s.import_rows),
+    "import-throughput": lambda i, s, work: imports.import_throughput(i, work, s.import_rows,
+                                                                     s.upload_bytes),
 }  # fmt: skip
 
 

@@ -4,7 +4,8 @@ first byte sent to `completed`; beside it, in the same run, what a plain single-
 `csv` + `Decimal` script does with the same file (parse and sum, nothing durable), aiokafka
 alone producing the same number of sealed event records, the API's and the importer's RSS,
 and the latency of `GET /journeys/runs/{id}` (a run row of the read model) asked 20 times a
-second throughout.
+second throughout. Then, on an API with no importer, an upload of `upload_bytes` (the file's
+rows again and again, made as they are sent) and the API's RSS while it streams in.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def plain_script(path: Path) -> dict[str, Any]:
     return {"rows_per_s": round(rows / seconds), "seconds": round(seconds, 2)}
 
 
-def import_throughput(infra: Infra, work_dir: Path, rows: int) -> dict[str, Any]:
+def import_throughput(infra: Infra, work_dir: Path, rows: int, upload_bytes: int) -> dict[str, Any]:
     path = work_dir / f"clinic_events_{rows}.csv"
     work_dir.mkdir(parents=True, exist_ok=True)
     made = clinic_file(path, rows)
@@ -92,6 +93,10 @@ def import_throughput(infra: Infra, work_dir: Path, rows: int) -> dict[str, Any]
             result["import"] = asyncio.run(_import(dep.api_url, dep.stack.api_key, path, run_id))
         result["rss_mb"] = rss.summary()
     result["aiokafka_reference"] = asyncio.run(produce_reference(infra, min(rows, 200_000), 1000))
+    with deployment(infra, "imports-upload", {"api": 1}) as dep, RssSampler(dep.pids()) as rss:
+        result["large_upload"] = asyncio.run(_upload(dep.api_url, dep.stack.api_key,
+                                                     path.read_bytes(), upload_bytes))  # fmt: skip
+        result["large_upload"]["api_rss_mb"] = rss.summary()["api"]
     rate = result["import"]["rows_per_s"]
     result["ratios"] = {
         "plain_csv_script": round(rate / result["plain_csv_script"]["rows_per_s"], 3),
@@ -150,6 +155,33 @@ async def _import(url: str, api_key: str, path: Path, run_id: uuid.UUID) -> dict
         "importer_rows_per_s": state["rowsPerSecond"],
         "run_read_latency": probe.summary(),
     }  # fmt: skip
+
+
+async def _upload(url: str, api_key: str, data: bytes, size: int) -> dict[str, Any]:
+    """`size` bytes of clinic rows (the file's, over and over) uploaded; stored, not imported."""
+    header, _, rows = data.partition(b"\n")
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield header + b"\n"
+        sent = len(header) + 1
+        while sent < size:
+            for i in range(0, len(rows), CHUNK):
+                piece = rows[i : i + CHUNK][: size - sent]
+                sent += len(piece)
+                yield piece
+                if sent >= size:
+                    return
+
+    began = time.monotonic()
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": api_key},
+                                 timeout=600) as client:  # fmt: skip
+        answer = await client.post("/imports", content=body(),
+                                   headers={"content-type": "text/csv"})  # fmt: skip
+    seconds = time.monotonic() - began
+    return {"status": answer.status_code, "bytes": sent, "seconds": round(seconds, 1),
+            "mb_per_s": round(sent / 1024**2 / seconds, 1)}  # fmt: skip
 
 
 async def _probe(

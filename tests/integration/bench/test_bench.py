@@ -117,7 +117,7 @@ def test_delivery_throughput_follows_every_message_to_its_report(bench_infra: In
 def test_import_throughput_follows_a_generated_file_to_its_end(
     bench_infra: Infra, tmp_path: Path
 ) -> None:
-    result = imports.import_throughput(bench_infra, tmp_path, rows=2_000)
+    result = imports.import_throughput(bench_infra, tmp_path, rows=2_000, upload_bytes=600_000)
 
     assert result["import"]["status"] == "completed"
     assert (result["import"]["rows"], result["import"]["accepted"]) == (2_000, 2_000)
@@ -125,3 +125,6 @@ def test_import_throughput_follows_a_generated_file_to_its_end(
     assert result["plain_csv_script"]["rows_per_s"] > 0
     assert result["rss_mb"]["api"]["peak_mb"] > 0
     assert result["import"]["run_read_latency"]["count"] > 0
+    assert result["rss_mb"]["importer"]["peak_mb"] > 0
+    assert (result["large_upload"]["status"], result["large_upload"]["bytes"]) == (202, 600_000)
+    assert result["large_upload"]["api_rss_mb"]["peak_mb"] > 0

@@ -130,9 +130,10 @@ def check_row(header: Header, row: int, line: int, fields: list[str]) -> ClinicE
     if len(fields) != len(header.columns):
         return error(None, f"has {len(fields)} fields, the header {len(header.columns)}")
     cells = dict(zip(header.columns, fields, strict=True))
-    for name, value in cells.items():
-        if _SURROGATES.search(value):
-            return error(name, "is not UTF-8")
+    if _SURROGATES.search("".join(fields)):  # once for the row; then which cell
+        for name, value in cells.items():
+            if _SURROGATES.search(value):
+                return error(name, "is not UTF-8")
     values = {name: cells[name].strip() for name in REQUIRED}
     for name in REQUIRED:
         if not values[name]:
