@@ -212,6 +212,34 @@ async def test_a_multipart_upload_is_the_same_file(api: Api) -> None:
     assert "field `file`" in no_file.json()["detail"][0]["msg"]
 
 
+async def test_an_event_id_repeated_batches_later_is_reported_with_its_first_row(
+    api: Api, kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    data, _ = clinic_file(40)
+    lines = data.decode().split("\r\n")
+    # Data row i is line i + 2 (the header is row 1). Rows 30 and 41 repeat rows 3 and 12,
+    # many batches of 7 rows later; row 35 repeats row 33 within its batch.
+    for repeat, first in ((30, 3), (41, 12), (35, 33)):
+        cells = lines[repeat - 1].split(",")
+        cells[0] = lines[first - 1].split(",")[0]
+        lines[repeat - 1] = ",".join(cells)
+    settings = importer_settings(kafka_bootstrap, read_models, topics, batch_rows=7)
+    async with importing(settings):
+        sent = await upload(api, "\r\n".join(lines).encode())
+        done = await wait_until_ended(api, sent.json()["importId"])
+    assert (done["status"], done["accepted"], done["duplicates"]) == ("completed", 37, 3)
+    assert [(e["row"], e["reason"]) for e in done["errors"]] == [
+        (30, "repeats the event id of row 3: not imported twice"),
+        (35, "repeats the event id of row 33: not imported twice"),
+        (41, "repeats the event id of row 12: not imported twice"),
+    ]
+    with psycopg.connect(read_models) as conn:  # the ids go with the import
+        left = conn.execute("SELECT count(*) FROM api_import_event_ids").fetchone()
+    assert left == (0,)
+    commands = [decode_command(r.value) for r in await commands_on_topic(api)]
+    assert len({c.event_id for c in commands if isinstance(c, RecordPatientEventSealed)}) == 37
+
+
 @pytest.mark.usefixtures("importer")
 async def test_an_idempotency_key_answers_the_same_import(api: Api) -> None:
     data, _ = clinic_file(20)

@@ -1,6 +1,6 @@
-"""The imports' ledger in PostgreSQL (`api_imports`, `api_import_chunks`, `api_import_errors`):
-an upload stored chunk by chunk, claimed by one importer at a time, its figures and errors
-checkpointed as it goes.
+"""The imports' ledger in PostgreSQL (`api_imports`, `api_import_chunks`, `api_import_errors`,
+`api_import_event_ids`): an upload stored chunk by chunk, claimed by one importer at a time,
+its figures, errors and event ids checkpointed as it goes.
 
 A claim is a lease: the importer holding it beats its heart with every checkpoint, and an
 import whose importer has not done so for the lease's length is claimed again by another,
@@ -146,13 +146,35 @@ async def claim(pool: AsyncConnectionPool[Any], worker: str, lease_seconds: floa
         return await cur.fetchone()
 
 
+def id_digest(event_id: str) -> str:
+    """What `api_import_event_ids` keeps of an event id (hex)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=16).hexdigest()
+
+
+async def first_rows(
+    pool: AsyncConnectionPool[Any], import_id: UUID, digests: Iterable[str]
+) -> dict[str, int]:
+    """The row of the import that had each of these event ids (by `id_digest`) first, for
+    those an earlier batch had."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT encode(digest, 'hex'), first_row FROM api_import_event_ids "
+            "WHERE import_id = %s AND digest IN "
+            "(SELECT decode(d, 'hex') FROM unnest(string_to_array(%s, ',')) AS d)",
+            (import_id, ",".join(digests)),
+        )
+        return {digest: int(row) for digest, row in await cursor.fetchall()}
+
+
 async def checkpoint(
     pool: AsyncConnectionPool[Any], import_id: UUID, worker: str, counts: dict[str, Any],
-    problems: Iterable[RowError | Duplicate],
+    problems: Iterable[RowError | Duplicate], ids: Iterable[tuple[str, int]] = (),
 ) -> bool:  # fmt: skip
-    """Record the figures so far and the rows not imported; False when another importer holds
-    the import now (this one must stop)."""
+    """Record the figures so far, the rows not imported and the event ids of the batch (by
+    `id_digest`, with their rows); False when another importer holds the import now (this
+    one must stop)."""
     errors = [_error_row(import_id, p) for p in problems]
+    digests, rows = zip(*ids, strict=True) if ids else ((), ())
     async with pool.connection() as conn, conn.transaction():
         cursor = await conn.execute(
             "UPDATE api_imports SET rows_read = %(rows)s, accepted = %(accepted)s, "
@@ -166,6 +188,13 @@ async def checkpoint(
         )
         if cursor.rowcount != 1:
             return False
+        if digests:
+            await conn.execute(
+                "INSERT INTO api_import_event_ids (import_id, digest, first_row) "
+                "SELECT %s, decode(d, 'hex'), r::bigint FROM unnest(string_to_array(%s, ','), "
+                "string_to_array(%s, ',')) AS t(d, r) ON CONFLICT DO NOTHING",
+                (import_id, ",".join(digests), ",".join(map(str, rows))),
+            )
         if errors:
             async with conn.cursor() as cur:
                 await cur.executemany(
@@ -210,6 +239,9 @@ async def finish(
         )
         if cursor.rowcount == 1:
             await conn.execute("DELETE FROM api_import_chunks WHERE import_id = %s", (import_id,))
+            await conn.execute(
+                "DELETE FROM api_import_event_ids WHERE import_id = %s", (import_id,)
+            )
 
 
 async def status_of(pool: AsyncConnectionPool[Any], import_id: UUID) -> str | None:

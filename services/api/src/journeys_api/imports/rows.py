@@ -68,6 +68,8 @@ class ClinicEvent:
     revenue: Decimal | None
     treatment_type: str | None
     data: dict[str, str]
+    line: int = 0
+    """The file's line where the row ends."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def check_row(header: Header, row: int, line: int, fields: list[str]) -> ClinicE
         row=row, event_id=values["event_id"], clinic_id=values["clinic_id"],
         patient_id=values["patient_id"], event_type=values["event_type"],
         occurred_at=occurred_at, revenue=revenue,
-        treatment_type=cells.get("treatment_type", "").strip() or None, data=data,
+        treatment_type=cells.get("treatment_type", "").strip() or None, data=data, line=line,
     )  # fmt: skip
 
 
@@ -255,9 +257,11 @@ _TOO_LONG = object()
 """Where a line too long was dropped."""
 
 
-def read(chunks: Iterable[bytes]) -> Iterator[Item]:
+def read(chunks: Iterable[bytes], *, repeats: bool = True) -> Iterator[Item]:
     """Every data row of the file, in order, as a clinic event, a row error or a duplicate.
-    Raises `FileRefusedError` before any item when the header is refused.
+    Raises `FileRefusedError` before any item when the header is refused. `repeats=False`
+    leaves event ids repeated in the file to the caller (the importer finds them in
+    PostgreSQL, in bounded memory): the ids seen here are kept in memory, every one.
 
     A field is at most `MAX_FIELD_CHARS` long, so an unclosed quote swallows at most that much
     of the file before it is a row error, and a line at most four times that."""
@@ -284,7 +288,7 @@ def read(chunks: Iterable[bytes]) -> Iterator[Item]:
             row -= 1
             continue
         item = check_row(header, row, reader.line_num, fields)
-        if isinstance(item, ClinicEvent):
+        if repeats and isinstance(item, ClinicEvent):
             first = seen.setdefault(item.event_id, row)
             if first != row:
                 yield Duplicate(row, first, reader.line_num)

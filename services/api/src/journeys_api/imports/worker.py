@@ -32,7 +32,14 @@ from journeys_api.errors import TooLargeError
 from journeys_api.imports import ledger, progress
 from journeys_api.imports.events import inbound
 from journeys_api.imports.notify import ChatNotifier, Outbox
-from journeys_api.imports.rows import ClinicEvent, FileRefusedError, Item, RowError, read
+from journeys_api.imports.rows import (
+    ClinicEvent,
+    Duplicate,
+    FileRefusedError,
+    Item,
+    RowError,
+    read,
+)
 from journeys_api.imports.settings import ImporterSettings
 from journeys_runtime.backoff import Backoff
 
@@ -174,7 +181,9 @@ class Importer:
         if notifier is not None:
             notifier.post(progress.started(import_id, claimed["file_name"]))
         log.info("import claimed", extra={"import_id": str(import_id), "resume_at_row": skip})
-        batches = _ReadAhead(read(_chunks(self.database_url, import_id)), self.batch_rows)
+        batches = _ReadAhead(
+            read(_chunks(self.database_url, import_id), repeats=False), self.batch_rows
+        )
         last_progress = time.monotonic()
         status, reason, held = ledger.COMPLETED, None, True
         try:
@@ -228,6 +237,12 @@ class Importer:
         """Send the batch's events, then checkpoint its figures and errors, each again until
         done; the figures after the batch. None: the lease is another importer's, or this
         replica is stopping."""
+        marked = await self._until_done(
+            import_id, stopping, lambda: self._repeats(import_id, batch)
+        )
+        if marked is None:
+            return None
+        batch, ids = marked
         sent = await self._until_done(import_id, stopping, lambda: self._send(import_id, batch))
         if sent is None:
             return None
@@ -239,7 +254,7 @@ class Importer:
                   **chat.counts()}  # fmt: skip
         problems = [item for item in sent if not isinstance(item, ClinicEvent)]
         kept = await self._until_done(import_id, stopping, lambda: ledger.checkpoint(
-            self.pool, import_id, self.worker, counts, problems))  # fmt: skip
+            self.pool, import_id, self.worker, counts, problems, ids))  # fmt: skip
         if kept is False:
             log.warning("import lease lost", extra={"import_id": str(import_id)})
         return after if kept else None
@@ -258,6 +273,28 @@ class Importer:
                 log.warning("import batch not committed, retrying", extra=failure)
                 await backoff.wait()
         return None
+
+    async def _repeats(
+        self, import_id: UUID, batch: list[Item]
+    ) -> tuple[list[Item], list[tuple[str, int]]]:
+        """The batch with each event whose id an earlier row of the file had made a
+        `Duplicate` of that row, and the ids (digests) with the rows that have them first.
+        The earlier batches' ids are in PostgreSQL (`ledger.first_rows`): a file of millions
+        of rows would hold hundreds of megabytes of them here."""
+        digests = {i.row: ledger.id_digest(i.event_id) for i in batch if isinstance(i, ClinicEvent)}
+        firsts = await ledger.first_rows(self.pool, import_id, set(digests.values()))
+        marked: list[Item] = []
+        ids: list[tuple[str, int]] = []
+        for item in batch:
+            if isinstance(item, ClinicEvent):
+                digest = digests[item.row]
+                first = firsts.setdefault(digest, item.row)
+                if first != item.row:
+                    marked.append(Duplicate(item.row, first, item.line))
+                    continue
+                ids.append((digest, item.row))
+            marked.append(item)
+        return marked, ids
 
     async def _send(self, import_id: UUID, batch: list[Item]) -> list[Item]:
         """The batch's events in Kafka; the batch as sent, a row whose event cannot fit one
