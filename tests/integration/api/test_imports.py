@@ -19,6 +19,7 @@ import pytest
 from journeys_api.imports.service import ImporterService
 from journeys_api.imports.settings import ImporterSettings
 from journeys_contracts.commands import RecordPatientEventSealed, decode_command
+from journeys_runtime.shredding import open_sealed
 from journeys_runtime.topics import Topics
 from tests.conftest import PARTITIONS
 from tests.integration.api.conftest import Api, api_settings, serving
@@ -118,6 +119,12 @@ async def chat_figures_once_recorded(api: Api, import_id: str, delivered: int) -
         await asyncio.sleep(0.1)
 
 
+async def rejected_rows(api: Api, url: str) -> list[list[str]]:
+    answer = await api.client.get(url, params={"format": "csv"})
+    assert answer.status_code == 200, answer.text
+    return list(csv.reader(io.StringIO(answer.text)))
+
+
 async def upload(api: Api, data: bytes, **headers: str) -> Any:
     return await api.client.post("/imports", content=data, params={"name": "march.csv"},
                                  headers={"content-type": "text/csv", **headers})  # fmt: skip
@@ -152,14 +159,17 @@ async def test_a_file_is_imported_with_its_three_bad_rows_reported_and_never_twi
     assert [e["row"] for e in page["items"]] == [1236, 5002]
     assert [e["row"] for e in rest.json()["items"]] == [10001]
     assert rest.json()["nextAfter"] is None
+    # The rejected rows themselves, in the file's columns, with what to fix.
     as_csv = await api.client.get(f"/imports/{import_id}/errors", params={"format": "csv"})
     assert as_csv.headers["content-type"].startswith("text/csv")
-    assert list(csv.reader(io.StringIO(as_csv.text)))[0:2] == [
-        ["row", "line", "column", "reason"],
-        # Each note with a newline before it ends one line later than its row.
-        ["1236", str(1236 + sum(1 for i in range(1235) if i % 97 == 0)), "event_timestamp",
-         "must be an ISO 8601 date and time with an offset or Z"],
-    ]  # fmt: skip
+    rejected = list(csv.reader(io.StringIO(as_csv.text)))
+    sent_rows = list(csv.reader(io.StringIO(data.decode())))
+    assert rejected[0] == [*HEADER, "import_error"]
+    assert [r[:-1] for r in rejected[1:]] == [sent_rows[i + 1] for i in sorted(BAD_ROWS)]
+    # Each note with a newline before it ends one line later than its row.
+    line = 1236 + sum(1 for i in range(1235) if i % 97 == 0)
+    assert rejected[1][-1] == (f"row 1236, line {line}, event_timestamp: must be an ISO 8601 "
+                               "date and time with an offset or Z")  # fmt: skip
     listed = (await api.client.get("/imports")).json()
     assert [(i["importId"], i["status"], i["errors"]) for i in listed["items"]] == [
         (import_id, "completed", [])
@@ -178,6 +188,42 @@ async def test_a_file_is_imported_with_its_three_bad_rows_reported_and_never_twi
     assert again.json() == {"importId": import_id, "status": "completed"}
     await asyncio.sleep(1)
     assert len(await commands_on_topic(api)) == len(commands)
+
+
+async def test_the_rejected_rows_fixed_and_uploaded_again_are_imported(
+    api: Api, importer: ImporterService
+) -> None:
+    data, _ = clinic_file(5001)  # rows 1236 and 5002 are bad
+    first = await wait_until_ended(api, (await upload(api, data)).json()["importId"])
+    assert first["rejected"] == 2
+    url = f"/imports/{first['importId']}/errors"
+    header, *rows = await rejected_rows(api, url)
+    fixed = io.StringIO()
+    writer = csv.writer(fixed, lineterminator="\r\n")
+    writer.writerow(header)  # import_error stays: it is not imported
+    for row in rows:
+        cells = dict(zip(header, row, strict=True))
+        cells["event_timestamp"] = "2025-03-01T09:30:00+01:00"
+        cells["revenue_amount"] = ""
+        writer.writerow(cells[name] for name in header)
+    sent = await upload(api, fixed.getvalue().encode())
+    again = await wait_until_ended(api, sent.json()["importId"])
+    assert (again["status"], again["accepted"], again["rejected"]) == ("completed", 2, 0)
+    sealed = [c for c in map(decode_command, [r.value for r in await commands_on_topic(api)])
+              if isinstance(c, RecordPatientEventSealed)]  # fmt: skip
+    key = importer.data_keys
+    for command in sealed[-2:]:
+        opened = open_sealed((await key.get(command.patient_key)), command.patient_key,
+                             "eventData", command.event_data.model_dump())  # fmt: skip
+        assert "import_error" not in opened
+
+    # The patient of row 5002 is erased: the row's cells go, what to fix stays.
+    patient = rows[1][HEADER.index("patient_id")]
+    assert (await api.client.delete(f"/patients/{patient}")).status_code == 202
+    after = await rejected_rows(api, url)
+    assert after[1] == rows[0]
+    assert after[2][:-1] == [""] * len(HEADER)
+    assert after[2][-1] == rows[1][-1]
 
 
 async def test_a_file_refused_as_a_whole_is_422_and_leaves_nothing(api: Api) -> None:

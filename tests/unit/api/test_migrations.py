@@ -20,6 +20,7 @@ def test_migration_ids_carry_the_api_prefix() -> None:
         "api_0009_imports",
         "api_0010_import_chat",
         "api_0011_import_event_ids",
+        "api_0012_import_error_rows",
     ]
 
 

@@ -176,6 +176,9 @@ def test_ragged_rows_and_bad_bytes_are_row_errors_and_reading_goes_on() -> None:
         ("ClinicEvent", 2), ("RowError", 3), ("RowError", 4), ("ClinicEvent", 5)
     ]  # fmt: skip
     assert got[1] == RowError(3, 3, None, "has 4 fields, the header 8")
+    assert isinstance(got[1], RowError)
+    assert (got[1].cells, got[1].patient_id) == (("b", "c1", "p1", "X"), "p1")
+    assert "p1" not in repr(got[1])  # a row's cells never reach a log line
     assert got[2] == RowError(4, 4, "notes", "is not UTF-8")
 
 

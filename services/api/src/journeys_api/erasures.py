@@ -71,6 +71,8 @@ _FORGET_CLAIMS = [
     # Keys from before claims were scoped: their caller is unknown, so they go.
     "DELETE FROM api_idempotency_keys WHERE run_id IN ("
     "SELECT run_id FROM runs WHERE patient_key = %(key)s OR patient_id = %(id)s)",
+    # The patient's rows an import rejected, kept for the clinic to fix: their cells go.
+    "UPDATE api_import_errors SET cells = NULL, patient_key = NULL WHERE patient_key = %(key)s",
 ]
 # Read again under the patient's lock: another sender may have published it meanwhile.
 _PUBLISHED_AT = "SELECT published_at FROM api_patient_erasures WHERE erasure_id = %s FOR UPDATE"

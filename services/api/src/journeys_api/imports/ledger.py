@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +22,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from journeys_api.imports.rows import Duplicate, RowError
@@ -83,7 +84,7 @@ async def add_chunk(pool: AsyncConnectionPool[Any], import_id: UUID, seq: int, d
 
 async def uploaded(
     pool: AsyncConnectionPool[Any], import_id: UUID, sha256: str, size: int, lines: int,
-    chunks: int, *, file_name: str | None = None,
+    chunks: int, *, columns: list[str], file_name: str | None = None,
 ) -> UUID:  # fmt: skip
     """Queue the import (named `file_name` unless it has a name); or, when an import not
     failed already has these bytes, drop this one and answer that one's id."""
@@ -92,9 +93,9 @@ async def uploaded(
             async with conn.transaction():
                 await conn.execute(
                     "UPDATE api_imports SET status = %s, content_sha256 = %s, bytes = %s, "
-                    "lines = %s, chunks = %s, file_name = coalesce(file_name, %s) "
+                    "lines = %s, chunks = %s, columns = %s, file_name = coalesce(file_name, %s) "
                     "WHERE import_id = %s",
-                    (QUEUED, sha256, size, lines, chunks, file_name, import_id),
+                    (QUEUED, sha256, size, lines, chunks, columns, file_name, import_id),
                 )
                 await conn.execute("NOTIFY journeys_imports")
             return import_id
@@ -107,7 +108,8 @@ async def uploaded(
         row = await cursor.fetchone()
         await conn.execute("DELETE FROM api_imports WHERE import_id = %s", (import_id,))
     if row is None:  # the other upload failed meanwhile: queue this one after all
-        return await uploaded(pool, import_id, sha256, size, lines, chunks, file_name=file_name)
+        return await uploaded(pool, import_id, sha256, size, lines, chunks, columns=columns,
+                              file_name=file_name)  # fmt: skip
     return UUID(str(row[0]))
 
 
@@ -169,11 +171,12 @@ async def first_rows(
 async def checkpoint(
     pool: AsyncConnectionPool[Any], import_id: UUID, worker: str, counts: dict[str, Any],
     problems: Iterable[RowError | Duplicate], ids: Iterable[tuple[str, int]] = (),
+    patient_key: Callable[[str], str] | None = None,
 ) -> bool:  # fmt: skip
     """Record the figures so far, the rows not imported and the event ids of the batch (by
     `id_digest`, with their rows); False when another importer holds the import now (this
     one must stop)."""
-    errors = [_error_row(import_id, p) for p in problems]
+    errors = [_error_row(import_id, p, patient_key) for p in problems]
     digests, rows = zip(*ids, strict=True) if ids else ((), ())
     async with pool.connection() as conn, conn.transaction():
         cursor = await conn.execute(
@@ -199,7 +202,8 @@ async def checkpoint(
             async with conn.cursor() as cur:
                 await cur.executemany(
                     "INSERT INTO api_import_errors (import_id, row_number, line, column_name, "
-                    "reason) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    "reason, duplicate, cells, patient_key) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                     errors,
                 )
     return True
@@ -219,11 +223,44 @@ async def record_chat(
         )
 
 
-def _error_row(import_id: UUID, problem: RowError | Duplicate) -> tuple[Any, ...]:
+def _error_row(
+    import_id: UUID, problem: RowError | Duplicate, patient_key: Callable[[str], str] | None
+) -> tuple[Any, ...]:
     if isinstance(problem, Duplicate):
         return (import_id, problem.row, problem.line or None, "event_id",
-                f"repeats the event id of row {problem.first}: not imported twice")  # fmt: skip
-    return (import_id, problem.row, problem.line, problem.column, problem.reason)
+                f"repeats the event id of row {problem.first}: not imported twice", True, None,
+                None)  # fmt: skip
+    cells = None if problem.cells is None else Jsonb([_text(c) for c in problem.cells])
+    key = patient_key(problem.patient_id) if patient_key and problem.patient_id else None
+    return (import_id, problem.row, problem.line, problem.column, problem.reason, False, cells,
+            key)  # fmt: skip
+
+
+def _text(cell: str) -> str:
+    """A cell as JSON can hold it: bytes that were not UTF-8 (kept as surrogates by the
+    reader) become U+FFFD, which the clinic sees and fixes."""
+    return cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+async def columns_of(pool: AsyncConnectionPool[Any], import_id: UUID) -> list[str] | None:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT columns FROM api_imports WHERE import_id = %s", (import_id,)
+        )
+        row = await cursor.fetchone()
+    return None if row is None else row[0]
+
+
+async def forget_cells(pool: AsyncConnectionPool[Any], days: int) -> int:
+    """Drop the cells of rejected rows of imports that ended `days` ago; how many rows."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "UPDATE api_import_errors e SET cells = NULL, patient_key = NULL FROM api_imports i "
+            "WHERE e.import_id = i.import_id AND e.cells IS NOT NULL "
+            "AND i.finished_at < now() - make_interval(days => %s)",
+            (days,),
+        )
+        return cursor.rowcount
 
 
 async def finish(
@@ -287,7 +324,7 @@ async def errors(
     """The rows not imported after row `after_row`, by row; all of them without `limit`."""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT row_number, line, column_name, reason FROM api_import_errors "
+            "SELECT row_number, line, column_name, reason, duplicate, cells FROM api_import_errors "
             "WHERE import_id = %s AND row_number > %s ORDER BY row_number LIMIT %s",
             (import_id, after_row, limit),
         )

@@ -33,6 +33,9 @@ OPTIONAL = (
     "appointment_id", "treatment_id", "channel", "treatment_type",
     "appointment_status_snapshot", "revenue_amount", "doctor_id", "notes",
 )  # fmt: skip
+ERROR_COLUMN = "import_error"
+"""The column the errors file adds to each rejected row (what to fix); a file uploaded again
+with it is read without it: it never becomes event data."""
 REVENUE_TYPE = "TREATMENT_COMPLETED"
 """The only event type that may carry `revenue_amount`."""
 MAX_HEADER_BYTES = 64 * 1024
@@ -75,12 +78,17 @@ class ClinicEvent:
 @dataclass(frozen=True)
 class RowError:
     """Row `row` is not imported: `column` (None: the row as a whole) and why. The reason
-    names rules and columns, never a value: a cell may hold patient data."""
+    names rules and columns, never a value: a cell may hold patient data. `cells` are the
+    row's fields as read (None when the row could not be read as CSV) and `patient_id` its
+    patient id cell, for the file of rejected rows the clinic fixes and uploads again; never
+    in a log line or an error body."""
 
     row: int
     line: int
     column: str | None
     reason: str
+    cells: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    patient_id: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,9 @@ def check_row(header: Header, row: int, line: int, fields: list[str]) -> ClinicE
     """One data row against the row rules; the first broken rule is the error."""
 
     def error(column: str | None, reason: str) -> RowError:
-        return RowError(row, line, column, reason)
+        at = header.index["patient_id"]
+        patient_id = fields[at].strip() if at < len(fields) else ""
+        return RowError(row, line, column, reason, tuple(fields), patient_id or None)
 
     if len(fields) != len(header.columns):
         return error(None, f"has {len(fields)} fields, the header {len(header.columns)}")
@@ -158,7 +168,7 @@ def check_row(header: Header, row: int, line: int, fields: list[str]) -> ClinicE
         if revenue is None:
             return error("revenue_amount", "must be a non-negative decimal (like 120.50)")
     data = {name: value for name, value in cells.items()
-            if name not in REQUIRED and value.strip()}  # fmt: skip
+            if name not in REQUIRED and name != ERROR_COLUMN and value.strip()}  # fmt: skip
     return ClinicEvent(
         row=row, event_id=values["event_id"], clinic_id=values["clinic_id"],
         patient_id=values["patient_id"], event_type=values["event_type"],
@@ -294,6 +304,15 @@ def read(chunks: Iterable[bytes], *, repeats: bool = True) -> Iterator[Item]:
                 yield Duplicate(row, first, reader.line_num)
                 continue
         yield item
+
+
+def header_of(start: bytes) -> Header:
+    """The header of a file from its first bytes (at least its first line, or the whole file
+    if shorter); `FileRefusedError` as `read` refuses it."""
+    if csv.field_size_limit() != MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+    lines = _Lines([start[: MAX_HEADER_BYTES + 1]], max_line_bytes=MAX_LINE_BYTES)
+    return _header(csv.reader(lines, strict=True))
 
 
 def _csv_reason(exc: csv.Error, start: int) -> str:

@@ -26,6 +26,10 @@ class ImporterSettings(DatabaseSettings, ShreddingSettings):
         "every IMPORTER_PROGRESS_SECONDS while it runs, and when it ends; unset: none",
     )  # fmt: skip
     progress_seconds: float = Field(10.0, ge=1, le=3600)
+    error_rows_days: int = Field(
+        30, ge=0, le=3650, description="the cells of rejected rows (the file the clinic fixes "
+        "and uploads again) are dropped this many days after their import ended",
+    )  # fmt: skip
     produce_timeout_seconds: float = Field(
         30.0, gt=0, le=300, description="longest wait for Kafka to acknowledge a batch before "
         "it is sent again",

@@ -45,6 +45,7 @@ from journeys_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+SWEEP_SECONDS = 600.0
 
 
 def _chunks(database_url: str, import_id: UUID) -> Iterator[bytes]:
@@ -133,6 +134,8 @@ class Importer:
         self.lease_seconds = settings.lease_seconds
         self.progress_seconds = settings.progress_seconds
         self.webhook = settings.progress_webhook_url
+        self.error_rows_days = settings.error_rows_days
+        self._swept = 0.0
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = Backoff(initial=0.5, maximum=10.0)
@@ -145,6 +148,7 @@ class Importer:
                 continue
             backoff.reset()
             if claimed is None:
+                await self._sweep()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await stopping.wait()
@@ -167,6 +171,20 @@ class Importer:
                         ledger.FAILED,
                         reason,
                     )
+
+    async def _sweep(self) -> None:
+        """Rejected rows' cells go `error_rows_days` after their import ended (looked for
+        every ten minutes, when idle)."""
+        if time.monotonic() - self._swept < SWEEP_SECONDS:
+            return
+        self._swept = time.monotonic()
+        try:
+            dropped = await ledger.forget_cells(self.pool, self.error_rows_days)
+        except (psycopg.Error, OSError) as exc:
+            log.warning("old rejected rows not swept", extra={"error": type(exc).__name__})
+            return
+        if dropped:
+            log.info("old rejected rows' cells dropped", extra={"rows": dropped})
 
     async def _import(self, claimed: dict[str, Any], stopping: asyncio.Event) -> None:
         import_id: UUID = claimed["import_id"]
@@ -254,7 +272,8 @@ class Importer:
                   **chat.counts()}  # fmt: skip
         problems = [item for item in sent if not isinstance(item, ClinicEvent)]
         kept = await self._until_done(import_id, stopping, lambda: ledger.checkpoint(
-            self.pool, import_id, self.worker, counts, problems, ids))  # fmt: skip
+            self.pool, import_id, self.worker, counts, problems, ids,
+            patient_key=self.sink.patient_key))  # fmt: skip
         if kept is False:
             log.warning("import lease lost", extra={"import_id": str(import_id)})
         return after if kept else None

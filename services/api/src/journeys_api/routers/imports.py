@@ -14,10 +14,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -28,7 +30,12 @@ from journeys_api.errors import invalid, not_found
 from journeys_api.imports import ledger
 from journeys_api.imports.ledger import Row
 from journeys_api.imports.multipart import FilePart
-from journeys_api.imports.rows import MAX_HEADER_BYTES, FileRefusedError, read
+from journeys_api.imports.rows import (
+    ERROR_COLUMN,
+    MAX_HEADER_BYTES,
+    FileRefusedError,
+    header_of,
+)
 from journeys_api.openapi import AUTH_ERRORS, UNAVAILABLE
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.views import (
@@ -106,13 +113,12 @@ async def upload(
     if begun.existing:
         return await _answer(resources, response, begun.import_id)
     digest, size, lines, seq = hashlib.sha256(), 0, 0, 0
-    pending, checked = bytearray(), False
+    pending, columns = bytearray(), None
     try:
         async for piece in request.stream():
             pending += piece if form is None else form.feed(piece)
-            if not checked and (len(pending) >= MAX_HEADER_BYTES):
-                _check_header(bytes(pending))
-                checked = True
+            if columns is None and (len(pending) >= MAX_HEADER_BYTES):
+                columns = header_of(bytes(pending)).columns
             while len(pending) >= CHUNK_BYTES:
                 chunk = bytes(pending[:CHUNK_BYTES])
                 del pending[:CHUNK_BYTES]
@@ -122,8 +128,8 @@ async def upload(
                 seq += 1
         if form is not None:
             form.end()
-        if not checked:
-            _check_header(bytes(pending))
+        if columns is None:
+            columns = header_of(bytes(pending)).columns
         if pending:
             rest = bytes(pending)
             digest.update(rest)
@@ -143,20 +149,10 @@ async def upload(
             raise HTTPException(400, reason) from None
         raise
     import_id = await ledger.uploaded(
-        pool,
-        begun.import_id,
-        digest.hexdigest(),
-        size,
-        lines,
-        seq,
+        pool, begun.import_id, digest.hexdigest(), size, lines, seq, columns=list(columns),
         file_name=form.file_name if form is not None else None,
-    )
+    )  # fmt: skip
     return await _answer(resources, response, import_id)
-
-
-def _check_header(start: bytes) -> None:
-    """Refuse the file now if its first bytes do (FileRefusedError)."""
-    next(iter(read([start[: MAX_HEADER_BYTES + 1]])), None)
 
 
 async def _answer(resources: ResourcesDep, response: Response, import_id: UUID) -> ImportAccepted:
@@ -193,9 +189,13 @@ async def list_imports(
 @router.get(
     "/{importId}/errors",
     summary="Every row an import did not take, by row",
-    description="Paged by row number (`after`); `format=csv` answers all of them at once as "
-    "CSV (`row,line,column,reason`), for the clinic to find and fix the rows in its file. "
-    "Reasons name rules and columns, never a cell's value.",
+    description="Paged by row number (`after`). `format=csv` answers the rejected rows "
+    "themselves as a CSV file in the upload's own columns, each with a last column "
+    f"`{ERROR_COLUMN}` saying what to fix (row, line, column, reason): fix them and upload the "
+    f"file again (an upload's `{ERROR_COLUMN}` column is never imported). Repeated event ids "
+    "are not in it (they were imported once). A rejected row's cells are kept "
+    "`IMPORTER_ERROR_ROWS_DAYS` after the import (and go with an erasure of its patient); "
+    "then its row has empty cells. Reasons name rules and columns, never a cell's value.",
     dependencies=[require(Scope.IMPORTS_READ)],
     responses={
         **AUTH_ERRORS,
@@ -216,17 +216,12 @@ async def list_errors(
     if await ledger.status_of(resources.pool, import_id) is None:
         raise not_found("import", import_id)
     if format == "csv":
-        rows = await ledger.errors(resources.pool, import_id, 0, None)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["row", "line", "column", "reason"])
-        writer.writerows((r["row_number"], r["line"], r["column_name"] or "", r["reason"])
-                         for r in rows)  # fmt: skip
-        return Response(
-            out.getvalue(),
+        columns = await ledger.columns_of(resources.pool, import_id) or []
+        return StreamingResponse(
+            _rejected_rows(resources, import_id, columns),
             media_type="text/csv",
             headers={
-                "Content-Disposition": f'attachment; filename="import-{import_id}-errors.csv"'
+                "Content-Disposition": f'attachment; filename="import-{import_id}-rejected.csv"'
             },
         )
     rows = await ledger.errors(resources.pool, import_id, after, limit + 1)
@@ -249,6 +244,40 @@ async def get_import(
         raise not_found("import", import_id)
     row, errors = found
     return _view(row, errors)
+
+
+ROWS_PER_READ = 2000
+
+
+async def _rejected_rows(
+    resources: ResourcesDep, import_id: UUID, columns: list[str]
+) -> AsyncIterator[bytes]:
+    """The file of rejected rows, a page of them read at a time: the header, then each row's
+    cells with what to fix in `ERROR_COLUMN` (the column the file has, if it came back with
+    one, else a last one)."""
+    at = columns.index(ERROR_COLUMN) if ERROR_COLUMN in columns else len(columns)
+    header = columns if at < len(columns) else [*columns, ERROR_COLUMN]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    after = 0
+    while True:
+        rows = await ledger.errors(resources.pool, import_id, after, ROWS_PER_READ)
+        for r in rows:
+            if r["duplicate"]:
+                continue
+            cells = list(r["cells"] or [""] * len(columns))
+            cells += [""] * (at + 1 - len(cells))
+            where = f"row {r['row_number']}, line {r['line']}"
+            column = f", {r['column_name']}" if r["column_name"] else ""
+            cells[at] = f"{where}{column}: {r['reason']}"
+            writer.writerow(cells)
+        yield out.getvalue().encode()
+        out.seek(0)
+        out.truncate()
+        if len(rows) < ROWS_PER_READ:
+            return
+        after = rows[-1]["row_number"]
 
 
 def _problem(e: Row) -> RowProblem:
