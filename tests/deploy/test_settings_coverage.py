@@ -33,6 +33,7 @@ UNSET = {
     "DELIVERY_SMS_AUTH_TOKEN": "a file of the Secret, once an SMS gateway is used",
     "API_SMS_AUTH_TOKEN": "the same token, a file of the API's Secret, once texts come back",
     "IMPORTER_PROGRESS_WEBHOOK_URL": "holds the chat's secret: a file of the Secret, once used",
+    "IMPORTER_PROGRESS_WEBHOOKS": "hold the chats' secrets: a file of the Secret, once used",
     "DELIVERY_SMS_FROM": "the sending number, once an SMS gateway is used",
     "DELIVERY_SMTP_HOST": "set with DELIVERY_SMTP_FROM, once an SMTP server is used",
     "DELIVERY_SMTP_FROM": "set with DELIVERY_SMTP_HOST, once an SMTP server is used",

@@ -5,7 +5,7 @@ and the audit trail.
 Runs go through every route and the error paths a client can reach (401, 404, 409, 413,
 422); the 500 path is covered by tests/unit/api/test_middleware.py (its body and log line),
 the 503 bodies by tests/integration/api/test_outage.py. Then every log line
-of the four services, every service's /metrics, every error body, and every key and header
+of the services, every service's /metrics, every error body, and every key and header
 of every record on the stack's topics, and every audit record whole, is searched for the
 markers.
 """
@@ -28,7 +28,7 @@ from tests.e2e.helpers import TERMINAL, create_journey, message_journey, wait_fo
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = {"api", "executor", "scheduler", "projector", "delivery"}
+SERVICES = {"api", "executor", "scheduler", "projector", "delivery", "importer"}
 # Each service logs a few lines at start alone (ops server, started, partitions assigned).
 MIN_LINES_PER_LOG = 3
 MIN_BYTES = 4096
@@ -90,6 +90,21 @@ async def test_no_patient_data_where_it_does_not_belong(
     assert (await call("GET", f"/journeys/runs/{run_id}/events")).is_success
     assert (await call("POST", f"/journeys/runs/{run_id}/cancel")).status_code == 409
 
+    # An import of the marker's rows, one of them rejected: the importer's turn.
+    rows = ("event_id,clinic_id,patient_id,event_type,event_timestamp,notes\r\n"
+            f"{marker}-e1,c-1,{marker}-id,APPOINTMENT_BOOKED,2025-03-01T09:00:00Z,{marker}\r\n"
+            f"{marker}-e2,c-1,{marker}-id,APPOINTMENT_BOOKED,{marker},{marker}\r\n")  # fmt: skip
+    imported = await call("POST", "/imports", content=rows.encode(),
+                          headers={"content-type": "text/csv"})  # fmt: skip
+    assert imported.status_code == 202, imported.text
+    for _ in range(300):
+        state = await call("GET", f"/imports/{imported.json()['importId']}")
+        if state.json()["status"] == "completed":
+            break
+        await asyncio.sleep(0.1)
+    assert (state.json()["accepted"], state.json()["rejected"]) == (1, 1), state.text
+    assert marker not in state.text  # row errors name rules and columns, never a cell
+
     for response in answers:
         if response.status_code >= 400:
             assert marker not in response.text, (response.status_code, response.text[:200])
@@ -101,7 +116,8 @@ async def test_no_patient_data_where_it_does_not_belong(
     require_scanned(scan, stack, answers, messages)
     ports = stack.ports
     async with httpx.AsyncClient(timeout=10) as plain:
-        for port in (ports.api, ports.executor, ports.scheduler, ports.projector):
+        for port in (ports.api, ports.executor, ports.scheduler, ports.projector,
+                     ports.delivery, ports.importer):  # fmt: skip
             metrics = await plain.get(f"http://127.0.0.1:{port}/metrics")
             assert metrics.status_code == 200
             assert marker not in metrics.text, f"patient data in the metrics of port {port}"

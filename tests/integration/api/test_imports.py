@@ -323,6 +323,44 @@ async def test_the_team_chat_hears_of_the_start_and_the_end(
     assert all("patient-" not in t for t in texts)
 
 
+async def test_an_upload_names_a_webhook_never_gives_one(
+    api: Api, kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    hook = Webhook(answers=[])
+    data, _ = clinic_file(30)
+    async with serving_webhook(hook) as url:
+        told = importer_settings(kafka_bootstrap, read_models, topics,
+                                 progress_webhooks={"front-desk": url})  # fmt: skip
+        async with importing(told):
+            with psycopg.connect(read_models, autocommit=True) as conn:
+                listed: Any = None
+                for _ in range(100):  # the importer lists its names as it starts
+                    listed = conn.execute("SELECT name FROM api_import_webhook_names").fetchall()
+                    if listed:
+                        break
+                    await asyncio.sleep(0.05)
+            assert listed == [("front-desk",)]
+            unknown = await upload(api, data, **{"Idempotency-Key": "x"})  # no name: none told
+            refused = await api.client.post("/imports", content=data,
+                                            params={"notify": "http://evil.example/"},
+                                            headers={"content-type": "text/csv"})  # fmt: skip
+            missing = await api.client.post("/imports", content=data + b"\r\n",
+                                            params={"notify": "back-office"},
+                                            headers={"content-type": "text/csv"})  # fmt: skip
+            sent = await api.client.post("/imports", content=data + b"\r\n",
+                                         params={"notify": "front-desk", "name": "may.csv"},
+                                         headers={"content-type": "text/csv"})  # fmt: skip
+            assert sent.status_code == 202, sent.text
+            await wait_until_ended(api, sent.json()["importId"])
+            await wait_until_ended(api, unknown.json()["importId"])
+            await hook.wait_for(2, within=30)
+    assert (refused.status_code, missing.status_code) == (422, 422)
+    assert missing.json()["detail"][0]["loc"] == ["query", "notify"]
+    texts = [m["text"] for m in hook.taken]
+    assert texts[0] == f"Import {sent.json()['importId']} started: reading `may.csv`."
+    assert all(unknown.json()["importId"] not in t for t in texts)
+
+
 async def test_an_upload_cut_short_by_the_size_limit_ends_failed_saying_how_far_it_got(
     kafka_bootstrap: str, read_models: str, topics: Topics
 ) -> None:

@@ -21,6 +21,7 @@ def test_migration_ids_carry_the_api_prefix() -> None:
         "api_0010_import_chat",
         "api_0011_import_event_ids",
         "api_0012_import_error_rows",
+        "api_0013_import_webhook_names",
     ]
 
 

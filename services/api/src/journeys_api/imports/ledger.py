@@ -47,8 +47,9 @@ class Begun:
 
 
 async def begin(
-    pool: AsyncConnectionPool[Any], subject: str, file_name: str | None, idempotency_key: str | None
-) -> Begun:
+    pool: AsyncConnectionPool[Any], subject: str, file_name: str | None,
+    idempotency_key: str | None, notify: str | None = None,
+) -> Begun:  # fmt: skip
     import_id = uuid.uuid4()
     hashed = key_hash(idempotency_key) if idempotency_key is not None else None
     async with pool.connection() as conn:
@@ -59,9 +60,9 @@ async def begin(
                 (subject, hashed, FAILED),
             )
         cursor = await conn.execute(
-            "INSERT INTO api_imports (import_id, subject, status, file_name, idempotency_key) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING import_id",
-            (import_id, subject, UPLOADING, file_name, hashed),
+            "INSERT INTO api_imports (import_id, subject, status, file_name, idempotency_key, "
+            "notify) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING import_id",
+            (import_id, subject, UPLOADING, file_name, hashed, notify),
         )  # fmt: skip
         if await cursor.fetchone() is not None:
             return Begun(import_id, existing=False)
@@ -141,11 +142,28 @@ async def claim(pool: AsyncConnectionPool[Any], worker: str, lease_seconds: floa
             "    AND heartbeat_at < now() - make_interval(secs => %(lease)s)) "
             "  ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
             "RETURNING import_id, file_name, rows_read, accepted, rejected, duplicates, revenue, "
-            "started_at, chat_delivered, chat_failed_attempts, chat_given_up",
+            "started_at, chat_delivered, chat_failed_attempts, chat_given_up, notify",
             {"processing": PROCESSING, "queued": QUEUED, "worker": worker,
              "lease": lease_seconds},
         )  # fmt: skip
         return await cur.fetchone()
+
+
+async def list_webhooks(pool: AsyncConnectionPool[Any], names: Iterable[str]) -> None:
+    """The names of the importer's webhooks, for the API to check an upload's `notify`
+    against (the URLs stay with the importer)."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("DELETE FROM api_import_webhook_names")
+        for name in sorted(names):
+            await conn.execute("INSERT INTO api_import_webhook_names (name) VALUES (%s)", (name,))
+
+
+async def webhook_listed(pool: AsyncConnectionPool[Any], name: str) -> bool:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT 1 FROM api_import_webhook_names WHERE name = %s", (name,)
+        )
+        return await cursor.fetchone() is not None
 
 
 def id_digest(event_id: str) -> str:

@@ -4,11 +4,15 @@ unprefixed, as every service's."""
 from __future__ import annotations
 
 from functools import cache
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, StringConstraints, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from journeys_runtime.settings import DatabaseSettings, ShreddingSettings
+
+WEBHOOK_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+WebhookName = Annotated[str, StringConstraints(pattern=WEBHOOK_NAME)]
 
 
 class ImporterSettings(DatabaseSettings, ShreddingSettings):
@@ -24,6 +28,11 @@ class ImporterSettings(DatabaseSettings, ShreddingSettings):
     progress_webhook_url: str | None = Field(
         None, description="a Slack-compatible incoming webhook told when an import starts, "
         "every IMPORTER_PROGRESS_SECONDS while it runs, and when it ends; unset: none",
+    )  # fmt: skip
+    progress_webhooks: dict[WebhookName, str] = Field(
+        {}, description="named Slack-compatible webhooks an upload may ask for instead "
+        "(`POST /imports?notify=<name>`), JSON `{\"name\": \"https://...\"}`: a file of the "
+        "Secret. Only these URLs are ever called: an upload names, never gives, one",
     )  # fmt: skip
     progress_seconds: float = Field(10.0, ge=1, le=3600)
     error_rows_days: int = Field(

@@ -134,6 +134,8 @@ class Importer:
         self.lease_seconds = settings.lease_seconds
         self.progress_seconds = settings.progress_seconds
         self.webhook = settings.progress_webhook_url
+        self.webhooks = dict(settings.progress_webhooks)
+        self._listed = False
         self.error_rows_days = settings.error_rows_days
         self._swept = 0.0
 
@@ -141,6 +143,9 @@ class Importer:
         backoff = Backoff(initial=0.5, maximum=10.0)
         while not stopping.is_set():
             try:
+                if not self._listed:
+                    await ledger.list_webhooks(self.pool, self.webhooks)
+                    self._listed = True
                 claimed = await ledger.claim(self.pool, self.worker, self.lease_seconds)
             except (psycopg.Error, OSError) as exc:
                 log.warning("import queue unreachable", extra={"error": type(exc).__name__})
@@ -172,6 +177,15 @@ class Importer:
                         reason,
                     )
 
+    def _webhook(self, name: str | None) -> str | None:
+        """The URL of the webhook the upload named, else the deployment's."""
+        if name is not None:
+            if name in self.webhooks:
+                return self.webhooks[name]
+            # Listed by another importer, or before a change of settings: the default tells.
+            log.warning("an import names a webhook this importer lacks", extra={"webhook": name})
+        return self.webhook
+
     async def _sweep(self) -> None:
         """Rejected rows' cells go `error_rows_days` after their import ended (looked for
         every ten minutes, when idle)."""
@@ -194,7 +208,8 @@ class Importer:
         )  # fmt: skip
         skip = tally.rows
         started = time.monotonic()
-        notifier = ChatNotifier(self.webhook) if self.webhook else None
+        url = self._webhook(claimed["notify"])
+        notifier = ChatNotifier(url) if url else None
         chat = _ChatFigures(claimed, notifier)
         if notifier is not None:
             notifier.post(progress.started(import_id, claimed["file_name"]))

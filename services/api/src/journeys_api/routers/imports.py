@@ -36,6 +36,7 @@ from journeys_api.imports.rows import (
     FileRefusedError,
     header_of,
 )
+from journeys_api.imports.settings import WEBHOOK_NAME
 from journeys_api.openapi import AUTH_ERRORS, UNAVAILABLE
 from journeys_api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Key, decode_cursor, next_cursor
 from journeys_api.views import (
@@ -96,6 +97,10 @@ async def upload(
     name: Annotated[str | None, Query(max_length=200, description="the file's name, for "
                                       "people reading the import")] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    notify: Annotated[str | None, Query(pattern=WEBHOOK_NAME, description="the name of a "
+                                        "progress webhook the importer has "
+                                        "(IMPORTER_PROGRESS_WEBHOOKS) to tell instead of the "
+                                        "deployment's; never a URL")] = None,
 ) -> ImportAccepted:  # fmt: skip
     header = request.headers.get("content-type", "")
     content_type = header.split(";")[0].strip().lower()
@@ -109,7 +114,10 @@ async def upload(
         raise HTTPException(415, "send the CSV file as the body, Content-Type: text/csv, or as "
                                  "the field `file` of a multipart/form-data body")  # fmt: skip
     pool = resources.pool
-    begun = await ledger.begin(pool, caller.subject, name, idempotency_key)
+    if notify is not None and not await ledger.webhook_listed(pool, notify):
+        raise invalid(("query", "notify"), "no progress webhook of this name: the importer's "
+                      "IMPORTER_PROGRESS_WEBHOOKS lists the names there are")  # fmt: skip
+    begun = await ledger.begin(pool, caller.subject, name, idempotency_key, notify)
     if begun.existing:
         return await _answer(resources, response, begun.import_id)
     digest, size, lines, seq = hashlib.sha256(), 0, 0, 0
