@@ -3,10 +3,11 @@
 It runs in the importer service (`journeys_api.imports.service`), a process of its own so an
 import never takes the API's time; replicas share the queue through the ledger's leases. The
 file is read from PostgreSQL chunk by chunk and parsed in a worker thread (`rows.read`), a
-batch of rows at a time; each batch's events go by the path of `POST /events` (sealed under
-the patients' keys, `source` `import:<importId>`), and only once Kafka has them are the
-batch's figures and errors checkpointed. A failure to reach Kafka or PostgreSQL holds the
-batch and tries again; it never skips rows nor ends the import.
+batch of rows at a time, the next batch parsed while one is sent; an event id an earlier row
+had is found in PostgreSQL (`ledger.first_rows`); each batch's events go by the path of
+`POST /events` (sealed under the patients' keys, `source` `import:<importId>`), and only once
+Kafka has them are the batch's figures, errors and event ids checkpointed. A failure to reach
+Kafka or PostgreSQL holds the batch and tries again; it never skips rows nor ends the import.
 """
 
 from __future__ import annotations
