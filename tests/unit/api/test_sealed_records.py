@@ -101,6 +101,9 @@ def test_what_the_command_refuses_is_still_refused() -> None:
     too_long = InboundEvent("e" * 201, "p-1", "booked", None, {})
     with pytest.raises(ValidationError):
         messages(PUBLISHER, [Accepted(0, too_long, key)], RECEIVED, "api", held)
+    trailing = InboundEvent("e-1", "p-1", "booked\n", None, {})  # `$` allows it, the model not
+    with pytest.raises(ValidationError):
+        messages(PUBLISHER, [Accepted(0, trailing, key)], RECEIVED, "api", held)
     huge = InboundEvent("e-2", "p-1", "booked", None, {"note": "x" * 2_000_000})
     fine = InboundEvent("e-3", "p-1", "booked", None, {})
     with pytest.raises(TooLargeError, match=r"^event 1: "):

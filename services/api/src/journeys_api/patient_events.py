@@ -244,7 +244,7 @@ class _SealedRecords:
         if self.received is None or self.source is None:
             return None
         if not (0 < len(event.event_id) <= _EVENT_ID_MAX and len(event.type) <= 200
-                and _EVENT_TYPE.match(event.type)):  # fmt: skip
+                and _EVENT_TYPE.fullmatch(event.type)):  # fmt: skip
             return None
         occurred = event.occurred_at or self.received_at
         if occurred.tzinfo is None:
