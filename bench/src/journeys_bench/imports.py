@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import logging
 import random
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -82,11 +85,57 @@ def plain_script(path: Path) -> dict[str, Any]:
     return {"rows_per_s": round(rows / seconds), "seconds": round(seconds, 2)}
 
 
-def import_throughput(infra: Infra, work_dir: Path, rows: int, upload_bytes: int) -> dict[str, Any]:
+def polars_script(path: Path) -> dict[str, Any]:
+    """polars reading the file (every column as text) and summing the revenue as a decimal:
+    the columnar floor. Twice; the faster run counts (the first pays the import of polars)."""
+    import polars as pl
+
+    runs = []
+    for _ in range(2):
+        began = time.monotonic()
+        frame = pl.read_csv(path, infer_schema_length=0)
+        revenue = frame.get_column("revenue_amount").cast(pl.Decimal(scale=2), strict=False)
+        runs.append((frame.height / (time.monotonic() - began), str(revenue.sum())))
+    rate, total = max(runs)
+    return {"rows_per_s": round(rate), "revenue": total, "version": pl.__version__}
+
+
+NODE_DIR = Path(__file__).resolve().parents[2] / "node"
+
+
+def node_script(path: Path) -> dict[str, Any] | None:
+    """Node.js with csv-parse (bench/node, its lockfile installed here with `npm ci`) parsing
+    and summing the file in memory: the tool the import replaces. None without node and npm."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        log.warning("node or npm not found: the Node.js reference is not measured")
+        return None
+    # Fixed arguments: the programs found on PATH, our own script and file.
+    subprocess.run([npm, "ci", "--silent", "--no-audit", "--no-fund"],  # noqa: S603
+                   cwd=NODE_DIR, check=True, timeout=300)  # fmt: skip
+    done = subprocess.run([node, str(NODE_DIR / "clinic_sum.js"), str(path)],  # noqa: S603
+                          cwd=NODE_DIR, capture_output=True, text=True, check=True,
+                          timeout=600)  # fmt: skip
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    best = max(runs, key=lambda r: r["rows_per_s"])
+    version = subprocess.run([node, "--version"], capture_output=True, text=True,  # noqa: S603
+                             check=True)  # fmt: skip
+    return {"rows_per_s": round(best["rows_per_s"]), "revenue": best["revenue"],
+            "node": version.stdout.strip(), "csv_parse": "7.0.3"}  # fmt: skip
+
+
+def import_throughput(
+    infra: Infra, work_dir: Path, rows: int, upload_bytes: int, references: bool = True
+) -> dict[str, Any]:
+    """`references`: also the faster parse-and-sum programs (polars, and Node.js with
+    csv-parse, which needs node and npm)."""
     path = work_dir / f"clinic_events_{rows}.csv"
     work_dir.mkdir(parents=True, exist_ok=True)
     made = clinic_file(path, rows)
     result: dict[str, Any] = {"file": made, "plain_csv_script": plain_script(path)}
+    if references:
+        result["polars"] = polars_script(path)
+        result["node_csv_parse"] = node_script(path)
     with deployment(infra, "imports", {"api": 1, "importer": 1}) as dep:
         run_id = _a_run(dep.database_url)
         with RssSampler(dep.pids()) as rss:
@@ -102,6 +151,10 @@ def import_throughput(infra: Infra, work_dir: Path, rows: int, upload_bytes: int
         "plain_csv_script": round(rate / result["plain_csv_script"]["rows_per_s"], 3),
         "aiokafka_sealed": round(rate / result["aiokafka_reference"]["sealed"]["records_per_s"], 3),
     }  # fmt: skip
+    for name in ("polars", "node_csv_parse"):
+        best = (result.get(name) or {}).get("rows_per_s")
+        if best:
+            result["ratios"][name] = round(rate / best, 4)
     log.info("import-throughput: %s", result)
     return result
 
