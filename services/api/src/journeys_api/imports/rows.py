@@ -17,6 +17,7 @@ where the row ends, for an editor.
 
 from __future__ import annotations
 
+import _csv
 import codecs
 import csv
 import re
@@ -275,11 +276,7 @@ def read(chunks: Iterable[bytes], *, repeats: bool = True) -> Iterator[Item]:
 
     A field is at most `MAX_FIELD_CHARS` long, so an unclosed quote swallows at most that much
     of the file before it is a row error, and a line at most four times that."""
-    if csv.field_size_limit() != MAX_FIELD_CHARS:  # process-wide: every import has this bound
-        csv.field_size_limit(MAX_FIELD_CHARS)
-    lines = _Lines(chunks, max_line_bytes=MAX_LINE_BYTES)
-    reader = csv.reader(lines, strict=True)
-    header = _header(reader)
+    lines, reader, header = _opened(chunks)
     lines.header_read = True
     seen: dict[str, int] = {}
     row = 1
@@ -309,10 +306,17 @@ def read(chunks: Iterable[bytes], *, repeats: bool = True) -> Iterator[Item]:
 def header_of(start: bytes) -> Header:
     """The header of a file from its first bytes (at least its first line, or the whole file
     if shorter); `FileRefusedError` as `read` refuses it."""
-    if csv.field_size_limit() != MAX_FIELD_CHARS:
+    return _opened([start[: MAX_HEADER_BYTES + 1]])[2]
+
+
+def _opened(chunks: Iterable[bytes]) -> tuple[_Lines, _csv.Reader, Header]:
+    """The file's lines, its CSV reader past the header, and the header (`FileRefusedError`
+    when it is refused)."""
+    if csv.field_size_limit() != MAX_FIELD_CHARS:  # process-wide: every import has this bound
         csv.field_size_limit(MAX_FIELD_CHARS)
-    lines = _Lines([start[: MAX_HEADER_BYTES + 1]], max_line_bytes=MAX_LINE_BYTES)
-    return _header(csv.reader(lines, strict=True))
+    lines = _Lines(chunks, max_line_bytes=MAX_LINE_BYTES)
+    reader = csv.reader(lines, strict=True)
+    return lines, reader, _header(reader)
 
 
 def _csv_reason(exc: csv.Error, start: int) -> str:
