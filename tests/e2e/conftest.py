@@ -30,6 +30,7 @@ class Stack:
     supervisor: Supervisor
     log_dir: Path
     ports: Ports
+    database_url: str
 
 
 @contextmanager
@@ -69,6 +70,7 @@ def running_stack(
             supervisor=local.supervisor,
             log_dir=data_dir / "logs",
             ports=ports,
+            database_url=database_url,
         )
     finally:
         local.stop()

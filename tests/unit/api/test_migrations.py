@@ -22,6 +22,7 @@ def test_migration_ids_carry_the_api_prefix() -> None:
         "api_0011_import_event_ids",
         "api_0012_import_error_rows",
         "api_0013_import_webhook_names",
+        "api_0014_console_sessions",
     ]
 
 

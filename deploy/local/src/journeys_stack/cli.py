@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             took = time.monotonic() - started
             print(f"Service logs: {stack.config.data_dir / 'logs'}", flush=True)
             print(f"Ready in {took:.1f}s. API docs: http://127.0.0.1:{port}/docs", flush=True)
+            print(f"Console: http://127.0.0.1:{port}/console (sign in with the key below)",
+                  flush=True)  # fmt: skip
             print(f"API key (development, every scope, this run only): {stack.api_key}\n"
                   f"  curl -H 'X-API-Key: {stack.api_key}' http://127.0.0.1:{port}/journeys",
                   flush=True)  # fmt: skip

@@ -74,6 +74,9 @@ def service_processes(
         modules["ingest"] = INGEST_MODULE
         env["ingest"] = {"INGEST_OPS_PORT": str(ports.ingest)}
         ready["ingest"] = ports.ingest
+    # The console's health page asks each of the others for its readiness.
+    others = {name: f"http://127.0.0.1:{port}" for name, port in ready.items() if name != "api"}
+    env["api"]["API_CONSOLE_SERVICES"] = json.dumps(others)
     return [
         ServiceProcess(
             name=name,

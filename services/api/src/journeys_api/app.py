@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import start_http_server
 
-from journeys_api import errors, openapi
+from journeys_api import console, errors, openapi
 from journeys_api.auth import Authenticator, CredentialsRequired
 from journeys_api.keys import ApiKeys
 from journeys_api.limits import BodyLimit, InFlightLimit
@@ -99,5 +99,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(ops.router)
     if settings.public_metrics:
         app.include_router(ops.metrics_router)
+    if settings.console_enabled:
+        console.install(app, settings)
     openapi.finish_document(app)
     return app

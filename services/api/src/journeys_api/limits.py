@@ -70,7 +70,13 @@ class InFlightLimit:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
+        # A console's live timeline stays open for minutes: the console counts those itself.
+        streaming = (
+            scope["type"] == "http"
+            and str(scope["path"]).startswith("/console/")
+            and str(scope["path"]).endswith("/stream")
+        )
+        if scope["type"] != "http" or scope["path"] in self.EXEMPT or streaming:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:

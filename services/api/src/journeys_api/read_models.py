@@ -108,13 +108,28 @@ class ReadModels:
     async def journey(self, journey_id: UUID) -> Row | None:
         return await self._one(sql.SQL("{} WHERE journey_id = %s").format(_JOURNEYS), (journey_id,))
 
-    async def journeys(self, after: Key | None, limit: int) -> list[Row]:
-        """Up to `limit` journeys after the cursor key, oldest first."""
-        where, params = _after(after, "journey_id", [], [])
+    async def journeys(self, after: Key | None, limit: int, named: str | None = None) -> list[Row]:
+        """Up to `limit` journeys after the cursor key, oldest first; with `named`, those whose
+        name contains it (any case)."""
+        conditions: list[sql.Composable] = []
+        params: list[Any] = []
+        if named:
+            escaped = named.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(sql.SQL("definition ->> 'name' ILIKE %s"))
+            params.append(f"%{escaped}%")
+        where, params = _after(after, "journey_id", conditions, params)
         return await self._all(
             sql.SQL("{} {} ORDER BY created_at, journey_id LIMIT %s").format(_JOURNEYS, where),
             [*params, limit],
         )
+
+    async def run_counts(self, journey_id: UUID) -> dict[str, int]:
+        """How many of the journey's runs are in each status."""
+        rows = await self._all(
+            sql.SQL("SELECT status, count(*) AS n FROM runs WHERE journey_id = %s GROUP BY status"),
+            (journey_id,),
+        )
+        return {row["status"]: row["n"] for row in rows}
 
     async def run(self, run_id: UUID) -> Row | None:
         return await self._one(sql.SQL("{} WHERE run_id = %s").format(_RUNS), (run_id,))
@@ -131,6 +146,9 @@ class ReadModels:
             # A sealed run's row holds no patient id: its patient key finds it.
             conditions.append(sql.SQL("(patient_key = %s OR patient_id = %s)"))
             params.extend([filters.patient_key, filters.patient_id])
+        elif filters.patient_key is not None:
+            conditions.append(sql.SQL("patient_key = %s"))
+            params.append(filters.patient_key)
         where, params = _after(after, "run_id", conditions, params)
         return await self._all(
             sql.SQL("{} {} ORDER BY created_at, run_id LIMIT %s").format(_RUNS, where),

@@ -134,6 +134,30 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
         description="larger uploads are refused (413) and their import fails",
     )  # fmt: skip
 
+    # The operator console (/console): pages for people, signed in with a cookie.
+    console_enabled: bool = Field(True, description="serve the operator console at /console")
+    console_assets_dir: str | None = Field(
+        None, description="the browser libraries' node_modules (`npm ci` in services/api/"
+        "console); unset: that directory beside the sources, as `make install` fills it",
+    )  # fmt: skip
+    console_session_hours: float = Field(
+        8, gt=0, le=24 * 30, description="a console sign-in lasts this long"
+    )
+    console_cookie_secure: bool = Field(
+        True, description="the session cookie is Secure (browsers keep it on https and on "
+        "127.0.0.1 and localhost); off only behind a proxy that cannot speak https at all",
+    )  # fmt: skip
+    console_services: dict[str, str] = Field(
+        {}, description='the ops URLs whose `/ready` the health page shows, JSON: '
+        '`{"executor": "http://127.0.0.1:8001", ...}`',
+    )  # fmt: skip
+    console_max_streams: int = Field(
+        500, ge=1, le=100_000, description="live timelines open at once; beyond: 503"
+    )
+    console_stream_poll_seconds: float = Field(
+        0.5, gt=0, le=10, description="how often a live timeline looks for new events"
+    )
+
     @field_validator(
         "auth_jwt_issuer", "auth_jwt_audience", "auth_jwt_jwks_url", "auth_jwt_public_key",
         "auth_dev_key", "sms_auth_token", "sms_inbound_url",

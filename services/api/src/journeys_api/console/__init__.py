@@ -1,0 +1,138 @@
+"""The operator console: pages for care teams and operators at `/console`, on the API's origin.
+
+`install` adds it to the API: the sign-in (an API key, for now; the session is a cookie), the
+pages (`pages.py`), our own CSS and script (`static/`), and the browser libraries from npm
+(`services/api/console/package.json`, installed with `npm ci` by `make install` and the image
+build), served from here under a Content-Security-Policy that runs no script but ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from journeys_api.console import pages
+from journeys_api.console.sessions import Sessions, cookie_name
+from journeys_api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+SOURCE_ASSETS = HERE.parents[2] / "console" / "node_modules"
+"""Where `npm ci` puts the libraries in a checkout (services/api/console/node_modules)."""
+VENDOR = {
+    "htmx.min.js": "htmx.org/dist/htmx.min.js",
+    "htmx-sse.min.js": "htmx-ext-sse/dist/sse.min.js",
+    "dagre.min.js": "@dagrejs/dagre/dist/dagre.min.js",
+}
+"""The files the pages load, by the name they load them under."""
+
+
+def assets_dir(settings: ApiSettings) -> Path:
+    return Path(settings.console_assets_dir) if settings.console_assets_dir else SOURCE_ASSETS
+
+
+def _same_origin(request: Request) -> bool:
+    """False for a request a browser says another site sent (a login CSRF)."""
+    site = request.headers.get("sec-fetch-site")
+    return site in (None, "same-origin", "none")
+
+
+public = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@public.get("")
+async def home() -> Response:
+    return RedirectResponse("/console/journeys", status_code=303)
+
+
+@public.get("/sign-in")
+async def sign_in_page(request: Request) -> HTMLResponse:
+    return pages.render(request, "sign_in.html", error=None)
+
+
+@public.post("/sign-in")
+async def sign_in(request: Request, api_key: Annotated[str, Form(max_length=500)] = "") -> Response:
+    if not _same_origin(request):
+        return pages.render(request, "sign_in.html", status=403, error="sign in from this page")
+    try:
+        principal = await request.app.state.authenticator.principal(None, api_key.strip())
+    except HTTPException as exc:
+        if exc.status_code not in (400, 401):
+            raise
+        return pages.render(request, "sign_in.html", status=401, error="unknown or revoked key")
+    settings: ApiSettings = request.app.state.resources.settings
+    sessions: Sessions = request.app.state.console_sessions
+    token = await sessions.open(principal, api_key.strip())
+    log.info("console sign-in", extra={"subject": principal.subject})
+    response = RedirectResponse("/console/journeys", status_code=303)
+    response.set_cookie(
+        cookie_name(settings.console_cookie_secure), token,
+        max_age=int(settings.console_session_hours * 3600), path="/", httponly=True,
+        secure=settings.console_cookie_secure, samesite="strict",
+    )  # fmt: skip
+    return response
+
+
+@public.post("/sign-out")
+async def sign_out(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> Response:
+    settings: ApiSettings = request.app.state.resources.settings
+    name = cookie_name(settings.console_cookie_secure)
+    session = await pages.session_of(request)
+    if session is not None:
+        pages.checked(request, session, csrf_token)
+        await request.app.state.console_sessions.close(request.cookies[name])
+    response = RedirectResponse("/console/sign-in", status_code=303)
+    response.delete_cookie(name, path="/", secure=settings.console_cookie_secure,
+                           httponly=True, samesite="strict")  # fmt: skip
+    return response
+
+
+@public.get("/vendor/{name}")
+async def vendor(request: Request, name: str) -> Response:
+    if name not in VENDOR:
+        raise pages.PageError(404, "no such file")
+    path = assets_dir(request.app.state.resources.settings) / VENDOR[name]
+    if not path.is_file():
+        log.error("console asset missing: run `npm ci` in services/api/console",
+                  extra={"asset": name})  # fmt: skip
+        raise pages.PageError(503, "the console's libraries are not installed",
+                              headers={"Retry-After": "60"})  # fmt: skip
+    return FileResponse(path, media_type="text/javascript")
+
+
+async def _page_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, pages.PageError)
+    response = pages.render(request, "error.html", status=exc.status_code, message=exc.detail)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _sign_in_needed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, pages.SignInNeeded)
+    return RedirectResponse("/console/sign-in", status_code=303)
+
+
+def install(app: FastAPI, settings: ApiSettings) -> None:
+    resources = app.state.resources
+    app.state.console_sessions = Sessions(
+        resources.pool, timedelta(hours=settings.console_session_hours),
+        dev_key=settings.auth_dev_key is not None,
+    )  # fmt: skip
+    app.state.console_streams = pages.StreamCount(settings.console_max_streams)
+    if not (assets_dir(settings) / VENDOR["htmx.min.js"]).is_file():
+        log.warning("the console's libraries are missing: `npm ci` in services/api/console")
+    app.add_exception_handler(pages.PageError, _page_error)
+    app.add_exception_handler(pages.SignInNeeded, _sign_in_needed)
+    app.include_router(public)
+    app.include_router(pages.router)
+    app.include_router(pages.ops)
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")

@@ -1,0 +1,317 @@
+"""The console's pages: HTML rendered here (Jinja2), made live with htmx and Server-Sent Events.
+
+Each page that reads journeys, runs or patients is an `AuditedRoute` with the action of the
+API route it mirrors, and calls that route's own code: the same scopes, the same sealed-row
+handling, the same audit records, under the signed-in key's subject. A patient id never
+appears in a URL: the runs filter takes it in a POST and puts its patient key (an HMAC) in
+the URL instead. Every state-changing request carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from journeys_api.audit import AuditedRoute, audited, touched
+from journeys_api.auth import Scope
+from journeys_api.console import graph, health
+from journeys_api.console.sessions import CSRF_HEADER, Session, Sessions, cookie_name
+from journeys_api.deps import ResourcesDep
+from journeys_api.errors import invalid
+from journeys_api.pagination import Key, decode_cursor, next_cursor
+from journeys_api.read_models import RunFilter
+from journeys_api.routers import runs
+from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
+from journeys_contracts.audit import AuditAction
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
+PAGE = 25
+STREAM_LIMIT_SECONDS = 30 * 60
+STATUSES = ("running", "waiting", "waiting_event", "completed", "failed", "cancelled")
+
+
+class PageError(HTTPException):
+    """An error a console page answers with its own HTML page."""
+
+
+class SignInNeeded(HTTPException):
+    def __init__(self, back: str) -> None:
+        super().__init__(303, "sign in first", headers={"Location": back})
+
+
+async def session_of(request: Request) -> Session | None:
+    """The session the request's cookie names, if it is still good (read once a request)."""
+    if not hasattr(request.state, "console_session"):
+        sessions: Sessions = request.app.state.console_sessions
+        request.state.console_session = await sessions.find(request.cookies.get(cookie_name(
+            request.app.state.resources.settings.console_cookie_secure)))  # fmt: skip
+    found = request.state.console_session
+    return found if isinstance(found, Session) else None
+
+
+def needs(scope: Scope) -> Any:
+    """A dependency: the signed-in session, if it holds `scope` (else a 403 page)."""
+
+    async def dependency(request: Request) -> Session:
+        session = await session_of(request)
+        if session is None:
+            raise SignInNeeded("/console/sign-in")
+        request.state.principal = session.principal  # for the audit record
+        if not session.may(scope):
+            raise PageError(403, f"this page needs the scope {scope}")
+        return session
+
+    return Depends(dependency)
+
+
+def checked(request: Request, session: Session, form_token: str | None) -> None:
+    """A state-changing request must send the session's CSRF token (form field or header)."""
+    sent = form_token or request.headers.get(CSRF_HEADER)
+    if not session.csrf_matches(sent):
+        raise PageError(403, "this form is stale or was not sent by the console: reload the page")
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    session = getattr(request.state, "console_session", None)
+    return TEMPLATES.TemplateResponse(
+        request, name, {"session": session, "scope": Scope, **context}, status_code=status
+    )
+
+
+router = APIRouter(prefix="/console", route_class=AuditedRoute, include_in_schema=False)
+
+
+@router.get("/journeys", openapi_extra=audited(AuditAction.JOURNEY_LIST))
+async def journeys_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.JOURNEYS_READ)],
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    after = decode_cursor(cursor)
+    rows = await resources.read_models.journeys(after, PAGE + 1, named=(q or "").strip() or None)
+    keys = [Key(row["created_at"], row["journey_id"]) for row in rows]
+    items = [
+        {"id": row["journey_id"], "name": row["definition"].get("name", ""),
+         "nodes": len(row["definition"].get("nodes", [])), "created_at": row["created_at"]}
+        for row in rows[:PAGE]
+    ]  # fmt: skip
+    return render(request, "journeys.html", journeys=items, q=q or "",
+                  next_cursor=next_cursor(keys, PAGE), cursor=cursor)  # fmt: skip
+
+
+@router.get("/journeys/{journeyId}", openapi_extra=audited(AuditAction.JOURNEY_READ))
+async def journey_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.JOURNEYS_READ)],
+    journey_id: Annotated[UUID, Path(alias="journeyId")],
+) -> HTMLResponse:
+    row = await resources.read_models.journey(journey_id)
+    if row is None:
+        raise PageError(404, "no such journey")
+    counts = None
+    if session.may(Scope.RUNS_READ):
+        found = await resources.read_models.run_counts(journey_id)
+        counts = [(status, found.get(status, 0)) for status in STATUSES]
+    return render(request, "journey.html", journey_id=journey_id, definition=row["definition"],
+                  created_at=row["created_at"], graph=graph.graph(row["definition"]),
+                  counts=counts)  # fmt: skip
+
+
+@router.get("/runs", openapi_extra=audited(AuditAction.RUN_LIST))
+async def runs_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.RUNS_READ)],
+    journey: UUID | None = None,
+    status: RunStatus | None = None,
+    patient: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{16,128}$")] = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    filters = RunFilter(journey_id=journey, patient_key=patient, status=status)
+    page = await runs._runs(resources, filters, PAGE, decode_cursor(cursor))
+    names = {}
+    for journey_id in {run.journey_id for run in page.items}:
+        found = await resources.journeys.get(journey_id)
+        names[journey_id] = found.name if found is not None else str(journey_id)
+    query = {"journey": journey, "status": status, "patient": patient}
+    return render(request, "runs.html", runs=page.items, names=names, statuses=STATUSES,
+                  query={k: v for k, v in query.items() if v is not None},
+                  next_cursor=page.next_cursor)  # fmt: skip
+
+
+@router.post("/runs/patient", openapi_extra=audited(AuditAction.RUN_LIST))
+async def find_patient(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.RUNS_READ)],
+    patient_id: Annotated[str, Form(min_length=1, max_length=255)],
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    """The runs of one patient, found by the patient key: the page's URL holds the key, never
+    the id."""
+    checked(request, session, csrf_token)
+    if "\x00" in patient_id:
+        raise invalid(("body", "patient_id"), "must not contain the NUL character (U+0000)")
+    key = resources.patient_key(patient_id)
+    touched(patient_key=key)
+    return RedirectResponse(f"/console/runs?patient={key}", status_code=303)
+
+
+@router.get("/runs/{runId}", openapi_extra=audited(AuditAction.RUN_READ))
+async def run_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.RUNS_READ)],
+    run_id: Annotated[UUID, Path(alias="runId")],
+    patient: bool = False,
+) -> HTMLResponse:
+    """The run, its journey's graph with the current node marked, and its live timeline. The
+    patient id and context only when asked for (`?patient=true`): each showing is audited."""
+    row = await runs._readable_run(resources, run_id)
+    touched(patient_key=resources.patient_key_of(row))
+    view = runs._view(row)
+    journey = await resources.read_models.journey(view.journey_id)
+    drawn = graph.graph(journey["definition"]) if journey is not None else None
+    return render(request, "run.html", run=view, graph=drawn, show_patient=patient,
+                  journey_name=journey["definition"].get("name") if journey else None,
+                  terminal=view.status in TERMINAL_STATUSES,
+                  may_cancel=session.may(Scope.RUNS_CANCEL))  # fmt: skip
+
+
+@router.get("/runs/{runId}/stream", openapi_extra=audited(AuditAction.RUN_EVENTS_READ))
+async def run_stream(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.RUNS_READ)],
+    run_id: Annotated[UUID, Path(alias="runId")],
+) -> Response:
+    """The run's timeline as Server-Sent Events: every event so far, then each new one as the
+    projector records it (`event`, an HTML row), and the run's status when it changes
+    (`status`); it ends with the run, or after half an hour (the browser then reconnects)."""
+    streams: StreamCount = request.app.state.console_streams
+    if not streams.take():
+        raise PageError(503, "too many live timelines open: try again shortly",
+                        headers={"Retry-After": "5"})  # fmt: skip
+    try:
+        first = await runs.get_run_events(run_id, resources)
+    except BaseException:
+        streams.give_back()
+        raise
+    poll = resources.settings.console_stream_poll_seconds
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            seen, status = -1, None
+            timeline: list[RunEvent] = first.events
+            deadline = asyncio.get_running_loop().time() + STREAM_LIMIT_SECONDS
+            while True:
+                for event in timeline:
+                    if event.seq > seen:
+                        seen = event.seq
+                        yield ServerSentEvent(_row(request, event), event="event")
+                row = await resources.read_models.run(run_id)
+                if row is None:
+                    return
+                if row["status"] != status:
+                    status = row["status"]
+                    yield ServerSentEvent(json.dumps({"status": status,
+                                                      "node": row["current_node_id"]}),
+                                          event="status")  # fmt: skip
+                if status in TERMINAL_STATUSES and seen >= 0:
+                    yield ServerSentEvent("", event="end")
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    return
+                await asyncio.sleep(poll)
+                try:
+                    timeline = (await runs.get_run_events(run_id, resources)).events
+                except HTTPException:  # erased meanwhile
+                    return
+        finally:
+            streams.give_back()
+
+    return EventSourceResponse(events(), ping=15, send_timeout=30)
+
+
+def _row(request: Request, event: RunEvent) -> str:
+    template = TEMPLATES.get_template("_event.html")
+    return template.render(event=event, request=request)
+
+
+@router.post("/runs/{runId}/cancel", openapi_extra=audited(AuditAction.RUN_CANCEL))
+async def cancel(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.RUNS_CANCEL)],
+    run_id: Annotated[UUID, Path(alias="runId")],
+    reason: Annotated[str | None, Form(max_length=500)] = None,
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    checked(request, session, csrf_token)
+    await runs.cancel_run(run_id, resources, CancelRequest(reason=(reason or "").strip() or None))
+    return RedirectResponse(f"/console/runs/{run_id}", status_code=303)
+
+
+ops = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@ops.get("/health")
+async def health_page(request: Request, resources: ResourcesDep) -> HTMLResponse:
+    """Readiness, lag, timers and dead letters: no patient data, so any signed-in user."""
+    if await session_of(request) is None:
+        raise SignInNeeded("/console/sign-in")
+    settings = resources.settings
+    found = await health.measure(settings.kafka_bootstrap_servers, resources.topics,
+                                 resources.pool, settings.console_services)  # fmt: skip
+    return render(request, "health.html", health=found)
+
+
+class StreamCount:
+    """Live timelines open in this process, at most `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.open = limit, 0
+
+    def take(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+
+
+def local_time(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def short_type(kind: str) -> str:
+    """`journeys.message.sent.v2` → `message.sent`: the part a person reads."""
+    parts = kind.split(".")
+    if parts and parts[0] == "journeys":
+        parts = parts[1:]
+    if parts and parts[-1][:1] == "v" and parts[-1][1:].isdigit():
+        parts = parts[:-1]
+    return ".".join(parts) or kind
+
+
+TEMPLATES.env.filters["when"] = local_time
+TEMPLATES.env.filters["short_type"] = short_type
+TEMPLATES.env.filters["duration"] = graph.duration

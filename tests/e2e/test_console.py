@@ -1,0 +1,221 @@
+"""The operator console in a real browser (Debian's Chromium, driven by Playwright) against the
+running stack: sign-in, journeys and their graphs, runs found by patient without the id in a
+URL, a live timeline, cancelling, a read-only user, CSRF, and axe-core on every page.
+
+Screenshots of each page go to `.data/test-output/console/` (`JOURNEYS_TEST_OUTPUT` moves it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from journeys_api import keys
+from journeys_stack.paths import REPO_ROOT
+from tests.e2e.conftest import Stack
+from tests.e2e.helpers import create_journey, trigger, wait_for_status
+
+pytestmark = pytest.mark.e2e
+
+OUTPUT = (
+    Path(os.environ.get("JOURNEYS_TEST_OUTPUT", REPO_ROOT / ".data" / "test-output")) / "console"
+)
+AXE = REPO_ROOT / "services" / "api" / "console" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser")
+
+
+def chromium() -> str:
+    """Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it); its own path in
+    `JOURNEYS_CHROMIUM`. Missing, the test fails: it never skips."""
+    named = os.environ.get("JOURNEYS_CHROMIUM")
+    for candidate in [named] if named else CHROMIUM_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise AssertionError("no Chromium: `apt-get install chromium`, or set JOURNEYS_CHROMIUM")
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def signed_in(browser: Browser, stack: Stack, key: str) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context(
+        base_url=stack.api_url, viewport={"width": 1280, "height": 860}
+    )
+    page = await context.new_page()
+    await page.goto("/console")
+    await expect(page).to_have_url(f"{stack.api_url}/console/sign-in")
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(f"{stack.api_url}/console/journeys")
+    return context, page
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+async def accessible(page: Page) -> None:
+    """axe-core finds nothing serious or critical on the page. Evaluated through the
+    DevTools protocol: the page's own policy (`script-src 'self'`) refuses an injected tag."""
+    await page.evaluate(AXE.read_text())
+    found: list[dict[str, Any]] = await page.evaluate(
+        "async () => (await axe.run()).violations.map(v => ({id: v.id, impact: v.impact,"
+        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)}))"
+    )
+    serious = [v for v in found if v["impact"] in ("serious", "critical")]
+    assert not serious, f"{page.url}: {serious}"
+
+
+def journey(name: str, delay: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "start_node_id": "welcome",
+        "nodes": [
+            {"id": "welcome", "type": "MESSAGE", "message": "Welcome, {{ first_name }}!",
+             "next_node_id": "check"},
+            {"id": "check", "type": "CONDITIONAL",
+             "condition": {"field": "age", "operator": ">=", "value": 65},
+             "on_true_next_node_id": "pause", "on_false_next_node_id": "bye"},
+            {"id": "pause", "type": "DELAY", "duration_seconds": delay, "next_node_id": "ask"},
+            {"id": "ask", "type": "WAIT_FOR_EVENT", "event": "checkin.answered",
+             "timeout_seconds": 3600, "on_event_next_node_id": "bye",
+             "on_timeout_next_node_id": None},
+            {"id": "bye", "type": "MESSAGE", "message": "Thank you.", "next_node_id": None},
+        ],
+    }  # fmt: skip
+
+
+async def test_console_pages_in_a_browser(
+    browser: Browser, stack: Stack, client: httpx.AsyncClient
+) -> None:
+    name = f"Console check-in {uuid.uuid4().hex[:6]}"
+    journey_id = await create_journey(client, journey(name, delay=4.0))
+    patient = f"console-patient-{uuid.uuid4().hex[:8]}"
+
+    context, page = await signed_in(browser, stack, stack.api_key)
+    await shot(page, "01-journeys")
+    await accessible(page)
+
+    # Journeys: search by name, then the journey's graph, one box per node, labelled branches.
+    await page.get_by_label("Name contains").fill(name)
+    await page.get_by_role("button", name="Search").click()
+    await page.get_by_role("link", name=name).click()
+    await expect(page.locator("figure.graph g.node")).to_have_count(5)
+    labels = await page.locator("figure.graph .edge-label").all_text_contents()
+    assert sorted(labels) == ["event", "no", "yes"], labels
+    await shot(page, "02-journey-graph")
+    await accessible(page)
+
+    # Runs: one patient's, found through a form; the id never reaches a URL. The run starts
+    # now: its delay ends while its page is open.
+    run_id = await trigger(client, journey_id, {"id": patient, "first_name": "Ada",
+                                                "age": 70})  # fmt: skip
+    await page.get_by_role("link", name="Runs", exact=True).click()
+    await page.get_by_label("Patient id").fill(patient)
+    await page.get_by_role("button", name="Find their runs").click()
+    assert patient not in page.url
+    rows = page.locator("tbody tr")
+    await expect(rows).to_have_count(1)
+    await shot(page, "03-runs")
+    await accessible(page)
+
+    # The run's page: its timeline grows live while the page stays loaded.
+    await rows.first.get_by_role("link").first.click()
+    await expect(page).to_have_url(f"{stack.api_url}/console/runs/{run_id}")
+    events = page.locator("#timeline li.event")
+    await expect(events.first).to_be_visible()
+    seen = await events.count()
+    await expect(page.locator("#run-status")).to_have_text("waiting_event", timeout=15_000)
+    assert await events.count() > seen, "no event arrived without a reload"
+    await expect(page.locator("figure.graph g.node.current")).to_have_attribute("data-node", "ask")
+    assert patient not in await page.content()  # shown only when asked for
+    await shot(page, "04-run-live")
+    await accessible(page)
+
+    # Cancel, with a reason: the page shows the run cancelled.
+    await page.get_by_label("Reason").fill("moved to another clinic")
+    await page.get_by_role("button", name="Cancel run").click()
+    await expect(page.locator("#run-status")).to_have_text("cancelled", timeout=15_000)
+    await expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    await wait_for_status(client, run_id, {"cancelled"})
+    await shot(page, "05-run-cancelled")
+
+    # A forged cancel: right cookie, no CSRF token.
+    other = await trigger(client, journey_id, {"id": f"{patient}-2", "age": 70})
+    forged = await context.request.post(f"/console/runs/{other}/cancel", form={"reason": "x"})
+    assert forged.status == 403
+    await context.close()
+
+    # A read-only user: no Cancel button, and a 403 for the request even with its token.
+    reader = keys.create(stack.database_url, f"console-reader-{uuid.uuid4().hex[:6]}",
+                         ["journeys:read", "runs:read"])  # fmt: skip
+    context, page = await signed_in(browser, stack, reader)
+    await page.goto(f"/console/runs/{other}")
+    await expect(page.locator("#timeline li.event").first).to_be_visible()
+    await expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+    refused = await context.request.post(
+        f"/console/runs/{other}/cancel", form={"reason": "x", "csrf_token": token or ""}
+    )
+    assert refused.status == 403
+    await shot(page, "06-run-read-only")
+    still = (await client.get(f"/journeys/runs/{other}")).json()
+    assert still["status"] != "cancelled"
+    await context.close()
+
+
+async def test_console_sign_in_refuses_bad_keys(browser: Browser, stack: Stack) -> None:
+    context = await browser.new_context(base_url=stack.api_url)
+    page = await context.new_page()
+    await page.goto("/console/sign-in")
+    await page.get_by_label("API key").fill("pjk_0000000000000000_nope")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("unknown or revoked key")
+    await accessible(page)
+    assert (await context.cookies()) == []
+    answer = await context.request.get("/console/runs", max_redirects=0)
+    assert answer.status == 303
+    assert answer.headers["location"] == "/console/sign-in"
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe" not in policy
+    await context.close()
+
+
+async def test_console_health_shows_a_stopped_projector(browser: Browser, stack: Stack) -> None:
+    context, page = await signed_in(browser, stack, stack.api_key)
+    await page.get_by_role("link", name="Health").click()
+    projector = page.locator("tr[data-service=projector] .status")
+    await expect(projector).to_have_text("ready")
+    await expect(page.locator("tr[data-service=executor] .status")).to_have_text("ready")
+    await expect(page.locator("#dead-letters")).not_to_have_text("unknown")
+    await shot(page, "07-health")
+    await accessible(page)
+    stack.supervisor.stop("projector")
+    try:
+        await page.reload()
+        await expect(projector).to_have_text("unreachable")
+        await shot(page, "08-health-projector-stopped")
+    finally:
+        await asyncio.to_thread(stack.supervisor.start, "projector")
+    await page.reload()
+    await expect(projector).to_have_text("ready")
+    await context.close()
