@@ -8,6 +8,7 @@ Screenshots of each page go to `.data/test-output/console/` (`JOURNEYS_TEST_OUTP
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import uuid
@@ -218,4 +219,40 @@ async def test_console_health_shows_a_stopped_projector(browser: Browser, stack:
         await asyncio.to_thread(stack.supervisor.start, "projector")
     await page.reload()
     await expect(projector).to_have_text("ready")
+    await context.close()
+
+
+async def test_console_editor_shows_refusals_at_their_node_then_saves(
+    browser: Browser, stack: Stack, client: httpx.AsyncClient
+) -> None:
+    context, page = await signed_in(browser, stack, stack.api_key)
+    await page.get_by_role("link", name="New journey").click()
+    await expect(page.locator("#check .ok")).to_be_visible()
+    await expect(page.locator("#check figure.graph g.node")).to_have_count(3)
+
+    name = f"Editor journey {uuid.uuid4().hex[:6]}"
+    broken = journey(name, delay=-5)
+    editor = page.get_by_label("Definition (JSON)")
+    await editor.fill(json.dumps(broken, indent=2))
+    await editor.dispatch_event("input")  # fill sets the value; the check listens for typing
+    problem = page.locator("#check .problems li")
+    await expect(problem).to_have_count(1)
+    await expect(problem).to_have_attribute("data-node", "pause")
+    await expect(problem).to_contain_text("duration_seconds")
+    await expect(page.locator("#check g.node.invalid")).to_have_attribute("data-node", "pause")
+    await shot(page, "09-editor-problem")
+    await accessible(page)
+
+    # Saved as it is: the API's 422, at the node, and nothing defined.
+    await page.get_by_role("button", name="Save journey").click()
+    await expect(page.locator("#check .problems li[data-node=pause]")).to_be_visible()
+    listed = (await client.get("/journeys", params={"limit": 200})).json()["items"]
+    assert name not in [j["name"] for j in listed]
+
+    await editor.fill(json.dumps(journey(name, delay=60), indent=2))
+    await page.get_by_role("button", name="Save journey").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(name)
+    await expect(page.locator("figure.graph g.node")).to_have_count(5)
+    journey_id = page.url.rsplit("/", 1)[1]
+    assert (await client.get(f"/journeys/{journey_id}")).json()["name"] == name
     await context.close()

@@ -133,6 +133,6 @@ def install(app: FastAPI, settings: ApiSettings) -> None:
     app.add_exception_handler(pages.PageError, _page_error)
     app.add_exception_handler(pages.SignInNeeded, _sign_in_needed)
     app.include_router(public)
+    app.include_router(pages.ops)  # first: `/console/journeys/new` is not a journey id
     app.include_router(pages.router)
-    app.include_router(pages.ops)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")

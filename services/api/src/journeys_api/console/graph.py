@@ -75,3 +75,21 @@ def graph(definition: dict[str, Any]) -> dict[str, Any]:
         if target in ids
     ]
     return {"start": parsed.start_node_id, "nodes": nodes, "edges": edges}
+
+
+def sketch(data: Any) -> dict[str, Any] | None:
+    """The graph of a definition the model refuses (a node with a bad field), as far as its
+    ids and branches can be read: boxes say only the node's type. None when not even that."""
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        return None
+    nodes = [n for n in data["nodes"] if isinstance(n, dict) and isinstance(n.get("id"), str)]
+    if not nodes:
+        return None
+    ids = {n["id"] for n in nodes}
+    return {
+        "start": data.get("start_node_id"),
+        "nodes": [{"id": n["id"], "type": str(n.get("type", "?")), "text": str(n.get("type", "?"))}
+                  for n in nodes],
+        "edges": [{"from": n["id"], "to": n[name], "label": label}
+                  for n in nodes for name, label in EDGE_LABELS.items() if n.get(name) in ids],
+    }  # fmt: skip

@@ -25,13 +25,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Scope
-from journeys_api.console import graph, health
+from journeys_api.console import editor, graph, health
 from journeys_api.console.sessions import CSRF_HEADER, Session, Sessions, cookie_name
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid
 from journeys_api.pagination import Key, decode_cursor, next_cursor
 from journeys_api.read_models import RunFilter
-from journeys_api.routers import runs
+from journeys_api.routers import journeys, runs
 from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
 from journeys_contracts.audit import AuditAction
 
@@ -112,6 +112,30 @@ async def journeys_page(
     ]  # fmt: skip
     return render(request, "journeys.html", journeys=items, q=q or "",
                   next_cursor=next_cursor(keys, PAGE), cursor=cursor)  # fmt: skip
+
+
+@router.post("/journeys", openapi_extra=audited(AuditAction.JOURNEY_CREATE))
+async def create_journey(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.JOURNEYS_WRITE)],
+    definition: Annotated[str, Form(max_length=1_000_000)],
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Save the editor's definition through `POST /journeys`'s own code; refused, the editor
+    again with each problem at its node (422)."""
+    checked(request, session, csrf_token)
+    found = editor.check(definition, resources.settings.max_lookback_seconds)
+    if found.definition is None:
+        return _editor(request, definition, found, status=422)
+    created = await journeys.create_journey(found.definition, resources, Response())
+    return RedirectResponse(f"/console/journeys/{created.journey_id}", status_code=303)
+
+
+def _editor(request: Request, text: str, found: editor.Checked, status: int = 200) -> HTMLResponse:
+    return render(request, "journey_new.html", status=status, text=text,
+                  problems=found.problems,
+                  preview=editor.marked(found.preview, found.problems))  # fmt: skip
 
 
 @router.get("/journeys/{journeyId}", openapi_extra=audited(AuditAction.JOURNEY_READ))
@@ -269,6 +293,30 @@ async def cancel(
 
 
 ops = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@ops.get("/journeys/new")
+async def new_journey(
+    request: Request, session: Annotated[Session, needs(Scope.JOURNEYS_WRITE)]
+) -> HTMLResponse:
+    text = json.dumps(editor.STARTER, indent=2)
+    return _editor(request, text, editor.check(text, float("inf")))
+
+
+@ops.post("/journeys/check")
+async def check_journey(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.JOURNEYS_WRITE)],
+    definition: Annotated[str, Form(max_length=1_000_000)],
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> HTMLResponse:
+    """The editor's check as the definition is typed: problems by node and the graph so far.
+    Nothing is saved, nothing read: no audit record."""
+    checked(request, session, csrf_token)
+    found = editor.check(definition, resources.settings.max_lookback_seconds)
+    return render(request, "_editor_check.html", problems=found.problems,
+                  preview=editor.marked(found.preview, found.problems))  # fmt: skip
 
 
 @ops.get("/health")

@@ -31,7 +31,7 @@
   }
 
   function draw(figure) {
-    const data = JSON.parse(figure.querySelector(".graph-data").textContent);
+    const data = JSON.parse(figure.dataset.graph);
     const canvas = figure.querySelector(".graph-canvas");
     const g = new dagre.graphlib.Graph({ multigraph: true });
     g.setGraph({ rankdir: "TB", nodesep: 28, ranksep: 46, marginx: 12, marginy: 12 });
@@ -56,10 +56,11 @@
       }
     }
     const current = (figure.closest("[data-current]") || {}).dataset?.current;
+    const invalid = new Set(data.invalid || []);
     for (const id of g.nodes()) {
       const box = g.node(id);
       const n = box.node;
-      const group = el("g", { class: `node node-${n.type.toLowerCase()}` + (id === data.start ? " start" : "") + (id === current ? " current" : ""), "data-node": id, transform: `translate(${box.x - NODE_W / 2},${box.y - NODE_H / 2})` }, svg);
+      const group = el("g", { class: `node node-${n.type.toLowerCase()}` + (id === data.start ? " start" : "") + (id === current ? " current" : "") + (invalid.has(id) ? " invalid" : ""), "data-node": id, transform: `translate(${box.x - NODE_W / 2},${box.y - NODE_H / 2})` }, svg);
       el("rect", { width: NODE_W, height: NODE_H, rx: 8 }, group);
       const title = el("text", { x: 10, y: 18, class: "node-id" }, group);
       title.textContent = n.id;
@@ -109,5 +110,11 @@
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("figure.graph").forEach(draw);
     live();
+    // A graph htmx swapped in (the editor's preview) is drawn once it is in the page.
+    document.body.addEventListener("htmx:afterSettle", () => {
+      document.querySelectorAll("figure.graph").forEach((f) => {
+        if (!f.querySelector(".graph-canvas svg")) draw(f);
+      });
+    });
   });
 })();
