@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -255,4 +256,39 @@ async def test_console_editor_shows_refusals_at_their_node_then_saves(
     await expect(page.locator("figure.graph g.node")).to_have_count(5)
     journey_id = page.url.rsplit("/", 1)[1]
     assert (await client.get(f"/journeys/{journey_id}")).json()["name"] == name
+    await context.close()
+
+
+SAMPLE = REPO_ROOT / "examples" / "clinic_events.csv"
+
+
+async def test_console_imports_a_file_and_follows_it(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    """The shipped sample (43 rows: 2 rejected, 1 repeated event id), chosen in the upload,
+    followed live to its end; the rejected rows download as a CSV of the upload's columns."""
+    context, page = await signed_in(browser, stack, stack.api_key)
+    await page.get_by_role("link", name="Imports").click()
+    await accessible(page)
+    await page.locator("#file").set_input_files(str(SAMPLE))
+    await expect(page).to_have_url(re.compile(r"/console/imports/[0-9a-f-]{36}$"))
+    await expect(page.locator("#import-status")).to_have_text("completed", timeout=30_000)
+    await expect(page.locator("#accepted")).to_have_text("40")
+    await expect(page.locator("#rejected")).to_have_text("2")
+    await expect(page.locator("#duplicates")).to_have_text("1")
+    await expect(page.locator("#import-progress")).to_have_attribute("value", "100")
+    await shot(page, "10-import-completed")
+    await accessible(page)
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Download the rejected rows as CSV").click()
+    saved = tmp_path / "rejected.csv"
+    await (await download.value).save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert lines[0].startswith("event_id,clinic_id,patient_id")
+    assert lines[0].endswith("import_error")
+    assert len(lines) == 3  # the header and the two rejected rows
+
+    await page.get_by_role("link", name="Imports").click()
+    await expect(page.locator("tbody tr").first).to_contain_text("clinic_events.csv")
+    await shot(page, "11-imports")
     await context.close()

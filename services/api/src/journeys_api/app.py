@@ -72,7 +72,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     errors.install(app)
     # The last added is the outermost: every answer, 413s included, is observed.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
-                       uploads={"/imports": settings.import_max_bytes})  # fmt: skip
+                       uploads={"/imports": settings.import_max_bytes,
+                                "/console/imports/upload": settings.import_max_bytes})  # fmt: skip
     app.add_middleware(InFlightLimit, limit=settings.max_in_flight)
     # Outside the limits: a caller with no credentials learns nothing from 413 or 503. Inside
     # CORS, whose preflight requests carry no credentials.

@@ -15,23 +15,24 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from journeys_api.audit import AuditedRoute, audited, touched
+from journeys_api.audit import STREAMED_KEY, AuditedRoute, audited, touched
 from journeys_api.auth import Scope
 from journeys_api.console import editor, graph, health
 from journeys_api.console.sessions import CSRF_HEADER, Session, Sessions, cookie_name
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid
+from journeys_api.imports import ledger
 from journeys_api.pagination import Key, decode_cursor, next_cursor
 from journeys_api.read_models import RunFilter
-from journeys_api.routers import journeys, runs
+from journeys_api.routers import imports, journeys, runs
 from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
 from journeys_contracts.audit import AuditAction
 
@@ -290,6 +291,82 @@ async def cancel(
     checked(request, session, csrf_token)
     await runs.cancel_run(run_id, resources, CancelRequest(reason=(reason or "").strip() or None))
     return RedirectResponse(f"/console/runs/{run_id}", status_code=303)
+
+
+@router.get("/imports", openapi_extra=audited(AuditAction.IMPORTS_LIST))
+async def imports_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.IMPORTS_READ)],
+    cursor: str | None = None,
+) -> HTMLResponse:
+    """The upload (with `imports:write`) and the history of imports, newest first."""
+    before = decode_cursor(cursor)
+    rows = await ledger.recent_imports(
+        resources.pool, None if before is None else (before.created_at, before.id), PAGE + 1
+    )
+    keys = [Key(row["created_at"], row["import_id"]) for row in rows]
+    return render(request, "imports.html", imports=[imports._view(r, []) for r in rows[:PAGE]],
+                  next_cursor=next_cursor(keys, PAGE))  # fmt: skip
+
+
+@router.post(
+    "/imports/upload",
+    openapi_extra={**audited(AuditAction.IMPORTS_CREATE), STREAMED_KEY: True},
+)
+async def upload_import(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.IMPORTS_WRITE)],
+    name: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The dropped file, streamed by `POST /imports`'s own code (a multipart body, its CSRF
+    token in the header: the body is not read before the token is checked)."""
+    checked(request, session, None)
+    answer = Response()
+    accepted = await imports.upload(request, resources, answer, session.principal, name=name,
+                                    idempotency_key=None, notify=None)  # fmt: skip
+    location = f"/console/imports/{accepted.import_id}"
+    return JSONResponse(
+        {"importId": str(accepted.import_id), "location": location}, status_code=202
+    )
+
+
+@router.get("/imports/{importId}", openapi_extra=audited(AuditAction.IMPORTS_READ))
+async def import_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.IMPORTS_READ)],
+    import_id: Annotated[UUID, Path(alias="importId")],
+    part: Literal["page", "figures"] = "page",
+) -> HTMLResponse:
+    """An import's figures, live while it runs (the `figures` part, asked for every second),
+    and its first errors."""
+    found = await ledger.get(resources.pool, import_id)
+    if found is None:
+        raise PageError(404, "no such import")
+    row, errors = found
+    view = imports._view(row, errors)
+    # The file's lines (counted as it came) less the header: the rows, unless quoted cells
+    # hold line breaks, which only makes the bar a little slow to fill.
+    expected = max(1, row["lines"] - 1)
+    done = 100 if view.status == "completed" else min(99, round(100 * view.rows_read / expected))
+    template = "import.html" if part == "page" else "_import_figures.html"
+    return render(request, template, item=view, percent=done,
+                  running=view.status not in ("completed", "failed"))  # fmt: skip
+
+
+@router.get(
+    "/imports/{importId}/rejected.csv", openapi_extra=audited(AuditAction.IMPORTS_ERRORS_READ)
+)
+async def rejected_rows(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.IMPORTS_READ)],
+    import_id: Annotated[UUID, Path(alias="importId")],
+) -> Response:
+    """The rejected rows to fix and upload again, as `GET /imports/{id}/errors?format=csv`."""
+    return await imports.list_errors(import_id, resources, format="csv")  # type: ignore[return-value]
 
 
 ops = APIRouter(prefix="/console", include_in_schema=False)

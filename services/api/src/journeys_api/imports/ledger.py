@@ -336,6 +336,20 @@ async def list_imports(
         return await cur.fetchall()
 
 
+async def recent_imports(
+    pool: AsyncConnectionPool[Any], before: tuple[Any, UUID] | None, limit: int
+) -> list[Row]:
+    """Up to `limit` imports before (created_at, import_id), newest first (a history)."""
+    end = before if before is not None else (datetime.max.replace(tzinfo=UTC), UUID(int=2**128 - 1))
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT * FROM api_imports WHERE (created_at, import_id) < (%s, %s) "
+            "ORDER BY created_at DESC, import_id DESC LIMIT %s",
+            (*end, limit),
+        )
+        return await cur.fetchall()
+
+
 async def errors(
     pool: AsyncConnectionPool[Any], import_id: UUID, after_row: int, limit: int | None
 ) -> list[Row]:

@@ -118,3 +118,53 @@
     });
   });
 })();
+
+// The imports page: a dropped (or chosen) file is sent as the field `file` of a multipart
+// body, with the session's CSRF token in a header; the bar shows the upload, then the
+// import's own page follows it.
+(function () {
+  function send(section, file) {
+    const state = document.getElementById("upload-state");
+    const bar = document.getElementById("upload-progress");
+    const error = document.getElementById("upload-error");
+    document.getElementById("upload-name").textContent = file.name;
+    state.hidden = false;
+    error.textContent = "";
+    const body = new FormData();
+    body.append("file", file, file.name);
+    const request = new XMLHttpRequest();
+    request.open("POST", "/console/imports/upload?name=" + encodeURIComponent(file.name));
+    request.setRequestHeader("X-CSRF-Token", section.dataset.csrf);
+    request.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) bar.value = Math.round((100 * event.loaded) / event.total);
+    });
+    request.addEventListener("load", () => {
+      let answer = {};
+      try { answer = JSON.parse(request.responseText); } catch (e) { /* an HTML error page */ }
+      if (request.status === 202 && answer.location) {
+        window.location.assign(answer.location);
+        return;
+      }
+      const detail = answer.detail;
+      error.textContent = "Refused (" + request.status + "): " +
+        (Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail || "try again");
+    });
+    request.addEventListener("error", () => { error.textContent = "The upload failed: try again."; });
+    request.send(body);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const section = document.getElementById("upload");
+    if (!section) return;
+    const zone = document.getElementById("dropzone");
+    const input = document.getElementById("file");
+    input.addEventListener("change", () => { if (input.files.length) send(section, input.files[0]); });
+    zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("over");
+      if (event.dataTransfer.files.length) send(section, event.dataTransfer.files[0]);
+    });
+  });
+})();
