@@ -263,7 +263,7 @@ SAMPLE = REPO_ROOT / "examples" / "clinic_events.csv"
 
 
 async def test_console_imports_a_file_and_follows_it(
-    browser: Browser, stack: Stack, tmp_path: Path
+    browser: Browser, stack: Stack, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     """The shipped sample (43 rows: 2 rejected, 1 repeated event id), chosen in the upload,
     followed live to its end; the rejected rows download as a CSV of the upload's columns."""
@@ -291,4 +291,24 @@ async def test_console_imports_a_file_and_follows_it(
     await page.get_by_role("link", name="Imports").click()
     await expect(page.locator("tbody tr").first).to_contain_text("clinic_events.csv")
     await shot(page, "11-imports")
+
+    # Its weeks, as charts and as the API's figures in a table.
+    wanted = (await client.get("/analytics/weekly", params={"clinicId": "north"})).json()
+    assert wanted["weeks"]
+    await page.get_by_role("link", name="Analytics").click()
+    await page.get_by_label("Clinic").fill("north")
+    await page.get_by_role("button", name="Show").click()
+    rows = page.locator("tbody tr")
+    await expect(rows).to_have_count(len(wanted["weeks"]))
+    for row, week in zip(await rows.all(), wanted["weeks"], strict=True):
+        cells = await row.locator("td").all_text_contents()
+        assert cells[:3] == [week["isoWeek"], "north", week["revenue"]]
+        assert cells[5:8] == [str(week["appointments"]), str(week["bookings"]), str(week["events"])]
+    for canvas in ("chart-revenue", "chart-types", "chart-visits"):
+        assert await page.locator(f"#{canvas}").evaluate("c => c.width > 0 && !!Chart.getChart(c)")
+    await shot(page, "12-analytics")
+    await accessible(page)
+    await page.get_by_label("Time zone").fill("Mars/Olympus")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.get_by_role("alert")).to_contain_text("tz: must name an IANA time zone")
     await context.close()

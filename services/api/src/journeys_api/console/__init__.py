@@ -31,6 +31,7 @@ VENDOR = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "htmx-sse.min.js": "htmx-ext-sse/dist/sse.min.js",
     "dagre.min.js": "@dagrejs/dagre/dist/dagre.min.js",
+    "chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
 }
 """The files the pages load, by the name they load them under."""
 

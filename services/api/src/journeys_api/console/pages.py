@@ -13,12 +13,13 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -32,7 +33,7 @@ from journeys_api.errors import invalid
 from journeys_api.imports import ledger
 from journeys_api.pagination import Key, decode_cursor, next_cursor
 from journeys_api.read_models import RunFilter
-from journeys_api.routers import imports, journeys, runs
+from journeys_api.routers import analytics, imports, journeys, runs
 from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
 from journeys_contracts.audit import AuditAction
 
@@ -367,6 +368,58 @@ async def rejected_rows(
 ) -> Response:
     """The rejected rows to fix and upload again, as `GET /imports/{id}/errors?format=csv`."""
     return await imports.list_errors(import_id, resources, format="csv")  # type: ignore[return-value]
+
+
+@router.get("/analytics", openapi_extra=audited(AuditAction.ANALYTICS_READ))
+async def analytics_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.ANALYTICS_READ)],
+    clinic: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    until: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+    tz: Annotated[str, Query(max_length=64)] = "UTC",
+) -> HTMLResponse:
+    """`GET /analytics/weekly` as charts and a table; a bad field is said on the page."""
+    query = {"clinic": clinic or "", "from": since or "", "to": until or "", "tz": tz}
+    try:
+        page = await analytics.weekly(
+            resources, clinic or None, _day(since, "from"), _day(until, "to"), tz
+        )
+    except RequestValidationError as exc:
+        problems = [f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors()]
+        return render(request, "analytics.html", status=422, query=query, page=None,
+                      problems=problems, chart=None)  # fmt: skip
+    return render(request, "analytics.html", query=query, page=page, problems=[],
+                  chart=_chart(page.weeks))  # fmt: skip
+
+
+def _day(text: str | None, name: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise invalid(("query", name), "must be a day, YYYY-MM-DD") from None
+
+
+def _chart(weeks: list[Any]) -> dict[str, Any]:
+    """The figures by week, summed over the clinics shown, for the charts."""
+    labels = sorted({w.iso_week for w in weeks})
+    at = {label: i for i, label in enumerate(labels)}
+    revenue = [0.0] * len(labels)
+    appointments = [0] * len(labels)
+    bookings = [0] * len(labels)
+    by_type: dict[str, list[float]] = {}
+    for w in weeks:
+        i = at[w.iso_week]
+        revenue[i] += float(w.revenue)  # drawn only: the table keeps the exact figures
+        appointments[i] += w.appointments
+        bookings[i] += w.bookings
+        for kind, amount in w.revenue_by_treatment_type.items():
+            by_type.setdefault(kind, [0.0] * len(labels))[i] += float(amount)
+    return {"labels": labels, "revenue": revenue, "appointments": appointments,
+            "bookings": bookings, "byType": by_type}  # fmt: skip
 
 
 ops = APIRouter(prefix="/console", include_in_schema=False)

@@ -168,3 +168,39 @@
     });
   });
 })();
+
+// The analytics page: Chart.js draws what the table beside it lists exactly.
+(function () {
+  const PALETTE = ["#0b5cad", "#c2410c", "#15803d", "#7c3aed", "#b91c1c", "#0e7490", "#a16207"];
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const holder = document.querySelector(".charts[data-chart]");
+    if (!holder || typeof Chart === "undefined") return;
+    const data = JSON.parse(holder.dataset.chart);
+    const common = { responsive: true, maintainAspectRatio: false, animation: false };
+    new Chart(document.getElementById("chart-revenue"), {
+      type: "bar",
+      data: { labels: data.labels, datasets: [{ label: "Revenue", data: data.revenue, backgroundColor: PALETTE[0] }] },
+      options: common,
+    });
+    new Chart(document.getElementById("chart-types"), {
+      type: "bar",
+      data: {
+        labels: data.labels,
+        datasets: Object.entries(data.byType).map(([kind, values], i) => ({ label: kind, data: values, backgroundColor: PALETTE[i % PALETTE.length] })),
+      },
+      options: { ...common, scales: { x: { stacked: true }, y: { stacked: true } } },
+    });
+    new Chart(document.getElementById("chart-visits"), {
+      type: "line",
+      data: {
+        labels: data.labels,
+        datasets: [
+          { label: "Appointments", data: data.appointments, borderColor: PALETTE[0], backgroundColor: PALETTE[0] },
+          { label: "Bookings", data: data.bookings, borderColor: PALETTE[1], backgroundColor: PALETTE[1] },
+        ],
+      },
+      options: common,
+    });
+  });
+})();
