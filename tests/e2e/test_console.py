@@ -24,7 +24,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from journeys_api import keys
 from journeys_stack.paths import REPO_ROOT
 from tests.e2e.conftest import Stack
-from tests.e2e.helpers import create_journey, trigger, wait_for_status
+from tests.e2e.helpers import create_journey, trigger, wait_for_status, wait_for_type
 
 pytestmark = pytest.mark.e2e
 
@@ -311,4 +311,33 @@ async def test_console_imports_a_file_and_follows_it(
     await page.get_by_label("Time zone").fill("Mars/Olympus")
     await page.get_by_role("button", name="Show").click()
     await expect(page.get_by_role("alert")).to_contain_text("tz: must name an IANA time zone")
+    await context.close()
+
+
+async def test_console_retries_a_message_given_up(
+    browser: Browser, stack: Stack, client: httpx.AsyncClient
+) -> None:
+    """A message to a channel this stack has not configured fails for good at once; the
+    deliveries page lists it (never its text) and sends it again, once."""
+    definition = {
+        "name": f"Console webhook {uuid.uuid4().hex[:6]}", "start_node_id": "hello",
+        "nodes": [{"id": "hello", "type": "MESSAGE", "channel": "webhook",
+                   "message": "secret text", "next_node_id": None}],
+    }  # fmt: skip
+    journey_id = await create_journey(client, definition)
+    run_id = await trigger(client, journey_id, {"id": f"console-dlv-{uuid.uuid4().hex[:6]}"})
+    await wait_for_type(client, run_id, "message.failed")
+
+    context, page = await signed_in(browser, stack, stack.api_key)
+    await page.goto(f"/console/deliveries?journey={journey_id}")
+    row = page.locator("tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("channel webhook is not configured")
+    assert "secret text" not in await page.content()
+    await shot(page, "13-deliveries")
+    await accessible(page)
+    await row.get_by_role("button", name=re.compile("^Retry message")).click()
+    await expect(row.get_by_role("button")).to_have_count(0)
+    await expect(row).to_contain_text("retry")
+    await shot(page, "14-deliveries-retried")
     await context.close()

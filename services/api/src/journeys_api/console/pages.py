@@ -33,7 +33,7 @@ from journeys_api.errors import invalid
 from journeys_api.imports import ledger
 from journeys_api.pagination import Key, decode_cursor, next_cursor
 from journeys_api.read_models import RunFilter
-from journeys_api.routers import analytics, imports, journeys, runs
+from journeys_api.routers import analytics, deliveries, imports, journeys, runs
 from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
 from journeys_contracts.audit import AuditAction
 
@@ -420,6 +420,40 @@ def _chart(weeks: list[Any]) -> dict[str, Any]:
             by_type.setdefault(kind, [0.0] * len(labels))[i] += float(amount)
     return {"labels": labels, "revenue": revenue, "appointments": appointments,
             "bookings": bookings, "byType": by_type}  # fmt: skip
+
+
+@router.get("/deliveries", openapi_extra=audited(AuditAction.DELIVERIES_LIST))
+async def deliveries_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.DELIVERIES_READ)],
+    journey: UUID | None = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    """Messages given up (`GET /deliveries`), each with a Retry button for `deliveries:write`."""
+    page = await deliveries.list_deliveries(resources, "failed", journey, PAGE, cursor)
+    return render(request, "deliveries.html", messages=page.items, journey=journey,
+                  next_cursor=page.next_cursor,
+                  may_retry=session.may(Scope.DELIVERIES_WRITE))  # fmt: skip
+
+
+@router.post("/deliveries/{messageId}/retry", openapi_extra=audited(AuditAction.DELIVERIES_RETRY))
+async def retry_message(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.DELIVERIES_WRITE)],
+    message_id: Annotated[UUID, Path(alias="messageId")],
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    """`POST /deliveries/{id}/retry`; its 409 (retried already, never asked for) on a page."""
+    checked(request, session, csrf_token)
+    try:
+        await deliveries.retry_delivery(message_id, resources, session.principal)
+    except HTTPException as exc:
+        if exc.status_code != 409:
+            raise
+        raise PageError(409, str(exc.detail)) from None
+    return RedirectResponse("/console/deliveries", status_code=303)
 
 
 ops = APIRouter(prefix="/console", include_in_schema=False)
