@@ -341,3 +341,48 @@ async def test_console_retries_a_message_given_up(
     await expect(row).to_contain_text("retry")
     await shot(page, "14-deliveries-retried")
     await context.close()
+
+
+async def test_console_draws_a_large_journey_without_overlaps(
+    browser: Browser, stack: Stack, client: httpx.AsyncClient
+) -> None:
+    """36 nodes, a branch every third: every box and label is drawn, no two boxes overlap,
+    and at a tablet's width the page scrolls the graph, not itself."""
+    nodes: list[dict[str, Any]] = []
+    for i in range(36):
+        following = f"n{i + 1}" if i < 35 else None
+        if i % 3 == 1:
+            nodes.append(
+                {
+                    "id": f"n{i}",
+                    "type": "CONDITIONAL",
+                    "condition": {"field": "score", "operator": ">", "value": i},
+                    "on_true_next_node_id": following,
+                    "on_false_next_node_id": "n35",
+                }
+            )
+        else:
+            nodes.append({"id": f"n{i}", "type": "DELAY", "duration_seconds": 60 * (i + 1),
+                          "next_node_id": following})  # fmt: skip
+    name = f"Console large {uuid.uuid4().hex[:6]}"
+    journey_id = await create_journey(client, {"name": name, "start_node_id": "n0",
+                                               "nodes": nodes})  # fmt: skip
+    context, page = await signed_in(browser, stack, stack.api_key)
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await page.goto(f"/console/journeys/{journey_id}")
+    boxes = page.locator("figure.graph g.node rect")
+    await expect(boxes).to_have_count(36)
+    await expect(page.locator("figure.graph .edge-label")).to_have_count(24)
+    rects = await boxes.evaluate_all(
+        "rs => rs.map(r => { const b = r.getBoundingClientRect();"
+        " return [b.left, b.top, b.right, b.bottom]; })"
+    )
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+            assert apart, f"boxes overlap: {a} {b}"
+    page_width = await page.evaluate("document.documentElement.scrollWidth")
+    assert page_width <= 768, "the page itself scrolls sideways at a tablet's width"
+    await shot(page, "15-large-journey-tablet")
+    await accessible(page)
+    await context.close()

@@ -9,6 +9,7 @@ Rows of sealed runs come as stored (`journeys_api.sealed_rows` opens them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -88,6 +89,8 @@ class RunFilter:
     patient_id: str | None = None
     patient_key: str | None = None
     status: str | None = None
+    started_from: datetime | None = None  # created at or after
+    started_before: datetime | None = None
 
 
 class ReadModels:
@@ -149,6 +152,12 @@ class ReadModels:
         elif filters.patient_key is not None:
             conditions.append(sql.SQL("patient_key = %s"))
             params.append(filters.patient_key)
+        if filters.started_from is not None:
+            conditions.append(sql.SQL("created_at >= %s"))
+            params.append(filters.started_from)
+        if filters.started_before is not None:
+            conditions.append(sql.SQL("created_at < %s"))
+            params.append(filters.started_before)
         where, params = _after(after, "run_id", conditions, params)
         return await self._all(
             sql.SQL("{} {} ORDER BY created_at, run_id LIMIT %s").format(_RUNS, where),

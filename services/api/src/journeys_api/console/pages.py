@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -167,15 +167,24 @@ async def runs_page(
     journey: UUID | None = None,
     status: RunStatus | None = None,
     patient: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{16,128}$")] = None,
+    since: Annotated[date | None, Query(alias="from")] = None,
+    until: Annotated[date | None, Query(alias="to")] = None,
     cursor: str | None = None,
 ) -> HTMLResponse:
-    filters = RunFilter(journey_id=journey, patient_key=patient, status=status)
+    """Runs by journey, status, patient (by key) and the days they started (UTC, both
+    included), oldest first, a page at a time."""
+    filters = RunFilter(
+        journey_id=journey, patient_key=patient, status=status,
+        started_from=None if since is None else datetime.combine(since, time.min, UTC),
+        started_before=None if until is None
+        else datetime.combine(until + timedelta(days=1), time.min, UTC),
+    )  # fmt: skip
     page = await runs._runs(resources, filters, PAGE, decode_cursor(cursor))
     names = {}
     for journey_id in {run.journey_id for run in page.items}:
         found = await resources.journeys.get(journey_id)
         names[journey_id] = found.name if found is not None else str(journey_id)
-    query = {"journey": journey, "status": status, "patient": patient}
+    query = {"journey": journey, "status": status, "patient": patient, "from": since, "to": until}
     return render(request, "runs.html", runs=page.items, names=names, statuses=STATUSES,
                   query={k: v for k, v in query.items() if v is not None},
                   next_cursor=page.next_cursor)  # fmt: skip
