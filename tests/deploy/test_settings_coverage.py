@@ -34,6 +34,8 @@ UNSET = {
     "API_SMS_AUTH_TOKEN": "the same token, a file of the API's Secret, once texts come back",
     "IMPORTER_PROGRESS_WEBHOOK_URL": "holds the chat's secret: a file of the Secret, once used",
     "IMPORTER_PROGRESS_WEBHOOKS": "hold the chats' secrets: a file of the Secret, once used",
+    "API_CONSOLE_OIDC_CLIENT_SECRET": "a file of the Secret, for a confidential client",
+    "API_CONSOLE_OIDC_SCOPES": "openid and every API scope, unless the issuer names them apart",
     "DELIVERY_SMS_FROM": "the sending number, once an SMS gateway is used",
     "DELIVERY_SMTP_HOST": "set with DELIVERY_SMTP_FROM, once an SMTP server is used",
     "DELIVERY_SMTP_FROM": "set with DELIVERY_SMTP_HOST, once an SMTP server is used",

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from playwright.async_api import Browser, async_playwright
 from psycopg import sql
 
 from journeys_runtime.topics import Topics
@@ -19,6 +20,8 @@ from journeys_stack.services import Ports
 from journeys_stack.stack import Stack as LocalStack
 from journeys_stack.stack import StackConfig
 from journeys_stack.supervisor import Supervisor
+from tests.e2e.browser import OUTPUT, chromium
+from tests.e2e.oidc_provider import Provider
 
 
 @dataclass
@@ -77,10 +80,26 @@ def running_stack(
 
 
 @pytest.fixture(scope="session")
+def issuer() -> Iterator[Provider]:
+    """An OpenID Connect issuer on loopback, which the shared stack trusts: the console signs
+    people in through it, and the API takes its access tokens."""
+    provider = Provider()
+    provider.start()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+@pytest.fixture(scope="session")
 def stack(
-    kafka_bootstrap: str, admin_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str,
+    admin_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    issuer: Provider,
 ) -> Iterator[Stack]:
-    with running_stack(kafka_bootstrap, admin_database_url, tmp_path_factory) as running:
+    with running_stack(kafka_bootstrap, admin_database_url, tmp_path_factory,
+                       issuer.env()) as running:  # fmt: skip
         yield running
 
 
@@ -98,3 +117,15 @@ async def api_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(stack) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, launched once for the session's browser tests."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()

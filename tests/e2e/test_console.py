@@ -2,88 +2,29 @@
 running stack: sign-in, journeys and their graphs, runs found by patient without the id in a
 URL, a live timeline, cancelling, a read-only user, CSRF, and axe-core on every page.
 
-Screenshots of each page go to `.data/test-output/console/` (`JOURNEYS_TEST_OUTPUT` moves it).
+Screenshots of each page go to `.data/test-output/console/` (`tests/e2e/browser.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from journeys_api import keys
 from journeys_stack.paths import REPO_ROOT
+from tests.e2e.browser import accessible, shot, signed_in
 from tests.e2e.conftest import Stack
 from tests.e2e.helpers import create_journey, trigger, wait_for_status, wait_for_type
 
 pytestmark = pytest.mark.e2e
-
-OUTPUT = (
-    Path(os.environ.get("JOURNEYS_TEST_OUTPUT", REPO_ROOT / ".data" / "test-output")) / "console"
-)
-AXE = REPO_ROOT / "services" / "api" / "console" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser")
-
-
-def chromium() -> str:
-    """Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it); its own path in
-    `JOURNEYS_CHROMIUM`. Missing, the test fails: it never skips."""
-    named = os.environ.get("JOURNEYS_CHROMIUM")
-    for candidate in [named] if named else CHROMIUM_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    raise AssertionError("no Chromium: `apt-get install chromium`, or set JOURNEYS_CHROMIUM")
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=chromium(), headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-async def signed_in(browser: Browser, stack: Stack, key: str) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(
-        base_url=stack.api_url, viewport={"width": 1280, "height": 860}
-    )
-    page = await context.new_page()
-    await page.goto("/console")
-    await expect(page).to_have_url(f"{stack.api_url}/console/sign-in")
-    await page.get_by_label("API key").fill(key)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(f"{stack.api_url}/console/journeys")
-    return context, page
-
-
-async def shot(page: Page, name: str) -> None:
-    await page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
-
-
-async def accessible(page: Page) -> None:
-    """axe-core finds nothing serious or critical on the page. Evaluated through the
-    DevTools protocol: the page's own policy (`script-src 'self'`) refuses an injected tag."""
-    await page.evaluate(AXE.read_text())
-    found: list[dict[str, Any]] = await page.evaluate(
-        "async () => (await axe.run()).violations.map(v => ({id: v.id, impact: v.impact,"
-        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)}))"
-    )
-    serious = [v for v in found if v["impact"] in ("serious", "critical")]
-    assert not serious, f"{page.url}: {serious}"
 
 
 def journey(name: str, delay: float) -> dict[str, Any]:
@@ -336,7 +277,11 @@ async def test_console_retries_a_message_given_up(
     assert "secret text" not in await page.content()
     await shot(page, "13-deliveries")
     await accessible(page)
-    await row.get_by_role("button", name=re.compile("^Retry message")).click()
+    message_id = await row.get_attribute("data-message")
+    async with page.expect_navigation(timeout=20_000):  # the POST, then its redirect back
+        await row.get_by_role("button", name=re.compile("^Retry message")).click()
+    await expect(page).to_have_url(re.compile(rf"/console/deliveries\?journey={journey_id}$"))
+    row = page.locator(f"tr[data-message='{message_id}']")
     await expect(row.get_by_role("button")).to_have_count(0)
     await expect(row).to_contain_text("retry")
     await shot(page, "14-deliveries-retried")
@@ -385,4 +330,14 @@ async def test_console_draws_a_large_journey_without_overlaps(
     assert page_width <= 768, "the page itself scrolls sideways at a tablet's width"
     await shot(page, "15-large-journey-tablet")
     await accessible(page)
+
+    # The API's refusals, as pages: the field and why, or what is missing.
+    answer = await page.goto("/console/runs?status=bogus")
+    assert answer is not None
+    assert answer.status == 422
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("status: Input should be")
+    answer = await page.goto(f"/console/runs/{uuid.uuid4()}")
+    assert answer is not None
+    assert answer.status == 404
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("not found")
     await context.close()

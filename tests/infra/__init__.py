@@ -99,7 +99,8 @@ def _start_processes(infra: Infra, tmp_dir: Path) -> None:
         infra.database_url = postgres.start()
     if not infra.kafka_bootstrap:
         kafka = KafkaBroker(tmp_dir / "kafka", kafka_port, controller_port, heap=KAFKA_HEAP)
-        infra._stops.append(kafka.stop)
+        # Its data dies with the session: no controlled shutdown to wait ten seconds for.
+        infra._stops.append(lambda: kafka.stop(timeout=1.0))
         infra.kafka_bootstrap = kafka.start()
 
 

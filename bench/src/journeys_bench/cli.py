@@ -23,6 +23,7 @@ import psycopg
 
 from journeys_bench import (
     api,
+    console,
     delivery,
     engine,
     events,
@@ -77,6 +78,12 @@ class Sizes:
     isolation_rate: float = 100.0  # email runs/s, and as many SMS runs beside them
     import_rows: int = 1_000_000
     upload_bytes: int = 1024**3  # the upload of import-throughput's RSS bound
+    console_runs: int = 10_000
+    console_deep: int = 200  # the deep page measured: this many "Next page" links in
+    console_asks: int = 50
+    console_viewers: int = 200
+    console_rate: int = 50  # runs/s while the live timelines are open
+    console_seconds: float = 20
 
 
 # Small enough to check that every benchmark still works; the figures mean nothing.
@@ -87,7 +94,8 @@ QUICK = Sizes(runs=1000, replicas=(1, 2), latency_rates=(50,), latency_seconds=5
               events_reference=2000, events_returning=1000, resume_runs=100, resume_rate=50,
               patients=1000, bounded_patients=10, bounded_events=25,
               delivery_messages=500, isolation_runs=100, import_rows=5000,
-              upload_bytes=20 * 1024**2)  # fmt: skip
+              upload_bytes=20 * 1024**2, console_runs=300, console_deep=2, console_asks=5,
+              console_viewers=5, console_rate=10, console_seconds=3)  # fmt: skip
 
 Benchmark = Callable[[Infra, Sizes, Path], Any]
 BENCHMARKS: dict[str, Benchmark] = {
@@ -119,6 +127,9 @@ BENCHMARKS: dict[str, Benchmark] = {
                                                                        s.isolation_rate),
     "import-throughput": lambda i, s, work: imports.import_throughput(i, work, s.import_rows,
                                                                      s.upload_bytes),
+    "console": lambda i, s, _: console.console(i, s.console_runs, s.console_deep,
+                                               s.console_asks, s.console_viewers,
+                                               s.console_rate, s.console_seconds),
 }  # fmt: skip
 
 

@@ -306,9 +306,39 @@ def _isolation(r: dict[str, Any]) -> list[Row]:
              "p99 at most 1.5 times (+50 ms) the healthy p99", measured, met)]  # fmt: skip
 
 
+def _console(r: dict[str, Any]) -> list[Row]:
+    d = _get(r, "console")
+    if not d or "paging" not in d:
+        return []
+    paging = d["paging"]
+    first = paging["first_page"]
+    deep_name, deep = next((k, v) for k, v in paging.items() if k != "first_page")
+    measured = (f"first page p99 {first['p99_ms']:,} ms (p50 {first['p50_ms']:,}), "
+                f"{deep_name.replace('_', ' ')} p99 {deep['p99_ms']:,} ms, of {d['runs']:,} "
+                "runs of one journey, signed in, client time")  # fmt: skip
+    rows: list[Row] = [
+        (
+            "console: runs of a journey, paged",
+            "first page ≤ 200 ms, no slower deep in",
+            measured,
+            first["p99_ms"] <= 200 and deep["p99_ms"] <= 200,
+        )
+    ]
+    v = d.get("viewers") or {}
+    if "p99_ms_with" in v:
+        measured = (f"engine p99 {v['p99_ms_with']:,} ms with {v['opened']} live timelines open, "
+                    f"{' and '.join(f'{x:,}' for x in v['p99_ms_without'])} ms without "
+                    f"(before, after): {v['increase']:+.1%}; {v['rate']} runs/s for "
+                    f"{v['seconds']:g} s each, {v['missing']} runs missing")  # fmt: skip
+        met = v["opened"] == v["viewers"] and v["increase"] is not None and v["increase"] <= 0.10
+        rows.append((f"console: {v['viewers']} live timelines beside the engine",
+                     "engine p99 up ≤ 10%", measured, met))  # fmt: skip
+    return rows
+
+
 SECTIONS: list[Callable[[dict[str, Any]], list[Row]]] = [
     _engine, _api, _ingest, _resume, _delivery, _isolation, _timers, _projection, _patients,
-    _forgetting, _references]  # fmt: skip
+    _forgetting, _console, _references]  # fmt: skip
 
 
 def rows(results: dict[str, Any]) -> list[Row]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from journeys_bench import delivery, engine, events, imports, timers
+from journeys_bench import console, delivery, engine, events, imports, timers
 from journeys_bench.harness import Infra
 from journeys_stack.paths import data_dir
 
@@ -129,3 +129,15 @@ def test_import_throughput_follows_a_generated_file_to_its_end(
     assert result["rss_mb"]["importer"]["peak_mb"] > 0
     assert (result["large_upload"]["status"], result["large_upload"]["bytes"]) == (202, 600_000)
     assert result["large_upload"]["api_rss_mb"]["peak_mb"] > 0
+
+
+def test_console_pages_runs_and_holds_live_timelines(bench_infra: Infra) -> None:
+    result = console.console(bench_infra, runs=300, deep=2, asks=3, viewers=5, rate=10,
+                             seconds=2)  # fmt: skip
+
+    assert set(result["paging"]) == {"first_page", "page_3"}
+    assert result["paging"]["first_page"]["count"] == 3
+    viewers = result["viewers"]
+    assert viewers["opened"] == 5
+    assert viewers["missing"] == 0
+    assert viewers["p99_ms_with"] > 0

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from journeys_api import keys
 from journeys_api.deadline import AUDIT_RESERVE_SECONDS
 from journeys_api.webhook_sources import WebhookSource, valid_source_name
 from journeys_contracts.definition import MAX_WAIT_SECONDS
@@ -151,6 +152,25 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
         {}, description='the ops URLs whose `/ready` the health page shows, JSON: '
         '`{"executor": "http://127.0.0.1:8001", ...}`',
     )  # fmt: skip
+    console_oidc_issuer: str | None = Field(
+        None, description="sign people in to the console with this OpenID Connect issuer "
+        "(authorization code with PKCE; its discovery document at "
+        "`<issuer>/.well-known/openid-configuration`); the access tokens it issues are checked "
+        "as the API's bearer tokens (API_AUTH_JWT_*), scopes and all",
+    )  # fmt: skip
+    console_oidc_client_id: str | None = Field(None, description="the console's client id")
+    console_oidc_client_secret: SecretStr | None = Field(
+        None, description="the console's client secret (a file of the Secret); unset: a "
+        "public client, PKCE alone",
+    )  # fmt: skip
+    console_oidc_scopes: str = Field(
+        "openid " + " ".join(keys.SCOPES),
+        description="the scopes a sign-in asks for; the issuer grants what the person may have",
+    )  # fmt: skip
+    console_public_url: str | None = Field(
+        None, description="the console's URL as browsers reach it (`https://journeys.example."
+        "org`), for the OIDC redirect; unset: as the request arrived",
+    )  # fmt: skip
     console_max_streams: int = Field(
         500, ge=1, le=100_000, description="live timelines open at once; beyond: 503"
     )
@@ -160,7 +180,8 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
 
     @field_validator(
         "auth_jwt_issuer", "auth_jwt_audience", "auth_jwt_jwks_url", "auth_jwt_public_key",
-        "auth_dev_key", "sms_auth_token", "sms_inbound_url",
+        "auth_dev_key", "sms_auth_token", "sms_inbound_url", "console_oidc_issuer",
+        "console_oidc_client_id", "console_oidc_client_secret", "console_public_url",
         mode="before",
     )  # fmt: skip
     @classmethod
@@ -185,6 +206,17 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
     def _pool_sizes_agree(self) -> ApiSettings:
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("API_DB_POOL_MIN_SIZE must not exceed API_DB_POOL_MAX_SIZE")
+        return self
+
+    @model_validator(mode="after")
+    def _console_oidc_complete(self) -> ApiSettings:
+        if self.console_oidc_issuer is None:
+            return self
+        if self.console_oidc_client_id is None:
+            raise ValueError("API_CONSOLE_OIDC_ISSUER also needs API_CONSOLE_OIDC_CLIENT_ID")
+        if not self.jwt_enabled:
+            raise ValueError("API_CONSOLE_OIDC_ISSUER needs API_AUTH_JWT_* set: the console "
+                             "checks the issuer's access tokens as the API does")  # fmt: skip
         return self
 
     @model_validator(mode="after")

@@ -8,18 +8,19 @@ build), served from here under a Content-Security-Policy that runs no script but
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from journeys_api.console import pages
-from journeys_api.console.sessions import Sessions, cookie_name
+from journeys_api.console import oidc, pages
+from journeys_api.console.sessions import Sessions, cookie_name, set_cookie
 from journeys_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -71,14 +72,10 @@ async def sign_in(request: Request, api_key: Annotated[str, Form(max_length=500)
         return pages.render(request, "sign_in.html", status=401, error="unknown or revoked key")
     settings: ApiSettings = request.app.state.resources.settings
     sessions: Sessions = request.app.state.console_sessions
-    token = await sessions.open(principal, api_key.strip())
+    token = await sessions.open(principal, api_key=api_key.strip())
     log.info("console sign-in", extra={"subject": principal.subject})
     response = RedirectResponse("/console/journeys", status_code=303)
-    response.set_cookie(
-        cookie_name(settings.console_cookie_secure), token,
-        max_age=int(settings.console_session_hours * 3600), path="/", httponly=True,
-        secure=settings.console_cookie_secure, samesite="strict",
-    )  # fmt: skip
+    set_cookie(response, token, settings.console_cookie_secure, settings.console_session_hours)
     return response
 
 
@@ -122,6 +119,39 @@ async def _sign_in_needed(request: Request, exc: Exception) -> Response:
     return RedirectResponse("/console/sign-in", status_code=303)
 
 
+JSON_PATHS = ("/console/imports/upload", "/console/vendor/")
+"""Console paths whose callers read JSON errors (the upload's script) or none (assets)."""
+
+
+def _as_pages(app: FastAPI) -> None:
+    """The API's error answers (422, 404, 409, 503 with Retry-After...) as HTML pages on the
+    console's paths, their status and headers kept; JSON everywhere else."""
+    for kind, handler in list(app.exception_handlers.items()):
+        if not isinstance(kind, type) or kind in (pages.PageError, pages.SignInNeeded):
+            continue
+
+        async def answer(request: Request, exc: Exception, handler: Any = handler) -> Response:
+            response = await handler(request, exc)
+            path = request.url.path
+            if not path.startswith("/console/") or path.startswith(JSON_PATHS):
+                return response
+            try:
+                detail = json.loads(bytes(response.body))["detail"]
+            except (ValueError, KeyError, TypeError):
+                detail = "something went wrong"
+            if isinstance(detail, list):  # a validation error: each field and why
+                detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}"
+                                   for d in detail)  # fmt: skip
+            page = pages.render(request, "error.html", status=response.status_code,
+                                message=str(detail))  # fmt: skip
+            for name in ("retry-after", "www-authenticate"):
+                if name in response.headers:
+                    page.headers[name] = response.headers[name]
+            return page
+
+        app.add_exception_handler(kind, answer)
+
+
 def install(app: FastAPI, settings: ApiSettings) -> None:
     resources = app.state.resources
     app.state.console_sessions = Sessions(
@@ -131,9 +161,11 @@ def install(app: FastAPI, settings: ApiSettings) -> None:
     app.state.console_streams = pages.StreamCount(settings.console_max_streams)
     if not (assets_dir(settings) / VENDOR["htmx.min.js"]).is_file():
         log.warning("the console's libraries are missing: `npm ci` in services/api/console")
+    _as_pages(app)
     app.add_exception_handler(pages.PageError, _page_error)
     app.add_exception_handler(pages.SignInNeeded, _sign_in_needed)
     app.include_router(public)
+    oidc.install(app, settings)
     app.include_router(pages.ops)  # first: `/console/journeys/new` is not a journey id
     app.include_router(pages.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")

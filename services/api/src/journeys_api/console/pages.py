@@ -452,9 +452,11 @@ async def retry_message(
     resources: ResourcesDep,
     session: Annotated[Session, needs(Scope.DELIVERIES_WRITE)],
     message_id: Annotated[UUID, Path(alias="messageId")],
+    journey: Annotated[UUID | None, Form()] = None,
     csrf_token: Annotated[str | None, Form()] = None,
 ) -> Response:
-    """`POST /deliveries/{id}/retry`; its 409 (retried already, never asked for) on a page."""
+    """`POST /deliveries/{id}/retry`; its 409 (retried already, never asked for) on a page.
+    Back to the list as it was filtered."""
     checked(request, session, csrf_token)
     try:
         await deliveries.retry_delivery(message_id, resources, session.principal)
@@ -462,7 +464,8 @@ async def retry_message(
         if exc.status_code != 409:
             raise
         raise PageError(409, str(exc.detail)) from None
-    return RedirectResponse("/console/deliveries", status_code=303)
+    back = "/console/deliveries" + (f"?journey={journey}" if journey is not None else "")
+    return RedirectResponse(back, status_code=303)
 
 
 ops = APIRouter(prefix="/console", include_in_schema=False)
