@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,9 +27,10 @@ import httpx
 import psycopg
 
 from journeys_bench.engine import steady
-from journeys_bench.harness import Deployment, Infra, deployment
+from journeys_bench.harness import PATIENT_KEY_SECRET, Deployment, Infra, deployment
 from journeys_bench.hist import Latencies
 from journeys_bench.load import FIVE_STEP
+from journeys_contracts.keys import patient_key
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +57,15 @@ def _runs(database_url: str, count: int) -> tuple[uuid.UUID, uuid.UUID]:
     rows = []
     for i in range(count):
         at = start + timedelta(milliseconds=10 * i)
-        status = "waiting" if i % 5 == 0 else "completed"
-        rows.append((uuid.uuid4(), journey_id, f"bench-console-{i}", f"key-{i:032d}", status,
-                     "{}", at, at))  # fmt: skip
+        status = "waiting_delay" if i % 5 == 0 else "completed"
+        patient = f"bench-console-{i}"
+        rows.append((uuid.uuid4(), journey_id, patient, patient_key(PATIENT_KEY_SECRET, patient),
+                     status, "{}", at, at))  # fmt: skip
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO journeys (journey_id, definition, created_at) VALUES (%s, %s, %s)",
-            (journey_id, json.dumps(definition), start),
+            "INSERT INTO journeys (journey_id, name, definition, created_at) "
+            "VALUES (%s, %s, %s, %s)",
+            (journey_id, definition["name"], json.dumps(definition), start),
         )
         with conn.cursor() as cur, cur.copy(
             "COPY runs (run_id, journey_id, patient_id, patient_key, status, patient_context, "
@@ -72,21 +76,29 @@ def _runs(database_url: str, count: int) -> tuple[uuid.UUID, uuid.UUID]:
     return journey_id, rows[0][0]
 
 
-async def _signed_in(dep: Deployment) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=dep.api_url, timeout=30,
-                               limits=httpx.Limits(max_connections=1000))  # fmt: skip
-    answer = await client.post("/console/sign-in", data={"api_key": dep.stack.api_key})
-    if answer.status_code != 303:
-        raise RuntimeError(f"console sign-in refused: {answer.status_code}")
-    return client
+@contextlib.asynccontextmanager
+async def _signed_in(dep: Deployment) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=dep.api_url, timeout=30,
+                                 limits=httpx.Limits(max_connections=1000)) as client:  # fmt: skip
+        answer = await client.post("/console/sign-in", data={"api_key": dep.stack.api_key})
+        if answer.status_code != 303:
+            raise RuntimeError(f"console sign-in refused: {answer.status_code}")
+        # The cookie is Secure, and httpx keeps Secure cookies off plain http (browsers make
+        # an exception for 127.0.0.1): sent by hand, as the browser would.
+        cookie = answer.headers["set-cookie"].split(";", 1)[0]
+        client.cookies.clear()
+        client.headers["Cookie"] = cookie
+        yield client
 
 
 async def _paging(dep: Deployment, journey_id: uuid.UUID, deep: int, asks: int) -> dict[str, Any]:
-    async with await _signed_in(dep) as client:
+    async with _signed_in(dep) as client:
         first = f"/console/runs?journey={journey_id}"
         url = first
         for _ in range(deep):  # follow the "Next page" links down
-            page = (await client.get(url)).text
+            answer = await client.get(url)
+            answer.raise_for_status()
+            page = answer.text
             marker = 'rel="next" href="'
             url = page[page.index(marker) + len(marker) :].split('"', 1)[0].replace("&amp;", "&")
         results = {}
@@ -107,7 +119,7 @@ async def _viewers(
     before = await steady(dep, rate, seconds)
     opened = 0
     stop, all_open = asyncio.Event(), asyncio.Event()
-    async with await _signed_in(dep) as client:
+    async with _signed_in(dep) as client:
 
         async def watch() -> None:
             nonlocal opened

@@ -133,7 +133,7 @@ def test_import_throughput_follows_a_generated_file_to_its_end(
 
 def test_console_pages_runs_and_holds_live_timelines(bench_infra: Infra) -> None:
     result = console.console(bench_infra, runs=300, deep=2, asks=3, viewers=5, rate=10,
-                             seconds=2)  # fmt: skip
+                             seconds=1)  # fmt: skip
 
     assert set(result["paging"]) == {"first_page", "page_3"}
     assert result["paging"]["first_page"]["count"] == 3

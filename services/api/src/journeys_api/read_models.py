@@ -118,7 +118,7 @@ class ReadModels:
         params: list[Any] = []
         if named:
             escaped = named.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(sql.SQL("definition ->> 'name' ILIKE %s"))
+            conditions.append(sql.SQL("name ILIKE %s"))
             params.append(f"%{escaped}%")
         where, params = _after(after, "journey_id", conditions, params)
         return await self._all(

@@ -36,13 +36,14 @@ from journeys_api.read_models import RunFilter
 from journeys_api.routers import analytics, deliveries, imports, journeys, runs
 from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
 from journeys_contracts.audit import AuditAction
+from journeys_contracts.statuses import RUN_STATUSES
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 PAGE = 25
 STREAM_LIMIT_SECONDS = 30 * 60
-STATUSES = ("running", "waiting", "waiting_event", "completed", "failed", "cancelled")
+STATUSES = RUN_STATUSES
 
 
 class PageError(HTTPException):
