@@ -83,7 +83,7 @@ class Sizes:
     console_asks: int = 50
     console_viewers: int = 200
     console_rate: int = 50  # runs/s while the live timelines are open
-    console_seconds: float = 20
+    console_seconds: float = 30
 
 
 # Small enough to check that every benchmark still works; the figures mean nothing.

@@ -27,6 +27,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from journeys_api.audit import STREAMED_KEY, AuditedRoute, audited, touched
 from journeys_api.auth import Scope
 from journeys_api.console import editor, graph, health
+from journeys_api.console.live import Timelines
 from journeys_api.console.sessions import CSRF_HEADER, Session, Sessions, cookie_name
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid
@@ -249,40 +250,45 @@ async def run_stream(
     except BaseException:
         streams.give_back()
         raise
-    poll = resources.settings.console_stream_poll_seconds
+    timelines: Timelines = request.app.state.console_timelines
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
-            seen, status = -1, None
-            timeline: list[RunEvent] = first.events
-            deadline = asyncio.get_running_loop().time() + STREAM_LIMIT_SECONDS
-            while True:
-                for event in timeline:
-                    if event.seq > seen:
-                        seen = event.seq
-                        yield ServerSentEvent(_row(request, event), event="event")
+            async with timelines.follow(run_id) as updates:
+                seen = -1
+                for event in first.events:
+                    seen = event.seq
+                    yield ServerSentEvent(_row(request, event), event="event")
                 row = await resources.read_models.run(run_id)
                 if row is None:
                     return
-                if row["status"] != status:
-                    status = row["status"]
-                    yield ServerSentEvent(json.dumps({"status": status,
-                                                      "node": row["current_node_id"]}),
-                                          event="status")  # fmt: skip
-                if status in TERMINAL_STATUSES and seen >= 0:
-                    yield ServerSentEvent("", event="end")
-                    return
-                if asyncio.get_running_loop().time() > deadline:
-                    return
-                await asyncio.sleep(poll)
-                try:
-                    timeline = (await runs.get_run_events(run_id, resources)).events
-                except HTTPException:  # erased meanwhile
-                    return
+                status = row["status"]
+                yield _status(status, row["current_node_id"])
+                deadline = asyncio.get_running_loop().time() + STREAM_LIMIT_SECONDS
+                while True:
+                    left = deadline - asyncio.get_running_loop().time()
+                    try:
+                        update = await asyncio.wait_for(updates.get(), timeout=max(left, 0))
+                    except TimeoutError:
+                        return
+                    for event in update.events:
+                        if event.seq > seen:
+                            seen = event.seq
+                            yield ServerSentEvent(_row(request, event), event="event")
+                    if update.status is not None and update.status != status:
+                        status = update.status
+                        yield _status(status, update.node)
+                    if update.over:
+                        yield ServerSentEvent("", event="end")
+                        return
         finally:
             streams.give_back()
 
     return EventSourceResponse(events(), ping=15, send_timeout=30)
+
+
+def _status(status: str, node: str | None) -> ServerSentEvent:
+    return ServerSentEvent(json.dumps({"status": status, "node": node}), event="status")
 
 
 def _row(request: Request, event: RunEvent) -> str:
