@@ -1,7 +1,10 @@
-"""Live timelines: one watcher per run watched in this API process, however many pages show
-it. The watcher asks PostgreSQL for the run's status and its last event's seq (one indexed
-row) every poll, reads the events themselves only when there are new ones, and hands them to
-every page following the run. A run nobody follows any more has no watcher."""
+"""Live timelines: one poller in each API process for every run its pages follow.
+
+Every poll, one statement reads the status and the last event's seq of all the runs followed
+(whether 1 or 500 pages are open); the events themselves are read only for a run that has
+new ones, and handed to every page following it. Pages on the same run share its watcher; a
+run nobody follows any more is dropped, and with no run followed the poller stops.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
 from starlette.exceptions import HTTPException
@@ -22,9 +24,9 @@ from journeys_api.views import TERMINAL_STATUSES, RunEvent
 log = logging.getLogger(__name__)
 
 _PROGRESS = (
-    "SELECT r.status, r.current_node_id, "
+    "SELECT r.run_id, r.status, r.current_node_id, "
     "(SELECT max(seq) FROM run_events e WHERE e.run_id = r.run_id) AS last_seq "
-    "FROM runs r WHERE r.run_id = %s"
+    "FROM runs r WHERE r.run_id = ANY(%s)"
 )
 
 
@@ -42,13 +44,16 @@ class Update:
 @dataclass
 class _Watcher:
     followers: set[asyncio.Queue[Update]] = field(default_factory=set)
-    task: asyncio.Task[None] | None = None
+    seen: int = -1
+    status: str | None = None
+    node: str | None = None
 
 
 class Timelines:
     def __init__(self, resources: Resources, poll_seconds: float) -> None:
         self._resources, self._poll = resources, poll_seconds
         self._watchers: dict[UUID, _Watcher] = {}
+        self._poller: asyncio.Task[None] | None = None
 
     @property
     def watched(self) -> int:
@@ -56,51 +61,56 @@ class Timelines:
 
     @contextlib.asynccontextmanager
     async def follow(self, run_id: UUID) -> AsyncIterator[asyncio.Queue[Update]]:
-        watcher = self._watchers.get(run_id)
-        if watcher is None or (watcher.task is not None and watcher.task.done()):
-            watcher = self._watchers[run_id] = _Watcher()
-            watcher.task = asyncio.create_task(self._watch(run_id, watcher))
+        watcher = self._watchers.setdefault(run_id, _Watcher())
         queue: asyncio.Queue[Update] = asyncio.Queue()
         watcher.followers.add(queue)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._run())
         try:
             yield queue
         finally:
             watcher.followers.discard(queue)
             if not watcher.followers and self._watchers.get(run_id) is watcher:
                 del self._watchers[run_id]
-                if watcher.task is not None:
-                    watcher.task.cancel()
 
-    async def _progress(self, run_id: UUID) -> tuple[Any, ...] | None:
-        async with self._resources.pool.connection() as conn:
-            return await (await conn.execute(_PROGRESS, (run_id,))).fetchone()
-
-    async def _watch(self, run_id: UUID, watcher: _Watcher) -> None:
-        seen, status, node = -1, None, None
-        while True:
+    async def _run(self) -> None:
+        while self._watchers:
             try:
-                progress = await self._progress(run_id)
-                update = None
-                if progress is None:
-                    update = Update([], None, None, over=True)
-                else:
-                    now_status, now_node, last = progress
-                    fresh: list[RunEvent] = []
-                    if last is not None and last > seen:
-                        timeline = await runs.get_run_events(run_id, self._resources)
-                        fresh = [e for e in timeline.events if e.seq > seen]
-                        seen = max([seen, *(e.seq for e in fresh)])
-                    over = now_status in TERMINAL_STATUSES and (last is None or seen >= last)
-                    if fresh or (now_status, now_node) != (status, node) or over:
-                        status, node = now_status, now_node
-                        update = Update(fresh, status, node, over)
-            except HTTPException:  # the patient was erased meanwhile
-                update = Update([], None, None, over=True)
+                await self._once()
             except Exception as exc:  # PostgreSQL away: the pages keep what they have
-                log.warning("live timeline not refreshed", extra={"error": type(exc).__name__})
-            if update is not None:
-                for queue in list(watcher.followers):
-                    queue.put_nowait(update)
-                if update.over:
-                    return
+                log.warning("live timelines not refreshed", extra={"error": type(exc).__name__})
             await asyncio.sleep(self._poll)
+
+    async def _once(self) -> None:
+        followed = dict(self._watchers)
+        async with self._resources.pool.connection() as conn:
+            rows = await (await conn.execute(_PROGRESS, (list(followed),))).fetchall()
+        progress = {row[0]: row[1:] for row in rows}
+        for run_id, watcher in followed.items():
+            update = await self._update(run_id, watcher, progress.get(run_id))
+            if update is None:
+                continue
+            for queue in list(watcher.followers):
+                queue.put_nowait(update)
+            if update.over and self._watchers.get(run_id) is watcher:
+                del self._watchers[run_id]  # a page that comes later starts a new watcher
+
+    async def _update(
+        self, run_id: UUID, watcher: _Watcher, progress: tuple[str, str | None, int | None] | None
+    ) -> Update | None:
+        if progress is None:
+            return Update([], None, None, over=True)
+        status, node, last = progress
+        fresh: list[RunEvent] = []
+        if last is not None and last > watcher.seen:
+            try:
+                timeline = await runs.get_run_events(run_id, self._resources)
+            except HTTPException:  # the patient was erased meanwhile
+                return Update([], None, None, over=True)
+            fresh = [e for e in timeline.events if e.seq > watcher.seen]
+            watcher.seen = max([watcher.seen, *(e.seq for e in fresh)])
+        over = status in TERMINAL_STATUSES and (last is None or watcher.seen >= last)
+        if not fresh and (status, node) == (watcher.status, watcher.node) and not over:
+            return None
+        watcher.status, watcher.node = status, node
+        return Update(fresh, status, node, over)
