@@ -1,7 +1,8 @@
 """The operator console: pages for care teams and operators at `/console`, on the API's origin.
 
-`install` adds it to the API: the sign-in (an API key, for now; the session is a cookie), the
-pages (`pages.py`), our own CSS and script (`static/`), and the browser libraries from npm
+`install` adds it to the API: the sign-in (an API key, or the OIDC issuer's in `oidc.py`; the
+session is a cookie, `sessions.py`), the pages (`pages.py`), the live timelines (`live.py`),
+our own CSS and script (`static/`), and the browser libraries from npm
 (`services/api/console/package.json`, installed with `npm ci` by `make install` and the image
 build), served from here under a Content-Security-Policy that runs no script but ours.
 """
