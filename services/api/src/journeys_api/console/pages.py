@@ -319,9 +319,10 @@ async def imports_page(
 ) -> HTMLResponse:
     """The upload (with `imports:write`) and the history of imports, newest first."""
     before = decode_cursor(cursor)
-    rows = await ledger.recent_imports(
-        resources.pool, None if before is None else (before.created_at, before.id), PAGE + 1
-    )
+    rows = await ledger.list_imports(
+        resources.pool, None if before is None else (before.created_at, before.id), PAGE + 1,
+        newest_first=True,
+    )  # fmt: skip
     keys = [Key(row["created_at"], row["import_id"]) for row in rows]
     return render(request, "imports.html", imports=[imports._view(r, []) for r in rows[:PAGE]],
                   next_cursor=next_cursor(keys, PAGE))  # fmt: skip

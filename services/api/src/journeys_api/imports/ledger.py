@@ -322,31 +322,26 @@ def revenue_of(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+_LISTINGS = {
+    False: "SELECT * FROM api_imports WHERE (created_at, import_id) > (%s, %s) "
+    "ORDER BY created_at, import_id LIMIT %s",
+    True: "SELECT * FROM api_imports WHERE (created_at, import_id) < (%s, %s) "
+    "ORDER BY created_at DESC, import_id DESC LIMIT %s",
+}
+
+
 async def list_imports(
-    pool: AsyncConnectionPool[Any], after: tuple[Any, UUID] | None, limit: int
+    pool: AsyncConnectionPool[Any],
+    after: tuple[Any, UUID] | None,
+    limit: int,
+    newest_first: bool = False,
 ) -> list[Row]:
-    """Up to `limit` imports after (created_at, import_id), oldest first."""
-    start = after if after is not None else (datetime.min.replace(tzinfo=UTC), UUID(int=0))
+    """Up to `limit` imports past the cursor's (created_at, import_id), oldest first, or
+    newest first (a history: then the cursor is the last one shown, and those before it)."""
+    edge = (datetime.max.replace(tzinfo=UTC), UUID(int=2**128 - 1)) if newest_first \
+        else (datetime.min.replace(tzinfo=UTC), UUID(int=0))  # fmt: skip
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT * FROM api_imports WHERE (created_at, import_id) > (%s, %s) "
-            "ORDER BY created_at, import_id LIMIT %s",
-            (*start, limit),
-        )
-        return await cur.fetchall()
-
-
-async def recent_imports(
-    pool: AsyncConnectionPool[Any], before: tuple[Any, UUID] | None, limit: int
-) -> list[Row]:
-    """Up to `limit` imports before (created_at, import_id), newest first (a history)."""
-    end = before if before is not None else (datetime.max.replace(tzinfo=UTC), UUID(int=2**128 - 1))
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "SELECT * FROM api_imports WHERE (created_at, import_id) < (%s, %s) "
-            "ORDER BY created_at DESC, import_id DESC LIMIT %s",
-            (*end, limit),
-        )
+        await cur.execute(_LISTINGS[newest_first], (*(after or edge), limit))
         return await cur.fetchall()
 
 
