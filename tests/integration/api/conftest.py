@@ -64,8 +64,17 @@ def read_models(fresh_database: str) -> str:
     return fresh_database
 
 
+NO_EXECUTOR = pytest.mark.api_settings(read_your_writes_timeout_seconds=1.5)
+"""For a test that cancels: no executor runs here to end the run, so the cancel waits out the
+whole read-your-writes bound (5 s by default) before answering 202 `cancelling`."""
+
+
 @pytest.fixture
-async def api(kafka_bootstrap: str, read_models: str, topics: Topics) -> AsyncIterator[Api]:
-    settings = api_settings(kafka_bootstrap, read_models, topics)
+async def api(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, read_models: str, topics: Topics
+) -> AsyncIterator[Api]:
+    marker = request.node.get_closest_marker("api_settings")
+    overrides = marker.kwargs if marker is not None else {}
+    settings = api_settings(kafka_bootstrap, read_models, topics, **overrides)
     async with simulated_projector(kafka_bootstrap, read_models, topics), serving(settings) as c:
         yield Api(c, settings, read_models, topics)

@@ -14,7 +14,7 @@ from journeys_contracts.audit import AccessRecorded, AuditAction, AuditOutcome
 from journeys_contracts.envelope import header
 from journeys_contracts.keys import patient_key
 from journeys_runtime.topics import Topics
-from tests.integration.api.conftest import DEV_KEY, Api, api_settings, serving
+from tests.integration.api.conftest import DEV_KEY, NO_EXECUTOR, Api, api_settings, serving
 from tests.integration.api.helpers import audit_records, create_journey, read_topic
 from tests.integration.api.projector_sim import simulated_projector
 from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
@@ -27,6 +27,7 @@ def request_id(response: httpx.Response) -> str:
     return response.headers["X-Request-ID"]
 
 
+@NO_EXECUTOR
 async def test_each_access_is_recorded_with_who_what_and_the_result(api: Api) -> None:
     key = patient_key(api.settings.patient_key_secret.get_secret_value(), PATIENT)
     client = api.client

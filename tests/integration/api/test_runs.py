@@ -9,7 +9,7 @@ from aiokafka import ConsumerRecord
 from journeys_contracts.commands import CancelRun
 from journeys_contracts.envelope import header
 from journeys_contracts.keys import patient_key
-from tests.integration.api.conftest import Api
+from tests.integration.api.conftest import NO_EXECUTOR, Api
 from tests.integration.api.helpers import commands_on_topic, create_journey, opened_command
 from tests.integration.api.projector_sim import add_event, set_run
 
@@ -34,6 +34,7 @@ async def test_cancel_of_a_completed_run_is_409_naming_its_status(api: Api) -> N
     )
 
 
+@NO_EXECUTOR
 async def test_cancel_of_a_live_run_puts_cancel_run_keyed_by_patient_key(api: Api) -> None:
     run_id = await _trigger(api, await create_journey(api), "patient-cancel")
 

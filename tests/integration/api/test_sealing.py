@@ -35,7 +35,7 @@ from journeys_contracts.keys import patient_key
 from journeys_runtime.sealing import from_wire, open_cancel_run, open_start_run, seal_fields
 from journeys_runtime.settings import DEV_PATIENT_KEY_SECRET
 from journeys_runtime.shredding import DataKey
-from tests.integration.api.conftest import Api, api_settings, serving
+from tests.integration.api.conftest import NO_EXECUTOR, Api, api_settings, serving
 from tests.integration.api.helpers import KEYRING, commands_on_topic, create_journey, data_key
 from tests.integration.api.projector_sim import set_run, simulated_projector
 from tests.unit.api.journeys import HIP_REPLACEMENT_JOURNEY
@@ -433,6 +433,7 @@ async def test_a_sealed_row_under_an_earlier_key_of_the_patient_is_404(api: Api)
     assert (await api.client.get(f"/journeys/runs/{run_id}/events")).status_code == 404
 
 
+@NO_EXECUTOR
 async def test_a_cancel_reason_is_sealed_when_the_patient_has_a_key(api: Api) -> None:
     journey_id = await create_journey(api)
     run_id = await trigger(api, journey_id)
@@ -460,8 +461,9 @@ async def test_a_cancel_reason_of_a_patient_without_a_key_is_cancel_run_v1(
     kafka_bootstrap: str, read_models: str, topics: Any
 ) -> None:
     settings = api_settings(
-        kafka_bootstrap, read_models, topics, JOURNEYS_PATIENT_DATA_SEALING=False
-    )
+        kafka_bootstrap, read_models, topics, JOURNEYS_PATIENT_DATA_SEALING=False,
+        **NO_EXECUTOR.kwargs,
+    )  # fmt: skip
     async with simulated_projector(kafka_bootstrap, read_models, topics), serving(settings) as c:
         api = Api(c, settings, read_models, topics)
         run_id = await trigger(api, await create_journey(api))

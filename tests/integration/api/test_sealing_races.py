@@ -25,7 +25,7 @@ from journeys_contracts.commands import (
     decode_command,
 )
 from journeys_runtime.topics import Topics
-from tests.integration.api.conftest import DEV_KEY, Api, api_settings
+from tests.integration.api.conftest import DEV_KEY, NO_EXECUTOR, Api, api_settings
 from tests.integration.api.helpers import commands_on_topic, create_journey
 from tests.integration.api.projector_sim import simulated_projector
 from tests.integration.api.test_sealing import (
@@ -143,6 +143,7 @@ async def test_a_cancel_of_a_sealed_run_whose_patient_is_erased_meanwhile_is_404
     assert not any(isinstance(c, CancelRun | CancelRunSealed) for c in commands_of(records))
 
 
+@NO_EXECUTOR
 async def test_a_cancel_reason_of_an_unsealed_run_goes_in_clear_though_the_patient_has_a_key(
     api: Api,
 ) -> None:
