@@ -1,6 +1,7 @@
 """What the console's health page shows: each service's readiness (its own `/ready`, at the ops
-URLs `API_CONSOLE_SERVICES` names), how far each reader of Kafka is behind, the timers waiting
-and those already due, and the dead letters kept.
+URLs `API_CONSOLE_SERVICES` names; of each pod where the name has one address per pod), how
+far each reader of Kafka is behind, the timers waiting and those already due, and the dead
+letters kept.
 
 Lag is measured where each reader keeps its position: the executor and the delivery service
 commit to Kafka consumer groups; the projector and the scheduler keep their offsets in
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,19 +59,53 @@ class Health:
     kafka: bool
 
 
-async def readiness(services: dict[str, str]) -> list[Service]:
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def addresses(host: str, port: int) -> list[str]:
+    """Every address `host` names, IPv4 ones if it has any (a dual-stack name lists each
+    replica twice): a headless Service names each of its pods."""
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    v4 = [str(info[4][0]) for info in found if info[0] == socket.AF_INET]
+    v6 = [str(info[4][0]) for info in found if info[0] == socket.AF_INET6]
+    return list(dict.fromkeys(v4 or v6))
+
+
+async def readiness(services: dict[str, str], resolve: Resolver = addresses) -> list[Service]:
+    """Each service's `/ready`, asked of every address its URL's host names: a name with
+    several (a headless Service: one per pod, ready or not) is ready when all of them are."""
     async with httpx.AsyncClient(timeout=READY_TIMEOUT_SECONDS) as client:
 
         async def one(name: str, url: str) -> Service:
+            base = httpx.URL(url.rstrip("/") + "/ready")
             try:
-                answer = await client.get(f"{url.rstrip('/')}/ready")
-            except httpx.HTTPError as exc:
+                found = await resolve(base.host, base.port or 80)
+            except socket.gaierror:  # a headless Service with no pod has no address
+                return Service(name, "unreachable", "no address: no pod runs, or a wrong name")
+            except OSError as exc:
                 return Service(name, "unreachable", type(exc).__name__)
-            if answer.status_code == 200:
-                return Service(name, "ready", "")
-            return Service(name, "not ready", _checks(answer))
+            if len(found) <= 1:
+                return Service(name, *await _ready(client, base))
+            answers = await asyncio.gather(*(_ready(client, base.copy_with(host=a)) for a in found))
+            ready = sum(state == "ready" for state, _ in answers)
+            detail = f"{ready} of {len(found)} ready"
+            trouble = [f"{a}: {state}" + (f" ({why})" if why else "")
+                       for a, (state, why) in zip(found, answers, strict=True)
+                       if state != "ready"]  # fmt: skip
+            return Service(name, "ready" if ready == len(found) else "not ready",
+                           "; ".join([detail, *trouble]))  # fmt: skip
 
         return list(await asyncio.gather(*(one(n, u) for n, u in sorted(services.items()))))
+
+
+async def _ready(client: httpx.AsyncClient, url: httpx.URL) -> tuple[str, str]:
+    try:
+        answer = await client.get(url)
+    except httpx.HTTPError as exc:
+        return "unreachable", type(exc).__name__
+    if answer.status_code == 200:
+        return "ready", ""
+    return "not ready", _checks(answer)
 
 
 def _checks(answer: httpx.Response) -> str:
