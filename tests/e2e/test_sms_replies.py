@@ -6,6 +6,7 @@ a repeat of a text and a form without a sender change nothing."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import Browser, expect
 from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 
+from tests.e2e.browser import accessible, shot, signed_in
 from tests.e2e.conftest import Stack, api_client, running_stack
 from tests.e2e.helpers import (
     create_journey,
@@ -55,6 +58,20 @@ def stack(
 def _sms(node_id: str, text: str, nxt: str | None = None) -> dict[str, Any]:
     return {"id": node_id, "type": "MESSAGE", "message": text, "channel": "sms",
             "next_node_id": nxt}  # fmt: skip
+
+
+def _check_in(name: str, question: str) -> dict[str, Any]:
+    """Ask by SMS, wait for the reply, thank the patient for it."""
+    return {
+        "name": name, "start_node_id": "ask",
+        "nodes": [
+            _sms("ask", question, "wait"),
+            {"id": "wait", "type": "WAIT_FOR_EVENT", "event": "message.replied",
+             "timeout_seconds": 600, "on_event_next_node_id": "thanks",
+             "on_timeout_next_node_id": None},
+            _sms("thanks", "Thank you, your care team will read it."),
+        ],
+    }  # fmt: skip
 
 
 async def _sent(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
@@ -110,16 +127,7 @@ async def _one_sms_run(
 async def test_a_stop_text_suppresses_the_next_sms_help_is_answered_and_start_restores(
     stack: Stack, gateway: SmsGateway
 ) -> None:
-    journey = {
-        "name": "Check-in", "start_node_id": "ask",
-        "nodes": [
-            _sms("ask", "How are you feeling today? Reply in a few words.", "wait"),
-            {"id": "wait", "type": "WAIT_FOR_EVENT", "event": "message.replied",
-             "timeout_seconds": 600, "on_event_next_node_id": "thanks",
-             "on_timeout_next_node_id": None},
-            _sms("thanks", "Thank you, your care team will read it."),
-        ],
-    }  # fmt: skip
+    journey = _check_in("Check-in", "How are you feeling today? Reply in a few words.")
     # As people type it; the gateway writes the sender in E.164.
     context = {"id": "patient-sms-1", "phone": "+1 (555) 010-2001"}
     sender = "+15550102001"
@@ -182,6 +190,35 @@ async def test_a_stop_text_suppresses_the_next_sms_help_is_answered_and_start_re
         assert "message.sent" in after
         assert "message.suppressed" not in after
 
+        # The whole exchange, as a care team reads it: the repeated STOP is not in it twice.
+        said = [(m["direction"], m["text"], m["status"] or m["keyword"])
+                for m in await _conversation(client, "patient-sms-1", 7)]  # fmt: skip
+        assert said == [
+            ("out", journey["nodes"][0]["message"], "sent"),
+            ("in", " Stop. ", "stop"),
+            ("out", None, "suppressed"),  # never rendered: consent was checked first
+            ("out", None, "suppressed"),
+            ("in", "help", "help"),
+            ("in", "START", "start"),
+            ("out", "Your appointment is at 9.", "sent"),
+        ]
+
+
+async def _conversation(
+    client: httpx.AsyncClient, patient_id: str, count: int
+) -> list[dict[str, Any]]:
+    """`POST /patients/conversation` once it has `count` messages, the last one reported."""
+    deadline = time.monotonic() + 30
+    messages: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        response = await client.post("/patients/conversation", json={"patientId": patient_id})
+        assert response.status_code == 200, response.text
+        messages = response.json()["messages"]
+        if len(messages) >= count and messages[-1]["status"] not in ("requested", None):
+            return messages
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the conversation of {patient_id}: {messages}")
+
 
 async def test_texts_that_must_change_nothing(stack: Stack, gateway: SmsGateway) -> None:
     async with api_client(stack) as client:
@@ -204,3 +241,40 @@ async def test_texts_that_must_change_nothing(stack: Stack, gateway: SmsGateway)
             missing = await raw.post(url, data=form, headers={SIGNATURE_HEADER: signature})
         assert missing.status_code == 422
         assert [e["loc"] for e in missing.json()["detail"]] == [["body", "From"]]
+
+
+async def test_the_console_shows_a_patients_conversation_live(
+    browser: Browser, stack: Stack, gateway: SmsGateway
+) -> None:
+    """The conversation page, found by the patient id in a POST (never in the URL): a reply
+    the patient texts appears without a reload, then the journey's answer to it, sent."""
+    journey = _check_in("Console check-in", "Any pain since the visit? Reply in a few words.")
+    patient = {"id": "patient-sms-console", "phone": "+15550102077"}
+    async with api_client(stack) as client:
+        run_id = await trigger(client, await create_journey(client, journey), patient)
+        await _sent(client, run_id)
+        await wait_for_status(client, run_id, {"waiting_event"})
+
+        context, page = await signed_in(browser, stack, stack.api_key)
+        await page.goto("/console/deliveries")
+        await page.get_by_role("link", name="A patient's conversation").click()
+        await page.get_by_label("Patient id").fill(patient["id"])
+        await page.get_by_role("button", name="Open their conversation").click()
+        await expect(page).to_have_url(re.compile(r"/console/deliveries/conversation\?patient="))
+        assert patient["id"] not in page.url
+        bubbles = page.locator("#conversation li")
+        await expect(bubbles).to_have_count(1)
+        await expect(bubbles.first).to_contain_text("Any pain since the visit?")
+        await expect(bubbles.first).to_contain_text("sent")
+        await expect(page.locator("#live-state")).to_have_text("live")
+
+        reply = await _reply(gateway, stack, patient["phone"], "A little, on the left side")
+        assert reply.status_code == 200, reply.text
+        await expect(bubbles).to_have_count(3, timeout=15_000)  # no reload: the stream
+        await expect(bubbles.nth(1)).to_have_attribute("data-direction", "in")
+        await expect(bubbles.nth(1)).to_contain_text("A little, on the left side")
+        await expect(bubbles.nth(2)).to_contain_text("Thank you, your care team will read it.")
+        await expect(bubbles.nth(2)).to_contain_text("sent", timeout=15_000)
+        await shot(page, "15-conversation")
+        await accessible(page)
+        await context.close()

@@ -44,6 +44,7 @@ class AuditAction(StrEnum):
     IMPORTS_LIST = "imports.list"
     IMPORTS_ERRORS_READ = "imports.errors.read"
     ANALYTICS_READ = "analytics.read"
+    CONVERSATION_READ = "patients.conversation.read"
 
 
 class AuditOutcome(StrEnum):

@@ -120,6 +120,12 @@ class ClinicFacts(WireModel):
     treatment_type: Annotated[str | None, Field(max_length=200, exclude_if=_unset)] = None
 
 
+REPLIED = "message.replied"
+"""The patient event a patient's reply to a message is (an SMS texted back: data `channel`,
+`body`, `keyword`). The read models keep a reply's data, for the patient's conversation; of
+every other patient event, only its receipt."""
+
+
 class RecordPatientEvent(WireModel):
     """Something happened to a patient (an appointment booked, a form submitted): the executor
     starts the runs it triggers, resumes the runs waiting for it, ends the runs it exits, and

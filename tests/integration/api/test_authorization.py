@@ -77,6 +77,7 @@ ROUTES = [
     Route("GET", "/events/never-sent", "events:read", 404),
     Route("PUT", "/patients/p-consent/consent", "consent:write", 202, {"channels": {"sms": False}}),
     Route("GET", "/patients/p-consent/consent", "consent:read", 200),
+    Route("POST", "/patients/conversation", "runs:read", 200, {"patientId": "p-1"}),
     Route("GET", "/deliveries", "deliveries:read", 200),
     # Past auth, a JSON body is not a CSV upload: 415.
     Route("POST", "/imports", "imports:write", 415, {"rows": []}),
@@ -208,7 +209,7 @@ async def test_authorization_matrix(
             if response.status_code == 403:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     assert not failures, "\n".join(failures)
-    assert len(ROUTES) * len(cases) == 414
+    assert len(ROUTES) * len(cases) == 432
     await _each_answer_has_its_audit_record(answered, kafka_bootstrap, topics)
 
 

@@ -1,6 +1,7 @@
-"""The console's live timelines against a real PostgreSQL: pages on one run share its watcher,
+"""The console's live pages against a real PostgreSQL: pages on one run share its watcher,
 each gets a new event once, an ended run ends its pages, and a run nobody follows is dropped
-(with none followed, the poller stops)."""
+(with none followed, the poller stops); a patient's conversation comes again whole when a
+message, a report or a reply comes in, and only then."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from journeys_api.app import create_app
-from journeys_api.console.live import Timelines, Update
+from journeys_api.console.live import Conversations, Timelines, Update
 from journeys_contracts.keys import patient_key
 from journeys_runtime.topics import Topics
 from tests.integration.api.conftest import api_settings
@@ -80,3 +81,51 @@ async def test_pages_share_a_watcher_and_each_gets_each_event_once(
             await asyncio.sleep(0.2)
             assert timelines._poller is not None
             assert timelines._poller.done()  # nobody follows anything: no polling
+
+
+def _message(conn: psycopg.Connection, run_id: uuid.UUID, seq: int, kind: str, **data: str) -> None:
+    conn.execute(
+        "INSERT INTO run_events (run_id, seq, type, occurred_at, data) VALUES (%s, %s, %s, %s, %s)",
+        (run_id, seq, f"journeys.message.{kind}.v1", datetime.now(UTC), json.dumps(
+            {"nodeId": "ask", "messageId": str(uuid.uuid5(run_id, "ask")), **data})),
+    )  # fmt: skip
+
+
+async def test_a_conversation_is_handed_to_its_pages_when_a_message_or_reply_comes_in(
+    kafka_bootstrap: str, read_models: str, topics: Topics
+) -> None:
+    app = create_app(api_settings(kafka_bootstrap, read_models, topics,
+                                  console_stream_poll_seconds=0.05))  # fmt: skip
+    with psycopg.connect(read_models, autocommit=True) as conn:
+        run_id = _run(conn)
+        key = conn.execute("SELECT patient_key FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        assert key is not None
+        _message(conn, run_id, 2, "requested", message="Any pain today?", channel="sms")
+        async with app.router.lifespan_context(app):
+            followed: Conversations = app.state.console_conversations
+            async with followed.follow(key[0]) as a, followed.follow(key[0]) as b:
+                assert followed.watched == 1
+                for queue in (a, b):  # the first poll hands the conversation as it is
+                    first = await asyncio.wait_for(queue.get(), timeout=5)
+                    assert [(m.direction, m.text, m.status) for m in first.messages] == [
+                        ("out", "Any pain today?", "requested")
+                    ]
+
+                _message(conn, run_id, 3, "sent", channel="sms")
+                for queue in (a, b):
+                    sent = await asyncio.wait_for(queue.get(), timeout=5)
+                    assert [m.status for m in sent.messages] == ["sent"]
+
+                conn.execute(
+                    "INSERT INTO event_receipts (receipt_id, event_id, patient_key, event_type, "
+                    "source, occurred_at, received_at, data) "
+                    "VALUES (%s, 'sms:1', %s, 'message.replied', 'sms', now(), now(), %s)",
+                    (uuid.uuid4(), key[0], json.dumps({"channel": "sms", "body": "A little"})),
+                )  # fmt: skip
+                replied = await asyncio.wait_for(a.get(), timeout=5)
+                assert [(m.direction, m.text) for m in replied.messages] == [
+                    ("out", "Any pain today?"), ("in", "A little")
+                ]  # fmt: skip
+                await asyncio.sleep(0.3)  # several polls: nothing new, nothing sent
+                assert a.empty()
+            assert followed.watched == 0

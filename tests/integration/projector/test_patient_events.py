@@ -10,11 +10,11 @@ import psycopg
 import pytest
 
 from journeys_api import migrations as api_migrations
-from journeys_contracts.commands import RecordPatientEvent, RecordPatientEventSealed
+from journeys_contracts.commands import REPLIED, RecordPatientEvent, RecordPatientEventSealed
 from journeys_contracts.envelope import CloudEvent, Headers
 from journeys_projector import store
 from journeys_projector.plan import ErasureRow, plan
-from journeys_runtime.shredding import DataKey, KeyEncryptionKey
+from journeys_runtime.shredding import DataKey, KeyEncryptionKey, open_sealed
 from journeys_runtime.topics import Topics
 from tests.integration.api.conftest import api_settings, serving
 from tests.integration.projector.helpers import (
@@ -78,7 +78,10 @@ async def test_receipts_effects_and_waits_are_projected_and_listed_by_status(
         ("form-1", "intake_form.submitted", "hook:ehr", form.patient_key),
     ]  # fmt: skip
     assert set(receipts[0]) == {"receipt_id", "event_id", "patient_key", "event_type", "source",
-                                "occurred_at", "received_at", "recorded_at"}  # fmt: skip
+                                "occurred_at", "received_at", "recorded_at", "data",
+                                "data_sealed"}  # fmt: skip
+    # Not a reply: no data kept, clear or sealed.
+    assert {(r["data"], r["data_sealed"]) for r in receipts} == {(None, None)}
     assert (receipts[0]["occurred_at"], receipts[0]["received_at"]) == (
         booked.occurred_at, booked.received_at,
     )  # fmt: skip
@@ -162,3 +165,34 @@ async def test_erasure_deletes_the_patients_receipts_and_effects_and_no_replay_b
     receipts = await query(read_models, "SELECT receipt_id FROM event_receipts")
     assert {r["receipt_id"] for r in receipts} == {theirs.receipt_id, later.receipt_id}
     assert await query(read_models, "SELECT * FROM event_effects") == []
+
+
+async def test_replies_keep_their_data_sealed_or_clear_and_go_with_an_erasure(
+    read_models: str,
+) -> None:
+    text = {"channel": "sms", "body": "Yes, Tuesday works", "keyword": None}
+    clear = patient_event(event_id="sms:1", event_type=REPLIED).model_copy(
+        update={"event_data": text}
+    )
+    sealed = sealed_patient_event(
+        patient_event("patient-456", "sms:2", REPLIED).model_copy(update={"event_data": text}),
+        key := DataKey.generate(), KEK,
+    )  # fmt: skip
+    erased = plan([], SECRET)
+    erasure = ErasureRow(uuid.uuid4(), sealed.patient_key,
+                         sealed.received_at + timedelta(minutes=1), ())  # fmt: skip
+    erased.erasures[erasure.erasure_id] = erasure
+    stored = "SELECT event_id, data, data_sealed FROM event_receipts ORDER BY event_id"
+    async with await psycopg.AsyncConnection.connect(read_models, autocommit=True) as conn:
+        async with conn.transaction():
+            batch = plan([clear, sealed, patient_event(event_id="form-1")], SECRET)
+            await store.write(conn, batch, {("commands", 0): 3})
+        rows = {r["event_id"]: r for r in await query(read_models, stored)}
+        async with conn.transaction():
+            await store.write(conn, erased, {("commands", 0): 4})
+
+    assert (rows["sms:1"]["data"], rows["sms:1"]["data_sealed"]) == (text, None)
+    assert rows["sms:2"]["data"] is None
+    assert open_sealed(key, sealed.patient_key, "eventData", rows["sms:2"]["data_sealed"]) == text
+    assert (rows["form-1"]["data"], rows["form-1"]["data_sealed"]) == (None, None)
+    assert [r["event_id"] for r in await query(read_models, stored)] == ["form-1", "sms:1"]

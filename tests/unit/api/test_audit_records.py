@@ -47,7 +47,7 @@ def test_every_journey_run_and_patient_route_is_audited_under_an_action_of_its_o
                             *deliveries.router.routes, *imports.router.routes,
                             *analytics.router.routes)
                 if isinstance(r, APIRoute)]  # fmt: skip
-    assert len(business) == 23
+    assert len(business) == 24
     assert all(isinstance(r, AuditedRoute) for r in business)
     assert all(r.path.startswith(PROTECTED_PREFIXES) for r in business)
     actions = {f"{sorted(r.methods)[0]} {r.path}": (r.openapi_extra or {})[ACTION_KEY]

@@ -28,5 +28,5 @@ def test_migrations_are_the_sql_files_prefixed_with_the_service_name() -> None:
         "projector_0004_sealed_runs", "projector_0005_patient_events",
         "projector_0006_failed_messages", "projector_0007_sms_recipients",
         "projector_0008_patient_consent", "projector_0009_delivery_retries",
-        "projector_0010_clinic_events",
+        "projector_0010_clinic_events", "projector_0011_replies",
     ]  # fmt: skip

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from journeys_contracts import events as ev
-from journeys_contracts.commands import RecordPatientEvent, RecordPatientEventSealed
+from journeys_contracts.commands import REPLIED, RecordPatientEvent, RecordPatientEventSealed
 from journeys_projector.decode import Poison, Source, decode
 from journeys_projector.plan import EffectRow, ReceiptRow, plan, run_fields
 from journeys_runtime.sealing import seal_event
-from journeys_runtime.shredding import DataKey, KeyEncryptionKey
+from journeys_runtime.shredding import DataKey, KeyEncryptionKey, open_sealed
 from tests.unit.projector.facts import SECRET, T0, Story, patient_event, sealed_patient_event
 
 KEY = DataKey.generate()
@@ -40,6 +40,7 @@ def test_record_patient_event_commands_are_receipts_clear_or_sealed() -> None:
 
 
 def test_a_receipt_keeps_who_what_when_and_the_way_in_but_no_patient_id_or_data() -> None:
+    """Of every event but a reply (below)."""
     command = patient_event(source="hook:ehr")
     row = plan([command], SECRET).receipts[command.receipt_id]
     assert row == ReceiptRow(
@@ -47,6 +48,32 @@ def test_a_receipt_keeps_who_what_when_and_the_way_in_but_no_patient_id_or_data(
         T0, T0 + timedelta(seconds=1),
     )  # fmt: skip
     assert plan([sealed(command)], SECRET).receipts == {command.receipt_id: row}
+
+
+def test_a_reply_keeps_its_data_for_the_conversation_sealed_as_it_came() -> None:
+    reply = patient_event(event_type=REPLIED).model_copy(
+        update={"event_data": {"channel": "sms", "body": "C, see you", "keyword": None}}
+    )
+    clear = plan([reply], SECRET).receipts[reply.receipt_id]
+    assert json.loads(clear.data or "") == reply.event_data
+    assert clear.data_sealed is None
+
+    sealed_reply = sealed(reply)
+    row = plan([sealed_reply], SECRET).receipts[reply.receipt_id]
+    assert row.data is None
+    envelope = json.loads(row.data_sealed or "")
+    assert envelope == sealed_reply.event_data.model_dump(mode="json")
+    assert open_sealed(KEY, reply.patient_key, "eventData", envelope) == reply.event_data
+    assert "C, see you" not in (row.data_sealed or "")
+
+
+def test_a_clear_reply_postgresql_would_refuse_keeps_its_receipt_without_data() -> None:
+    reply = patient_event(event_type=REPLIED).model_copy(
+        update={"event_data": {"channel": "sms", "body": "nul\x00here"}}
+    )
+    assert decode(Source.COMMANDS, reply.to_json()) == reply
+    row = plan([reply], SECRET).receipts[reply.receipt_id]
+    assert (row.event_type, row.data, row.data_sealed) == (REPLIED, None, None)
 
 
 def test_an_event_recorded_twice_has_one_receipt_and_starts_no_run() -> None:

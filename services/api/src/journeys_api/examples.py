@@ -65,6 +65,16 @@ FAILED_MESSAGE: dict[str, Any] = {
     "failedAt": "2025-03-01T09:30:01.402117Z",
 }  # fmt: skip
 
+CONVERSATION: dict[str, Any] = {"more": False, "messages": [
+    {"direction": "out", "at": CREATED_AT, "channel": "sms",
+     "text": "Your appointment is tomorrow at 10:00. Reply C to confirm.", "status": "sent",
+     "reason": None, "keyword": None, "messageId": FAILED_MESSAGE["messageId"], "runId": RUN_ID,
+     "journeyId": JOURNEY_ID, "nodeId": "remind", "eventId": None},
+    {"direction": "in", "at": "2025-03-01T09:41:12Z", "channel": "sms", "text": "C",
+     "status": None, "reason": None, "keyword": None, "messageId": None, "runId": None,
+     "journeyId": None, "nodeId": None, "eventId": "sms:SM0123456789abcdef0123456789abcdef"},
+]}  # fmt: skip
+
 
 def error(loc: list[str | int], msg: str, error_type: str = "value_error") -> dict[str, Any]:
     return {"detail": [{"type": error_type, "loc": loc, "msg": msg}]}

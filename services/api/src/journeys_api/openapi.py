@@ -118,6 +118,14 @@ VALIDATION: dict[str, dict[str, Any]] = {
             ["body", "patientId"], "String should have at most 255 characters",
             "string_too_long")),
     ),
+    "conversation": response(
+        "The patient id is missing, blank, too long or not storable, the limit is not 1 to "
+        "500, or the body has an unknown field",
+        no_patient=json_example("conversation without a patient id", error(
+            ["body", "patientId"], "Field required", "missing")),
+        big_limit=json_example("conversation limit too large", error(
+            ["body", "limit"], "Input should be less than or equal to 500", "less_than_equal")),
+    ),
     "consent": response(
         "No channel named, a channel we do not have, a value that is not a boolean, or an "
         "unknown field; or the patient id in the path is blank or too long",

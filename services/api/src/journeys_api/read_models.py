@@ -75,6 +75,31 @@ _SMS_RECIPIENTS = sql.SQL(
     "ORDER BY r.patient_key, e.occurred_at DESC) texted ORDER BY occurred_at DESC LIMIT %s"
 )
 
+# A patient's last `limit` messages out (by when each was first decided: requested, or
+# suppressed or deferred at once), every event of each (requested, retrying, sent, failed,
+# ...) in seq order, with their run's patient columns
+# (to open a sealed one). A message id is derived from its run: one run holds all its events.
+_CONVERSATION_OUT = sql.SQL(
+    "WITH wanted AS (SELECT DISTINCT ON (e.data ->> 'messageId') e.run_id, "
+    "e.data ->> 'messageId' AS message_id, e.occurred_at FROM runs r "
+    "JOIN run_events e ON e.run_id = r.run_id WHERE r.patient_key = %(key)s "
+    "AND e.type IN ('journeys.message.requested.v1', 'journeys.message.requested.v2', "
+    "'journeys.message.suppressed.v1', 'journeys.message.suppressed.v2', "
+    "'journeys.message.deferred.v1', 'journeys.message.deferred.v2') "
+    "ORDER BY e.data ->> 'messageId', e.seq), "
+    "latest AS (SELECT * FROM wanted ORDER BY occurred_at DESC LIMIT %(limit)s) "
+    "SELECT e.run_id, e.seq, e.type, e.occurred_at, e.data, r.journey_id, r.patient_id, "
+    "r.patient_key, r.patient_id_sealed FROM latest l JOIN runs r ON r.run_id = l.run_id "
+    "JOIN run_events e ON e.run_id = l.run_id AND e.type LIKE 'journeys.message.%%' "
+    "AND e.data ->> 'messageId' = l.message_id ORDER BY e.run_id, e.seq"
+)
+# A patient's last `limit` replies (see projector_0011_replies.sql), newest first.
+_REPLIES = sql.SQL(
+    "SELECT receipt_id, event_id, occurred_at, received_at, data, data_sealed "
+    "FROM event_receipts WHERE patient_key = %s AND event_type = 'message.replied' "
+    "ORDER BY received_at DESC, receipt_id LIMIT %s"
+)
+
 _CONSENT = sql.SQL(
     "SELECT channel, granted, source, changed_at, consent_id FROM patient_consent "
     "WHERE patient_key = %s"
@@ -203,6 +228,12 @@ class ReadModels:
     async def consent(self, patient_key: str) -> list[Row]:
         """The patient's channels whose consent was ever set, each as last set."""
         return await self._all(_CONSENT, (patient_key,))
+
+    async def conversation(self, patient_key: str, limit: int) -> tuple[list[Row], list[Row]]:
+        """The patient's last `limit` messages out (their events, by run and seq) and last
+        `limit` replies (newest first); the caller merges them."""
+        out = await self._all(_CONVERSATION_OUT, {"key": patient_key, "limit": limit})
+        return out, await self._all(_REPLIES, (patient_key, limit))
 
     async def event(self, event_id: str) -> list[Row]:
         """The receipts of patient events with this id, each joined with its effects (one

@@ -99,6 +99,17 @@ def open_event(event: Row, key: DataKey | None) -> Row | None:
     return {**event, "type": clear_type(event["type"]), "data": clear}
 
 
+def open_reply(row: Row, patient_key: str, key: DataKey | None) -> Any:
+    """A reply's data (`event_receipts.data`, or `data_sealed` opened); None when its key is
+    gone."""
+    envelope = row["data_sealed"]
+    if envelope is None:
+        return row["data"]
+    if key is None or not _sealed_by(key, envelope):
+        return None
+    return _open(key, patient_key, "eventData", envelope)
+
+
 def _sealed_by(key: DataKey, envelope: Any) -> bool:
     """Whether `key` sealed `envelope`; a value sealed under another key of the patient's is
     from before an erasure, and gone with it."""

@@ -242,6 +242,57 @@ class ConsentView(_View):
     channels: dict[ChannelName, ChannelConsent]
 
 
+class ConversationRequest(ErasureRequest):
+    """Whose conversation, in a body (the patient id stays out of the URL, and so out of
+    proxy, ingress and access logs), and how many of its last messages."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"patientId": "patient-123", "limit": 50}]}
+    )
+
+    limit: int = Field(100, ge=1, le=500)
+
+
+MessageStatus = Literal["requested", "retrying", "sent", "failed", "suppressed", "deferred"]
+
+
+class ConversationMessage(_View):
+    """One message of a patient's conversation: out (a journey's message to the patient) or
+    in (the patient's reply, the patient event `message.replied`)."""
+
+    direction: Literal["out", "in"]
+    at: UtcDatetime
+    """Out: when the journey asked for the message; in: when the patient sent the reply."""
+    channel: str | None = None
+    """Out: the channel that sent it, else the one asked for (none: the default); in: the
+    channel the reply came by."""
+    text: str | None = None
+    """Out: the message as the journey rendered it for the patient (none for a message
+    suppressed before it was rendered); in: the reply's text."""
+    status: MessageStatus | None = None
+    """Out only: what became of it, as the delivery service last reported."""
+    reason: str | None = None
+    """Out only: why it failed, was suppressed or deferred, in our own words."""
+    keyword: Literal["stop", "start", "help"] | None = None
+    """In only: the reply was this opt-out, opt-in or help keyword."""
+    message_id: UUID | None = None
+    run_id: UUID | None = None
+    journey_id: UUID | None = None
+    node_id: str | None = None
+    event_id: str | None = None
+    """In only: the patient event's id (an SMS's is `sms:<gateway message id>`)."""
+
+
+class ConversationView(_View):
+    """A patient's messages out and replies in, oldest first: the last `limit` of them."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.CONVERSATION]})
+
+    messages: list[ConversationMessage]
+    more: bool
+    """Older messages exist beyond `limit`."""
+
+
 class RetryOutcome(_View):
     """An operator's retry of a message given up: attempt `attempt`, and the delivery
     service's report of it. `pending`: not reported yet, or never sent because the patient

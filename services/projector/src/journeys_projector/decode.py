@@ -180,7 +180,8 @@ def _storable(fact: Fact, value: bytes) -> Fact | Poison:
     if seq is not None and seq > MAX_SEQ:
         return Poison("projector.validate", f"seq: greater than {MAX_SEQ}")
     # JSON spells U+0000 as \u0000; the walk runs only when that spelling appears at all. Of
-    # a patient event only the receipt's fields are stored (never its patient id or data).
+    # a patient event only the receipt's fields are checked here: its patient id is never
+    # stored, and a reply's data holding one is kept out by the plan (ReceiptRow.of).
     if b"\\u0000" in value and _has_nul(_stored_part(fact)):
         return Poison("projector.validate", "a string contains U+0000, which PostgreSQL refuses")
     return fact

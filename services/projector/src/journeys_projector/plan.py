@@ -11,7 +11,8 @@ like an unsealed one, by the `.v1` twin of each event's type; only where patient
 differs: its envelopes are kept as they came (the projector has no key to open them).
 
 A patient event (`RecordPatientEvent`, clear or sealed) becomes a receipt: who (the patient
-key), what, when and the way in, never the patient's id or the event's data. What it did is
+key), what, when and the way in, never the patient's id; its data only when it is a reply to
+our messages (sealed as it came, for the patient's conversation). What it did is
 read off the runs' events that name its receipt id: `run.started` (a trigger started the run),
 `event.matched` (a wait was met) and `run.exited` (the journey's `exit_on` ended it).
 """
@@ -34,6 +35,7 @@ from journeys_contracts import events as ev
 from journeys_contracts import events_sealed as es
 from journeys_contracts.audit import AccessRecorded
 from journeys_contracts.commands import (
+    REPLIED,
     RecordDelivery,
     RecordPatientEvent,
     RecordPatientEventSealed,
@@ -187,7 +189,10 @@ class ErasureRow:
 
 @dataclass(frozen=True)
 class ReceiptRow:
-    """A patient event as a way in recorded it: never the patient's id or the event's data."""
+    """A patient event as a way in recorded it: never the patient's id. Its data only for a
+    reply (`REPLIED`), for the patient's conversation: sealed as it came (`data_sealed`, the
+    envelope's JSON), or clear from a clear command (`data`, None if PostgreSQL would refuse
+    its JSON: a U+0000 in it)."""
 
     receipt_id: UUID
     event_id: str
@@ -196,12 +201,21 @@ class ReceiptRow:
     source: str
     occurred_at: datetime
     received_at: datetime
+    data: str | None = None
+    data_sealed: str | None = None
 
     @classmethod
     def of(cls, command: RecordPatientEvent | RecordPatientEventSealed) -> ReceiptRow:
+        data = sealed = None
+        if command.event_type == REPLIED:
+            text = to_json(command.event_data).decode()
+            if isinstance(command, RecordPatientEventSealed):
+                sealed = text
+            elif "\\u0000" not in text:
+                data = text
         return cls(command.receipt_id, command.event_id, command.patient_key,
                    command.event_type, command.source, command.occurred_at,
-                   command.received_at)  # fmt: skip
+                   command.received_at, data, sealed)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -85,10 +85,13 @@ WHERE r.run_id = c.run_id AND c.last_seq > r.last_seq
 # received after (the patient came back) is kept.
 _RECEIPTS = """
 INSERT INTO event_receipts (receipt_id, event_id, patient_key, event_type, source,
-                            occurred_at, received_at)
-SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[],
-                     %b::timestamptz[], %b::timestamptz[])
-    AS r(receipt_id, event_id, patient_key, event_type, source, occurred_at, received_at)
+                            occurred_at, received_at, data, data_sealed)
+SELECT r.receipt_id, r.event_id, r.patient_key, r.event_type, r.source, r.occurred_at,
+       r.received_at, r.data::jsonb, r.data_sealed::jsonb
+FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
+            %b::timestamptz[], %b::text[], %b::text[])
+    AS r(receipt_id, event_id, patient_key, event_type, source, occurred_at, received_at, data,
+         data_sealed)
 WHERE NOT EXISTS (SELECT FROM erased_patients x
                   WHERE x.patient_key = r.patient_key AND x.erased_at >= r.received_at)
 ON CONFLICT (receipt_id) DO NOTHING
@@ -219,7 +222,7 @@ async def write(conn: AsyncConnection[Any], plan: Plan, offsets: Mapping[Positio
         (_AUDIT, _columns(_audit_row(a) for a in plan.audits.values())),
         (_RECEIPTS, _columns(
             (r.receipt_id, r.event_id, r.patient_key, r.event_type, r.source, r.occurred_at,
-             r.received_at) for r in plan.receipts.values())),
+             r.received_at, r.data, r.data_sealed) for r in plan.receipts.values())),
         (_EFFECTS, _columns(
             (e.run_id, e.seq, e.receipt_id, e.journey_id, e.effect, e.node_id, e.occurred_at)
             for e in plan.effects.values())),

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from journeys_api.console import oidc, pages
-from journeys_api.console.live import Timelines
+from journeys_api.console.live import Conversations, Timelines
 from journeys_api.console.sessions import Sessions, cookie_name, set_cookie
 from journeys_api.settings import ApiSettings
 
@@ -162,6 +162,7 @@ def install(app: FastAPI, settings: ApiSettings) -> None:
     )  # fmt: skip
     app.state.console_streams = pages.StreamCount(settings.console_max_streams)
     app.state.console_timelines = Timelines(resources, settings.console_stream_poll_seconds)
+    app.state.console_conversations = Conversations(resources, settings.console_stream_poll_seconds)
     if not (assets_dir(settings) / VENDOR["htmx.min.js"]).is_file():
         log.warning("the console's libraries are missing: `npm ci` in services/api/console")
     _as_pages(app)

@@ -24,16 +24,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from journeys_api import conversations
 from journeys_api.audit import STREAMED_KEY, AuditedRoute, audited, touched
 from journeys_api.auth import Scope
 from journeys_api.console import editor, graph, health
-from journeys_api.console.live import Timelines
+from journeys_api.console.live import Conversations, Timelines
 from journeys_api.console.sessions import CSRF_HEADER, Session, Sessions, cookie_name
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid
 from journeys_api.imports import ledger
 from journeys_api.pagination import Key, decode_cursor, next_cursor
 from journeys_api.read_models import RunFilter
+from journeys_api.resources import Resources
 from journeys_api.routers import analytics, deliveries, imports, journeys, runs
 from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
 from journeys_contracts.audit import AuditAction
@@ -203,11 +205,16 @@ async def find_patient(
     """The runs of one patient, found by the patient key: the page's URL holds the key, never
     the id."""
     checked(request, session, csrf_token)
+    return RedirectResponse(f"/console/runs?patient={_key_of(resources, patient_id)}",
+                            status_code=303)  # fmt: skip
+
+
+def _key_of(resources: Resources, patient_id: str) -> str:
     if "\x00" in patient_id:
         raise invalid(("body", "patient_id"), "must not contain the NUL character (U+0000)")
     key = resources.patient_key(patient_id)
     touched(patient_key=key)
-    return RedirectResponse(f"/console/runs?patient={key}", status_code=303)
+    return key
 
 
 @router.get("/runs/{runId}", openapi_extra=audited(AuditAction.RUN_READ))
@@ -241,10 +248,7 @@ async def run_stream(
     """The run's timeline as Server-Sent Events: every event so far, then each new one as the
     projector records it (`event`, an HTML row), and the run's status when it changes
     (`status`); it ends with the run, or after half an hour (the browser then reconnects)."""
-    streams: StreamCount = request.app.state.console_streams
-    if not streams.take():
-        raise PageError(503, "too many live timelines open: try again shortly",
-                        headers={"Retry-After": "5"})  # fmt: skip
+    streams = _stream_slot(request)
     try:
         first = await runs.get_run_events(run_id, resources)
     except BaseException:
@@ -285,6 +289,16 @@ async def run_stream(
             streams.give_back()
 
     return EventSourceResponse(events(), ping=15, send_timeout=30)
+
+
+def _stream_slot(request: Request) -> StreamCount:
+    """One of the process's live streams (`API_CONSOLE_MAX_STREAMS`), to give back when the
+    stream ends; none left: 503 with Retry-After."""
+    streams: StreamCount = request.app.state.console_streams
+    if not streams.take():
+        raise PageError(503, "too many live pages open: try again shortly",
+                        headers={"Retry-After": "5"})  # fmt: skip
+    return streams
 
 
 def _status(status: str, node: str | None) -> ServerSentEvent:
@@ -474,6 +488,75 @@ async def retry_message(
         raise PageError(409, str(exc.detail)) from None
     back = "/console/deliveries" + (f"?journey={journey}" if journey is not None else "")
     return RedirectResponse(back, status_code=303)
+
+
+PatientKey = Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
+
+
+@router.get("/deliveries/conversation", openapi_extra=audited(AuditAction.CONVERSATION_READ))
+async def conversation_page(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.RUNS_READ)],
+    patient: PatientKey | None = None,
+) -> HTMLResponse:
+    """A patient's conversation (`POST /patients/conversation`), found by the patient key, and
+    kept live; without a patient, the form that finds one."""
+    found = None
+    if patient is not None:
+        touched(patient_key=patient)
+        found = await conversations.conversation(resources, patient, Conversations.LIMIT)
+    return render(request, "conversation.html", patient=patient, conversation=found)
+
+
+@router.post(
+    "/deliveries/conversation/patient", openapi_extra=audited(AuditAction.CONVERSATION_READ)
+)
+async def find_conversation(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.RUNS_READ)],
+    patient_id: Annotated[str, Form(min_length=1, max_length=255)],
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    """As the runs filter does: the page's URL holds the patient key, never the id."""
+    checked(request, session, csrf_token)
+    key = _key_of(resources, patient_id)
+    return RedirectResponse(f"/console/deliveries/conversation?patient={key}", status_code=303)
+
+
+@router.get("/deliveries/conversation/stream", openapi_extra=audited(AuditAction.CONVERSATION_READ))
+async def conversation_stream(
+    request: Request,
+    resources: ResourcesDep,
+    session: Annotated[Session, needs(Scope.RUNS_READ)],
+    patient: PatientKey,
+) -> Response:
+    """The conversation as Server-Sent Events (`conversation`, the whole list as HTML): once
+    now, then whenever a message goes out, a report or a reply comes in; for half an hour
+    (the browser then reconnects)."""
+    streams = _stream_slot(request)
+    touched(patient_key=patient)
+    followed: Conversations = request.app.state.console_conversations
+    template = TEMPLATES.get_template("_conversation.html")
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async with followed.follow(patient) as updates:
+                view = await conversations.conversation(resources, patient, followed.LIMIT)
+                deadline = asyncio.get_running_loop().time() + STREAM_LIMIT_SECONDS
+                while True:
+                    html = template.render(conversation=view, request=request)
+                    yield ServerSentEvent(html, event="conversation")
+                    left = deadline - asyncio.get_running_loop().time()
+                    try:
+                        view = await asyncio.wait_for(updates.get(), timeout=max(left, 0))
+                    except TimeoutError:
+                        return
+        finally:
+            streams.give_back()
+
+    return EventSourceResponse(events(), ping=15, send_timeout=30)
 
 
 ops = APIRouter(prefix="/console", include_in_schema=False)

@@ -40,12 +40,11 @@ from journeys_api.openapi import UNAVAILABLE
 from journeys_api.resources import Resources
 from journeys_api.routers.events import record
 from journeys_contracts.audit import AuditAction
-from journeys_contracts.commands import SetConsent
+from journeys_contracts.commands import REPLIED, SetConsent
 from journeys_contracts.keys import recipient_key
 
 router = APIRouter(prefix="/channels", tags=["channels"], route_class=AuditedRoute)
 
-REPLIED = "message.replied"
 SOURCE = "sms"
 # One answer for every failed check: which part failed would help a forger, not a gateway.
 UNVERIFIED = "SMS gateway signature invalid"

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Response
 
-from journeys_api import outbox
+from journeys_api import conversations, outbox
 from journeys_api.audit import AuditedRoute, audited, touched
 from journeys_api.auth import Principal, Scope, require
 from journeys_api.bodies import MAX_PATIENT_ID_LENGTH
@@ -41,6 +41,8 @@ from journeys_api.views import (
     ConsentAccepted,
     ConsentRequest,
     ConsentView,
+    ConversationRequest,
+    ConversationView,
     ErasureAccepted,
     ErasureRequest,
     ErasureView,
@@ -163,6 +165,28 @@ async def get_consent(patient_id: PatientIdPath, resources: ResourcesDep) -> Con
             consent_id=row["consent_id"],
         )  # fmt: skip
     return ConsentView(channels=channels)
+
+
+@router.post(
+    "/conversation",
+    summary="Read a patient's conversation: messages out and replies in",
+    description="The patient's last `limit` messages, oldest first: each message their "
+    "journeys sent them (its text as rendered for them, its channel and what became of it) "
+    "and each reply they sent back (a `message.replied` event: an SMS texted back, or the "
+    "same event sent to `POST /events`). The patient id travels in the body, so it stays out "
+    "of proxy, ingress and access logs. Patient data, so the scope of the runs' timelines, "
+    "`runs:read`; each read is audited. A patient never messaged has an empty conversation. "
+    "Read models follow Kafka within milliseconds.",
+    dependencies=[require(Scope.RUNS_READ)],
+    responses={**_ERASE_ERRORS, 413: TOO_LARGE, 422: VALIDATION["conversation"]},
+    openapi_extra=audited(AuditAction.CONVERSATION_READ),
+)
+async def read_conversation(
+    request: ConversationRequest, resources: ResourcesDep
+) -> ConversationView:
+    key = resources.patient_key(request.patient_id)
+    touched(patient_key=key)
+    return await conversations.conversation(resources, key, request.limit)
 
 
 def _check_path_id(patient_id: str) -> None:

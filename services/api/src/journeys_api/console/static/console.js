@@ -107,9 +107,19 @@
     });
   }
 
+  // A conversation's stream sends the whole list each time; the state says whether it flows.
+  function conversation() {
+    const list = document.getElementById("conversation");
+    if (!list) return;
+    const state = document.getElementById("live-state");
+    list.addEventListener("htmx:sseOpen", () => { state.textContent = "live"; });
+    list.addEventListener("htmx:sseError", () => { state.textContent = "reconnecting"; });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("figure.graph").forEach(draw);
     live();
+    conversation();
     // A graph htmx swapped in (the editor's preview) is drawn once it is in the page.
     document.body.addEventListener("htmx:afterSettle", () => {
       document.querySelectorAll("figure.graph").forEach((f) => {
