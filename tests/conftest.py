@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -73,15 +73,52 @@ def admin_database_url(infra: tuple[str, str]) -> str:
 @pytest.fixture
 def fresh_database(admin_database_url: str) -> Iterator[str]:
     """A new, empty database for one test, dropped afterwards."""
+    yield from _database(admin_database_url)
+
+
+def _database(admin_database_url: str, template: str | None = None) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with psycopg.connect(admin_database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(admin_database_url, dbname=name)
-    yield url
+        conn.execute(create)
+    yield psycopg.conninfo.make_conninfo(admin_database_url, dbname=name)
     with psycopg.connect(admin_database_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+Migrate = Callable[[str], None]
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(admin_database_url: str) -> Iterator[dict[tuple[Migrate, ...], str]]:
+    """Databases migrated once a session, by the tuple of `apply` functions that made them;
+    `migrated_database` copies one per test (CREATE DATABASE ... TEMPLATE: 0.06 s here,
+    where running the migrations again cost 0.4 s in each of some 150 tests)."""
+    made: dict[tuple[Migrate, ...], str] = {}
+    yield made
+    with psycopg.connect(admin_database_url, autocommit=True) as conn:
+        for name in made.values():
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def migrated_database(
+    admin_database_url: str, templates: dict[tuple[Migrate, ...], str], *applied: Migrate
+) -> Iterator[str]:
+    """A new database for one test, as `applied` (each service's migrations, in order) leave
+    an empty one; dropped afterwards."""
+    if applied not in templates:
+        name = f"template_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin_database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = psycopg.conninfo.make_conninfo(admin_database_url, dbname=name)
+        for apply in applied:
+            apply(url)
+        templates[applied] = name
+    yield from _database(admin_database_url, templates[applied])
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from journeys_api.app import create_app
 from journeys_api.settings import ApiSettings
 from journeys_projector import migrations as projector_migrations
 from journeys_runtime.topics import Topics
-from tests.conftest import PARTITIONS
+from tests.conftest import PARTITIONS, migrated_database
 from tests.integration.api.projector_sim import simulated_projector
 
 # Every scope: tests/integration/api/test_authorization.py is the test about credentials.
@@ -57,11 +57,10 @@ async def serving(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def read_models(fresh_database: str) -> str:
-    """The projector's read-model schema (its own migration) plus the API's table."""
-    projector_migrations.apply(fresh_database)
-    api_migrations.apply(fresh_database)
-    return fresh_database
+def read_models(admin_database_url: str, migrated_templates: dict[Any, str]) -> Iterator[str]:
+    """The projector's read-model schema (its own migrations) plus the API's tables."""
+    yield from migrated_database(admin_database_url, migrated_templates,
+                                 projector_migrations.apply, api_migrations.apply)  # fmt: skip
 
 
 NO_EXECUTOR = pytest.mark.api_settings(read_your_writes_timeout_seconds=1.5)
