@@ -21,13 +21,18 @@ $(UV_TOOLS)/bin/uv:
 	PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
 		--upgrade --target $(UV_TOOLS) uv==$(UV_VERSION)
 
-# The console's browser libraries (htmx, dagre; axe-core for the browser tests) from npm, as
-# locked in services/api/console/package-lock.json; again only when the lockfile changes.
+# The console's browser libraries (htmx, dagre, Chart.js; CodeMirror and esbuild for the
+# journey editor's bundle; axe-core for the browser tests) from npm, as locked in
+# services/api/console/package-lock.json; again only when the lockfile changes. The editor
+# is bundled again when its source or the libraries change.
 CONSOLE_ASSETS := services/api/console
 $(CONSOLE_ASSETS)/node_modules/.package-lock.json: $(CONSOLE_ASSETS)/package-lock.json
 	cd $(CONSOLE_ASSETS) && npm ci --no-audit --no-fund --loglevel=error
 
-install: $(UV_BOOTSTRAP) $(CONSOLE_ASSETS)/node_modules/.package-lock.json
+$(CONSOLE_ASSETS)/dist/editor.min.js: $(CONSOLE_ASSETS)/editor.js $(CONSOLE_ASSETS)/node_modules/.package-lock.json
+	cd $(CONSOLE_ASSETS) && npm run --silent build -- --log-level=warning
+
+install: $(UV_BOOTSTRAP) $(CONSOLE_ASSETS)/node_modules/.package-lock.json $(CONSOLE_ASSETS)/dist/editor.min.js
 	$(UV) sync --frozen
 
 # What CI prints before it tests: the uv in use, and the Java and Maven the Kafka jars need.

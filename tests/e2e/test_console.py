@@ -168,15 +168,32 @@ async def test_console_editor_shows_refusals_at_their_node_then_saves(
     browser: Browser, stack: Stack, client: httpx.AsyncClient
 ) -> None:
     context, page = await signed_in(browser, stack, stack.api_key)
+    refused: list[str] = []  # CodeMirror's <style> must come in by the answer's nonce
+    page.on("console", lambda m: refused.append(m.text) if "Security Policy" in m.text else None)
     await page.get_by_role("link", name="New journey").click()
     await expect(page.locator("#check .ok")).to_be_visible()
     await expect(page.locator("#check figure.graph g.node")).to_have_count(3)
 
+    # The schema's completion: in an empty object, the definition's keys are offered.
+    await expect(page.locator("textarea#definition")).to_be_hidden()  # CodeMirror took over
+    editor = page.get_by_role("textbox", name="Definition (JSON)")
+    await editor.fill("{\n  \n}")
+    await page.locator(".cm-line").nth(1).click()
+    await page.keyboard.type('"')  # a key begins: the schema's keys for this object
+    offered = page.locator(".cm-tooltip-autocomplete li")
+    await expect(offered.filter(has_text="start_node_id")).to_have_count(1)
+    await expect(offered.filter(has_text="quiet_hours")).to_have_count(1)
+    await shot(page, "08b-editor-completion")
+    await page.keyboard.press("Escape")
+    await expect(offered).to_have_count(0)
+    await page.keyboard.press("Control+Space")  # asked for again
+    await expect(offered.filter(has_text="start_node_id")).to_have_count(1)
+    await offered.filter(has_text="start_node_id").click()
+    await expect(editor).to_contain_text('"start_node_id"')
+
     name = f"Editor journey {uuid.uuid4().hex[:6]}"
     broken = journey(name, delay=-5)
-    editor = page.get_by_label("Definition (JSON)")
     await editor.fill(json.dumps(broken, indent=2))
-    await editor.dispatch_event("input")  # fill sets the value; the check listens for typing
     problem = page.locator("#check .problems li")
     await expect(problem).to_have_count(1)
     await expect(problem).to_have_attribute("data-node", "pause")
@@ -191,12 +208,14 @@ async def test_console_editor_shows_refusals_at_their_node_then_saves(
     listed = (await client.get("/journeys", params={"limit": 200})).json()["items"]
     assert name not in [j["name"] for j in listed]
 
+    await expect(page.locator("textarea#definition")).to_be_hidden()  # the page came back
     await editor.fill(json.dumps(journey(name, delay=60), indent=2))
     await page.get_by_role("button", name="Save journey").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(name)
     await expect(page.locator("figure.graph g.node")).to_have_count(5)
     journey_id = page.url.rsplit("/", 1)[1]
     assert (await client.get(f"/journeys/{journey_id}")).json()["name"] == name
+    assert refused == []
     await context.close()
 
 

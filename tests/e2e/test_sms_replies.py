@@ -275,6 +275,6 @@ async def test_the_console_shows_a_patients_conversation_live(
         await expect(bubbles.nth(1)).to_contain_text("A little, on the left side")
         await expect(bubbles.nth(2)).to_contain_text("Thank you, your care team will read it.")
         await expect(bubbles.nth(2)).to_contain_text("sent", timeout=15_000)
-        await shot(page, "15-conversation")
+        await shot(page, "17-conversation")
         await accessible(page)
         await context.close()

@@ -138,8 +138,9 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
     # The operator console (/console): pages for people, signed in with a cookie.
     console_enabled: bool = Field(True, description="serve the operator console at /console")
     console_assets_dir: str | None = Field(
-        None, description="the browser libraries' node_modules (`npm ci` in services/api/"
-        "console); unset: that directory beside the sources, as `make install` fills it",
+        None, description="the browser libraries: a directory holding `node_modules` (`npm "
+        "ci` in services/api/console) and `dist` (`npm run build`: the journey editor); unset: "
+        "services/api/console beside the sources, as `make install` fills it",
     )  # fmt: skip
     console_session_hours: float = Field(
         8, gt=0, le=24 * 30, description="a console sign-in lasts this long"

@@ -28,13 +28,15 @@ from journeys_api.settings import ApiSettings
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-SOURCE_ASSETS = HERE.parents[2] / "console" / "node_modules"
-"""Where `npm ci` puts the libraries in a checkout (services/api/console/node_modules)."""
+SOURCE_ASSETS = HERE.parents[2] / "console"
+"""In a checkout, services/api/console: `npm ci` fills its node_modules, `npm run build` its
+dist (the journey editor's bundle)."""
 VENDOR = {
-    "htmx.min.js": "htmx.org/dist/htmx.min.js",
-    "htmx-sse.min.js": "htmx-ext-sse/dist/sse.min.js",
-    "dagre.min.js": "@dagrejs/dagre/dist/dagre.min.js",
-    "chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
+    "htmx.min.js": "node_modules/htmx.org/dist/htmx.min.js",
+    "htmx-sse.min.js": "node_modules/htmx-ext-sse/dist/sse.min.js",
+    "dagre.min.js": "node_modules/@dagrejs/dagre/dist/dagre.min.js",
+    "chart.umd.min.js": "node_modules/chart.js/dist/chart.umd.min.js",
+    "editor.min.js": "dist/editor.min.js",
 }
 """The files the pages load, by the name they load them under."""
 
@@ -101,7 +103,7 @@ async def vendor(request: Request, name: str) -> Response:
         raise pages.PageError(404, "no such file")
     path = assets_dir(request.app.state.resources.settings) / VENDOR[name]
     if not path.is_file():
-        log.error("console asset missing: run `npm ci` in services/api/console",
+        log.error("console asset missing: `make install` (npm in services/api/console)",
                   extra={"asset": name})  # fmt: skip
         raise pages.PageError(503, "the console's libraries are not installed",
                               headers={"Retry-After": "60"})  # fmt: skip

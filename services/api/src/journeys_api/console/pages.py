@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path as FilePath
@@ -33,12 +34,14 @@ from journeys_api.console.sessions import CSRF_HEADER, Session, Sessions, cookie
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid
 from journeys_api.imports import ledger
+from journeys_api.middleware import CONSOLE_POLICY
 from journeys_api.pagination import Key, decode_cursor, next_cursor
 from journeys_api.read_models import RunFilter
 from journeys_api.resources import Resources
 from journeys_api.routers import analytics, deliveries, imports, journeys, runs
 from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
 from journeys_contracts.audit import AuditAction
+from journeys_contracts.schemas import contracts, schema_of
 from journeys_contracts.statuses import RUN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,9 @@ TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 PAGE = 25
 STREAM_LIMIT_SECONDS = 30 * 60
 STATUSES = RUN_STATUSES
+DEFINITION_SCHEMA = schema_of(
+    next(c for c in contracts() if c.name == "journey-definition.v1")
+)  # the file in contracts/schemas/definition, made by the same code
 
 
 class PageError(HTTPException):
@@ -139,9 +145,17 @@ async def create_journey(
 
 
 def _editor(request: Request, text: str, found: editor.Checked, status: int = 200) -> HTMLResponse:
-    return render(request, "journey_new.html", status=status, text=text,
+    """The editor's page. CodeMirror puts its styles in a <style> element, which the policy
+    lets in by this answer's nonce alone (it reads it from its script tag's `nonce`)."""
+    nonce = secrets.token_urlsafe(18)
+    page = render(request, "journey_new.html", status=status, text=text, nonce=nonce,
                   problems=found.problems,
                   preview=editor.marked(found.preview, found.problems))  # fmt: skip
+    name, policy = CONSOLE_POLICY
+    page.headers[name.decode()] = policy.decode().replace(
+        "style-src 'self'", f"style-src 'self' 'nonce-{nonce}'"
+    )
+    return page
 
 
 @router.get("/journeys/{journeyId}", openapi_extra=audited(AuditAction.JOURNEY_READ))
@@ -568,6 +582,13 @@ async def new_journey(
 ) -> HTMLResponse:
     text = json.dumps(editor.STARTER, indent=2)
     return _editor(request, text, editor.check(text, float("inf")))
+
+
+@ops.get("/journeys/schema.json")
+async def journey_schema() -> JSONResponse:
+    """The journey definition's JSON Schema, for the editor's completion: the contract's
+    own (contracts/schemas/definition), not a copy."""
+    return JSONResponse(DEFINITION_SCHEMA, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @ops.post("/journeys/check")
