@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from journeys_api.console import oidc, pages
 from journeys_api.console.live import Conversations, Timelines
 from journeys_api.console.sessions import Sessions, cookie_name, set_cookie
+from journeys_api.console.streams import StreamCount
 from journeys_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def install(app: FastAPI, settings: ApiSettings) -> None:
         resources.pool, timedelta(hours=settings.console_session_hours),
         dev_key=settings.auth_dev_key is not None,
     )  # fmt: skip
-    app.state.console_streams = pages.StreamCount(settings.console_max_streams)
+    app.state.console_streams = StreamCount(settings.console_max_streams)
     app.state.console_timelines = Timelines(resources, settings.console_stream_poll_seconds)
     app.state.console_conversations = Conversations(resources, settings.console_stream_poll_seconds)
     if not (assets_dir(settings) / VENDOR["htmx.min.js"]).is_file():

@@ -9,7 +9,6 @@ the URL instead. Every state-changing request carries the session's CSRF token.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
@@ -31,6 +30,7 @@ from journeys_api.auth import Scope
 from journeys_api.console import editor, graph, health
 from journeys_api.console.live import Conversations, Timelines
 from journeys_api.console.sessions import CSRF_HEADER, Session, Sessions, cookie_name
+from journeys_api.console.streams import Lease, StreamCount
 from journeys_api.deps import ResourcesDep
 from journeys_api.errors import invalid
 from journeys_api.imports import ledger
@@ -39,7 +39,13 @@ from journeys_api.pagination import Key, decode_cursor, next_cursor
 from journeys_api.read_models import RunFilter
 from journeys_api.resources import Resources
 from journeys_api.routers import analytics, deliveries, imports, journeys, runs
-from journeys_api.views import TERMINAL_STATUSES, CancelRequest, RunEvent, RunStatus
+from journeys_api.views import (
+    TERMINAL_STATUSES,
+    CancelRequest,
+    ConversationView,
+    RunEvent,
+    RunStatus,
+)
 from journeys_contracts.audit import AuditAction
 from journeys_contracts.schemas import contracts, schema_of
 from journeys_contracts.statuses import RUN_STATUSES
@@ -48,7 +54,6 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 PAGE = 25
-STREAM_LIMIT_SECONDS = 30 * 60
 STATUSES = RUN_STATUSES
 DEFINITION_SCHEMA = schema_of(
     next(c for c in contracts() if c.name == "journey-definition.v1")
@@ -261,7 +266,9 @@ async def run_stream(
 ) -> Response:
     """The run's timeline as Server-Sent Events: every event so far, then each new one as the
     projector records it (`event`, an HTML row), and the run's status when it changes
-    (`status`); it ends with the run, or after half an hour (the browser then reconnects)."""
+    (`status`); it ends with the run or with the session (signed out, expired, the key
+    revoked: checked every half minute), or after half an hour (the browser then
+    reconnects)."""
     streams = _stream_slot(request)
     try:
         first = await runs.get_run_events(run_id, resources)
@@ -282,13 +289,8 @@ async def run_stream(
                     return
                 status = row["status"]
                 yield _status(status, row["current_node_id"])
-                deadline = asyncio.get_running_loop().time() + STREAM_LIMIT_SECONDS
-                while True:
-                    left = deadline - asyncio.get_running_loop().time()
-                    try:
-                        update = await asyncio.wait_for(updates.get(), timeout=max(left, 0))
-                    except TimeoutError:
-                        return
+                lease = _lease(request, Scope.RUNS_READ)
+                while (update := await lease.next(updates)) is not None:
                     for event in update.events:
                         if event.seq > seen:
                             seen = event.seq
@@ -297,12 +299,31 @@ async def run_stream(
                         status = update.status
                         yield _status(status, update.node)
                     if update.over:
-                        yield ServerSentEvent("", event="end")
-                        return
+                        break
+                if update is not None or lease.signed_out:  # the run ended, or the session
+                    yield ServerSentEvent("", event="end")
         finally:
             streams.give_back()
 
     return EventSourceResponse(events(), ping=15, send_timeout=30)
+
+
+def _lease(request: Request, scope: Scope) -> Lease:
+    """The stream's half hour, its session checked again as it runs: signed out, expired, the
+    key revoked or its scope taken away, and the stream ends."""
+    sessions: Sessions = request.app.state.console_sessions
+    token = request.cookies.get(
+        cookie_name(request.app.state.resources.settings.console_cookie_secure)
+    )
+
+    async def still_signed_in() -> bool:
+        try:
+            found = await sessions.find(token)
+        except Exception:  # PostgreSQL away: the stream's pages keep what they have
+            return True
+        return found is not None and found.may(scope)
+
+    return Lease(still_signed_in)
 
 
 def _stream_slot(request: Request) -> StreamCount:
@@ -547,8 +568,9 @@ async def conversation_stream(
     patient: PatientKey,
 ) -> Response:
     """The conversation as Server-Sent Events (`conversation`, the whole list as HTML): once
-    now, then whenever a message goes out, a report or a reply comes in; for half an hour
-    (the browser then reconnects)."""
+    now, then whenever a message goes out, a report or a reply comes in; until the session
+    ends (checked every half minute), for half an hour at most (the browser then
+    reconnects)."""
     streams = _stream_slot(request)
     touched(patient_key=patient)
     followed: Conversations = request.app.state.console_conversations
@@ -557,16 +579,16 @@ async def conversation_stream(
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
             async with followed.follow(patient) as updates:
-                view = await conversations.conversation(resources, patient, followed.LIMIT)
-                deadline = asyncio.get_running_loop().time() + STREAM_LIMIT_SECONDS
-                while True:
+                view: ConversationView | None = await conversations.conversation(
+                    resources, patient, followed.LIMIT
+                )
+                lease = _lease(request, Scope.RUNS_READ)
+                while view is not None:
                     html = template.render(conversation=view, request=request)
                     yield ServerSentEvent(html, event="conversation")
-                    left = deadline - asyncio.get_running_loop().time()
-                    try:
-                        view = await asyncio.wait_for(updates.get(), timeout=max(left, 0))
-                    except TimeoutError:
-                        return
+                    view = await lease.next(updates)
+                if lease.signed_out:
+                    yield ServerSentEvent("", event="end")
         finally:
             streams.give_back()
 
@@ -616,22 +638,6 @@ async def health_page(request: Request, resources: ResourcesDep) -> HTMLResponse
     found = await health.measure(settings.kafka_bootstrap_servers, resources.topics,
                                  resources.pool, settings.console_services)  # fmt: skip
     return render(request, "health.html", health=found)
-
-
-class StreamCount:
-    """Live timelines open in this process, at most `limit`."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.open = limit, 0
-
-    def take(self) -> bool:
-        if self.open >= self.limit:
-            return False
-        self.open += 1
-        return True
-
-    def give_back(self) -> None:
-        self.open -= 1
 
 
 def local_time(value: datetime | None) -> str:
