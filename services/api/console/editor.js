@@ -32,7 +32,6 @@ async function mount(textarea) {
   });
   textarea.after(view.dom);
   textarea.hidden = true;
-  window.journeyEditor = view; // for the browser tests, and a console at hand
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -607,9 +607,11 @@ async def new_journey(
 
 
 @ops.get("/journeys/schema.json")
-async def journey_schema() -> JSONResponse:
-    """The journey definition's JSON Schema, for the editor's completion: the contract's
-    own (contracts/schemas/definition), not a copy."""
+async def journey_schema(
+    session: Annotated[Session, needs(Scope.JOURNEYS_WRITE)],
+) -> JSONResponse:
+    """The journey definition's JSON Schema, for the editor's completion (to the editor's
+    users, as the rest of the console): the contract's own (contracts/schemas/definition)."""
     return JSONResponse(DEFINITION_SCHEMA, headers={"Cache-Control": "private, max-age=3600"})
 
 

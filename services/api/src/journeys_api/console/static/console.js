@@ -114,6 +114,7 @@
     const state = document.getElementById("live-state");
     list.addEventListener("htmx:sseOpen", () => { state.textContent = "live"; });
     list.addEventListener("htmx:sseError", () => { state.textContent = "reconnecting"; });
+    list.addEventListener("htmx:sseClose", () => { state.textContent = "ended"; });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
