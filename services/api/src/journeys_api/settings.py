@@ -173,10 +173,13 @@ class ApiSettings(DatabaseSettings, ShreddingSettings):
         "org`), for the OIDC redirect; unset: as the request arrived",
     )  # fmt: skip
     console_max_streams: int = Field(
-        500, ge=1, le=100_000, description="live timelines open at once; beyond: 503"
+        500,
+        ge=1,
+        le=100_000,
+        description="live pages (run timelines, conversations) open at once; beyond: 503",
     )
     console_stream_poll_seconds: float = Field(
-        0.5, gt=0, le=10, description="how often a live timeline looks for new events"
+        0.5, gt=0, le=10, description="how often the live pages' poller looks for news"
     )
 
     @field_validator(

@@ -9,6 +9,7 @@ the URL instead. Every state-changing request carries the session's CSRF token.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -55,9 +56,6 @@ log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 PAGE = 25
 STATUSES = RUN_STATUSES
-DEFINITION_SCHEMA = schema_of(
-    next(c for c in contracts() if c.name == "journey-definition.v1")
-)  # the file in contracts/schemas/definition, made by the same code
 
 
 class PageError(HTTPException):
@@ -612,7 +610,13 @@ async def journey_schema(
 ) -> JSONResponse:
     """The journey definition's JSON Schema, for the editor's completion (to the editor's
     users, as the rest of the console): the contract's own (contracts/schemas/definition)."""
-    return JSONResponse(DEFINITION_SCHEMA, headers={"Cache-Control": "private, max-age=3600"})
+    return JSONResponse(_definition_schema(), headers={"Cache-Control": "private, max-age=3600"})
+
+
+@functools.cache
+def _definition_schema() -> dict[str, Any]:
+    """Made by the code that writes contracts/schemas/definition, once, when first asked."""
+    return schema_of(next(c for c in contracts() if c.name == "journey-definition.v1"))
 
 
 @ops.post("/journeys/check")
